@@ -1,0 +1,86 @@
+"""The two error families (after h11): our user's misuse, and the peer's violations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class OcppError(Exception):
+    """Base of every exception ocpp-sansio raises on purpose."""
+
+
+class LocalProtocolError(OcppError):
+    """Our own application asked for something the protocol forbids.
+
+    Nothing was sent; the message says which rule and which state forbade it.
+    """
+
+
+class InvalidPayloadError(LocalProtocolError, ValueError):
+    """An outgoing message does not satisfy its schema (wrong type, too long, naive datetime…)."""
+
+    def __init__(self, reason: str, path: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.reason = reason
+        self.path = path
+
+
+class SchemaViolation(OcppError, ValueError):
+    """A payload breaks its schema. ``kind`` names the broken rule family, ``path`` is the
+    JSON path of the offending value (``$.meterValue[0].timestamp``)."""
+
+    #: missing required field, too few or too many list items
+    OCCURRENCE = "occurrence"
+    #: a value of the wrong JSON type (or a malformed date-time)
+    TYPE = "type"
+    #: a value of the right type outside its enum, length or range
+    PROPERTY = "property"
+    #: a property the schema does not allow
+    UNKNOWN_PROPERTY = "unknown-property"
+
+    def __init__(self, kind: str, reason: str, segment: str = "") -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+        self._segments = [segment] if segment else []
+
+    def at(self, segment: str) -> SchemaViolation:
+        """Record that the violation lies inside ``segment`` (outermost added last)."""
+        self._segments.append(segment)
+        return self
+
+    @property
+    def path(self) -> str:
+        return "$" + "".join(reversed(self._segments))
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+class FrameError(OcppError):
+    """An incoming OCPP-J frame could not be accepted.
+
+    ``error_code`` is the OCPP error code of the negotiated version; ``message_id`` the id
+    when it could be read. ``answer`` is the frame that the rules of the version say to send
+    back (a CALLERROR, a 2.1 CALLRESULTERROR), or None when the rules say to stay silent.
+    """
+
+    def __init__(
+        self,
+        error_code: str,
+        description: str,
+        *,
+        message_id: str | None = None,
+        message_type: int | None = None,
+        details: dict[str, Any] | None = None,
+        answer: Any = None,
+        action: str | None = None,
+    ) -> None:
+        super().__init__(f"{error_code}: {description}")
+        self.error_code = error_code
+        self.description = description
+        self.message_id = message_id
+        self.message_type = message_type
+        self.details = details if details is not None else {}
+        self.answer = answer
+        self.action = action

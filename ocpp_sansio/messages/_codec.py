@@ -1,0 +1,511 @@
+"""Per-class structure (decode + validate) and unstructure (validate + encode) functions.
+
+Like cattrs, we generate specialised Python source for each message class on first use and
+compile it. Each structure function validates and builds in one pass, exactly as strictly
+as the official JSON schema; each unstructure function checks what the user built, omits
+None fields and renders datetimes as UTC with ``Z``. Violations raise ``SchemaViolation``
+with the JSON path of the offending value; the path is only assembled on the error path.
+"""
+
+from __future__ import annotations
+
+import enum
+import linecache
+import math
+import re
+import types
+import typing
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+from ..errors import SchemaViolation
+from ._model import LIMITS, Limits, is_message_class
+
+_MISSING = object()
+_NO_LIMITS = Limits()
+
+StructureFn = Callable[[Any], Any]
+UnstructureFn = Callable[[Any], dict[str, Any]]
+
+_structure_fns: dict[type, StructureFn] = {}
+_unstructure_fns: dict[type, UnstructureFn] = {}
+
+
+def structure_fn(cls: type) -> StructureFn:
+    """The validating decode function of message class ``cls``: dict in, instance out."""
+    fn = _structure_fns.get(cls)
+    if fn is None:
+        fn = _structure_fns[cls] = _Generator(cls, decode=True).build()
+    return fn
+
+
+def unstructure_fn(cls: type) -> UnstructureFn:
+    """The validating encode function of message class ``cls``: instance in, dict out."""
+    fn = _unstructure_fns.get(cls)
+    if fn is None:
+        fn = _unstructure_fns[cls] = _Generator(cls, decode=False).build()
+    return fn
+
+
+def unstructure(obj: Any) -> dict[str, Any]:
+    return unstructure_fn(type(obj))(obj)
+
+
+# --- helpers called by the generated code (error paths are kept out of it) -------------
+
+_JSON_TYPE_NAMES = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _wrong_type(value: Any, expected: str, segment: str = "") -> SchemaViolation:
+    return SchemaViolation(
+        SchemaViolation.TYPE, f"expected {expected}, got {_json_type(value)}", segment
+    )
+
+
+def _missing(segment: str) -> SchemaViolation:
+    return SchemaViolation(SchemaViolation.OCCURRENCE, "required property missing", segment)
+
+
+def _unknown_properties(obj: dict[str, Any], known: frozenset[str]) -> SchemaViolation:
+    extra = sorted(str(key) for key in obj if key not in known)
+    return SchemaViolation(SchemaViolation.UNKNOWN_PROPERTY, "property not allowed", "." + extra[0])
+
+
+def _too_long(value: str, limit: int, segment: str) -> SchemaViolation:
+    return SchemaViolation(
+        SchemaViolation.PROPERTY, f"{len(value)} characters, at most {limit} allowed", segment
+    )
+
+
+def _out_of_range(value: Any, limits: Limits, segment: str) -> SchemaViolation:
+    return SchemaViolation(
+        SchemaViolation.PROPERTY,
+        f"{value!r} outside [{limits.minimum}, {limits.maximum}]"
+        + (f" or not a multiple of {limits.multiple_of}" if limits.multiple_of else ""),
+        segment,
+    )
+
+
+def _not_in_enum(value: Any, enum_cls: type[enum.Enum], segment: str) -> SchemaViolation:
+    if not isinstance(value, str):
+        return _wrong_type(value, "string", segment)
+    return SchemaViolation(
+        SchemaViolation.PROPERTY, f"{value!r} is not a {enum_cls.__name__}", segment
+    )
+
+
+def _item_count(value: list[Any], limits: Limits, segment: str) -> SchemaViolation:
+    return SchemaViolation(
+        SchemaViolation.OCCURRENCE,
+        f"{len(value)} items, allowed {limits.min_items or 0}..{limits.max_items or 'any'}",
+        segment,
+    )
+
+
+def _in_list(error: SchemaViolation, items: Any, item_fn: Any, segment: str) -> SchemaViolation:
+    """Locate which item of ``items`` failed, for the error path."""
+    for index, item in enumerate(items):
+        try:
+            item_fn(item)
+        except SchemaViolation as found:
+            return found.at(f"[{index}]").at(segment)
+    return error.at(segment)
+
+
+def _integral(value: Any, segment: str) -> int:
+    """Draft-6 schemas count a float with no fractional part as an integer."""
+    if value.__class__ is float and value.is_integer():
+        return int(value)
+    raise _wrong_type(value, "integer", segment)
+
+
+def _is_multiple(value: float, step: float) -> bool:
+    quotient = value / step
+    return math.isfinite(quotient) and abs(quotient - round(quotient)) <= 1e-9 * max(
+        1.0, abs(quotient)
+    )
+
+
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[^\s]*\Z")
+_DATETIME = re.compile(
+    r"\d{4}-[01]\d-[0-3]\d[Tt][0-2]\d:[0-5]\d:[0-5]\d(?:\.\d+)?(?:[Zz]|[+-][0-2]\d:[0-5]\d)\Z"
+)
+
+
+def _is_uri(value: str) -> bool:
+    return _URI.match(value) is not None
+
+
+def parse_datetime(value: Any, segment: str = "") -> datetime:
+    """An RFC 3339 date-time (``Z`` or an offset, with or without fraction) to an aware
+    datetime."""
+    if value.__class__ is not str:
+        raise _wrong_type(value, "date-time string", segment)
+    if _DATETIME.match(value) is None:
+        raise SchemaViolation(
+            SchemaViolation.TYPE, f"{value!r} is not an RFC 3339 date-time", segment
+        )
+    try:
+        return datetime.fromisoformat(value.upper())
+    except ValueError:
+        raise SchemaViolation(
+            SchemaViolation.TYPE, f"{value!r} is not a valid date-time", segment
+        ) from None
+
+
+def format_datetime(value: Any, segment: str = "") -> str:
+    """An aware datetime as RFC 3339 in UTC with ``Z``, to the millisecond at most (2.x
+    allows no more than three fractional digits)."""
+    if value.__class__ is not datetime and not isinstance(value, datetime):
+        raise _wrong_type(value, "datetime", segment)
+    offset = value.utcoffset()
+    if offset is None:
+        raise SchemaViolation(SchemaViolation.TYPE, "naive datetime (no timezone)", segment)
+    if offset:
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:
+            return value.isoformat()
+    spec = "milliseconds" if value.microsecond >= 1000 else "seconds"
+    return value.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
+def _enum_out(value: Any, members: dict[str, Any], enum_cls: type, segment: str) -> Any:
+    """Accept a member or its plain string value on the way out."""
+    member = members.get(value) if isinstance(value, str) else None
+    if member is None:
+        raise _not_in_enum(value, enum_cls, segment)
+    return member
+
+
+_HELPERS = {
+    "_MISSING": _MISSING,
+    "_wrong_type": _wrong_type,
+    "_missing": _missing,
+    "_unknown_properties": _unknown_properties,
+    "_too_long": _too_long,
+    "_out_of_range": _out_of_range,
+    "_not_in_enum": _not_in_enum,
+    "_item_count": _item_count,
+    "_in_list": _in_list,
+    "_integral": _integral,
+    "_is_multiple": _is_multiple,
+    "_is_uri": _is_uri,
+    "_parse_datetime": parse_datetime,
+    "_format_datetime": format_datetime,
+    "_enum_out": _enum_out,
+    "_SchemaViolation": SchemaViolation,
+}
+
+# --- the generator ----------------------------------------------------------------------
+
+
+def _unwrap_optional(tp: Any) -> Any:
+    if isinstance(tp, types.UnionType):
+        args = [arg for arg in typing.get_args(tp) if arg is not type(None)]
+        return args[0]
+    return tp
+
+
+class _Generator:
+    """Writes the source of one structure or unstructure function."""
+
+    def __init__(self, cls: type, *, decode: bool) -> None:
+        self.cls = cls
+        self.decode = decode
+        self.namespace: dict[str, Any] = dict(_HELPERS)
+        self.lines: list[str] = []
+        self.counter = 0
+        self.draft = getattr(cls, "__ocpp_draft__", 6)
+
+    def name_for(self, obj: Any, hint: str) -> str:
+        self.counter += 1
+        name = f"_{hint}_{self.counter}"
+        self.namespace[name] = obj
+        return name
+
+    def build(self) -> Any:
+        kind = "structure" if self.decode else "unstructure"
+        fn_name = f"{kind}_{self.cls.__name__}"
+        if self.decode:
+            self.write_structure()
+        else:
+            self.write_unstructure()
+        source = f"def {fn_name}(d):\n" + "\n".join(self.lines) + "\n"
+        filename = f"<ocpp_sansio {kind} {self.cls.__module__}.{self.cls.__qualname__}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        exec(compile(source, filename, "exec"), self.namespace)
+        fn: Any = self.namespace[fn_name]
+        return fn
+
+    def emit(self, indent: int, line: str) -> None:
+        self.lines.append("    " * indent + line)
+
+    # structure ----------------------------------------------------------------------
+
+    def write_structure(self) -> None:
+        cls = self.cls
+        fields = attrs.fields(cls)
+        is_open = getattr(cls, "__ocpp_open__", False)
+        wire_names = {f.name: _wire_name(f) for f in fields if f.name != "extra" or not is_open}
+        known = self.name_for(frozenset(wire_names.values()), "known")
+        self.emit(1, "if d.__class__ is not dict:")
+        self.emit(2, 'raise _wrong_type(d, "object")')
+        if not is_open:
+            self.emit(1, f"if not {known}.issuperset(d):")
+            self.emit(2, f"raise _unknown_properties(d, {known})")
+        args = []
+        for f in fields:
+            if is_open and f.name == "extra":
+                self.emit(1, f"extra = {{k: v for k, v in d.items() if k not in {known}}}")
+                args.append("extra=extra")
+                continue
+            wire = wire_names[f.name]
+            var = f"f_{f.name}"
+            limits = f.metadata.get(LIMITS, _NO_LIMITS)
+            required = f.default is attrs.NOTHING
+            self.emit(1, f"{var} = d.get({wire!r}, _MISSING)")
+            if required:
+                self.emit(1, f"if {var} is _MISSING:")
+                self.emit(2, f"raise _missing({'.' + wire!r})")
+                self.check_in(1, var, _unwrap_optional(f.type), limits, "." + wire)
+            else:
+                self.emit(1, f"if {var} is _MISSING:")
+                self.emit(2, f"{var} = None")
+                self.emit(1, "else:")
+                self.check_in(2, var, _unwrap_optional(f.type), limits, "." + wire)
+            args.append(f"{f.name}={var}")
+        cls_name = self.name_for(cls, "cls")
+        self.emit(1, f"return {cls_name}({', '.join(args)})")
+
+    def check_in(self, ind: int, var: str, tp: Any, limits: Limits, seg: str) -> None:
+        """Emit code validating ``var`` (raw JSON) against ``tp`` and converting it."""
+        origin = typing.get_origin(tp)
+        if origin is list:
+            (item_tp,) = typing.get_args(tp)
+            self.emit(ind, f"if {var}.__class__ is not list:")
+            self.emit(ind + 1, f'raise _wrong_type({var}, "array", {seg!r})')
+            self.item_count_check(ind, var, limits, seg)
+            item_fn = self.item_function(item_tp, limits)
+            self.emit(ind, "try:")
+            self.emit(ind + 1, f"{var} = [{item_fn}(x) for x in {var}]")
+            self.emit(ind, "except _SchemaViolation as e:")
+            self.emit(ind + 1, f"raise _in_list(e, {var}, {item_fn}, {seg!r}) from None")
+            return
+        if is_message_class(tp):
+            fn = self.name_for(structure_fn(tp), "structure")
+            self.emit(ind, "try:")
+            self.emit(ind + 1, f"{var} = {fn}({var})")
+            self.emit(ind, "except _SchemaViolation as e:")
+            self.emit(ind + 1, f"raise e.at({seg!r}) from None")
+            return
+        self.scalar_in(ind, var, tp, limits, seg)
+
+    def scalar_in(self, ind: int, var: str, tp: Any, limits: Limits, seg: str) -> None:
+        emit = self.emit
+        if tp is str:
+            emit(ind, f"if {var}.__class__ is not str:")
+            emit(ind + 1, f'raise _wrong_type({var}, "string", {seg!r})')
+            if limits.max_length is not None:
+                emit(ind, f"if len({var}) > {limits.max_length}:")
+                emit(ind + 1, f"raise _too_long({var}, {limits.max_length}, {seg!r})")
+            if limits.uri:
+                emit(ind, f"if not _is_uri({var}):")
+                emit(
+                    ind + 1,
+                    f'raise _SchemaViolation("property", "not a URI", {seg!r})',
+                )
+        elif tp is int:
+            emit(ind, f"if {var}.__class__ is not int:")
+            if self.draft >= 6:
+                emit(ind + 1, f"{var} = _integral({var}, {seg!r})")
+            else:
+                emit(ind + 1, f'raise _wrong_type({var}, "integer", {seg!r})')
+            self.range_check(ind, var, limits, seg)
+        elif tp is float:
+            emit(ind, f"if {var}.__class__ is not float and {var}.__class__ is not int:")
+            emit(ind + 1, f'raise _wrong_type({var}, "number", {seg!r})')
+            self.range_check(ind, var, limits, seg)
+        elif tp is bool:
+            emit(ind, f"if {var}.__class__ is not bool:")
+            emit(ind + 1, f'raise _wrong_type({var}, "boolean", {seg!r})')
+        elif tp is datetime:
+            emit(ind, f"{var} = _parse_datetime({var}, {seg!r})")
+        elif isinstance(tp, type) and issubclass(tp, enum.Enum):
+            members = self.name_for(dict(tp._value2member_map_), "members")
+            enum_name = self.name_for(tp, "enum")
+            raw = var + "_raw"
+            emit(ind, f"{raw} = {var}")
+            emit(ind, f"{var} = {members}.get({var}) if {var}.__class__ is str else None")
+            emit(ind, f"if {var} is None:")
+            emit(ind + 1, f"raise _not_in_enum({raw}, {enum_name}, {seg!r})")
+        elif tp is Any:
+            pass
+        else:  # pragma: no cover - the generator only produces the types above
+            raise TypeError(f"cannot generate a check for {tp!r}")
+
+    def range_check(self, ind: int, var: str, limits: Limits, seg: str) -> None:
+        conditions = []
+        if limits.minimum is not None:
+            conditions.append(f"{var} < {limits.minimum!r}")
+        if limits.maximum is not None:
+            conditions.append(f"{var} > {limits.maximum!r}")
+        if limits.multiple_of is not None:
+            conditions.append(f"not _is_multiple({var}, {limits.multiple_of!r})")
+        if conditions:
+            lim = self.name_for(limits, "limits")
+            self.emit(ind, f"if {' or '.join(conditions)}:")
+            self.emit(ind + 1, f"raise _out_of_range({var}, {lim}, {seg!r})")
+
+    def item_count_check(self, ind: int, var: str, limits: Limits, seg: str) -> None:
+        conditions = []
+        if limits.min_items is not None:
+            conditions.append(f"len({var}) < {limits.min_items}")
+        if limits.max_items is not None:
+            conditions.append(f"len({var}) > {limits.max_items}")
+        if conditions:
+            lim = self.name_for(limits, "limits")
+            self.emit(ind, f"if {' or '.join(conditions)}:")
+            self.emit(ind + 1, f"raise _item_count({var}, {lim}, {seg!r})")
+
+    def item_function(self, item_tp: Any, limits: Limits) -> str:
+        """A one-argument function converting a list item, named in the namespace."""
+        if self.decode and is_message_class(item_tp):
+            return self.name_for(structure_fn(item_tp), "structure")
+        if not self.decode and is_message_class(item_tp):
+            return self.name_for(_checked_unstructure(item_tp), "unstructure")
+        sub = _Generator(self.cls, decode=self.decode)
+        sub.draft = self.draft
+        sub.namespace = self.namespace
+        sub.counter = self.counter + 1000
+        if self.decode:
+            sub.scalar_in(1, "d", item_tp, limits, "")
+        else:
+            sub.scalar_out(1, "d", item_tp, limits, "")
+        sub.emit(1, "return d")
+        self.counter = sub.counter
+        hint = "item_in" if self.decode else "item_out"
+        name = self.name_for(None, hint)
+        source = f"def {name}(d):\n" + "\n".join(sub.lines) + "\n"
+        exec(
+            compile(source, f"<ocpp_sansio {hint} {self.cls.__qualname__}>", "exec"), self.namespace
+        )
+        return name
+
+    # unstructure --------------------------------------------------------------------
+
+    def write_unstructure(self) -> None:
+        cls = self.cls
+        is_open = getattr(cls, "__ocpp_open__", False)
+        self.emit(1, "o = d")
+        self.emit(1, "d = {**o.extra}" if is_open else "d = {}")
+        for f in attrs.fields(cls):
+            if is_open and f.name == "extra":
+                continue
+            wire = _wire_name(f)
+            limits = f.metadata.get(LIMITS, _NO_LIMITS)
+            var = f"f_{f.name}"
+            self.emit(1, f"{var} = o.{f.name}")
+            if f.default is attrs.NOTHING:
+                self.emit(1, f"if {var} is None:")
+                self.emit(2, f"raise _missing({'.' + wire!r})")
+                self.check_out(1, var, _unwrap_optional(f.type), limits, "." + wire)
+                self.emit(1, f"d[{wire!r}] = {var}")
+            else:
+                self.emit(1, f"if {var} is not None:")
+                self.check_out(2, var, _unwrap_optional(f.type), limits, "." + wire)
+                self.emit(2, f"d[{wire!r}] = {var}")
+        self.emit(1, "return d")
+
+    def check_out(self, ind: int, var: str, tp: Any, limits: Limits, seg: str) -> None:
+        origin = typing.get_origin(tp)
+        if origin is list:
+            (item_tp,) = typing.get_args(tp)
+            self.emit(ind, f"if {var}.__class__ is not list and {var}.__class__ is not tuple:")
+            self.emit(ind + 1, f'raise _wrong_type({var}, "list", {seg!r})')
+            self.item_count_check(ind, var, limits, seg)
+            item_fn = self.item_function(item_tp, limits)
+            self.emit(ind, "try:")
+            self.emit(ind + 1, f"{var} = [{item_fn}(x) for x in {var}]")
+            self.emit(ind, "except _SchemaViolation as e:")
+            self.emit(ind + 1, f"raise _in_list(e, {var}, {item_fn}, {seg!r}) from None")
+            return
+        if is_message_class(tp):
+            fn = self.name_for(_checked_unstructure(tp), "unstructure")
+            self.emit(ind, "try:")
+            self.emit(ind + 1, f"{var} = {fn}({var})")
+            self.emit(ind, "except _SchemaViolation as e:")
+            self.emit(ind + 1, f"raise e.at({seg!r}) from None")
+            return
+        self.scalar_out(ind, var, tp, limits, seg)
+
+    def scalar_out(self, ind: int, var: str, tp: Any, limits: Limits, seg: str) -> None:
+        emit = self.emit
+        if tp is str:
+            emit(ind, f"if {var}.__class__ is not str and not isinstance({var}, str):")
+            emit(ind + 1, f'raise _wrong_type({var}, "str", {seg!r})')
+            if limits.max_length is not None:
+                emit(ind, f"if len({var}) > {limits.max_length}:")
+                emit(ind + 1, f"raise _too_long({var}, {limits.max_length}, {seg!r})")
+            if limits.uri:
+                emit(ind, f"if not _is_uri({var}):")
+                emit(ind + 1, f'raise _SchemaViolation("property", "not a URI", {seg!r})')
+        elif tp is int:
+            emit(ind, f"if {var}.__class__ is not int:")
+            emit(ind + 1, f'raise _wrong_type({var}, "int", {seg!r})')
+            self.range_check(ind, var, limits, seg)
+        elif tp is float:
+            emit(ind, f"if {var}.__class__ is not float and {var}.__class__ is not int:")
+            emit(ind + 1, f'raise _wrong_type({var}, "float", {seg!r})')
+            emit(ind, f"if {var} != {var} or {var} in (float('inf'), float('-inf')):")
+            emit(ind + 1, f'raise _SchemaViolation("type", "not a finite number", {seg!r})')
+            self.range_check(ind, var, limits, seg)
+        elif tp is bool:
+            emit(ind, f"if {var}.__class__ is not bool:")
+            emit(ind + 1, f'raise _wrong_type({var}, "bool", {seg!r})')
+        elif tp is datetime:
+            emit(ind, f"{var} = _format_datetime({var}, {seg!r})")
+        elif isinstance(tp, type) and issubclass(tp, enum.Enum):
+            members = self.name_for(dict(tp._value2member_map_), "members")
+            enum_name = self.name_for(tp, "enum")
+            emit(ind, f"if {var}.__class__ is not {enum_name}:")
+            emit(ind + 1, f"{var} = _enum_out({var}, {members}, {enum_name}, {seg!r})")
+        elif tp is Any:
+            pass
+        else:  # pragma: no cover
+            raise TypeError(f"cannot generate a check for {tp!r}")
+
+
+def _checked_unstructure(cls: type) -> UnstructureFn:
+    """Unstructure for a nested value: also checks the value is of the declared class."""
+    fn = unstructure_fn(cls)
+
+    def nested(value: Any) -> dict[str, Any]:
+        if value.__class__ is not cls:
+            raise _wrong_type(value, cls.__name__)
+        return fn(value)
+
+    return nested
+
+
+def _wire_name(f: attrs.Attribute[Any]) -> str:
+    limits = f.metadata.get(LIMITS)
+    if limits is not None and limits.name is not None:
+        return str(limits.name)
+    head, *rest = f.name.rstrip("_").split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
