@@ -135,7 +135,10 @@ def _integral(value: Any, segment: str) -> int:
 
 
 def _is_multiple(value: float, step: float) -> bool:
-    quotient = value / step
+    try:
+        quotient = value / step
+    except OverflowError:  # an integer beyond float range: refused, as jsonschema does
+        return False
     return math.isfinite(quotient) and abs(quotient - round(quotient)) <= 1e-9 * max(
         1.0, abs(quotient)
     )
@@ -355,7 +358,7 @@ class _Generator:
             emit(ind, f"if {var} is None:")
             emit(ind + 1, f"raise _not_in_enum({raw}, {enum_name}, {seg!r})")
         elif tp is Any:
-            pass
+            emit(ind, "pass")  # any JSON value; a block must not be left empty
         else:  # pragma: no cover - the generator only produces the types above
             raise TypeError(f"cannot generate a check for {tp!r}")
 
