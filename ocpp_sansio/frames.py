@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 from typing import Any, Final
 
 import attrs
 import cattrs
 
-from .errors import FrameError, InvalidPayloadError, SchemaViolation
+from .errors import FrameError, InvalidPayloadError, LocalProtocolError, SchemaViolation
 from .messages._codec import structure_fn, unstructure_fn
 from .messages._model import is_message_class
 from .messages._registry import Registry
@@ -33,6 +34,7 @@ MAX_MESSAGE_ID_LENGTH: Final = 36
 MAX_DESCRIPTION_LENGTH: Final = 255
 #: The id a CALLERROR carries when the CALL's own id could not be read.
 UNREADABLE_ID: Final = "-1"
+_BY_TYPE: Final = -1
 
 
 @attrs.frozen(kw_only=True)
@@ -175,15 +177,44 @@ def _check_version(version: str) -> str:
     return version
 
 
+#: How deeply arrays and objects may nest in one frame. No schema comes near it (the
+#: deepest payloads nest about ten levels); it keeps the limit independent of how deep the
+#: caller's stack happens to be, so whatever decodes can also be encoded again.
+MAX_DEPTH: Final = 100
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value - value:  # inf - inf is nan: a literal beyond the range of a double
+        raise ValueError(f"number {text[:20]}{'...' if len(text) > 20 else ''} is out of range")
+    return value
+
+
+_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+_encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 def _loads(text: str) -> Any:
     return _decoder.decode(text)
+
+
+def _too_deep(text: str, value: Any) -> bool:
+    """Whether ``value`` (decoded from ``text``) nests deeper than MAX_DEPTH."""
+    if len(text) <= 2 * MAX_DEPTH or text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False  # too few brackets to nest that deep: the common, cheap case
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        for child in node.values() if node.__class__ is dict else node:
+            if child.__class__ is list or child.__class__ is dict:
+                stack.append((child, depth + 1))
+    return False
 
 
 class _Decoder:
@@ -206,21 +237,36 @@ class _Decoder:
         *,
         details: dict[str, Any] | None = None,
         action: str | None = None,
+        answer_as: int | None = _BY_TYPE,
     ) -> FrameError:
-        """A FrameError with the answer the version prescribes for this message type."""
+        """A FrameError with the answer the version prescribes.
+
+        ``answer_as`` is the message type whose answering rules apply (None: no answer); by
+        default that of ``message_type``. A frame whose type could not be read is answered
+        like a CALL: the peer ignores an error whose id it does not know, while silence
+        would look like a lost message.
+        """
+        if answer_as == _BY_TYPE:
+            answer_as = CALL if message_type is None else message_type
         description = description[:MAX_DESCRIPTION_LENGTH]
         answer: CallError | CallResultError | None = None
-        answer_id = message_id if message_id is not None else UNREADABLE_ID
-        if message_type is None or message_type == CALL:
+        if answer_as == CALL:
             answer = CallError(
-                message_id=answer_id,
+                message_id=message_id if message_id is not None else UNREADABLE_ID,
                 error_code=code,
                 description=description,
                 details=details or {},
             )
-        elif message_type == CALLRESULT and self.version == "2.1" and message_id is not None:
+        elif (
+            answer_as == CALLRESULT
+            and self.version == "2.1"
+            and message_id is not None
+            # We never send a longer id, so such a CALLRESULT answers nothing of ours, and
+            # unmatched answers are reported, not answered.
+            and len(message_id) <= MAX_MESSAGE_ID_LENGTH
+        ):
             answer = CallResultError(
-                message_id=answer_id,
+                message_id=message_id,
                 error_code=code,
                 description=description,
                 details=details or {},
@@ -243,21 +289,26 @@ class _Decoder:
         if msg.__class__ is not list or not msg:
             raise self.fail(self.codes.rpc, "a frame must be a non-empty JSON array", None, None)
         type_id = msg[0]
-        if type_id.__class__ is not int:
-            raise self.fail(self.codes.rpc, "the message type must be a number", None, None)
         message_id = msg[1] if len(msg) > 1 and msg[1].__class__ is str else None
+        if type_id.__class__ is not int:
+            raise self.fail(self.codes.rpc, "the message type must be an integer", message_id, None)
         if type_id not in self.types:
             return self.unknown_type(type_id, message_id)
         if message_id is None:
             raise self.fail(self.codes.rpc, "the message id must be a string", None, type_id)
         if len(message_id) > MAX_MESSAGE_ID_LENGTH:
+            # Answered with the id as received: "-1" would match nothing at the peer.
             raise self.fail(
                 self.codes.rpc,
                 f"message id longer than {MAX_MESSAGE_ID_LENGTH} characters",
                 message_id,
                 type_id,
             )
-        if type_id == CALL or type_id == SEND:
+        if _too_deep(text, msg):
+            raise self.fail(
+                self.codes.rpc, f"nested deeper than {MAX_DEPTH} levels", message_id, type_id
+            )
+        if type_id in (CALL, SEND):
             return self.call(msg, type_id, message_id)
         if type_id == CALLRESULT:
             return self.call_result(msg, message_id, response_to)
@@ -267,14 +318,19 @@ class _Decoder:
         """2.0.1 answers MessageTypeNotSupported; 1.6 and 2.1 ignore the message."""
         description = f"message type {type_id} is not supported"
         if self.version == "2.0.1":
-            raise self.fail("MessageTypeNotSupported", description, message_id, None)
+            raise self.fail(
+                "MessageTypeNotSupported", description, message_id, type_id, answer_as=CALL
+            )
         code = "MessageTypeNotSupported" if self.version == "2.1" else self.codes.rpc
-        raise FrameError(code, description, message_id=message_id, message_type=type_id)
+        raise self.fail(code, description, message_id, type_id, answer_as=None)
 
     def call(self, msg: list[Any], type_id: int, message_id: str) -> Call | Send:
         if len(msg) != 4:
             raise self.fail(
-                self.codes.rpc, f"a CALL has 4 elements, not {len(msg)}", message_id, type_id
+                self.codes.rpc,
+                f"a {'CALL' if type_id == CALL else 'SEND'} has 4 elements, not {len(msg)}",
+                message_id,
+                type_id,
             )
         action = msg[2]
         if action.__class__ is not str:
@@ -333,6 +389,7 @@ class _Decoder:
                 f"a CALLRESULT has 3 elements, not {len(msg)}",
                 message_id,
                 CALLRESULT,
+                action=response_to,
             )
         if response_to is None:
             if msg[2].__class__ is not dict:
@@ -389,39 +446,93 @@ def decode_frame(text: str, version: str, *, response_to: str | None = None) -> 
     return decoder.decode(text, response_to)
 
 
-def _payload_out(payload: Any) -> Any:
-    if payload.__class__ is dict:
-        return payload
-    if not is_message_class(type(payload)):
-        raise InvalidPayloadError(f"expected a message object, got {type(payload).__name__}", "$")
+#: For each message class: the action it belongs to, and whether it is the request of a
+#: CALL ("request"), the payload of a SEND ("send") or a response ("response").
+_ROLES: dict[type, tuple[str, str] | None] = {}
+
+
+def _role_of(cls: type) -> tuple[str, str] | None:
     try:
-        return unstructure_fn(type(payload))(payload)
+        return _ROLES[cls]
+    except KeyError:
+        pass
+    role: tuple[str, str] | None = None
+    actions = getattr(sys.modules.get(cls.__module__), "ACTIONS", None)
+    if is_message_class(cls) and isinstance(actions, Registry):
+        try:
+            spec = actions.for_class(cls)
+        except KeyError:  # a type nested in messages, not a message itself
+            pass
+        else:
+            if cls is spec.response:
+                role = (spec.name, "response")
+            else:
+                role = (spec.name, "request" if spec.response is not None else "send")
+    _ROLES[cls] = role
+    return role
+
+
+def _payload_out(payload: Any, action: str | None, kind: str) -> Any:
+    """The JSON object of ``payload``, after checking it is the ``kind`` of ``action``
+    (any action for a response: a CALLRESULT does not name its action)."""
+    cls = payload.__class__
+    if cls is dict:
+        return payload  # built by hand, sent as it is
+    role = _role_of(cls)
+    if role is None or role[1] != kind or (action is not None and role[0] != action):
+        expected = f"the {kind} of {action or 'an action'}"
+        what = f"the {role[1]} of {role[0]}" if role is not None else "no action's payload"
+        raise InvalidPayloadError(f"{cls.__name__} is {what}, not {expected}", "$")
+    try:
+        return unstructure_fn(cls)(payload)
     except SchemaViolation as violation:
         raise InvalidPayloadError(violation.reason, violation.path) from None
 
 
-def _check_id(message_id: Any) -> None:
-    if not isinstance(message_id, str) or not 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH:
-        raise InvalidPayloadError(
-            f"message id must be a string of 1..{MAX_MESSAGE_ID_LENGTH} characters", "$[1]"
+def _check_new_id(message_id: Any) -> None:
+    """The id of a CALL or SEND we originate: 1 to 36 characters."""
+    if message_id.__class__ is not str or not 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH:
+        raise LocalProtocolError(
+            f"a message id must be a string of 1 to {MAX_MESSAGE_ID_LENGTH} characters, "
+            f"not {message_id!r}"
         )
 
 
+def _check_str(value: Any, what: str) -> None:
+    if not isinstance(value, str):
+        raise LocalProtocolError(f"{what} must be a string, not {type(value).__name__}")
+
+
 def encode_frame(frame: Frame) -> str:
-    """Compact JSON text of ``frame``; raises InvalidPayloadError for an invalid payload."""
+    """Compact JSON text of ``frame``.
+
+    Raises InvalidPayloadError (with the JSON path) for a payload that breaks its schema or
+    does not belong to the frame's action, LocalProtocolError for a malformed frame. An
+    answer repeats the id it answers whatever its length; a CALL or SEND id must have 1 to
+    36 characters. Error descriptions are cut to 255 characters.
+    """
     cls = frame.__class__
-    _check_id(frame.message_id)
     data: list[Any]
     if cls is Call or cls is Send:
+        _check_new_id(frame.message_id)
+        action = frame.action  # type: ignore[union-attr]
+        _check_str(action, "the action")
+        kind = "request" if cls is Call else "send"
         data = [
             CALL if cls is Call else SEND,
             frame.message_id,
-            frame.action,
-            _payload_out(frame.payload),
-        ]  # type: ignore[union-attr]
+            action,
+            _payload_out(frame.payload, action, kind),  # type: ignore[union-attr]
+        ]
     elif cls is CallResult:
-        data = [CALLRESULT, frame.message_id, _payload_out(frame.payload)]  # type: ignore[union-attr]
+        _check_str(frame.message_id, "the message id")
+        data = [CALLRESULT, frame.message_id, _payload_out(frame.payload, None, "response")]  # type: ignore[union-attr]
     elif cls is CallError or cls is CallResultError:
+        _check_str(frame.message_id, "the message id")
+        _check_str(frame.error_code, "the error code")  # type: ignore[union-attr]
+        _check_str(frame.description, "the error description")  # type: ignore[union-attr]
+        if not isinstance(frame.details, dict):  # type: ignore[union-attr]
+            raise LocalProtocolError("the error details must be a dict")
         data = [
             CALLERROR if cls is CallError else CALLRESULTERROR,
             frame.message_id,
@@ -431,7 +542,11 @@ def encode_frame(frame: Frame) -> str:
         ]
     else:
         raise TypeError(f"not an OCPP frame: {frame!r}")
-    return json.dumps(data, separators=(",", ":"))
+    try:
+        return _encoder.encode(data)
+    except (TypeError, ValueError, RecursionError) as exc:
+        # Only hand-built dicts and untyped (Any) values get here: NaN, sets, objects...
+        raise InvalidPayloadError(f"not representable as JSON: {exc}", "$") from None
 
 
 def make_converter(version: str) -> cattrs.Converter:

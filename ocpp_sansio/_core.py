@@ -1,0 +1,179 @@
+"""What the station and CSMS cores share: the channel per connection, the event queue,
+answers to the peer, timers, and message ids."""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from .connection import RpcChannel
+from .errors import LocalProtocolError
+from .events import Event, RequestReceived
+from .frames import ERROR_CODES, registry
+from .messages._registry import ActionSpec, Role
+
+
+def counter_ids(prefix: str = "") -> Callable[[], str]:
+    """Message ids from a counter: deterministic, for tests. Adapters inject UUIDs so ids
+    stay unique across process restarts (digest §1.2)."""
+    numbers = itertools.count(1)
+    return lambda: f"{prefix}{next(numbers)}"
+
+
+def status_response(cls: type, status: str, **fields: Any) -> Any:
+    """An instance of response class ``cls`` whose ``status`` enum holds ``status``."""
+    status_type = attrs.fields(cls).status.type
+    return cls(status=status_type(status), **fields)
+
+
+class CoreBase:
+    """One side's protocol state for one station, across its connections."""
+
+    role: Role
+
+    def __init__(
+        self,
+        version: str,
+        *,
+        call_timeout: float,
+        id_generator: Callable[[], str] | None,
+    ) -> None:
+        self.version = version
+        self.registry = registry(version)
+        self._call_timeout = call_timeout
+        self._new_id = id_generator or counter_ids()
+        self.channel: RpcChannel | None = None
+        self._events: deque[Event] = deque()
+        #: The peer's requests not answered yet, by message id (per connection).
+        self._inbound: dict[str, Any] = {}
+
+    # --- connection ---------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self.channel is not None
+
+    def connection_made(self, now: float) -> None:
+        """A WebSocket to the peer is open (again)."""
+        if self.channel is not None:
+            raise LocalProtocolError("connection_made called twice without connection_lost")
+        self.channel = RpcChannel(self.version, self.role, call_timeout=self._call_timeout)
+        self._inbound.clear()
+
+    def connection_lost(self, now: float) -> None:
+        """The WebSocket closed; what was outstanding on it is settled by the subclass."""
+        self.channel = None
+        self._inbound.clear()
+
+    # --- the application's side ---------------------------------------------------------
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def events(self) -> list[Event]:
+        """All pending events, oldest first."""
+        out = list(self._events)
+        self._events.clear()
+        return out
+
+    def data_to_send(self) -> list[str]:
+        """Text frames to write to the WebSocket, in order."""
+        channel = self.channel
+        if channel is None or not channel.outbox:
+            return []
+        out = channel.outbox
+        channel.outbox = []
+        return out
+
+    def send_response(self, message_id: str, response: Any, now: float) -> None:
+        """Answer the peer's request ``message_id``. Goes out at once, never behind our CALL."""
+        channel = self._require_channel("answer")
+        request = self._inbound.get(message_id)
+        action = channel.answer(message_id, response)
+        del self._inbound[message_id]
+        self._answered(action, request, response, now)
+
+    def send_error(
+        self,
+        message_id: str,
+        error_code: str,
+        description: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Answer the peer's request ``message_id`` with a CALLERROR."""
+        channel = self._require_channel("answer")
+        if error_code not in ERROR_CODES[self.version]:
+            raise LocalProtocolError(f"{error_code!r} is not an OCPP {self.version} error code")
+        channel.answer_error(message_id, error_code, description, details)
+        self._inbound.pop(message_id, None)
+
+    def receive_text(self, text: str, now: float) -> None:
+        """One text message from the WebSocket."""
+        channel = self._require_channel("receive")
+        for event in channel.receive(text):
+            if isinstance(event, RequestReceived):
+                self._inbound[event.message_id] = event.request
+            self._on_event(event, now)
+        self._pump(now)
+
+    def handle_timer(self, now: float) -> None:
+        """Call when ``next_deadline()`` has passed (calling early is harmless)."""
+        if self.channel is not None:
+            timed_out = self.channel.expire(now)
+            if timed_out is not None:
+                self._on_event(timed_out, now)
+        self._on_timer(now)
+        self._pump(now)
+
+    def next_deadline(self) -> float | None:
+        """The earliest time ``handle_timer`` must be called, or None."""
+        deadlines = [d for d in self._deadlines() if d is not None]
+        if self.channel is not None:
+            call_deadline = self.channel.deadline()
+            if call_deadline is not None:
+                deadlines.append(call_deadline)
+        return min(deadlines) if deadlines else None
+
+    # --- for subclasses -----------------------------------------------------------------
+
+    def _require_channel(self, what: str) -> RpcChannel:
+        if self.channel is None:
+            raise LocalProtocolError(f"cannot {what}: not connected")
+        return self.channel
+
+    def _spec_for_request(self, payload: Any) -> ActionSpec:
+        try:
+            spec = self.registry.for_payload(payload)
+        except KeyError:
+            raise LocalProtocolError(
+                f"{type(payload).__name__} is not an OCPP {self.version} message"
+            ) from None
+        if payload.__class__ is not spec.request:
+            raise LocalProtocolError(f"{type(payload).__name__} is a response, not a request")
+        if not spec.sender.may_send(self.role):
+            raise LocalProtocolError(f"the {self.role.value} never sends {spec.name}")
+        return spec
+
+    def _refuse(self, event: RequestReceived, error_code: str | None, rule: str) -> None:
+        assert self.channel is not None
+        self._inbound.pop(event.message_id, None)
+        self._events.append(self.channel.refuse(event, error_code, rule))
+
+    def _on_event(self, event: Event, now: float) -> None:
+        self._events.append(event)
+
+    def _answered(self, action: str, request: Any, response: Any, now: float) -> None:
+        """Hook: we answered the peer's ``action``."""
+
+    def _on_timer(self, now: float) -> None:
+        """Hook: a timer may have expired."""
+
+    def _deadlines(self) -> list[float | None]:
+        return []
+
+    def _pump(self, now: float) -> None:
+        """Hook: put the next queued CALL on the wire if the rules allow."""

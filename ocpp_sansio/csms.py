@@ -1,0 +1,271 @@
+"""The central-system side, one ``CsmsCore`` per station identity (digest §3.5–§3.7, §4).
+
+It records the registration status as we answered the station's BootNotification,
+refuses locally what that status forbids us to send, answers the station's requests that
+its status forbids with SecurityError, correlates our TriggerMessage / GetBaseReport /
+GetReport with the messages they bring, and watches heartbeat health.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from ._core import CoreBase
+from .config import CsmsConfig
+from .errors import LocalProtocolError
+from .events import (
+    CallFailed,
+    CallTimedOut,
+    ErrorReceived,
+    Event,
+    HeartbeatOverdue,
+    InvalidResponse,
+    RegistrationStatus,
+    RequestReceived,
+    ResponseReceived,
+)
+from .messages._registry import Role
+from .station import _SCOPED, _TRIGGERED_ACTION, _scope_of
+
+PENDING = RegistrationStatus.PENDING
+ACCEPTED = RegistrationStatus.ACCEPTED
+REJECTED = RegistrationStatus.REJECTED
+
+_REMOTE_TRANSACTION = {
+    "1.6": ("RemoteStartTransaction", "RemoteStopTransaction"),
+    "2.0.1": ("RequestStartTransaction", "RequestStopTransaction"),
+    "2.1": ("RequestStartTransaction", "RequestStopTransaction"),
+}
+#: How long an accepted TriggerMessage keeps exempting its messages.
+TRIGGER_WINDOW = 60.0
+
+
+@attrs.define(eq=False)
+class _Outgoing:
+    message_id: str
+    action: str
+    payload: Any
+
+
+@attrs.define(eq=False)
+class _Expectation:
+    """Messages we asked for (by trigger or report request) and may accept unaccepted."""
+
+    message_id: str
+    action: str
+    targets: set[int | None] | None  # None: any scope
+    request_id: int | None
+    expires: float | None
+
+
+class CsmsCore(CoreBase):
+    """Our protocol state for one station. ``registration`` starts as the application
+    last knew it (None: never answered a boot of this station)."""
+
+    role = Role.CSMS
+
+    def __init__(
+        self,
+        version: str,
+        identity: str,
+        *,
+        config: CsmsConfig | None = None,
+        id_generator: Callable[[], str] | None = None,
+        registration: RegistrationStatus | None = None,
+        heartbeat_interval: float | None = None,
+    ) -> None:
+        config = config or CsmsConfig()
+        super().__init__(version, call_timeout=config.call_timeout, id_generator=id_generator)
+        self.identity = identity
+        self.config = config
+        self.registration = registration
+        self.heartbeat_interval = heartbeat_interval
+        self.last_seen: float | None = None
+        self._overdue_reported = False
+        self._queue: deque[_Outgoing] = deque()
+        self._in_flight: _Outgoing | None = None
+        self._expected: list[_Expectation] = []
+
+    # --- our requests -------------------------------------------------------------------------
+
+    def send_request(self, payload: Any, now: float) -> str:
+        """Queue a request to the station; returns its message id. Raises
+        LocalProtocolError when the station's registration status forbids it."""
+        spec = self._spec_for_request(payload)
+        action = spec.name
+        self._require_channel(f"send {action}")
+        if self.registration is REJECTED:
+            raise LocalProtocolError(
+                f"cannot send {action}: the CSMS sends nothing to a Rejected station (B03.FR.03)"
+            )
+        if self.registration is PENDING and action in _REMOTE_TRANSACTION[self.version]:
+            raise LocalProtocolError(
+                f"cannot send {action} while the station is Pending (B02; 1.6 §4.2.1)"
+            )
+        if spec.response is None:
+            raise LocalProtocolError(f"{action} is sent by the station only")
+        if len(self._queue) >= self.config.max_queued_requests:
+            raise LocalProtocolError(
+                f"{self.config.max_queued_requests} requests are already queued"
+            )
+        entry = _Outgoing(self._new_id(), action, payload)
+        self._queue.append(entry)
+        self._pump(now)
+        return entry.message_id
+
+    def _pump(self, now: float) -> None:
+        channel = self.channel
+        if channel is None or channel.busy or not self._queue:
+            return
+        entry = self._queue.popleft()
+        self._in_flight = entry
+        channel.call(entry.message_id, entry.action, entry.payload, now)
+
+    # --- connection ---------------------------------------------------------------------------
+
+    def connection_made(self, now: float) -> None:
+        super().connection_made(now)
+        self.last_seen = now
+        self._overdue_reported = False
+
+    def connection_lost(self, now: float) -> None:
+        for entry in ([self._in_flight] if self._in_flight else []) + list(self._queue):
+            self._events.append(
+                CallFailed(
+                    message_id=entry.message_id,
+                    action=entry.action,
+                    request=entry.payload,
+                    reason="connection lost",
+                )
+            )
+        self._in_flight = None
+        self._queue.clear()
+        self._expected.clear()
+        super().connection_lost(now)
+
+    # --- the station's messages ---------------------------------------------------------------
+
+    def receive_text(self, text: str, now: float) -> None:
+        self.last_seen = now
+        self._overdue_reported = False
+        super().receive_text(text, now)
+
+    def _on_event(self, event: Event, now: float) -> None:
+        if isinstance(event, RequestReceived):
+            self._on_request(event, now)
+            return
+        if isinstance(event, ResponseReceived | ErrorReceived | InvalidResponse | CallTimedOut):
+            if self._in_flight is not None and event.message_id == self._in_flight.message_id:
+                self._in_flight = None
+            if isinstance(event, ResponseReceived):
+                self._expect(event, now)
+        self._events.append(event)
+
+    def _on_request(self, event: RequestReceived, now: float) -> None:
+        if event.action == "BootNotification":
+            self._events.append(event)
+            return
+        requested_by = self._match_expectation(event.action, event.request, now)
+        if requested_by is not None:
+            event = attrs.evolve(event, requested_by=requested_by)
+        if self.registration is not ACCEPTED and self._refuses_unaccepted():
+            if self.registration is REJECTED:
+                self._refuse(event, "SecurityError", "the station is Rejected (B03.FR.07)")
+                return
+            if requested_by is None:
+                rule = "B02.FR.09" if self.registration is PENDING else "B01.FR.10"
+                self._refuse(event, "SecurityError", f"the station is not accepted ({rule})")
+                return
+        self._events.append(event)
+
+    def _refuses_unaccepted(self) -> bool:
+        return self.version != "1.6" or self.config.refuse_unaccepted_1_6
+
+    def _answered(self, action: str, request: Any, response: Any, now: float) -> None:
+        if action != "BootNotification":
+            return
+        self.registration = RegistrationStatus(str(response.status))
+        if self.registration is ACCEPTED and response.interval > 0:
+            self.heartbeat_interval = float(response.interval)
+
+    # --- what we asked for ----------------------------------------------------------------------
+
+    def _expect(self, event: ResponseReceived, now: float) -> None:
+        status = str(getattr(event.response, "status", ""))
+        if status != "Accepted":
+            return
+        request = event.request
+        if event.action in ("TriggerMessage", "ExtendedTriggerMessage"):
+            requested = str(request.requested_message)
+            action = _TRIGGERED_ACTION.get(requested)
+            if (
+                event.action == "ExtendedTriggerMessage"
+                and requested == "FirmwareStatusNotification"
+            ):
+                action = "SignedFirmwareStatusNotification"
+            if action is None:
+                return
+            targets: set[int | None] | None = None
+            if action in _SCOPED:
+                scope = (
+                    request.connector_id
+                    if self.version == "1.6"
+                    else (request.evse.id if request.evse is not None else None)
+                )
+                targets = {scope} if scope is not None else None
+            self._expected.append(
+                _Expectation(event.message_id, action, targets, None, now + TRIGGER_WINDOW)
+            )
+        elif event.action in ("GetBaseReport", "GetReport"):
+            self._expected.append(
+                _Expectation(event.message_id, "NotifyReport", None, request.request_id, None)
+            )
+
+    def _match_expectation(self, action: str, request: Any, now: float) -> str | None:
+        for expectation in self._expected:
+            if expectation.action != action:
+                continue
+            if expectation.expires is not None and expectation.expires < now:
+                continue
+            if expectation.request_id is not None:
+                if request.request_id != expectation.request_id:
+                    continue
+                if not request.tbc:
+                    self._expected.remove(expectation)
+                return expectation.message_id
+            if expectation.targets is not None:
+                scope = _scope_of(self.version, action, request)
+                if scope not in expectation.targets:
+                    continue
+                expectation.targets.discard(scope)
+                if not expectation.targets:
+                    self._expected.remove(expectation)
+            return expectation.message_id
+        return None
+
+    # --- time -----------------------------------------------------------------------------------
+
+    def _on_timer(self, now: float) -> None:
+        self._expected = [e for e in self._expected if e.expires is None or e.expires >= now]
+        deadline = self._overdue_at()
+        if deadline is not None and now >= deadline and self.last_seen is not None:
+            self._overdue_reported = True
+            self._events.append(HeartbeatOverdue(last_seen=self.last_seen, now=now))
+
+    def _overdue_at(self) -> float | None:
+        if (
+            not self.connected
+            or self._overdue_reported
+            or self.registration is not ACCEPTED
+            or self.heartbeat_interval is None
+            or self.last_seen is None
+        ):
+            return None
+        return self.last_seen + self.heartbeat_interval * self.config.heartbeat_tolerance
+
+    def _deadlines(self) -> list[float | None]:
+        return [self._overdue_at()]

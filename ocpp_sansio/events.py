@@ -1,0 +1,194 @@
+"""What the core hands back to the application: small immutable event classes."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from .errors import FrameError
+
+
+class RegistrationStatus(enum.Enum):
+    """Where a station stands with its CSMS (digest §3)."""
+
+    #: No BootNotification answered Accepted or Pending yet (after power-up, or after Rejected).
+    BOOTING = "Booting"
+    PENDING = "Pending"
+    ACCEPTED = "Accepted"
+    REJECTED = "Rejected"
+
+
+_event = attrs.frozen(kw_only=True)
+
+
+@_event
+class Event:
+    """Base class of every event."""
+
+
+@_event
+class RequestReceived(Event):
+    """The peer sent a CALL; answer it with ``send_response`` or ``send_error``."""
+
+    message_id: str
+    action: str
+    request: Any
+    #: CSMS side: the message id of our TriggerMessage (or GetBaseReport/GetReport) that
+    #: asked for this message, if any.
+    requested_by: str | None = None
+
+
+@_event
+class MessageReceived(Event):
+    """2.1: the peer sent a SEND (never answered)."""
+
+    message_id: str
+    action: str
+    payload: Any
+
+
+@_event
+class ResponseReceived(Event):
+    """Our CALL was answered with a valid CALLRESULT."""
+
+    message_id: str
+    action: str
+    request: Any
+    response: Any
+
+
+@_event
+class ErrorReceived(Event):
+    """Our CALL was answered with a CALLERROR."""
+
+    message_id: str
+    action: str
+    request: Any
+    error_code: str
+    description: str
+    details: dict[str, Any]
+
+
+@_event
+class InvalidResponse(Event):
+    """Our CALL was answered with a CALLRESULT that breaks the schema (2.1: we sent a
+    CALLRESULTERROR). ``raw`` is the text as received, so nothing is lost."""
+
+    message_id: str
+    action: str
+    request: Any
+    error: FrameError
+    raw: str
+
+
+@_event
+class CallTimedOut(Event):
+    message_id: str
+    action: str
+    request: Any
+
+
+@_event
+class CallFailed(Event):
+    """A CALL we sent will never be answered because the connection was lost."""
+
+    message_id: str
+    action: str
+    request: Any
+    reason: str
+
+
+@_event
+class TransactionMessageDiscarded(Event):
+    """A transaction-related message failed on its last attempt (E13.FR.04)."""
+
+    message_id: str
+    action: str
+    request: Any
+    attempts: int
+    reason: str
+
+
+@_event
+class UnmatchedResponse(Event):
+    """A CALLRESULT or CALLERROR whose id matches no outstanding CALL of ours. We send
+    nothing back (no rule prescribes an answer); ``raw`` is the text as received."""
+
+    message_id: str
+    raw: str
+
+
+@_event
+class ProtocolViolation(Event):
+    """The peer sent something we could not accept. ``answered`` says whether we sent the
+    error frame the version prescribes; ``raw`` is the text as received."""
+
+    error: FrameError
+    raw: str
+    answered: bool
+
+
+@_event
+class RequestRefused(Event):
+    """A well-formed CALL was refused by a protocol rule (wrong role, registration state);
+    we answered with ``error_code``, or stayed silent when ``error_code`` is None."""
+
+    message_id: str
+    action: str
+    request: Any
+    error_code: str | None
+    rule: str
+    #: The CALLRESULT we answered with instead, when the rule prescribes one.
+    response: Any = None
+
+
+@_event
+class RegistrationChanged(Event):
+    status: RegistrationStatus
+    previous: RegistrationStatus
+    #: Accepted: the heartbeat interval; otherwise the wait before the next boot.
+    interval: float
+
+
+@_event
+class ClockReport(Event):
+    """The CSMS told the time (BootNotification or Heartbeat answer). The application
+    sets its clock from ``csms_time``; ``now`` is the core time it arrived."""
+
+    csms_time: datetime
+    now: float
+
+
+@_event
+class TriggerAccepted(Event):
+    """Station side: we accepted a TriggerMessage for ``action``; send that message now
+    (for every target in ``targets``). Messages the core makes itself (BootNotification,
+    Heartbeat) are sent without this event."""
+
+    message_id: str
+    requested_message: str
+    action: str
+    #: connector ids (1.6) or EVSE ids (2.x) the trigger covers; None means the station
+    #: as a whole or a message without scope.
+    targets: frozenset[int | None]
+
+
+@_event
+class Reconnected(Event):
+    """Station side: the connection is back and registration resumed without a boot (B04).
+    ``offline_for`` is how long it was down: report every connector's status if that is
+    over the offline threshold (B04.FR.01), else only those that changed (B04.FR.02)."""
+
+    offline_for: float
+
+
+@_event
+class HeartbeatOverdue(Event):
+    """CSMS side: nothing arrived from the station for longer than its heartbeat interval
+    allows."""
+
+    last_seen: float
+    now: float

@@ -1,0 +1,552 @@
+"""The charging-station side: registration gating, heartbeats, held transaction messages,
+retries and TriggerMessage, for one station across all its connections (digest §3, §4, §6).
+
+One ``StationCore`` lives as long as the station's power-up: it survives reconnects, and
+resumes without a new BootNotification (B04). A reboot is a new ``StationCore``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from ._core import CoreBase, status_response
+from .config import StationConfig
+from .errors import LocalProtocolError
+from .events import (
+    CallFailed,
+    CallTimedOut,
+    ClockReport,
+    ErrorReceived,
+    Event,
+    InvalidResponse,
+    Reconnected,
+    RegistrationChanged,
+    RegistrationStatus,
+    RequestReceived,
+    RequestRefused,
+    ResponseReceived,
+    TransactionMessageDiscarded,
+    TriggerAccepted,
+)
+from .frames import Call, encode_frame
+from .messages._registry import Role
+
+BOOTING = RegistrationStatus.BOOTING
+PENDING = RegistrationStatus.PENDING
+ACCEPTED = RegistrationStatus.ACCEPTED
+REJECTED = RegistrationStatus.REJECTED
+
+# What each requestedMessage value asks for: the action that answers it, and whether
+# the message is scoped to connectors (1.6) or EVSEs (2.x).
+_TRIGGERED_ACTION = {
+    "BootNotification": "BootNotification",
+    "Heartbeat": "Heartbeat",
+    "StatusNotification": "StatusNotification",
+    "MeterValues": "MeterValues",
+    "DiagnosticsStatusNotification": "DiagnosticsStatusNotification",
+    "FirmwareStatusNotification": "FirmwareStatusNotification",
+    "LogStatusNotification": "LogStatusNotification",
+    "SignChargePointCertificate": "SignCertificate",
+    "SignChargingStationCertificate": "SignCertificate",
+    "SignV2GCertificate": "SignCertificate",
+    "SignV2G20Certificate": "SignCertificate",
+    "SignCombinedCertificate": "SignCertificate",
+    "TransactionEvent": "TransactionEvent",
+    "PublishFirmwareStatusNotification": "PublishFirmwareStatusNotification",
+}
+_SCOPED = {"StatusNotification", "MeterValues", "TransactionEvent"}
+
+
+@attrs.define(eq=False)
+class _Outgoing:
+    """A request waiting for, or on, the channel."""
+
+    seq: int
+    message_id: str
+    action: str
+    payload: Any
+    text: str
+    transactional: bool
+    attempts: int = 0
+    not_before: float = 0.0
+    #: Allowed while Pending: a triggered message, or a requested NotifyReport.
+    requested: bool = False
+
+
+@attrs.define(eq=False)
+class _OpenTrigger:
+    message_id: str
+    action: str
+    remaining: set[int | None]
+    expires: float
+
+
+def is_transaction_message(action: str, payload: Any) -> bool:
+    """Transaction-related messages are held while offline or not accepted, and retried
+    (digest §6.1). 1.6 MeterValues count only when tied to a transaction."""
+    if action in ("StartTransaction", "StopTransaction", "TransactionEvent"):
+        return True
+    return action == "MeterValues" and getattr(payload, "transaction_id", None) is not None
+
+
+class StationCore(CoreBase):
+    """The station's protocol state. Feed it text and time; read events and frames."""
+
+    role = Role.STATION
+
+    def __init__(
+        self,
+        version: str,
+        boot: Any,
+        *,
+        config: StationConfig | None = None,
+        id_generator: Callable[[], str] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        config = config or StationConfig()
+        super().__init__(version, call_timeout=config.call_timeout, id_generator=id_generator)
+        if self.registry.for_payload(boot).name != "BootNotification" or type(boot) is not (
+            self.registry["BootNotification"].request
+        ):
+            raise LocalProtocolError("boot must be this version's BootNotification request")
+        self.config = config
+        self.boot_request = boot
+        self._rng = rng or random.Random(0)
+        self.registration = BOOTING
+        self.heartbeat_interval = config.heartbeat_interval
+        self._boot_at = 0.0
+        self._boot_failures = 0
+        self._heartbeat_at: float | None = None
+        self._offline_since: float | None = None
+        self._seq = 0
+        #: Transaction-related messages, in order, kept across connections.
+        self._held: deque[_Outgoing] = deque()
+        #: Other requests, per connection.
+        self._queue: deque[_Outgoing] = deque()
+        self._in_flight: _Outgoing | None = None
+        self._triggers: list[_OpenTrigger] = []
+        self._requested_reports: set[int] = set()
+
+    # --- the application's requests -----------------------------------------------------
+
+    def send_request(self, payload: Any, now: float) -> str:
+        """Queue a request; returns its message id. Transaction-related messages are held
+        while offline or not accepted; anything else that the registration state forbids
+        raises LocalProtocolError at once."""
+        spec = self._spec_for_request(payload)
+        action = spec.name
+        if action == "BootNotification":
+            raise LocalProtocolError(
+                "the core sends BootNotification itself (at start, on retry, on trigger)"
+            )
+        if spec.response is None:
+            return self._send_oneway(action, payload)
+        transactional = is_transaction_message(action, payload)
+        requested = self._claim_trigger(action, payload) or self._is_requested_report(
+            action, payload
+        )
+        if not transactional:
+            self._check_may_queue(action, requested)
+        entry = self._entry(action, payload, transactional, requested)
+        if transactional:
+            if len(self._held) >= self.config.max_held_messages:
+                raise LocalProtocolError(
+                    f"{self.config.max_held_messages} transaction messages are already held"
+                )
+            self._held.append(entry)
+        else:
+            if len(self._queue) >= self.config.max_queued_requests:
+                raise LocalProtocolError(
+                    f"{self.config.max_queued_requests} requests are already queued"
+                )
+            self._queue.append(entry)
+        self._pump(now)
+        return entry.message_id
+
+    def _check_may_queue(self, action: str, requested: bool) -> None:
+        state = self.registration
+        if not self.connected:
+            raise LocalProtocolError(
+                f"cannot send {action}: offline; only transaction-related messages are "
+                "held until the connection is back (digest §6.2)"
+            )
+        if state is ACCEPTED or (state is PENDING and requested):
+            return
+        if state is PENDING:
+            rule = (
+                "while Pending the station sends only BootNotification, triggered messages "
+                "and requested reports (B02.FR.02)"
+            )
+        elif state is REJECTED:
+            rule = "while Rejected the station sends nothing until the interval passed (B03.FR.02)"
+        else:
+            rule = "nothing but BootNotification goes out before the boot is answered (B01.FR.08)"
+        raise LocalProtocolError(f"cannot send {action} in state {state.value}: {rule}")
+
+    def _send_oneway(self, action: str, payload: Any) -> str:
+        """2.1 SEND: never answered, may cross our outstanding CALL (FR.07)."""
+        if self.registration is not ACCEPTED:
+            raise LocalProtocolError(f"cannot send {action} in state {self.registration.value}")
+        channel = self._require_channel(f"send {action}")
+        message_id = self._new_id()
+        channel.send(message_id, action, payload)
+        return message_id
+
+    def _entry(self, action: str, payload: Any, transactional: bool, requested: bool) -> _Outgoing:
+        message_id = self._new_id()
+        text = encode_frame(Call(message_id=message_id, action=action, payload=payload))
+        self._seq += 1
+        return _Outgoing(
+            self._seq, message_id, action, payload, text, transactional, requested=requested
+        )
+
+    @property
+    def held_requests(self) -> list[Any]:
+        """Transaction-related requests not yet delivered, oldest first (persist these
+        across a reboot and submit them again to the next core)."""
+        items = [entry.payload for entry in self._held]
+        if self._in_flight is not None and self._in_flight.transactional:
+            items.insert(0, self._in_flight.payload)
+        return items
+
+    # --- connection ---------------------------------------------------------------------
+
+    def connection_made(self, now: float) -> None:
+        super().connection_made(now)
+        if self.registration is ACCEPTED and self._offline_since is not None:
+            self._events.append(Reconnected(offline_for=now - self._offline_since))
+        self._offline_since = None
+        self._pump(now)
+
+    def connection_lost(self, now: float) -> None:
+        entry = self._in_flight
+        self._in_flight = None
+        if entry is not None:
+            if entry.transactional:
+                self._held.appendleft(entry)  # being offline is not a failed attempt
+            elif entry.action not in ("BootNotification", "Heartbeat"):
+                self._fail(entry, "connection lost before the answer")
+        while self._queue:
+            self._fail(self._queue.popleft(), "connection lost before it was sent")
+        self._triggers.clear()
+        self._requested_reports.clear()
+        self._offline_since = now
+        super().connection_lost(now)
+
+    def _fail(self, entry: _Outgoing, reason: str) -> None:
+        self._events.append(
+            CallFailed(
+                message_id=entry.message_id,
+                action=entry.action,
+                request=entry.payload,
+                reason=reason,
+            )
+        )
+
+    # --- what goes out next ---------------------------------------------------------------
+
+    def _pump(self, now: float) -> None:
+        channel = self.channel
+        if channel is None or channel.busy:
+            return
+        entry = self._next_entry(now)
+        if entry is None:
+            return
+        self._in_flight = entry
+        channel.call(entry.message_id, entry.action, entry.payload, now)
+        if self.config.heartbeat_on_any_traffic or entry.action == "Heartbeat":
+            self._restart_heartbeat(now)
+
+    def _next_entry(self, now: float) -> _Outgoing | None:
+        state = self.registration
+        if state is not ACCEPTED:
+            if now >= self._boot_at:
+                return self._boot_entry()
+            if state is not PENDING:
+                return None
+            # Pending: only triggered messages and requested reports (validated on entry).
+            if self._queue:
+                return self._queue.popleft()
+            if self._held and self._held[0].requested and self._held[0].not_before <= now:
+                return self._held.popleft()
+            return None
+        held = self._held[0] if self._held and self._held[0].not_before <= now else None
+        queued = self._queue[0] if self._queue else None
+        if held is not None and (queued is None or held.seq < queued.seq):
+            return self._held.popleft()
+        if queued is not None:
+            return self._queue.popleft()
+        if self._heartbeat_at is not None and now >= self._heartbeat_at:
+            return self._heartbeat_entry()
+        return None
+
+    def _boot_entry(self) -> _Outgoing:
+        self._boot_at = float("inf")  # re-armed by the answer, an error or a timeout
+        for trigger in self._triggers:
+            if trigger.action == "BootNotification":
+                trigger.remaining.clear()
+        return self._entry("BootNotification", self.boot_request, False, True)
+
+    def _heartbeat_entry(self) -> _Outgoing:
+        request = self.registry["Heartbeat"].request()
+        return self._entry("Heartbeat", request, False, True)
+
+    def _restart_heartbeat(self, now: float) -> None:
+        if self.registration is ACCEPTED:
+            self._heartbeat_at = now + self.heartbeat_interval
+
+    # --- events from the channel ------------------------------------------------------------
+
+    def _on_event(self, event: Event, now: float) -> None:
+        if isinstance(event, RequestReceived):
+            self._on_request(event, now)
+            return
+        entry = self._in_flight
+        if entry is not None and getattr(event, "message_id", None) == entry.message_id:
+            if isinstance(event, ResponseReceived):
+                self._in_flight = None
+                self._events.append(event)
+                self._on_response(entry, event.response, now)
+                return
+            if isinstance(event, ErrorReceived | InvalidResponse | CallTimedOut):
+                self._in_flight = None
+                self._events.append(event)
+                self._on_failure(entry, type(event).__name__, now)
+                return
+        self._events.append(event)
+
+    def _on_response(self, entry: _Outgoing, response: Any, now: float) -> None:
+        if entry.action == "BootNotification":
+            self._on_boot_answer(response, now)
+        elif entry.action == "Heartbeat":
+            self._events.append(ClockReport(csms_time=response.current_time, now=now))
+
+    def _on_failure(self, entry: _Outgoing, reason: str, now: float) -> None:
+        if entry.action == "BootNotification":
+            self._boot_at = now + self._backoff()
+            return
+        if not entry.transactional:
+            return
+        entry.attempts += 1
+        if entry.attempts >= self.config.transaction_message_attempts:
+            self._events.append(
+                TransactionMessageDiscarded(
+                    message_id=entry.message_id,
+                    action=entry.action,
+                    request=entry.payload,
+                    attempts=entry.attempts,
+                    reason=reason,
+                )
+            )
+            return
+        # E13.FR.03: wait the interval times the number of transmissions so far.
+        entry.not_before = now + self.config.transaction_message_retry_interval * entry.attempts
+        self._held.appendleft(entry)
+
+    def _on_boot_answer(self, response: Any, now: float) -> None:
+        previous = self.registration
+        status = RegistrationStatus(str(response.status))
+        interval = float(response.interval)
+        self._events.append(ClockReport(csms_time=response.current_time, now=now))
+        if status is ACCEPTED:
+            self._boot_failures = 0
+            if interval > 0:
+                self.heartbeat_interval = interval  # B01.FR.04
+            self.registration = ACCEPTED
+            self._heartbeat_at = now + self.heartbeat_interval
+            self._requested_reports.clear()
+            reported = self.heartbeat_interval
+        else:
+            # B02.FR.08 / B03.FR.06: interval is the least wait; 0 means our own back-off.
+            wait = interval if interval > 0 else self._backoff()
+            self._boot_at = now + wait
+            self.registration = status
+            self._heartbeat_at = None
+            reported = wait
+            if status is REJECTED:
+                while self._queue:
+                    self._fail(self._queue.popleft(), "registration rejected")
+                self._triggers.clear()
+        self._events.append(
+            RegistrationChanged(status=status, previous=previous, interval=reported)
+        )
+
+    def _backoff(self) -> float:
+        """Bounded, growing, jittered wait of our own (B02.FR.07, B03.FR.05)."""
+        config = self.config
+        base = min(config.boot_retry_max, config.boot_retry_initial * 2**self._boot_failures)
+        self._boot_failures = min(self._boot_failures + 1, 32)
+        return base * (1 + config.boot_retry_jitter * self._rng.random())
+
+    # --- the CSMS's requests ----------------------------------------------------------------
+
+    def _on_request(self, event: RequestReceived, now: float) -> None:
+        if self.registration is REJECTED:
+            if self.version == "1.6":
+                self._refuse(event, None, "a Rejected 1.6 station answers nothing")
+            else:
+                self._refuse(event, "SecurityError", "the station is Rejected (B03.FR.08)")
+            return
+        action = event.action
+        if action in ("TriggerMessage", "ExtendedTriggerMessage"):
+            self._on_trigger(event, now)
+            return
+        if (
+            self.registration is PENDING
+            and self.version != "1.6"
+            and action in ("RequestStartTransaction", "RequestStopTransaction")
+        ):
+            response = status_response(self.registry[action].response, "Rejected")  # type: ignore[arg-type]
+            self.send_response(event.message_id, response, now)
+            self._events.append(
+                RequestRefused(
+                    message_id=event.message_id,
+                    action=action,
+                    request=event.request,
+                    error_code=None,
+                    response=response,
+                    rule="a Pending station rejects it (B02.FR.05)",
+                )
+            )
+            return
+        self._events.append(event)
+
+    def _answered(self, action: str, request: Any, response: Any, now: float) -> None:
+        if action in ("GetBaseReport", "GetReport") and str(response.status) == "Accepted":
+            self._requested_reports.add(request.request_id)
+
+    def _is_requested_report(self, action: str, payload: Any) -> bool:
+        if action != "NotifyReport" or payload.request_id not in self._requested_reports:
+            return False
+        if not payload.tbc:
+            self._requested_reports.discard(payload.request_id)
+        return True
+
+    # --- TriggerMessage (digest §4) ---------------------------------------------------------------
+
+    def _on_trigger(self, event: RequestReceived, now: float) -> None:
+        request = event.request
+        requested = str(request.requested_message)
+        action = _TRIGGERED_ACTION.get(requested)
+        if event.action == "ExtendedTriggerMessage" and requested == "FirmwareStatusNotification":
+            action = "SignedFirmwareStatusNotification"
+        status, targets = self._judge_trigger(event.action, requested, action, request)
+        response = status_response(self.registry[event.action].response, status)  # type: ignore[arg-type]
+        # F06.FR.04: the answer is on the wire before the triggered message.
+        self.send_response(event.message_id, response, now)
+        if status != "Accepted" or action is None:
+            return
+        if action == "BootNotification":
+            self._boot_at = now
+            return
+        if action == "Heartbeat":
+            if not any(e.action == "Heartbeat" for e in self._queue):
+                self._queue.append(self._heartbeat_entry())
+            return
+        trigger = _OpenTrigger(
+            event.message_id, action, set(targets), now + self.config.trigger_window
+        )
+        # A message of that kind already waiting counts as the triggered one (digest §4.2).
+        for entry in (*self._queue, *self._held):
+            if entry.action == action:
+                self._satisfy(trigger, entry.payload)
+                entry.requested = True
+        if trigger.remaining:
+            self._triggers.append(trigger)
+            self._events.append(
+                TriggerAccepted(
+                    message_id=event.message_id,
+                    requested_message=requested,
+                    action=action,
+                    targets=frozenset(trigger.remaining),
+                )
+            )
+
+    def _judge_trigger(
+        self, trigger_action: str, requested: str, action: str | None, request: Any
+    ) -> tuple[str, set[int | None]]:
+        supported = self.config.supported_triggers
+        if action is None or (supported is not None and requested not in supported):
+            return "NotImplemented", set()
+        if self.version != "1.6" and action == "BootNotification" and self.registration is ACCEPTED:
+            return "Rejected", set()  # F06.FR.17
+        if action not in _SCOPED:
+            return "Accepted", {None}  # an id irrelevant to the message is ignored (F06.FR.03)
+        count = self.config.connectors
+        if self.version == "1.6":
+            connector = request.connector_id
+            if connector is not None:
+                if not 0 <= connector <= count:
+                    return "Rejected", set()
+                if (
+                    trigger_action == "ExtendedTriggerMessage"
+                    and action == "StatusNotification"
+                    and connector == 0
+                ):
+                    return "Rejected", set()
+                return "Accepted", {connector}
+            first = 0 if action == "StatusNotification" else 1
+            return "Accepted", set(range(first, count + 1))  # F06.FR.11: absent means all
+        evse = request.evse
+        if evse is None or (action == "StatusNotification" and evse.connector_id is None):
+            if action == "StatusNotification" and self.config.reject_unscoped_status_trigger:
+                return "Rejected", set()  # F06.FR.12
+            if evse is None:
+                return "Accepted", set(range(1, count + 1))
+        if not 0 <= evse.id <= count:
+            return "Rejected", set()
+        return "Accepted", {evse.id}
+
+    def _claim_trigger(self, action: str, payload: Any) -> bool:
+        for trigger in self._triggers:
+            if trigger.action == action and self._satisfy(trigger, payload):
+                if not trigger.remaining:
+                    self._triggers.remove(trigger)
+                return True
+        return False
+
+    def _satisfy(self, trigger: _OpenTrigger, payload: Any) -> bool:
+        target = _scope_of(self.version, trigger.action, payload)
+        if target in trigger.remaining:
+            trigger.remaining.discard(target)
+            return True
+        if None in trigger.remaining and trigger.action not in _SCOPED:
+            trigger.remaining.discard(None)
+            return True
+        return False
+
+    # --- time -----------------------------------------------------------------------------
+
+    def _on_timer(self, now: float) -> None:
+        self._triggers = [t for t in self._triggers if t.expires > now]
+
+    def _deadlines(self) -> list[float | None]:
+        if not self.connected:
+            return []
+        out: list[float | None] = [t.expires for t in self._triggers]
+        if self.registration is not ACCEPTED:
+            if self._in_flight is None and self._boot_at != float("inf"):
+                out.append(self._boot_at)
+            return out
+        if self._in_flight is None:
+            out.append(self._heartbeat_at)
+            if self._held and self._held[0].not_before > 0:
+                out.append(self._held[0].not_before)
+        return out
+
+
+def _scope_of(version: str, action: str, payload: Any) -> int | None:
+    """The connector (1.6) or EVSE (2.x) a triggerable message is about."""
+    if version == "1.6":
+        return getattr(payload, "connector_id", None)
+    if action in ("StatusNotification", "MeterValues"):
+        return getattr(payload, "evse_id", None)
+    if action == "TransactionEvent":
+        evse = getattr(payload, "evse", None)
+        return evse.id if evse is not None else None
+    return None
