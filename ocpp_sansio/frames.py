@@ -490,10 +490,10 @@ def _payload_out(payload: Any, action: str | None, kind: str) -> Any:
 
 
 def _check_new_id(message_id: Any) -> None:
-    """The id of a CALL or SEND we originate: 1 to 36 characters."""
-    if message_id.__class__ is not str or not 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH:
+    """The id of a CALL or SEND: a string of at most 36 characters (as decoding accepts)."""
+    if not isinstance(message_id, str) or len(message_id) > MAX_MESSAGE_ID_LENGTH:
         raise LocalProtocolError(
-            f"a message id must be a string of 1 to {MAX_MESSAGE_ID_LENGTH} characters, "
+            f"a message id must be a string of at most {MAX_MESSAGE_ID_LENGTH} characters, "
             f"not {message_id!r}"
         )
 
@@ -508,8 +508,8 @@ def encode_frame(frame: Frame) -> str:
 
     Raises InvalidPayloadError (with the JSON path) for a payload that breaks its schema or
     does not belong to the frame's action, LocalProtocolError for a malformed frame. An
-    answer repeats the id it answers whatever its length; a CALL or SEND id must have 1 to
-    36 characters. Error descriptions are cut to 255 characters.
+    answer repeats the id it answers whatever its length; a CALL or SEND id must have at
+    most 36 characters. Error descriptions are cut to 255 characters.
     """
     cls = frame.__class__
     data: list[Any]
