@@ -98,14 +98,9 @@ class CsmsCore(CoreBase):
         spec = self._spec_for_request(payload)
         action = spec.name
         self._require_channel(f"send {action}")
-        if self.registration is REJECTED:
-            raise LocalProtocolError(
-                f"cannot send {action}: the CSMS sends nothing to a Rejected station (B03.FR.03)"
-            )
-        if self.registration is PENDING and action in _REMOTE_TRANSACTION[self.version]:
-            raise LocalProtocolError(
-                f"cannot send {action} while the station is Pending (B02; 1.6 §4.2.1)"
-            )
+        forbidden = self._forbidden(action)
+        if forbidden is not None:
+            raise LocalProtocolError(f"cannot send {action}: {forbidden}")
         if spec.response is None:
             raise LocalProtocolError(f"{action} is sent by the station only")
         if len(self._queue) >= self.config.max_queued_requests:
@@ -117,13 +112,32 @@ class CsmsCore(CoreBase):
         self._pump(now)
         return entry.message_id
 
+    def _forbidden(self, action: str) -> str | None:
+        """Why the station's registration status forbids sending ``action`` now, if it does."""
+        if self.registration is REJECTED:
+            return "the CSMS sends nothing to a Rejected station (B03.FR.03)"
+        if self.registration is PENDING and action in _REMOTE_TRANSACTION[self.version]:
+            return "the station is Pending (B02; 1.6 §4.2.1)"
+        return None
+
     def _pump(self, now: float) -> None:
         channel = self.channel
-        if channel is None or channel.busy or not self._queue:
-            return
-        entry = self._queue.popleft()
-        self._in_flight = entry
-        channel.call(entry.message_id, entry.action, entry.payload, now)
+        while channel is not None and not channel.busy and self._queue:
+            entry = self._queue.popleft()
+            # The status may have changed while the request waited in the queue.
+            forbidden = self._forbidden(entry.action)
+            if forbidden is not None:
+                self._events.append(
+                    CallFailed(
+                        message_id=entry.message_id,
+                        action=entry.action,
+                        request=entry.payload,
+                        reason=forbidden,
+                    )
+                )
+                continue
+            self._in_flight = entry
+            channel.call(entry.message_id, entry.action, entry.payload, now)
 
     # --- connection ---------------------------------------------------------------------------
 
