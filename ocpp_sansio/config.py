@@ -73,7 +73,7 @@ class CsmsConfig:
     """Knobs of the central-system core, per station connection. Times are seconds."""
 
     call_timeout: float = attrs.field(default=30.0, validator=_positive)
-    #: A station is overdue when nothing arrived for heartbeat interval × this factor.
+    #: A station is overdue when nothing arrived for heartbeat interval x this factor.
     heartbeat_tolerance: float = attrs.field(default=2.0, validator=_positive)
     #: Answer SecurityError to requests of a 1.6 station that is not accepted (only
     #: recommended in 1.6, errata OCPP-J §5.6; always done in 2.x).

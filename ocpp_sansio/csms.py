@@ -1,4 +1,4 @@
-"""The central-system side, one ``CsmsCore`` per station identity (digest §3.5–§3.7, §4).
+"""The central-system side, one ``CsmsCore`` per station identity (digest §3.5-§3.7, §4).
 
 It records the registration status as we answered the station's BootNotification,
 refuses locally what that status forbids us to send, answers the station's requests that

@@ -21,15 +21,12 @@ class RegistrationStatus(enum.Enum):
     REJECTED = "Rejected"
 
 
-_event = attrs.frozen(kw_only=True)
-
-
-@_event
+@attrs.frozen(kw_only=True)
 class Event:
     """Base class of every event."""
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class RequestReceived(Event):
     """The peer sent a CALL; answer it with ``send_response`` or ``send_error``."""
 
@@ -41,7 +38,7 @@ class RequestReceived(Event):
     requested_by: str | None = None
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class MessageReceived(Event):
     """2.1: the peer sent a SEND (never answered)."""
 
@@ -50,7 +47,7 @@ class MessageReceived(Event):
     payload: Any
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class ResponseReceived(Event):
     """Our CALL was answered with a valid CALLRESULT."""
 
@@ -60,7 +57,7 @@ class ResponseReceived(Event):
     response: Any
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class ErrorReceived(Event):
     """Our CALL was answered with a CALLERROR."""
 
@@ -72,7 +69,7 @@ class ErrorReceived(Event):
     details: dict[str, Any]
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class InvalidResponse(Event):
     """Our CALL was answered with a CALLRESULT that breaks the schema (2.1: we sent a
     CALLRESULTERROR). ``raw`` is the text as received, so nothing is lost."""
@@ -84,14 +81,14 @@ class InvalidResponse(Event):
     raw: str
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class CallTimedOut(Event):
     message_id: str
     action: str
     request: Any
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class CallFailed(Event):
     """A CALL we sent will never be answered because the connection was lost."""
 
@@ -101,7 +98,7 @@ class CallFailed(Event):
     reason: str
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class TransactionMessageDiscarded(Event):
     """A transaction-related message failed on its last attempt (E13.FR.04)."""
 
@@ -112,7 +109,7 @@ class TransactionMessageDiscarded(Event):
     reason: str
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class UnmatchedResponse(Event):
     """A CALLRESULT or CALLERROR whose id matches no outstanding CALL of ours. We send
     nothing back (no rule prescribes an answer); ``raw`` is the text as received."""
@@ -121,7 +118,7 @@ class UnmatchedResponse(Event):
     raw: str
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class ProtocolViolation(Event):
     """The peer sent something we could not accept. ``answered`` says whether we sent the
     error frame the version prescribes; ``raw`` is the text as received."""
@@ -131,7 +128,7 @@ class ProtocolViolation(Event):
     answered: bool
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class RequestRefused(Event):
     """A well-formed CALL was refused by a protocol rule (wrong role, registration state);
     we answered with ``error_code``, or stayed silent when ``error_code`` is None."""
@@ -145,7 +142,7 @@ class RequestRefused(Event):
     response: Any = None
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class RegistrationChanged(Event):
     status: RegistrationStatus
     previous: RegistrationStatus
@@ -153,7 +150,7 @@ class RegistrationChanged(Event):
     interval: float
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class ClockReport(Event):
     """The CSMS told the time (BootNotification or Heartbeat answer). The application
     sets its clock from ``csms_time``; ``now`` is the core time it arrived."""
@@ -162,7 +159,7 @@ class ClockReport(Event):
     now: float
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class TriggerAccepted(Event):
     """Station side: we accepted a TriggerMessage for ``action``; send that message now
     (for every target in ``targets``). Messages the core makes itself (BootNotification,
@@ -176,7 +173,7 @@ class TriggerAccepted(Event):
     targets: frozenset[int | None]
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class Reconnected(Event):
     """Station side: the connection is back and registration resumed without a boot (B04).
     ``offline_for`` is how long it was down: report every connector's status if that is
@@ -185,7 +182,7 @@ class Reconnected(Event):
     offline_for: float
 
 
-@_event
+@attrs.frozen(kw_only=True)
 class HeartbeatOverdue(Event):
     """CSMS side: nothing arrived from the station for longer than its heartbeat interval
     allows."""

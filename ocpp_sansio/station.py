@@ -379,7 +379,7 @@ class StationCore(CoreBase):
     def _backoff(self) -> float:
         """Bounded, growing, jittered wait of our own (B02.FR.07, B03.FR.05)."""
         config = self.config
-        base = min(config.boot_retry_max, config.boot_retry_initial * 2**self._boot_failures)
+        base = min(config.boot_retry_max, config.boot_retry_initial * 2.0**self._boot_failures)
         self._boot_failures = min(self._boot_failures + 1, 32)
         return base * (1 + config.boot_retry_jitter * self._rng.random())
 

@@ -1,4 +1,4 @@
-"""CSMS-side registration status, request gating and heartbeat health (digest §3.5–§3.7)."""
+"""CSMS-side registration status, request gating and heartbeat health (digest §3.5-§3.7)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_csms_records_the_status_it_answered(version: str, status: str) -> None:
 @pytest.mark.parametrize("version", VERSIONS)
 def test_b03_fr_03_csms_sends_nothing_to_a_rejected_station(version: str) -> None:
     pair = make_pair(version, csms_app=CsmsApp(version, boot_status="Rejected", interval=100))
-    with pytest.raises(LocalProtocolError, match="B03.FR.03"):
+    with pytest.raises(LocalProtocolError, match=r"B03\.FR\.03"):
         pair.csms.send_request(request(version, "ClearCache"), pair.now)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from _corekit import (
     V2,
@@ -40,7 +42,7 @@ def test_b01_fr_01_boot_notification_is_the_first_message(version: str) -> None:
 @pytest.mark.parametrize("version", VERSIONS)
 def test_b01_fr_08_nothing_but_boot_before_the_answer(version: str) -> None:
     pair = make_pair(version, csms_app=CsmsApp(version, silent_for={"BootNotification"}))
-    with pytest.raises(LocalProtocolError, match="B01.FR.08"):
+    with pytest.raises(LocalProtocolError, match=r"B01\.FR\.08"):
         pair.station.send_request(status_notification(version, 1), pair.now)
     # A transaction message is held, not refused, and not sent.
     pair.station.send_request(transaction_message(version, 7), pair.now)
@@ -98,7 +100,7 @@ def test_b02_fr_07_interval_zero_uses_a_bounded_growing_jittered_wait(version: s
     )
     pair.advance(2000)
     boots = [s.time for s in pair.transcript if s.direction == TO_CSMS]
-    waits = [b - a for a, b in zip(boots, boots[1:], strict=False)]
+    waits = [b - a for a, b in itertools.pairwise(boots)]
     assert len(waits) > 5
     for n, wait in enumerate(waits):
         base = min(80, 10 * 2**n)
@@ -109,7 +111,7 @@ def test_b02_fr_07_interval_zero_uses_a_bounded_growing_jittered_wait(version: s
 @pytest.mark.parametrize("version", VERSIONS)
 def test_b02_fr_02_pending_station_sends_no_ordinary_request(version: str) -> None:
     pair = make_pair(version, csms_app=CsmsApp(version, boot_status="Pending", interval=300))
-    with pytest.raises(LocalProtocolError, match="B02.FR.02"):
+    with pytest.raises(LocalProtocolError, match=r"B02\.FR\.02"):
         pair.station.send_request(status_notification(version, 1), pair.now)
 
 
@@ -137,7 +139,7 @@ def test_b02_fr_05_pending_station_rejects_request_start_transaction(version: st
 def test_b03_fr_02_rejected_station_sends_nothing_until_the_interval(version: str) -> None:
     pair = make_pair(version, csms_app=CsmsApp(version, boot_status="Rejected", interval=500))
     pair.station.send_request(transaction_message(version, 1), pair.now)  # held
-    with pytest.raises(LocalProtocolError, match="B03.FR.02"):
+    with pytest.raises(LocalProtocolError, match=r"B03\.FR\.02"):
         pair.station.send_request(status_notification(version, 1), pair.now)
     pair.advance(499)
     assert actions(pair.frames(TO_CSMS)) == ["BootNotification"]

@@ -176,16 +176,17 @@ def format_datetime(value: Any, segment: str = "") -> str:
     allows no more than three fractional digits)."""
     if value.__class__ is not datetime and not isinstance(value, datetime):
         raise _wrong_type(value, "datetime", segment)
-    offset = value.utcoffset()
+    moment: datetime = value
+    offset = moment.utcoffset()
     if offset is None:
         raise SchemaViolation(SchemaViolation.TYPE, "naive datetime (no timezone)", segment)
     if offset:
         try:
-            value = value.astimezone(UTC)
+            moment = moment.astimezone(UTC)
         except OverflowError:
-            return value.isoformat()
-    spec = "milliseconds" if value.microsecond >= 1000 else "seconds"
-    return value.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+            return moment.isoformat()
+    spec = "milliseconds" if moment.microsecond >= 1000 else "seconds"
+    return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
 
 def _enum_out(value: Any, members: dict[str, Any], enum_cls: type, segment: str) -> Any:
