@@ -1,0 +1,571 @@
+"""The WebSocket layer every adapter shares, itself sans-IO: wsproto plus what OCPP-J adds.
+
+Bytes and the time go in; text messages, a handful of events and bytes to write come out.
+It does the handshakes (subprotocol negotiation, station identity, HTTP Basic), limits the
+message size, keeps the connection alive with pings, and closes in order. It never touches
+a socket and never reads a clock, so the trio, asyncio and thread adapters only move bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import enum
+import hmac
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+import attrs
+import wsproto
+import wsproto.events as ws
+from wsproto.connection import ConnectionState
+from wsproto.extensions import Extension, PerMessageDeflate
+from wsproto.utilities import LocalProtocolError as WsLocalError
+from wsproto.utilities import RemoteProtocolError as WsRemoteError
+
+from ocpp_sansio.frames import VERSIONS
+
+#: The WebSocket subprotocol of each OCPP version (digest §2.1).
+SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1", "2.1": "ocpp2.1"}
+VERSION_OF = {name: version for version, name in SUBPROTOCOLS.items()}
+#: Newest first: the order a party prefers when it supports several.
+DEFAULT_VERSIONS = ("2.1", "2.0.1", "1.6")
+
+NORMAL_CLOSURE = 1000
+GOING_AWAY = 1001
+PROTOCOL_ERROR = 1002
+UNSUPPORTED_DATA = 1003
+ABNORMAL_CLOSURE = 1006
+MESSAGE_TOO_BIG = 1009
+INTERNAL_ERROR = 1011
+
+#: identifierString (2.x part 2, primitive datatypes) without ':' (part 4 §3.1.1).
+_IDENTIFIER = re.compile(r"[A-Za-z0-9*\-_=+|@.]+")
+MAX_IDENTITY_LENGTH_2X = 48
+
+
+def _positive_int(_instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{attribute.name} must be >= 1, got {value!r}")
+
+
+def _not_negative(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value >= 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
+def _positive(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+def check_versions(versions: Sequence[str]) -> tuple[str, ...]:
+    """``versions`` as a tuple, refusing unknown versions, duplicates and an empty list."""
+    versions = tuple(versions)
+    unknown = [v for v in versions if v not in VERSIONS]
+    if unknown or not versions or len(set(versions)) != len(versions):
+        raise ValueError(f"versions must be distinct values out of {VERSIONS}, got {versions!r}")
+    return versions
+
+
+@attrs.frozen(kw_only=True)
+class WsOptions:
+    """WebSocket knobs for either side. Times are seconds."""
+
+    #: The largest text message accepted; past it the connection closes with 1009.
+    max_message_size: int = attrs.field(default=1 << 20, validator=_positive_int)
+    #: Send a ping this often (2.x OCPPCommCtrlr.WebSocketPingInterval); 0 disables.
+    ping_interval: float = attrs.field(default=60.0, validator=_not_negative)
+    #: Close the connection when a ping is not answered within this time.
+    ping_timeout: float = attrs.field(default=30.0, validator=_positive)
+    #: Offer (client) or accept (server) RFC 7692 permessage-deflate.
+    compression: bool = True
+    #: How long the opening handshake may take.
+    handshake_timeout: float = attrs.field(default=10.0, validator=_positive)
+    #: How long to wait for the peer's answer to our close frame.
+    close_timeout: float = attrs.field(default=5.0, validator=_positive)
+
+
+class Phase(enum.Enum):
+    HANDSHAKE = "handshake"
+    OPEN = "open"
+    CLOSING = "closing"
+    DONE = "done"
+
+
+# --- events ------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Opened:
+    """The handshake succeeded; ``version`` is the negotiated OCPP version."""
+
+    version: str
+    identity: str
+
+
+@attrs.frozen(kw_only=True)
+class TextReceived:
+    text: str
+
+
+@attrs.frozen(kw_only=True)
+class Closed:
+    """The WebSocket is over: write what is left, then close the socket.
+
+    ``code`` is the close code that ended it (ours or the peer's; 1006 when the transport
+    broke without a close frame); ``status`` the HTTP status when the handshake was refused.
+    """
+
+    code: int
+    reason: str
+    by_peer: bool
+    status: int | None = None
+
+
+WsEvent = Opened | TextReceived | Closed
+
+
+# --- identity and credentials ------------------------------------------------------------------
+
+
+def identity_from_target(target: str) -> str:
+    """The station identity: the request target's last path segment, percent-decoded
+    (digest §2.2)."""
+    path = urlsplit(target).path
+    return unquote(path.rsplit("/", 1)[-1], errors="strict")
+
+
+def identity_problem(identity: str, version: str) -> str | None:
+    """Why ``identity`` is not a valid station identity under ``version``, or None.
+
+    2.x: identifierString without ':' and at most 48 characters (part 4 §3.1.1). 1.6 sets
+    neither a length nor a character set; we still refuse ':' (it breaks HTTP Basic),
+    '/', controls and the empty string.
+    """
+    if not identity:
+        return "the URL has no station identity"
+    if ":" in identity:
+        return "a station identity may not contain ':'"
+    if version == "1.6":
+        if any(c == "/" or not c.isprintable() for c in identity):
+            return "a station identity may not contain '/' or control characters"
+        return None
+    if len(identity) > MAX_IDENTITY_LENGTH_2X:
+        return f"a station identity has at most {MAX_IDENTITY_LENGTH_2X} characters"
+    if not _IDENTIFIER.fullmatch(identity):
+        return "a station identity is an identifierString (a-z A-Z 0-9 * - _ = + | @ .)"
+    return None
+
+
+def basic_authorization(username: str, password: str | bytes) -> bytes:
+    """The value of an HTTP Basic ``Authorization`` header. A bytes password is sent as
+    is (1.6 AuthorizationKey as raw bytes); text is encoded as UTF-8."""
+    secret = password if isinstance(password, bytes) else password.encode("utf-8")
+    return b"Basic " + base64.b64encode(username.encode("utf-8") + b":" + secret)
+
+
+def parse_basic(header: bytes) -> tuple[str, bytes] | None:
+    """(username, password bytes) from a Basic ``Authorization`` header value, or None."""
+    scheme, _, token = header.strip().partition(b" ")
+    if scheme.lower() != b"basic":
+        return None
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True)
+        user, sep, password = decoded.partition(b":")
+        return (user.decode("utf-8"), password) if sep else None
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def password_matches(given: bytes, expected: str | bytes, version: str) -> bool:
+    """Constant-time check of a Basic password (digest §2.7).
+
+    1.6: ``expected`` is the AuthorizationKey as hex text; peers send either that text or
+    the raw bytes it encodes, so both are accepted.
+    """
+    secret = expected if isinstance(expected, bytes) else expected.encode("utf-8")
+    candidates = [secret]
+    if version == "1.6" and isinstance(expected, str):
+        with contextlib.suppress(ValueError):
+            candidates.append(bytes.fromhex(expected))
+    # Compare against every candidate, so timing says nothing about which one matched.
+    results = [hmac.compare_digest(given, candidate) for candidate in candidates]
+    return any(results)
+
+
+@attrs.frozen(kw_only=True)
+class ServerPolicy:
+    """What the CSMS accepts during the handshake.
+
+    ``known_identity(identity)`` returns False for a station we do not know (HTTP 404).
+    ``password_for(identity)`` turns on HTTP Basic (security profiles 1 and 2): it returns
+    the station's password (1.6: the AuthorizationKey as hex text), or None when it has
+    none (HTTP 401). Both are called with the percent-decoded identity as sent, and must
+    be quick: they run during the handshake.
+    """
+
+    versions: tuple[str, ...] = attrs.field(default=DEFAULT_VERSIONS, converter=check_versions)
+    known_identity: Callable[[str], bool] | None = None
+    password_for: Callable[[str], str | bytes | None] | None = None
+    options: WsOptions = WsOptions()
+
+
+# --- the connection --------------------------------------------------------------------------
+
+
+class _WebSocket:
+    """What both sides share once the handshake is done."""
+
+    def __init__(self, connection_type: wsproto.ConnectionType, options: WsOptions) -> None:
+        self.options = options
+        self.phase = Phase.HANDSHAKE
+        self.version: str | None = None
+        self.identity = ""
+        self._conn = wsproto.WSConnection(connection_type)
+        self._out = bytearray()
+        self._events: list[WsEvent] = []
+        self._parts: list[str] = []
+        self._size = 0
+        self._discarding = False
+        self._next_ping: float | None = None
+        self._pong_due: float | None = None
+        self._close_due: float | None = None
+        self._handshake_due: float | None = None
+        self._ping_count = 0
+        #: The code and reason of the close we started, reported when it completes.
+        self._closing = (NORMAL_CLOSURE, "")
+
+    # --- the adapter's side ---------------------------------------------------------------------
+
+    def data_to_send(self) -> bytes:
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    def events(self) -> list[WsEvent]:
+        out = self._events
+        self._events = []
+        return out
+
+    @property
+    def done(self) -> bool:
+        """True once the socket should be closed (after writing ``data_to_send()``)."""
+        return self.phase is Phase.DONE
+
+    def send_text(self, text: str) -> None:
+        """Queue one text message; dropped silently once closing (the peer is leaving)."""
+        if self.phase is Phase.OPEN:
+            self._out += self._conn.send(ws.TextMessage(data=text))
+
+    def close(self, code: int = NORMAL_CLOSURE, reason: str = "", now: float = 0.0) -> None:
+        """Start an orderly close; ``done`` turns True when the peer answered or after
+        ``close_timeout``."""
+        if self.phase is Phase.OPEN:
+            self._out += self._conn.send(ws.CloseConnection(code=code, reason=reason))
+            self.phase = Phase.CLOSING
+            self._close_due = now + self.options.close_timeout
+            self._next_ping = self._pong_due = None
+            self._closing = (code, reason)
+        elif self.phase is Phase.HANDSHAKE:
+            self._finish(code, reason, by_peer=False)
+
+    def abort(self, code: int = ABNORMAL_CLOSURE, reason: str = "") -> None:
+        """The transport is gone or must go now: no more frames either way."""
+        if self.phase is not Phase.DONE:
+            self._finish(code, reason, by_peer=False)
+
+    def receive_data(self, data: bytes | None, now: float) -> None:
+        """Bytes from the socket; None at end of file."""
+        if self.phase is Phase.DONE:
+            return
+        try:
+            self._conn.receive_data(data)
+            for event in self._conn.events():
+                self._on_event(event, now)
+        except WsRemoteError as error:
+            self._refused_by_protocol(error, now)
+        except (WsLocalError, UnicodeError, ValueError) as error:
+            self._finish(PROTOCOL_ERROR, f"broken handshake: {error}", by_peer=True)
+        if data is None and not self.done:
+            self._finish(ABNORMAL_CLOSURE, "the connection was cut", by_peer=True)
+
+    def next_deadline(self) -> float | None:
+        due = [
+            d
+            for d in (self._handshake_due, self._next_ping, self._pong_due, self._close_due)
+            if d is not None
+        ]
+        return min(due) if due else None
+
+    def handle_timer(self, now: float) -> None:
+        if self._handshake_due is not None and now >= self._handshake_due:
+            self._finish(ABNORMAL_CLOSURE, "the handshake took too long", by_peer=False)
+            return
+        if self._close_due is not None and now >= self._close_due:
+            code, reason = self._closing
+            self._finish(code, reason, by_peer=False)
+            return
+        if self._pong_due is not None and now >= self._pong_due:
+            # The peer is unresponsive: waiting for its close answer would be pointless.
+            reason = "no pong within the ping timeout"
+            self._out += self._conn.send(ws.CloseConnection(code=INTERNAL_ERROR, reason=reason))
+            self._finish(INTERNAL_ERROR, reason, by_peer=False)
+            return
+        if self._next_ping is not None and now >= self._next_ping:
+            self._next_ping = now + self.options.ping_interval
+            if self._pong_due is None:
+                self._ping_count += 1
+                self._out += self._conn.send(ws.Ping(payload=b"%d" % self._ping_count))
+                self._pong_due = now + self.options.ping_timeout
+
+    # --- inside -----------------------------------------------------------------------------
+
+    def _opened(self, now: float) -> None:
+        self.phase = Phase.OPEN
+        self._handshake_due = None
+        if self.options.ping_interval > 0:
+            self._next_ping = now + self.options.ping_interval
+
+    def _finish(self, code: int, reason: str, *, by_peer: bool, status: int | None = None) -> None:
+        self.phase = Phase.DONE
+        self._next_ping = self._pong_due = self._close_due = self._handshake_due = None
+        self._parts.clear()
+        self._events.append(Closed(code=code, reason=reason, by_peer=by_peer, status=status))
+
+    def _on_event(self, event: ws.Event, now: float) -> None:
+        if isinstance(event, ws.TextMessage):
+            self._on_text(event, now)
+        elif isinstance(event, ws.Ping):
+            self._out += self._conn.send(event.response())
+        elif isinstance(event, ws.Pong):
+            self._pong_due = None
+        elif isinstance(event, ws.CloseConnection):
+            self._on_close(event)
+        elif isinstance(event, ws.BytesMessage):
+            if not self._discarding:
+                self._discarding = True
+                self.close(UNSUPPORTED_DATA, "OCPP-J uses text messages only", now)
+        else:
+            self._on_handshake_event(event, now)
+
+    def _on_text(self, event: ws.TextMessage, now: float) -> None:
+        if self.phase is not Phase.OPEN:
+            return
+        data = event.data
+        self._size += len(data) if data.isascii() else len(data.encode("utf-8"))
+        if self._size > self.options.max_message_size:
+            self._parts.clear()
+            self.close(MESSAGE_TOO_BIG, "message too big", now)
+            return
+        if not event.message_finished:
+            self._parts.append(data)
+            return
+        if self._parts:
+            self._parts.append(data)
+            data = "".join(self._parts)
+            self._parts.clear()
+        self._size = 0
+        self._events.append(TextReceived(text=data))
+
+    def _on_close(self, event: ws.CloseConnection) -> None:
+        state = self._conn.state
+        if state is ConnectionState.REMOTE_CLOSING:
+            self._out += self._conn.send(event.response())
+            self._finish(int(event.code), event.reason or "", by_peer=True)
+        elif state is ConnectionState.OPEN:
+            # wsproto could not parse the peer's frames: tell it why and stop.
+            self._out += self._conn.send(ws.CloseConnection(code=event.code, reason=event.reason))
+            self._finish(int(event.code), event.reason or "", by_peer=False)
+        elif self.phase is Phase.CLOSING:
+            code, reason = self._closing
+            self._finish(code, reason, by_peer=False)
+        else:
+            self._finish(int(event.code), event.reason or "", by_peer=True)
+
+    def _on_handshake_event(self, event: ws.Event, now: float) -> None:
+        raise NotImplementedError
+
+    def _refused_by_protocol(self, error: WsRemoteError, now: float) -> None:
+        self._finish(PROTOCOL_ERROR, str(error), by_peer=True)
+
+
+class ServerWebSocket(_WebSocket):
+    """The CSMS side of one connection: judges the upgrade request by ``policy``."""
+
+    def __init__(self, policy: ServerPolicy, now: float) -> None:
+        super().__init__(wsproto.ConnectionType.SERVER, policy.options)
+        self.policy = policy
+        self._handshake_due = now + policy.options.handshake_timeout
+
+    def _on_handshake_event(self, event: ws.Event, now: float) -> None:
+        if not isinstance(event, ws.Request):
+            return
+        offered = [name.strip() for name in event.subprotocols]
+        version = next((v for v in self.policy.versions if SUBPROTOCOLS[v] in offered), None)
+        extensions: list[Extension] = (
+            [PerMessageDeflate()] if self.policy.options.compression else []
+        )
+        if version is None:
+            # Digest §2.1: complete the handshake without the header, then close at once.
+            self._out += self._conn.send(ws.AcceptConnection(extensions=extensions))
+            self._opened(now)
+            reason = f"no common OCPP subprotocol (offered: {', '.join(offered) or 'none'})"
+            self._out += self._conn.send(ws.CloseConnection(code=PROTOCOL_ERROR, reason=reason))
+            self._finish(PROTOCOL_ERROR, reason, by_peer=False)
+            return
+        try:
+            identity = identity_from_target(event.target)
+        except UnicodeDecodeError:
+            self._reject(400, "the station identity is not valid UTF-8")
+            return
+        problem = identity_problem(identity, version)
+        known = self.policy.known_identity
+        if problem is not None or (known is not None and not known(identity)):
+            self._reject(404, problem or f"unknown station {identity!r}")
+            return
+        if self.policy.password_for is not None and not self._authorized(event, identity, version):
+            self._reject(
+                401,
+                "HTTP Basic credentials missing or wrong",
+                [(b"WWW-Authenticate", b'Basic realm="OCPP", charset="UTF-8"')],
+            )
+            return
+        self.version = version
+        self.identity = identity
+        self._out += self._conn.send(
+            ws.AcceptConnection(subprotocol=SUBPROTOCOLS[version], extensions=extensions)
+        )
+        self._opened(now)
+        self._events.append(Opened(version=version, identity=identity))
+
+    def _authorized(self, request: ws.Request, identity: str, version: str) -> bool:
+        assert self.policy.password_for is not None
+        header = next(
+            (value for name, value in request.extra_headers if name.lower() == b"authorization"),
+            None,
+        )
+        credentials = parse_basic(header) if header is not None else None
+        if credentials is None:
+            return False
+        username, password = credentials
+        # A00.FR.204: the username is the identity (identities are case-insensitive).
+        if username.casefold() != identity.casefold():
+            return False
+        expected = self.policy.password_for(identity)
+        return expected is not None and password_matches(password, expected, version)
+
+    def _reject(
+        self, status: int, reason: str, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        body = reason.encode("utf-8")
+        self._out += self._conn.send(
+            ws.RejectConnection(
+                status_code=status,
+                headers=[
+                    *(headers or []),
+                    (b"Content-Type", b"text/plain; charset=utf-8"),
+                    (b"Content-Length", b"%d" % len(body)),
+                ],
+                has_body=True,
+            )
+        )
+        self._out += self._conn.send(ws.RejectData(data=body))
+        self._finish(PROTOCOL_ERROR, reason, by_peer=False, status=status)
+
+    def _refused_by_protocol(self, error: WsRemoteError, now: float) -> None:
+        hint = error.event_hint
+        if isinstance(hint, ws.RejectConnection) and self.phase is Phase.HANDSHAKE:
+            with contextlib.suppress(WsLocalError):
+                self._out += self._conn.send(hint)
+            self._finish(PROTOCOL_ERROR, str(error), by_peer=True, status=hint.status_code)
+            return
+        super()._refused_by_protocol(error, now)
+
+
+@attrs.frozen(kw_only=True)
+class Endpoint:
+    """Where a station connects: parsed from ``ws://host:port/path/IDENTITY``."""
+
+    secure: bool
+    host: str
+    port: int
+    target: str
+    identity: str
+
+    @classmethod
+    def from_url(cls, url: str) -> Endpoint:
+        parts = urlsplit(url)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise ValueError(f"not a ws:// or wss:// URL: {url!r}")
+        secure = parts.scheme == "wss"
+        target = quote(parts.path or "/", safe="/%") + (f"?{parts.query}" if parts.query else "")
+        return cls(
+            secure=secure,
+            host=parts.hostname,
+            port=parts.port or (443 if secure else 80),
+            target=target,
+            identity=identity_from_target(parts.path),
+        )
+
+    @property
+    def host_header(self) -> str:
+        default = 443 if self.secure else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+class ClientWebSocket(_WebSocket):
+    """The station side of one connection. ``start()`` gives the upgrade request."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        versions: Sequence[str],
+        options: WsOptions,
+        password: str | bytes | None = None,
+        now: float,
+    ) -> None:
+        super().__init__(wsproto.ConnectionType.CLIENT, options)
+        self.endpoint = endpoint
+        self.versions = check_versions(versions)
+        self.identity = endpoint.identity
+        self._password = password
+        self._handshake_due = now + options.handshake_timeout
+
+    def start(self) -> None:
+        """Queue the upgrade request, offering our versions in order of preference."""
+        headers = []
+        if self._password is not None:
+            headers.append((b"Authorization", basic_authorization(self.identity, self._password)))
+        self._out += self._conn.send(
+            ws.Request(
+                host=self.endpoint.host_header,
+                target=self.endpoint.target,
+                subprotocols=[SUBPROTOCOLS[v] for v in self.versions],
+                extensions=[PerMessageDeflate()] if self.options.compression else [],
+                extra_headers=headers,
+            )
+        )
+
+    def _on_handshake_event(self, event: ws.Event, now: float) -> None:
+        if isinstance(event, ws.AcceptConnection):
+            self._opened(now)
+            if event.subprotocol is None:
+                reason = "the CSMS accepted none of our OCPP subprotocols"
+                self._out += self._conn.send(ws.CloseConnection(code=PROTOCOL_ERROR, reason=reason))
+                self._finish(PROTOCOL_ERROR, reason, by_peer=True)
+                return
+            self.version = VERSION_OF[event.subprotocol]
+            self._events.append(Opened(version=self.version, identity=self.identity))
+        elif isinstance(event, ws.RejectConnection):
+            self._finish(
+                PROTOCOL_ERROR,
+                f"the CSMS refused the handshake with HTTP {event.status_code}",
+                by_peer=True,
+                status=event.status_code,
+            )

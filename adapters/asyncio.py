@@ -1,0 +1,627 @@
+"""The asyncio adapter: a CSMS server and a station client on asyncio's protocols.
+
+Each connection is an ``asyncio.Protocol``: bytes arrive in ``data_received``, go through
+the shared WebSocket glue into the core, and what comes out is written at once; timers are
+one ``loop.call_at`` handle per connection. Request handlers and ``on_event`` run as tasks,
+so a slow handler never holds up the connection (see docs/adapters.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+from ocpp_sansio.config import CsmsConfig, StationConfig
+from ocpp_sansio.csms import CsmsCore
+from ocpp_sansio.events import Event, RegistrationStatus, RequestReceived
+from ocpp_sansio.station import StationCore
+
+from ._driver import (
+    Backoff,
+    ConnectFailed,
+    ConnectionAttemptFailed,
+    Driver,
+    OcppCallError,
+    handler_method,
+    log,
+    uuid_ids,
+)
+from ._ws import (
+    DEFAULT_VERSIONS,
+    GOING_AWAY,
+    NORMAL_CLOSURE,
+    ClientWebSocket,
+    Closed,
+    Endpoint,
+    ServerPolicy,
+    ServerWebSocket,
+    WsOptions,
+    _WebSocket,
+)
+
+__all__ = ["CsmsServer", "CsmsSession", "Station", "connect", "serve"]
+
+
+class _FutureWaiter:
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[Any]) -> None:
+        self.future = future
+
+    def settle(self, response: Any, error: BaseException | None) -> None:
+        if not self.future.done():
+            if error is None:
+                self.future.set_result(response)
+            else:
+                self.future.set_exception(error)
+
+
+async def _not_supported(session: Any, request: Any) -> Any:
+    raise OcppCallError("NotSupported", f"no handler for {type(request).__name__}")
+
+
+class _Connection(asyncio.Protocol):
+    """One socket: feeds its WebSocket, writes what it has to send, runs its timer."""
+
+    def __init__(self, owner: _Owner, ws: _WebSocket) -> None:
+        self.owner = owner
+        self.ws = ws
+        self.loop = asyncio.get_running_loop()
+        self.session: _Session | None = None
+        self.transport: asyncio.Transport | None = None
+        self.finished: asyncio.Future[None] = self.loop.create_future()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if isinstance(self.ws, ClientWebSocket):
+            self.ws.start()
+        self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        self._feed(data)
+
+    def eof_received(self) -> bool:
+        return False  # close our side too; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.ws.done:
+            self._feed(None)
+        if self._timer is not None:
+            self._timer.cancel()
+        if not self.finished.done():
+            self.finished.set_result(None)
+
+    def _feed(self, data: bytes | None) -> None:
+        now = self.loop.time()
+        session = self.session
+        if session is not None:
+            session.driver.receive(self.ws, data, now)
+            session.pump()
+        else:
+            ws = self.ws
+            ws.receive_data(data, now)
+            if ws.version is not None:
+                self.owner.opened(self, now)
+            else:
+                for event in ws.events():
+                    if isinstance(event, Closed):
+                        self.owner.refused(self, event)
+        self.flush()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = max(self.loop.time(), self._timer_at or 0.0)
+        self._timer_at = None
+        session = self.session
+        if session is not None:
+            session.driver.timer(self.ws, now)
+            session.pump()
+        else:
+            self.ws.handle_timer(now)
+            for event in self.ws.events():
+                if isinstance(event, Closed):
+                    self.owner.refused(self, event)
+        self.flush()
+
+    def flush(self) -> None:
+        """Write what the WebSocket has, close when it is done, re-arm the timer."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        data = self.ws.data_to_send()
+        if data:
+            transport.write(data)
+        if self.ws.done:
+            transport.close()
+            return
+        session = self.session
+        if session is not None:
+            deadline = session.driver.next_deadline(self.ws)
+        else:
+            deadline = self.ws.next_deadline()
+        if deadline != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = None if deadline is None else self.loop.call_at(deadline, self._on_timer)
+            self._timer_at = deadline
+
+    def close(self, code: int, reason: str) -> None:
+        session = self.session
+        if session is not None:
+            session.driver.close(self.ws, code, reason, self.loop.time())
+            session.pump()
+        else:
+            self.ws.close(code, reason, self.loop.time())
+        self.flush()
+
+
+class _Owner:
+    """Who made a connection: the server, or a station."""
+
+    def opened(self, conn: _Connection, now: float) -> None:
+        raise NotImplementedError
+
+    def refused(self, conn: _Connection, closed: Closed) -> None:
+        raise NotImplementedError
+
+
+class _Session:
+    """One core's life across connections, seen from the application."""
+
+    def __init__(
+        self,
+        driver: Driver,
+        on_request: Callable[[Any, Any], Awaitable[Any]],
+        on_event: Callable[[Any, Event], Awaitable[None]] | None,
+        tasks: set[asyncio.Task[Any]],
+    ) -> None:
+        self.driver = driver
+        self.conn: _Connection | None = None
+        self._on_request = on_request
+        self._on_event = on_event
+        self._tasks = tasks
+        self._queue: asyncio.Queue[Event] | None = None
+        self._changed = asyncio.Event()
+        self._seen: tuple[Any, bool] = (None, False)
+
+    @property
+    def core(self) -> Any:
+        return self.driver.core
+
+    @property
+    def version(self) -> str:
+        return str(self.driver.core.version)
+
+    @property
+    def connected(self) -> bool:
+        return self.driver.ws is not None
+
+    @property
+    def registration(self) -> RegistrationStatus | None:
+        status: RegistrationStatus | None = self.driver.core.registration
+        return status
+
+    async def call(self, request: Any) -> Any:
+        """Send ``request`` and return the typed response. Raises OcppCallError for a
+        CALLERROR, CallTimeout, ConnectionLost, InvalidAnswer or MessageDiscarded; and
+        LocalProtocolError at once when the protocol forbids sending it now. A 2.1 SEND
+        returns None at once."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        message_id = self.driver.call(request, _FutureWaiter(future), loop.time())
+        self.pump()
+        if message_id is None:
+            return None
+        try:
+            return await future
+        except asyncio.CancelledError:
+            self.driver.forget(message_id)
+            raise
+
+    def pump(self) -> None:
+        """After anything touched the core: write its frames, start handlers, pass events."""
+        driver = self.driver
+        driver.flush()
+        for generation, request in driver.take_requests():
+            self._spawn(self._run_request(generation, request))
+        events = driver.take_events()
+        if events and self._on_event is not None:
+            if self._queue is None:
+                self._queue = asyncio.Queue()
+                self._spawn(self._deliver_events(self._queue))
+            for event in events:
+                self._queue.put_nowait(event)
+        if self.conn is not None:
+            self.conn.flush()
+        seen = (driver.core.registration, driver.ws is not None)
+        if seen != self._seen:
+            self._seen = seen
+            self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _spawn(self, coroutine: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_request(self, generation: int, event: RequestReceived) -> None:
+        try:
+            response = await self._on_request(self, event.request)
+        except Exception as error:
+            self.driver.answer_exception(generation, event.message_id, error)
+        else:
+            self.driver.answer(
+                generation, event.message_id, response, asyncio.get_running_loop().time()
+            )
+        self.pump()
+
+    async def _deliver_events(self, queue: asyncio.Queue[Event]) -> None:
+        assert self._on_event is not None
+        while True:
+            event = await queue.get()
+            try:
+                await self._on_event(self, event)
+            except Exception:
+                log.exception("on_event failed on %r", event)
+
+
+# --- the CSMS ----------------------------------------------------------------------------------
+
+
+class CsmsSession(_Session):
+    """One station as the CSMS sees it, kept across its reconnects."""
+
+    def __init__(self, identity: str, driver: Driver, server: CsmsServer) -> None:
+        on_request = handler_method(server.handler, "on_request") or _not_supported
+        super().__init__(
+            driver, on_request, handler_method(server.handler, "on_event"), server._tasks
+        )
+        self.identity = identity
+        #: The TLS client certificate of the current connection (security profile 3).
+        self.peer_certificate: dict[str, Any] | None = None
+
+    async def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
+        """Close the current connection in order and wait until it is gone."""
+        conn = self.conn
+        if conn is not None:
+            conn.close(code, reason)
+            await conn.finished
+
+
+class CsmsServer(_Owner):
+    """A listening CSMS: ``port`` is the bound port, ``sessions`` the stations by
+    identity (case-folded)."""
+
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        policy: ServerPolicy,
+        csms_config: CsmsConfig | None,
+        ssl_context: ssl.SSLContext | None,
+        id_generator: Callable[[], str],
+    ) -> None:
+        self.handler = handler
+        self.policy = policy
+        self.csms_config = csms_config
+        self.ssl_context = ssl_context
+        self.id_generator = id_generator
+        self.sessions: dict[str, CsmsSession] = {}
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._connections: set[_Connection] = set()
+        self._stopped = asyncio.Event()
+
+    async def _start(self, host: str, port: int, backlog: int) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._new_connection,
+            host,
+            port,
+            ssl=self.ssl_context,
+            backlog=backlog,
+            ssl_handshake_timeout=self.policy.options.handshake_timeout
+            if self.ssl_context
+            else None,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def _new_connection(self) -> _Connection:
+        ws = ServerWebSocket(self.policy, asyncio.get_running_loop().time())
+        conn = _Connection(self, ws)
+        self._connections.add(conn)
+        conn.finished.add_done_callback(lambda _: self._connections.discard(conn))
+        return conn
+
+    def opened(self, conn: _Connection, now: float) -> None:
+        ws = conn.ws
+        assert ws.version is not None
+        key = ws.identity.casefold()
+        session = self.sessions.get(key)
+        if session is None or session.version != ws.version:
+            if session is not None and session.conn is not None:
+                session.conn.close(NORMAL_CLOSURE, "replaced by a new connection")
+            core = CsmsCore(
+                ws.version, ws.identity, config=self.csms_config, id_generator=self.id_generator
+            )
+            session = CsmsSession(ws.identity, Driver(core), self)
+            self.sessions[key] = session
+        elif session.conn is not None:
+            # The station is back while its old socket lingers: the new one wins.
+            old = session.conn
+            session.driver.close(old.ws, NORMAL_CLOSURE, "replaced by a new connection", now)
+            old.flush()
+        conn.session = session
+        session.conn = conn
+        assert conn.transport is not None
+        session.peer_certificate = conn.transport.get_extra_info("peercert")
+        session.driver.attach(ws, now)
+        session.pump()
+
+    def refused(self, conn: _Connection, closed: Closed) -> None:
+        log.info("handshake refused: %s", closed.reason)
+
+    async def serve_forever(self) -> None:
+        """Wait until ``stop()`` is called (or the task is cancelled)."""
+        await self._stopped.wait()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    async def aclose(self) -> None:
+        """Stop listening, close every connection with 1001, cancel handlers."""
+        self._stopped.set()
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self._connections):
+            conn.close(GOING_AWAY, "the CSMS is shutting down")
+        waiting = [conn.finished for conn in self._connections]
+        if waiting:
+            await asyncio.wait(waiting, timeout=self.policy.options.close_timeout)
+        for conn in list(self._connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks))
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    handler: Any,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    versions: Sequence[str] = DEFAULT_VERSIONS,
+    csms_config: CsmsConfig | None = None,
+    auth: Callable[[str], str | bytes | None] | None = None,
+    known_identity: Callable[[str], bool] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    ws_options: WsOptions | None = None,
+    id_generator: Callable[[], str] = uuid_ids,
+    backlog: int = 1024,
+) -> AsyncIterator[CsmsServer]:
+    """Run a CSMS at ``ws[s]://host:port/.../IDENTITY`` while the block runs.
+
+    ``handler.on_request(session, request)`` answers each station request (async; raise
+    OcppCallError to answer with a CALLERROR); ``handler.on_event(session, event)`` gets
+    the rest, in order. ``versions`` in order of preference; ``auth(identity)`` returns the
+    station's Basic password (profiles 1, 2); ``known_identity(identity)`` False gives 404.
+    """
+    policy = ServerPolicy(
+        versions=tuple(versions),
+        known_identity=known_identity,
+        password_for=auth,
+        options=ws_options or WsOptions(),
+    )
+    server = CsmsServer(
+        handler,
+        policy=policy,
+        csms_config=csms_config,
+        ssl_context=ssl_context,
+        id_generator=id_generator,
+    )
+    await server._start(host, port, backlog)
+    try:
+        yield server
+    finally:
+        await server.aclose()
+
+
+# --- the station -------------------------------------------------------------------------------
+
+
+class Station(_Session, _Owner):
+    """A charging station connected to its CSMS, reconnecting with back-off (digest §2.4).
+
+    One StationCore for the whole life of the object: after a reconnect, registration and
+    held transaction messages resume without a new boot (B04).
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        core: StationCore,
+        *,
+        on_request: Callable[[Any, Any], Awaitable[Any]] | None,
+        on_event: Callable[[Any, Event], Awaitable[None]] | None,
+        password: str | bytes | None,
+        ssl_context: ssl.SSLContext | None,
+        ws_options: WsOptions,
+        backoff: Backoff,
+        rng: random.Random,
+        max_attempts: int | None,
+    ) -> None:
+        super().__init__(Driver(core), on_request or _not_supported, on_event, set())
+        self.endpoint = endpoint
+        self.identity = endpoint.identity
+        self._password = password
+        self._ssl_context = ssl_context
+        self._ws_options = ws_options
+        self._backoff = backoff
+        self._rng = rng
+        self._max_attempts = max_attempts
+        self._opened: asyncio.Future[Closed | None] | None = None
+        self._closing = False
+        #: Why the station stopped trying, when ``max_attempts`` ran out.
+        self.failure: ConnectFailed | None = None
+
+    async def wait_connected(self) -> None:
+        """Return once a connection is open (raise ConnectFailed if attempts ran out)."""
+        while self.driver.ws is None:
+            await self._wait_change()
+
+    async def wait_registered(self) -> None:
+        """Return once the CSMS has accepted the station's boot."""
+        while self.core.registration is not RegistrationStatus.ACCEPTED:
+            await self._wait_change()
+
+    async def _wait_change(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+        await self._changed.wait()
+
+    async def _run(self) -> None:
+        waits = self._backoff.waits(self._rng)
+        failures = 0
+        while not self._closing:
+            try:
+                await self._connect_once()
+            except ConnectFailed as error:
+                failures += 1
+                give_up = self._max_attempts is not None and failures >= self._max_attempts
+                wait = None if give_up else next(waits)
+                self._emit(ConnectionAttemptFailed(error=error, retry_in=wait))
+                if wait is None:
+                    self.failure = error
+                    self._wake()
+                    return
+            else:
+                failures = 0
+                waits = self._backoff.waits(self._rng)
+                if self._closing:
+                    return
+                wait = next(waits)
+            await asyncio.sleep(wait)
+
+    def _emit(self, event: Event) -> None:
+        self.driver._events.append(event)
+        self.pump()
+
+    async def _connect_once(self) -> None:
+        loop = asyncio.get_running_loop()
+        endpoint = self.endpoint
+        ws = ClientWebSocket(
+            endpoint,
+            versions=(self.core.version,),
+            options=self._ws_options,
+            password=self._password,
+            now=loop.time(),
+        )
+        self._opened = loop.create_future()
+        timeout = self._ws_options.handshake_timeout
+        context = self._ssl_context
+        if endpoint.secure and context is None:
+            context = ssl.create_default_context()
+        try:
+            async with asyncio.timeout(timeout):
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(self, ws),
+                    endpoint.host,
+                    endpoint.port,
+                    ssl=context if endpoint.secure else None,
+                    ssl_handshake_timeout=timeout if endpoint.secure else None,
+                )
+        except (OSError, TimeoutError) as error:
+            reason = f"cannot connect to {endpoint.host}:{endpoint.port}: {error}"
+            raise ConnectFailed(reason) from error
+        refused = await self._opened
+        if refused is not None:
+            await conn.finished
+            raise ConnectFailed(refused.reason, refused.status)
+        await conn.finished
+
+    def opened(self, conn: _Connection, now: float) -> None:
+        self.conn = conn
+        conn.session = self
+        self.driver.attach(conn.ws, now)
+        self.pump()
+        if self._opened is not None and not self._opened.done():
+            self._opened.set_result(None)
+
+    def refused(self, conn: _Connection, closed: Closed) -> None:
+        if self._opened is not None and not self._opened.done():
+            self._opened.set_result(closed)
+
+    async def aclose(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
+        """Close the connection in order and stop reconnecting."""
+        self._closing = True
+        conn = self.conn
+        if conn is not None and self.driver.ws is conn.ws:
+            conn.close(code, reason)
+            await conn.finished
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    url: str,
+    *,
+    version: str,
+    boot: Any,
+    station_config: StationConfig | None = None,
+    on_request: Callable[[Any, Any], Awaitable[Any]] | None = None,
+    on_event: Callable[[Any, Event], Awaitable[None]] | None = None,
+    auth: str | bytes | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    ws_options: WsOptions | None = None,
+    backoff: Backoff | None = None,
+    rng: random.Random | None = None,
+    max_attempts: int | None = None,
+    id_generator: Callable[[], str] = uuid_ids,
+) -> AsyncIterator[Station]:
+    """Run a station connected to ``url`` (``ws[s]://host:port/.../IDENTITY``).
+
+    The station boots with ``boot``, answers the CSMS with ``on_request(station,
+    request)`` (async; raise OcppCallError for a CALLERROR) and passes other events to
+    ``on_event(station, event)``. ``auth`` is the HTTP Basic password (bytes are sent as
+    they are: a 1.6 AuthorizationKey as raw bytes). It reconnects with ``backoff`` after
+    each loss; ``max_attempts`` consecutive failures end the attempts.
+    """
+    rng = rng or random.Random()
+    core = StationCore(version, boot, config=station_config, id_generator=id_generator, rng=rng)
+    station = Station(
+        Endpoint.from_url(url),
+        core,
+        on_request=on_request,
+        on_event=on_event,
+        password=auth,
+        ssl_context=ssl_context,
+        ws_options=ws_options or WsOptions(),
+        backoff=backoff or Backoff(),
+        rng=rng,
+        max_attempts=max_attempts,
+    )
+    runner = asyncio.ensure_future(station._run())
+    try:
+        yield station
+    finally:
+        with contextlib.suppress(Exception):
+            await station.aclose()
+        runner.cancel()
+        for task in [runner, *station._tasks]:
+            task.cancel()
+        await asyncio.gather(runner, *station._tasks, return_exceptions=True)

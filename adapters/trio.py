@@ -1,0 +1,631 @@
+"""The trio adapter: a CSMS server and a station client with structured concurrency.
+
+Each connection runs two tasks: a reader that feeds received bytes through the shared
+WebSocket glue into the core, and a service task that writes what comes out and runs the
+timers (its cancel scope's deadline is the next deadline, moved whenever it changes).
+Request handlers and ``on_event`` run as tasks in the server's (or station's) nursery, so a
+slow handler never holds up the connection (see docs/adapters.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import trio
+
+from ocpp_sansio.config import CsmsConfig, StationConfig
+from ocpp_sansio.csms import CsmsCore
+from ocpp_sansio.events import Event, RegistrationStatus, RequestReceived
+from ocpp_sansio.station import StationCore
+
+from ._driver import (
+    Backoff,
+    ConnectFailed,
+    ConnectionAttemptFailed,
+    Driver,
+    OcppCallError,
+    handler_method,
+    log,
+    uuid_ids,
+)
+from ._ws import (
+    DEFAULT_VERSIONS,
+    GOING_AWAY,
+    NORMAL_CLOSURE,
+    ClientWebSocket,
+    Closed,
+    Endpoint,
+    ServerPolicy,
+    ServerWebSocket,
+    WsOptions,
+    _WebSocket,
+)
+
+__all__ = ["CsmsServer", "CsmsSession", "Station", "connect", "serve"]
+
+_BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+
+class _Waiter:
+    __slots__ = ("done", "error", "response")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.response: Any = None
+        self.error: BaseException | None = None
+
+    def settle(self, response: Any, error: BaseException | None) -> None:
+        if not self.done.is_set():
+            self.response, self.error = response, error
+            self.done.set()
+
+    async def wait(self) -> Any:
+        await self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.response
+
+
+async def _not_supported(session: Any, request: Any) -> Any:
+    raise OcppCallError("NotSupported", f"no handler for {type(request).__name__}")
+
+
+class _Connection:
+    """One stream: a reader task feeds the WebSocket; a service task writes and runs timers."""
+
+    def __init__(self, owner: _Owner, stream: trio.abc.Stream, ws: _WebSocket) -> None:
+        self.owner = owner
+        self.stream = stream
+        self.ws = ws
+        self.session: _Session | None = None
+        self.finished = trio.Event()
+        self._out = bytearray()
+        self._wakeup = trio.Event()
+        self._deadline = math.inf
+        self._scope: trio.CancelScope | None = None
+
+    async def run(self) -> None:
+        """Serve the connection until its WebSocket is done, then close the stream."""
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._read)
+                await self._service()
+                nursery.cancel_scope.cancel()
+        finally:
+            with contextlib.suppress(*_BROKEN):
+                await trio.aclose_forcefully(self.stream)
+            if not self.ws.done:
+                self._feed(None)
+            self.finished.set()
+
+    async def _read(self) -> None:
+        while not self.ws.done:
+            try:
+                data = bytes(await self.stream.receive_some(65536))  # no copy for bytes
+            except _BROKEN:
+                data = b""
+            self._feed(data or None)
+
+    async def _service(self) -> None:
+        if isinstance(self.ws, ClientWebSocket):
+            self.ws.start()
+            self.flush()
+        while True:
+            with trio.CancelScope(deadline=self._deadline) as scope:
+                self._scope = scope
+                await self._wakeup.wait()
+            self._scope = None
+            if self._wakeup.is_set():
+                self._wakeup = trio.Event()
+            if trio.current_time() >= self._deadline:
+                self._on_timer()
+            while self._out:
+                data = bytes(self._out)
+                self._out.clear()
+                try:
+                    await self.stream.send_all(data)
+                except _BROKEN:
+                    self._feed(None)
+                    return
+            if self.ws.done:
+                return
+
+    def _feed(self, data: bytes | None) -> None:
+        now = trio.current_time()
+        session = self.session
+        if session is not None:
+            session.driver.receive(self.ws, data, now)
+            session.pump()
+        else:
+            ws = self.ws
+            ws.receive_data(data, now)
+            if ws.version is not None:
+                self.owner.opened(self, now)
+            else:
+                self._refused()
+        self.flush()
+
+    def _on_timer(self) -> None:
+        now = max(trio.current_time(), self._deadline)
+        session = self.session
+        if session is not None:
+            session.driver.timer(self.ws, now)
+            session.pump()
+        else:
+            self.ws.handle_timer(now)
+            self._refused()
+        self.flush()
+
+    def _refused(self) -> None:
+        for event in self.ws.events():
+            if isinstance(event, Closed):
+                self.owner.refused(self, event)
+
+    def flush(self) -> None:
+        """Hand what the WebSocket has to the service task and move its deadline."""
+        self._out += self.ws.data_to_send()
+        session = self.session
+        if session is not None:
+            deadline = session.driver.next_deadline(self.ws)
+        else:
+            deadline = self.ws.next_deadline()
+        self._deadline = math.inf if deadline is None else deadline
+        if self._scope is not None:
+            self._scope.deadline = self._deadline
+        if self._out or self.ws.done:
+            self._wakeup.set()
+
+    def close(self, code: int, reason: str) -> None:
+        now = trio.current_time()
+        session = self.session
+        if session is not None:
+            session.driver.close(self.ws, code, reason, now)
+            session.pump()
+        else:
+            self.ws.close(code, reason, now)
+        self.flush()
+
+    @property
+    def peer_certificate(self) -> dict[str, Any] | None:
+        if isinstance(self.stream, trio.SSLStream):
+            cert: dict[str, Any] | None = self.stream.getpeercert()
+            return cert
+        return None
+
+
+class _Owner:
+    """Who made a connection: the server, or a station."""
+
+    def opened(self, conn: _Connection, now: float) -> None:
+        raise NotImplementedError
+
+    def refused(self, conn: _Connection, closed: Closed) -> None:
+        raise NotImplementedError
+
+
+class _Session:
+    """One core's life across connections, seen from the application."""
+
+    def __init__(
+        self,
+        driver: Driver,
+        on_request: Callable[[Any, Any], Awaitable[Any]],
+        on_event: Callable[[Any, Event], Awaitable[None]] | None,
+        nursery: trio.Nursery,
+    ) -> None:
+        self.driver = driver
+        self.conn: _Connection | None = None
+        self._on_request = on_request
+        self._on_event = on_event
+        self._nursery = nursery
+        self._events_in: trio.MemorySendChannel[Event] | None = None
+        self._changed = trio.Event()
+        self._seen: tuple[Any, bool] = (None, False)
+
+    @property
+    def core(self) -> Any:
+        return self.driver.core
+
+    @property
+    def version(self) -> str:
+        return self.driver.core.version
+
+    @property
+    def connected(self) -> bool:
+        return self.driver.ws is not None
+
+    @property
+    def registration(self) -> RegistrationStatus | None:
+        return self.driver.core.registration
+
+    async def call(self, request: Any) -> Any:
+        """Send ``request`` and return the typed response. Raises OcppCallError for a
+        CALLERROR, CallTimeout, ConnectionLost, InvalidAnswer or MessageDiscarded; and
+        LocalProtocolError at once when the protocol forbids sending it now. A 2.1 SEND
+        returns None at once."""
+        waiter = _Waiter()
+        message_id = self.driver.call(request, waiter, trio.current_time())
+        self.pump()
+        if message_id is None:
+            return None
+        try:
+            return await waiter.wait()
+        finally:
+            if not waiter.done.is_set():
+                self.driver.forget(message_id)
+
+    def pump(self) -> None:
+        """After anything touched the core: write its frames, start handlers, pass events."""
+        driver = self.driver
+        driver.flush()
+        for generation, request in driver.take_requests():
+            self._nursery.start_soon(self._run_request, generation, request)
+        events = driver.take_events()
+        if events and self._on_event is not None:
+            if self._events_in is None:
+                self._events_in, events_out = trio.open_memory_channel[Event](math.inf)
+                self._nursery.start_soon(self._deliver_events, events_out)
+            for event in events:
+                self._events_in.send_nowait(event)
+        if self.conn is not None:
+            self.conn.flush()
+        seen = (driver.core.registration, driver.ws is not None)
+        if seen != self._seen:
+            self._seen = seen
+            self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def _run_request(self, generation: int, event: RequestReceived) -> None:
+        try:
+            response = await self._on_request(self, event.request)
+        except Exception as error:
+            self.driver.answer_exception(generation, event.message_id, error)
+        else:
+            self.driver.answer(generation, event.message_id, response, trio.current_time())
+        self.pump()
+
+    async def _deliver_events(self, events: trio.MemoryReceiveChannel[Event]) -> None:
+        assert self._on_event is not None
+        async for event in events:
+            try:
+                await self._on_event(self, event)
+            except Exception:
+                log.exception("on_event failed on %r", event)
+
+
+# --- the CSMS ----------------------------------------------------------------------------------
+
+
+class CsmsSession(_Session):
+    """One station as the CSMS sees it, kept across its reconnects."""
+
+    def __init__(self, identity: str, driver: Driver, server: CsmsServer) -> None:
+        on_request = handler_method(server.handler, "on_request") or _not_supported
+        super().__init__(
+            driver, on_request, handler_method(server.handler, "on_event"), server._nursery
+        )
+        self.identity = identity
+        #: The TLS client certificate of the current connection (security profile 3).
+        self.peer_certificate: dict[str, Any] | None = None
+
+    async def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
+        """Close the current connection in order and wait until it is gone."""
+        conn = self.conn
+        if conn is not None:
+            conn.close(code, reason)
+            await conn.finished.wait()
+
+
+class CsmsServer(_Owner):
+    """A listening CSMS: ``port`` is the bound port, ``sessions`` the stations by
+    identity (case-folded)."""
+
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        policy: ServerPolicy,
+        csms_config: CsmsConfig | None,
+        id_generator: Callable[[], str],
+        nursery: trio.Nursery,
+    ) -> None:
+        self.handler = handler
+        self.policy = policy
+        self.csms_config = csms_config
+        self.id_generator = id_generator
+        self.sessions: dict[str, CsmsSession] = {}
+        self.port = 0
+        self._nursery = nursery
+        self._connections: set[_Connection] = set()
+        self._stopped = trio.Event()
+
+    async def _handle(self, stream: trio.abc.Stream) -> None:
+        conn = _Connection(self, stream, ServerWebSocket(self.policy, trio.current_time()))
+        self._connections.add(conn)
+        try:
+            await conn.run()
+        except Exception:
+            log.exception("connection failed")
+        finally:
+            self._connections.discard(conn)
+
+    def opened(self, conn: _Connection, now: float) -> None:
+        ws = conn.ws
+        assert ws.version is not None
+        key = ws.identity.casefold()
+        session = self.sessions.get(key)
+        if session is None or session.version != ws.version:
+            if session is not None and session.conn is not None:
+                session.conn.close(NORMAL_CLOSURE, "replaced by a new connection")
+            core = CsmsCore(
+                ws.version, ws.identity, config=self.csms_config, id_generator=self.id_generator
+            )
+            session = CsmsSession(ws.identity, Driver(core), self)
+            self.sessions[key] = session
+        elif session.conn is not None:
+            # The station is back while its old socket lingers: the new one wins.
+            old = session.conn
+            session.driver.close(old.ws, NORMAL_CLOSURE, "replaced by a new connection", now)
+            old.flush()
+        conn.session = session
+        session.conn = conn
+        session.peer_certificate = conn.peer_certificate
+        session.driver.attach(ws, now)
+        session.pump()
+
+    def refused(self, conn: _Connection, closed: Closed) -> None:
+        log.info("handshake refused: %s", closed.reason)
+
+    async def serve_forever(self) -> None:
+        """Wait until ``stop()`` is called (or the task is cancelled)."""
+        await self._stopped.wait()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    async def aclose(self) -> None:
+        """Close every connection with 1001, then stop everything the server runs."""
+        self._stopped.set()
+        for conn in list(self._connections):
+            conn.close(GOING_AWAY, "the CSMS is shutting down")
+        with trio.move_on_after(self.policy.options.close_timeout):
+            for conn in list(self._connections):
+                await conn.finished.wait()
+        self._nursery.cancel_scope.cancel()
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    handler: Any,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    versions: Sequence[str] = DEFAULT_VERSIONS,
+    csms_config: CsmsConfig | None = None,
+    auth: Callable[[str], str | bytes | None] | None = None,
+    known_identity: Callable[[str], bool] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    ws_options: WsOptions | None = None,
+    id_generator: Callable[[], str] = uuid_ids,
+    backlog: int = 1024,
+) -> AsyncIterator[CsmsServer]:
+    """Run a CSMS at ``ws[s]://host:port/.../IDENTITY`` while the block runs.
+
+    ``handler.on_request(session, request)`` answers each station request (async; raise
+    OcppCallError to answer with a CALLERROR); ``handler.on_event(session, event)`` gets
+    the rest, in order. ``versions`` in order of preference; ``auth(identity)`` returns the
+    station's Basic password (profiles 1, 2); ``known_identity(identity)`` False gives 404.
+    """
+    policy = ServerPolicy(
+        versions=tuple(versions),
+        known_identity=known_identity,
+        password_for=auth,
+        options=ws_options or WsOptions(),
+    )
+    async with trio.open_nursery() as nursery:
+        server = CsmsServer(
+            handler,
+            policy=policy,
+            csms_config=csms_config,
+            id_generator=id_generator,
+            nursery=nursery,
+        )
+        tcp = await trio.open_tcp_listeners(port, host=host, backlog=backlog)
+        server.port = tcp[0].socket.getsockname()[1]
+        listeners: list[trio.abc.Listener[Any]] = list(tcp)
+        if ssl_context is not None:
+            listeners = [trio.SSLListener(listener, ssl_context) for listener in tcp]
+        nursery.start_soon(trio.serve_listeners, server._handle, listeners)
+        try:
+            yield server
+        finally:
+            with trio.CancelScope(shield=True):
+                await server.aclose()
+
+
+# --- the station -------------------------------------------------------------------------------
+
+
+class Station(_Session, _Owner):
+    """A charging station connected to its CSMS, reconnecting with back-off (digest §2.4).
+
+    One StationCore for the whole life of the object: after a reconnect, registration and
+    held transaction messages resume without a new boot (B04).
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        core: StationCore,
+        *,
+        on_request: Callable[[Any, Any], Awaitable[Any]] | None,
+        on_event: Callable[[Any, Event], Awaitable[None]] | None,
+        password: str | bytes | None,
+        ssl_context: ssl.SSLContext | None,
+        ws_options: WsOptions,
+        backoff: Backoff,
+        rng: random.Random,
+        max_attempts: int | None,
+        nursery: trio.Nursery,
+    ) -> None:
+        super().__init__(Driver(core), on_request or _not_supported, on_event, nursery)
+        self.endpoint = endpoint
+        self.identity = endpoint.identity
+        self._password = password
+        self._ssl_context = ssl_context
+        self._ws_options = ws_options
+        self._backoff = backoff
+        self._rng = rng
+        self._max_attempts = max_attempts
+        self._refusal: Closed | None = None
+        self._closing = False
+        #: Why the station stopped trying, when ``max_attempts`` ran out.
+        self.failure: ConnectFailed | None = None
+
+    async def wait_connected(self) -> None:
+        """Return once a connection is open (raise ConnectFailed if attempts ran out)."""
+        while self.driver.ws is None:
+            await self._wait_change()
+
+    async def wait_registered(self) -> None:
+        """Return once the CSMS has accepted the station's boot."""
+        while self.core.registration is not RegistrationStatus.ACCEPTED:
+            await self._wait_change()
+
+    async def _wait_change(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+        await self._changed.wait()
+
+    async def _run(self) -> None:
+        waits = self._backoff.waits(self._rng)
+        failures = 0
+        while not self._closing:
+            try:
+                await self._connect_once()
+            except ConnectFailed as error:
+                failures += 1
+                give_up = self._max_attempts is not None and failures >= self._max_attempts
+                wait = None if give_up else next(waits)
+                self._emit(ConnectionAttemptFailed(error=error, retry_in=wait))
+                if wait is None:
+                    self.failure = error
+                    self._wake()
+                    return
+            else:
+                failures = 0
+                waits = self._backoff.waits(self._rng)
+                if self._closing:
+                    return
+                wait = next(waits)
+            await trio.sleep(wait)
+
+    def _emit(self, event: Event) -> None:
+        self.driver._events.append(event)
+        self.pump()
+
+    async def _connect_once(self) -> None:
+        endpoint = self.endpoint
+        options = self._ws_options
+        try:
+            with trio.fail_after(options.handshake_timeout):
+                stream: trio.abc.Stream = await trio.open_tcp_stream(endpoint.host, endpoint.port)
+                if endpoint.secure:
+                    context = self._ssl_context or ssl.create_default_context()
+                    stream = trio.SSLStream(stream, context, server_hostname=endpoint.host)
+                    await stream.do_handshake()
+        except (*_BROKEN, trio.TooSlowError) as error:
+            reason = f"cannot connect to {endpoint.host}:{endpoint.port}: {error!r}"
+            raise ConnectFailed(reason) from error
+        ws = ClientWebSocket(
+            endpoint,
+            versions=(self.core.version,),
+            options=options,
+            password=self._password,
+            now=trio.current_time(),
+        )
+        self._refusal = None
+        conn = _Connection(self, stream, ws)
+        self.conn = conn
+        await conn.run()
+        if ws.version is None:
+            refusal = self._refusal or Closed(code=1006, reason="connection lost", by_peer=True)
+            raise ConnectFailed(refusal.reason, refusal.status)
+
+    def opened(self, conn: _Connection, now: float) -> None:
+        conn.session = self
+        self.driver.attach(conn.ws, now)
+        self.pump()
+
+    def refused(self, conn: _Connection, closed: Closed) -> None:
+        self._refusal = closed
+
+    async def aclose(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
+        """Close the connection in order and stop reconnecting."""
+        self._closing = True
+        conn = self.conn
+        if conn is not None and self.driver.ws is conn.ws:
+            conn.close(code, reason)
+            await conn.finished.wait()
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    url: str,
+    *,
+    version: str,
+    boot: Any,
+    station_config: StationConfig | None = None,
+    on_request: Callable[[Any, Any], Awaitable[Any]] | None = None,
+    on_event: Callable[[Any, Event], Awaitable[None]] | None = None,
+    auth: str | bytes | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    ws_options: WsOptions | None = None,
+    backoff: Backoff | None = None,
+    rng: random.Random | None = None,
+    max_attempts: int | None = None,
+    id_generator: Callable[[], str] = uuid_ids,
+) -> AsyncIterator[Station]:
+    """Run a station connected to ``url`` (``ws[s]://host:port/.../IDENTITY``).
+
+    The station boots with ``boot``, answers the CSMS with ``on_request(station,
+    request)`` (async; raise OcppCallError for a CALLERROR) and passes other events to
+    ``on_event(station, event)``. ``auth`` is the HTTP Basic password (bytes are sent as
+    they are: a 1.6 AuthorizationKey as raw bytes). It reconnects with ``backoff`` after
+    each loss; ``max_attempts`` consecutive failures end the attempts.
+    """
+    rng = rng or random.Random()
+    core = StationCore(version, boot, config=station_config, id_generator=id_generator, rng=rng)
+    endpoint = Endpoint.from_url(url)
+    async with trio.open_nursery() as nursery:
+        station = Station(
+            endpoint,
+            core,
+            on_request=on_request,
+            on_event=on_event,
+            password=auth,
+            ssl_context=ssl_context,
+            ws_options=ws_options or WsOptions(),
+            backoff=backoff or Backoff(),
+            rng=rng,
+            max_attempts=max_attempts,
+            nursery=nursery,
+        )
+        nursery.start_soon(station._run)
+        try:
+            yield station
+        finally:
+            with (
+                trio.CancelScope(shield=True),
+                trio.move_on_after(station._ws_options.close_timeout),
+            ):
+                await station.aclose()
+            nursery.cancel_scope.cancel()
