@@ -286,6 +286,8 @@ class _WebSocket:
             self._conn.receive_data(data)
             for event in self._conn.events():
                 self._on_event(event, now)
+                if self.phase is Phase.DONE:
+                    break
         except WsRemoteError as error:
             self._refused_by_protocol(error, now)
         except (WsLocalError, UnicodeError, ValueError) as error:
