@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import json.encoder as json_encoder
+import re
 import sys
 from typing import Any, Final
 
@@ -195,11 +197,39 @@ def _finite_float(text: str) -> float:
 
 
 _decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
-_encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_scan: Any = _decoder.scan_once  # type: ignore[attr-defined]
+_space = re.compile(r"[ \t\n\r]*")
 
 
 def _loads(text: str) -> Any:
-    return _decoder.decode(text)
+    """``json.loads`` with our number rules, minus two layers of calls."""
+    start = _space.match(text, 0).end()  # type: ignore[union-attr]  # always matches
+    try:
+        value, end = _scan(text, start)
+    except StopIteration as stop:
+        raise json.JSONDecodeError("Expecting value", text, stop.value) from None
+    end = _space.match(text, end).end()  # type: ignore[union-attr]
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return value
+
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+#: One C encoder for every frame: compact, ASCII-only (lone surrogates leave escaped), no
+#: NaN or infinities. It skips the circular-reference bookkeeping: a circular object (only
+#: possible in a hand-built dict) ends in RecursionError, which encode_frame reports.
+_encode: Any
+_make_encoder: Any = getattr(json_encoder, "c_make_encoder", None)  # untyped in typeshed
+if _make_encoder is not None:
+    _encode = _make_encoder(
+        None, _not_json, json_encoder.encode_basestring_ascii, None, ":", ",", False, False, False
+    )
+else:  # pragma: no cover - Pythons without the C accelerator
+    _fallback = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+    _encode = lambda data, _level: (_fallback.encode(data),)  # noqa: E731
 
 
 def _too_deep(text: str, value: Any) -> bool:
@@ -543,7 +573,7 @@ def encode_frame(frame: Frame) -> str:
     else:
         raise TypeError(f"not an OCPP frame: {frame!r}")
     try:
-        return _encoder.encode(data)
+        return "".join(_encode(data, 0))
     except (TypeError, ValueError, RecursionError) as exc:
         # Only hand-built dicts and untyped (Any) values get here: NaN, sets, objects...
         raise InvalidPayloadError(f"not representable as JSON: {exc}", "$") from None

@@ -984,3 +984,60 @@ def test_encode_escapes_lone_surrogates_to_ascii() -> None:
 )
 def test_decode_encode_round_trip_is_exact(version: str, text: str) -> None:
     assert encode_frame(decode_frame(text, version)) == text
+
+
+# --- the generated codecs, as seen through the frame API --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        ('"Nope"', "PropertyConstraintViolation"),
+        ('"accepted"', "PropertyConstraintViolation"),
+        ("5", "TypeConstraintViolation"),
+        ("null", "TypeConstraintViolation"),
+        ('["Accepted"]', "TypeConstraintViolation"),  # unhashable
+        ('{"Accepted":1}', "TypeConstraintViolation"),
+    ],
+)
+def test_enum_values_refused_with_the_right_code(status: str, code: str) -> None:
+    text = f'[3,"r1",{{"status":{status},"currentTime":"2024-01-01T00:00:00Z","interval":1}}]'
+    error = refused(text, "1.6", response_to="BootNotification")
+    assert (error.error_code, error.details["path"]) == (code, "$.status")
+
+
+@pytest.mark.parametrize("version", ALL)
+def test_null_in_place_of_an_optional_field_is_refused(version: str) -> None:
+    # Digest §1.3: an empty optional field is omitted; null is not "absent".
+    text = (
+        '[2,"1","DataTransfer",{"vendorId":"v","messageId":null}]'
+        if version == "1.6"
+        else '[2,"1","Heartbeat",{"customData":null}]'
+    )
+    error = refused(text, version)
+    assert error.error_code == "TypeConstraintViolation"
+
+
+def test_encode_refuses_nested_object_of_the_wrong_class() -> None:
+    request = v16.MeterValuesRequest(
+        connector_id=1,
+        meter_value=[v16.SampledValue(value="1")],  # type: ignore[list-item]
+    )
+    with pytest.raises(InvalidPayloadError) as info:
+        encode_frame(Call(message_id="1", action="MeterValues", payload=request))
+    assert info.value.path == "$.meterValue[0]"
+    assert "MeterValue" in info.value.reason
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_encode_refuses_non_finite_numbers_in_typed_fields(bad: float) -> None:
+    stream = decode_frame(f'[6,"s1","NotifyPeriodicEventStream",{STREAM}]', "2.1").payload  # type: ignore[union-attr]
+    broken = v21.NotifyPeriodicEventStream(
+        data=[v21.StreamDataElement(t=bad, v="1")],
+        id=stream.id,
+        pending=stream.pending,
+        basetime=stream.basetime,
+    )
+    with pytest.raises(InvalidPayloadError) as info:
+        encode_frame(Send(message_id="1", action="NotifyPeriodicEventStream", payload=broken))
+    assert info.value.path == "$.data[0].t"
