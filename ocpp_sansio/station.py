@@ -229,10 +229,17 @@ class StationCore(CoreBase):
         if entry is not None:
             if entry.transactional:
                 self._held.appendleft(entry)  # being offline is not a failed attempt
-            elif entry.action not in ("BootNotification", "Heartbeat"):
+            elif entry.action == "BootNotification":
+                self._boot_at = now  # unanswered: boot again once reconnected
+            elif entry.action != "Heartbeat":
                 self._fail(entry, "connection lost before the answer")
         while self._queue:
             self._fail(self._queue.popleft(), "connection lost before it was sent")
+        for held in self._held:
+            held.requested = False  # a trigger's permission ends with its connection
+            if held.action == "TransactionEvent" and not held.payload.offline:
+                # E11.FR.07: going offline marks every queued TransactionEvent offline.
+                held.payload = attrs.evolve(held.payload, offline=True)
         self._triggers.clear()
         self._requested_reports.clear()
         self._offline_since = now
@@ -453,8 +460,7 @@ class StationCore(CoreBase):
         )
         # A message of that kind already waiting counts as the triggered one (digest §4.2).
         for entry in (*self._queue, *self._held):
-            if entry.action == action:
-                self._satisfy(trigger, entry.payload)
+            if entry.action == action and self._satisfy(trigger, entry.payload):
                 entry.requested = True
         if trigger.remaining:
             self._triggers.append(trigger)
@@ -475,6 +481,8 @@ class StationCore(CoreBase):
             return "NotImplemented", set()
         if self.version != "1.6" and action == "BootNotification" and self.registration is ACCEPTED:
             return "Rejected", set()  # F06.FR.17
+        if self.registration is BOOTING and action != "BootNotification":
+            return "Rejected", set()  # nothing but the boot may go out yet (B01.FR.08)
         if action not in _SCOPED:
             return "Accepted", {None}  # an id irrelevant to the message is ignored (F06.FR.03)
         count = self.config.connectors

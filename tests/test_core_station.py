@@ -284,3 +284,14 @@ def test_application_may_not_send_boot_notification_itself(version: str) -> None
     pair = make_pair(version)
     with pytest.raises(LocalProtocolError, match="BootNotification"):
         pair.station.send_request(boot_request(version), pair.now)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_boot_lost_with_the_connection_is_sent_again_on_reconnect(version: str) -> None:
+    pair = make_pair(version, csms_app=CsmsApp(version, silent_for={"BootNotification"}))
+    pair.disconnect()
+    pair.csms_app = None
+    pair.on_csms_event = CsmsApp(version)
+    pair.connect()
+    assert actions(pair.frames(TO_CSMS)) == ["BootNotification", "BootNotification"]
+    assert pair.station.registration is RegistrationStatus.ACCEPTED

@@ -243,3 +243,12 @@ def test_trigger_window_closes(version: str) -> None:
 
 def test_request_helper_builds_trigger_requests() -> None:
     assert request("2.0.1", "TriggerMessage").requested_message == "BootNotification"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_b01_fr_08_a_booting_station_rejects_triggers_it_cannot_honour(version: str) -> None:
+    pair = make_pair(version, csms_app=CsmsApp(version, silent_for={"BootNotification"}))
+    pair.station.receive_text(
+        '[2,"t1","TriggerMessage",{"requestedMessage":"Heartbeat"}]', pair.now
+    )
+    assert decoded(pair.station.data_to_send()) == [[3, "t1", {"status": "Rejected"}]]
