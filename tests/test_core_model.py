@@ -16,8 +16,8 @@ import attrs
 from _corekit import (
     MODULES,
     CsmsApp,
-    boot_request,
     StationApp,
+    boot_request,
     make_pair,
     request,
     status_notification,
@@ -108,9 +108,9 @@ class WireObserver:
                 wait = interval if interval > 0 else RETRY_INITIAL
                 self.silent_until = sent.time + wait if status != "Accepted" else 0.0
                 self.triggered.clear()
-        if direction == TO_CSMS and action in ("TriggerMessage", "ExtendedTriggerMessage"):
-            if msg[2]["status"] == "Accepted":
-                self.triggered.append(self.calls[back].get(message_id + "#requested", ""))
+        is_trigger = action in ("TriggerMessage", "ExtendedTriggerMessage")
+        if direction == TO_CSMS and is_trigger and msg[2]["status"] == "Accepted":
+            self.triggered.append(self.calls[back].get(message_id + "#requested", ""))
 
     def _call(self, sent: Sent, msg: list[Any]) -> None:
         direction, message_id, action, payload = sent.direction, msg[1], msg[2], msg[3]
