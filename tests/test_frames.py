@@ -1041,3 +1041,19 @@ def test_encode_refuses_non_finite_numbers_in_typed_fields(bad: float) -> None:
     with pytest.raises(InvalidPayloadError) as info:
         encode_frame(Send(message_id="1", action="NotifyPeriodicEventStream", payload=broken))
     assert info.value.path == "$.data[0].t"
+
+
+def test_encode_refuses_circular_and_oversized_values_in_hand_built_dicts() -> None:
+    circular: dict[str, Any] = {}
+    circular["self"] = circular
+    with pytest.raises(InvalidPayloadError):
+        encode_frame(CallResult(message_id="1", payload=circular))
+    with pytest.raises(InvalidPayloadError):
+        encode_frame(CallResult(message_id="1", payload={"n": 10**5000}))
+
+
+@pytest.mark.parametrize("version", ALL)
+@pytest.mark.parametrize("text", [b'[2,"1","Heartbeat",{}]', None, 5])
+def test_decode_of_what_is_not_text_is_a_frame_error(version: str, text: Any) -> None:
+    error = refused(text, version)
+    assert error.error_code == RPC_CODE[version]
