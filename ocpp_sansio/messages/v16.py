@@ -27,6 +27,11 @@ class AvailabilityStatus(StrEnum):
     SCHEDULED = "Scheduled"
 
 
+class AvailabilityType(StrEnum):
+    INOPERATIVE = "Inoperative"
+    OPERATIVE = "Operative"
+
+
 class CancelReservationStatus(StrEnum):
     ACCEPTED = "Accepted"
     REJECTED = "Rejected"
@@ -59,6 +64,18 @@ class ChargePointErrorCode(StrEnum):
     UNDER_VOLTAGE = "UnderVoltage"
     OVER_VOLTAGE = "OverVoltage"
     WEAK_SIGNAL = "WeakSignal"
+
+
+class ChargePointStatus(StrEnum):
+    AVAILABLE = "Available"
+    PREPARING = "Preparing"
+    CHARGING = "Charging"
+    SUSPENDED_EVSE = "SuspendedEVSE"
+    SUSPENDED_EV = "SuspendedEV"
+    FINISHING = "Finishing"
+    RESERVED = "Reserved"
+    UNAVAILABLE = "Unavailable"
+    FAULTED = "Faulted"
 
 
 class ChargingProfileKindType(StrEnum):
@@ -114,6 +131,23 @@ class DeleteCertificateStatusEnum(StrEnum):
     NOT_FOUND = "NotFound"
 
 
+class DiagnosticsStatus(StrEnum):
+    IDLE = "Idle"
+    UPLOADED = "Uploaded"
+    UPLOAD_FAILED = "UploadFailed"
+    UPLOADING = "Uploading"
+
+
+class FirmwareStatus(StrEnum):
+    DOWNLOADED = "Downloaded"
+    DOWNLOAD_FAILED = "DownloadFailed"
+    DOWNLOADING = "Downloading"
+    IDLE = "Idle"
+    INSTALLATION_FAILED = "InstallationFailed"
+    INSTALLING = "Installing"
+    INSTALLED = "Installed"
+
+
 class FirmwareStatusEnum(StrEnum):
     DOWNLOADED = "Downloaded"
     DOWNLOAD_FAILED = "DownloadFailed"
@@ -129,16 +163,6 @@ class FirmwareStatusEnum(StrEnum):
     INSTALL_VERIFICATION_FAILED = "InstallVerificationFailed"
     INVALID_SIGNATURE = "InvalidSignature"
     SIGNATURE_VERIFIED = "SignatureVerified"
-
-
-class FirmwareStatusNotificationRequestStatus(StrEnum):
-    DOWNLOADED = "Downloaded"
-    DOWNLOAD_FAILED = "DownloadFailed"
-    DOWNLOADING = "Downloading"
-    IDLE = "Idle"
-    INSTALLATION_FAILED = "InstallationFailed"
-    INSTALLING = "Installing"
-    INSTALLED = "Installed"
 
 
 class GenericStatusEnum(StrEnum):
@@ -293,41 +317,14 @@ class ReservationStatus(StrEnum):
     UNAVAILABLE = "Unavailable"
 
 
-class ResetRequestType(StrEnum):
-    HARD = "Hard"
-    SOFT = "Soft"
-
-
 class ResetStatus(StrEnum):
     ACCEPTED = "Accepted"
     REJECTED = "Rejected"
 
 
-class SendLocalListRequestStatus(StrEnum):
-    ACCEPTED = "Accepted"
-    BLOCKED = "Blocked"
-    EXPIRED = "Expired"
-    INVALID = "Invalid"
-    CONCURRENT_TX = "ConcurrentTx"
-
-
-class Status(StrEnum):
-    IDLE = "Idle"
-    UPLOADED = "Uploaded"
-    UPLOAD_FAILED = "UploadFailed"
-    UPLOADING = "Uploading"
-
-
-class StatusNotificationRequestStatus(StrEnum):
-    AVAILABLE = "Available"
-    PREPARING = "Preparing"
-    CHARGING = "Charging"
-    SUSPENDED_EVSE = "SuspendedEVSE"
-    SUSPENDED_EV = "SuspendedEV"
-    FINISHING = "Finishing"
-    RESERVED = "Reserved"
-    UNAVAILABLE = "Unavailable"
-    FAULTED = "Faulted"
+class ResetType(StrEnum):
+    HARD = "Hard"
+    SOFT = "Soft"
 
 
 class StopTransactionRequestUnitOfMeasure(StrEnum):
@@ -360,11 +357,6 @@ class TriggerMessageStatusEnum(StrEnum):
     ACCEPTED = "Accepted"
     REJECTED = "Rejected"
     NOT_IMPLEMENTED = "NotImplemented"
-
-
-class Type(StrEnum):
-    INOPERATIVE = "Inoperative"
-    OPERATIVE = "Operative"
 
 
 class UnitOfMeasure(StrEnum):
@@ -430,8 +422,8 @@ class ValueFormat(StrEnum):
 
 
 @message(draft=4)
-class SendLocalListRequestIdTagInfo:
-    status: SendLocalListRequestStatus
+class IdTagInfo:
+    status: AuthorizationStatus
     expiry_date: datetime | None = None
     parent_id_tag: str | None = wire(None, max_length=20)
 
@@ -439,19 +431,12 @@ class SendLocalListRequestIdTagInfo:
 @message(draft=4)
 class AuthorizationData:
     id_tag: str = wire(max_length=20)
-    id_tag_info: SendLocalListRequestIdTagInfo | None = None
+    id_tag_info: IdTagInfo | None = None
 
 
 @message(draft=4)
 class AuthorizeRequest:
     id_tag: str = wire(max_length=20)
-
-
-@message(draft=4)
-class IdTagInfo:
-    status: AuthorizationStatus
-    expiry_date: datetime | None = None
-    parent_id_tag: str | None = wire(None, max_length=20)
 
 
 @message(draft=4)
@@ -510,7 +495,7 @@ class CertificateSignedResponse:
 @message(draft=4)
 class ChangeAvailabilityRequest:
     connector_id: int
-    type: Type
+    type: AvailabilityType
 
 
 @message(draft=4)
@@ -606,7 +591,7 @@ class DeleteCertificateResponse:
 
 @message(draft=4)
 class DiagnosticsStatusNotificationRequest:
-    status: Status
+    status: DiagnosticsStatus
 
 
 @message(draft=4)
@@ -636,7 +621,7 @@ class Firmware:
 
 @message(draft=4)
 class FirmwareStatusNotificationRequest:
-    status: FirmwareStatusNotificationRequestStatus
+    status: FirmwareStatus
 
 
 @message(draft=4)
@@ -833,7 +818,7 @@ class ReserveNowResponse:
 
 @message(draft=4)
 class ResetRequest:
-    type: ResetRequestType
+    type: ResetType
 
 
 @message(draft=4)
@@ -929,7 +914,7 @@ class StartTransactionResponse:
 class StatusNotificationRequest:
     connector_id: int
     error_code: ChargePointErrorCode
-    status: StatusNotificationRequestStatus
+    status: ChargePointStatus
     info: str | None = wire(None, max_length=50)
     timestamp: datetime | None = None
     vendor_id: str | None = wire(None, max_length=255)
@@ -1012,28 +997,16 @@ ACTIONS = Registry(
     [
         ActionSpec("Authorize", AuthorizeRequest, AuthorizeResponse, Role.STATION),
         ActionSpec(
-            "BootNotification",
-            BootNotificationRequest,
-            BootNotificationResponse,
-            Role.STATION,
+            "BootNotification", BootNotificationRequest, BootNotificationResponse, Role.STATION
         ),
         ActionSpec(
-            "CancelReservation",
-            CancelReservationRequest,
-            CancelReservationResponse,
-            Role.CSMS,
+            "CancelReservation", CancelReservationRequest, CancelReservationResponse, Role.CSMS
         ),
         ActionSpec(
-            "CertificateSigned",
-            CertificateSignedRequest,
-            CertificateSignedResponse,
-            Role.CSMS,
+            "CertificateSigned", CertificateSignedRequest, CertificateSignedResponse, Role.CSMS
         ),
         ActionSpec(
-            "ChangeAvailability",
-            ChangeAvailabilityRequest,
-            ChangeAvailabilityResponse,
-            Role.CSMS,
+            "ChangeAvailability", ChangeAvailabilityRequest, ChangeAvailabilityResponse, Role.CSMS
         ),
         ActionSpec(
             "ChangeConfiguration",
@@ -1050,10 +1023,7 @@ ACTIONS = Registry(
         ),
         ActionSpec("DataTransfer", DataTransferRequest, DataTransferResponse, Role.EITHER),
         ActionSpec(
-            "DeleteCertificate",
-            DeleteCertificateRequest,
-            DeleteCertificateResponse,
-            Role.CSMS,
+            "DeleteCertificate", DeleteCertificateRequest, DeleteCertificateResponse, Role.CSMS
         ),
         ActionSpec(
             "DiagnosticsStatusNotification",
@@ -1080,10 +1050,7 @@ ACTIONS = Registry(
             Role.CSMS,
         ),
         ActionSpec(
-            "GetConfiguration",
-            GetConfigurationRequest,
-            GetConfigurationResponse,
-            Role.CSMS,
+            "GetConfiguration", GetConfigurationRequest, GetConfigurationResponse, Role.CSMS
         ),
         ActionSpec("GetDiagnostics", GetDiagnosticsRequest, GetDiagnosticsResponse, Role.CSMS),
         ActionSpec(
@@ -1101,10 +1068,7 @@ ACTIONS = Registry(
         ActionSpec("GetLog", GetLogRequest, GetLogResponse, Role.CSMS),
         ActionSpec("Heartbeat", HeartbeatRequest, HeartbeatResponse, Role.STATION),
         ActionSpec(
-            "InstallCertificate",
-            InstallCertificateRequest,
-            InstallCertificateResponse,
-            Role.CSMS,
+            "InstallCertificate", InstallCertificateRequest, InstallCertificateResponse, Role.CSMS
         ),
         ActionSpec(
             "LogStatusNotification",
@@ -1135,16 +1099,10 @@ ACTIONS = Registry(
         ),
         ActionSpec("SendLocalList", SendLocalListRequest, SendLocalListResponse, Role.CSMS),
         ActionSpec(
-            "SetChargingProfile",
-            SetChargingProfileRequest,
-            SetChargingProfileResponse,
-            Role.CSMS,
+            "SetChargingProfile", SetChargingProfileRequest, SetChargingProfileResponse, Role.CSMS
         ),
         ActionSpec(
-            "SignCertificate",
-            SignCertificateRequest,
-            SignCertificateResponse,
-            Role.STATION,
+            "SignCertificate", SignCertificateRequest, SignCertificateResponse, Role.STATION
         ),
         ActionSpec(
             "SignedFirmwareStatusNotification",
@@ -1159,10 +1117,7 @@ ACTIONS = Registry(
             Role.CSMS,
         ),
         ActionSpec(
-            "StartTransaction",
-            StartTransactionRequest,
-            StartTransactionResponse,
-            Role.STATION,
+            "StartTransaction", StartTransactionRequest, StartTransactionResponse, Role.STATION
         ),
         ActionSpec(
             "StatusNotification",
@@ -1171,18 +1126,10 @@ ACTIONS = Registry(
             Role.STATION,
         ),
         ActionSpec(
-            "StopTransaction",
-            StopTransactionRequest,
-            StopTransactionResponse,
-            Role.STATION,
+            "StopTransaction", StopTransactionRequest, StopTransactionResponse, Role.STATION
         ),
         ActionSpec("TriggerMessage", TriggerMessageRequest, TriggerMessageResponse, Role.CSMS),
-        ActionSpec(
-            "UnlockConnector",
-            UnlockConnectorRequest,
-            UnlockConnectorResponse,
-            Role.CSMS,
-        ),
+        ActionSpec("UnlockConnector", UnlockConnectorRequest, UnlockConnectorResponse, Role.CSMS),
         ActionSpec("UpdateFirmware", UpdateFirmwareRequest, UpdateFirmwareResponse, Role.CSMS),
     ],
 )

@@ -2143,28 +2143,16 @@ ACTIONS = Registry(
     [
         ActionSpec("Authorize", AuthorizeRequest, AuthorizeResponse, Role.STATION),
         ActionSpec(
-            "BootNotification",
-            BootNotificationRequest,
-            BootNotificationResponse,
-            Role.STATION,
+            "BootNotification", BootNotificationRequest, BootNotificationResponse, Role.STATION
         ),
         ActionSpec(
-            "CancelReservation",
-            CancelReservationRequest,
-            CancelReservationResponse,
-            Role.CSMS,
+            "CancelReservation", CancelReservationRequest, CancelReservationResponse, Role.CSMS
         ),
         ActionSpec(
-            "CertificateSigned",
-            CertificateSignedRequest,
-            CertificateSignedResponse,
-            Role.CSMS,
+            "CertificateSigned", CertificateSignedRequest, CertificateSignedResponse, Role.CSMS
         ),
         ActionSpec(
-            "ChangeAvailability",
-            ChangeAvailabilityRequest,
-            ChangeAvailabilityResponse,
-            Role.CSMS,
+            "ChangeAvailability", ChangeAvailabilityRequest, ChangeAvailabilityResponse, Role.CSMS
         ),
         ActionSpec("ClearCache", ClearCacheRequest, ClearCacheResponse, Role.CSMS),
         ActionSpec(
@@ -2200,10 +2188,7 @@ ACTIONS = Registry(
         ),
         ActionSpec("DataTransfer", DataTransferRequest, DataTransferResponse, Role.EITHER),
         ActionSpec(
-            "DeleteCertificate",
-            DeleteCertificateRequest,
-            DeleteCertificateResponse,
-            Role.CSMS,
+            "DeleteCertificate", DeleteCertificateRequest, DeleteCertificateResponse, Role.CSMS
         ),
         ActionSpec(
             "FirmwareStatusNotification",
@@ -2237,10 +2222,7 @@ ACTIONS = Registry(
             Role.CSMS,
         ),
         ActionSpec(
-            "GetDisplayMessages",
-            GetDisplayMessagesRequest,
-            GetDisplayMessagesResponse,
-            Role.CSMS,
+            "GetDisplayMessages", GetDisplayMessagesRequest, GetDisplayMessagesResponse, Role.CSMS
         ),
         ActionSpec(
             "GetInstalledCertificateIds",
@@ -2271,10 +2253,7 @@ ACTIONS = Registry(
         ActionSpec("GetVariables", GetVariablesRequest, GetVariablesResponse, Role.CSMS),
         ActionSpec("Heartbeat", HeartbeatRequest, HeartbeatResponse, Role.STATION),
         ActionSpec(
-            "InstallCertificate",
-            InstallCertificateRequest,
-            InstallCertificateResponse,
-            Role.CSMS,
+            "InstallCertificate", InstallCertificateRequest, InstallCertificateResponse, Role.CSMS
         ),
         ActionSpec(
             "LogStatusNotification",
@@ -2321,12 +2300,7 @@ ACTIONS = Registry(
             Role.STATION,
         ),
         ActionSpec("NotifyReport", NotifyReportRequest, NotifyReportResponse, Role.STATION),
-        ActionSpec(
-            "PublishFirmware",
-            PublishFirmwareRequest,
-            PublishFirmwareResponse,
-            Role.CSMS,
-        ),
+        ActionSpec("PublishFirmware", PublishFirmwareRequest, PublishFirmwareResponse, Role.CSMS),
         ActionSpec(
             "PublishFirmwareStatusNotification",
             PublishFirmwareStatusNotificationRequest,
@@ -2367,34 +2341,19 @@ ACTIONS = Registry(
         ),
         ActionSpec("SendLocalList", SendLocalListRequest, SendLocalListResponse, Role.CSMS),
         ActionSpec(
-            "SetChargingProfile",
-            SetChargingProfileRequest,
-            SetChargingProfileResponse,
-            Role.CSMS,
+            "SetChargingProfile", SetChargingProfileRequest, SetChargingProfileResponse, Role.CSMS
         ),
         ActionSpec(
-            "SetDisplayMessage",
-            SetDisplayMessageRequest,
-            SetDisplayMessageResponse,
-            Role.CSMS,
+            "SetDisplayMessage", SetDisplayMessageRequest, SetDisplayMessageResponse, Role.CSMS
         ),
         ActionSpec(
-            "SetMonitoringBase",
-            SetMonitoringBaseRequest,
-            SetMonitoringBaseResponse,
-            Role.CSMS,
+            "SetMonitoringBase", SetMonitoringBaseRequest, SetMonitoringBaseResponse, Role.CSMS
         ),
         ActionSpec(
-            "SetMonitoringLevel",
-            SetMonitoringLevelRequest,
-            SetMonitoringLevelResponse,
-            Role.CSMS,
+            "SetMonitoringLevel", SetMonitoringLevelRequest, SetMonitoringLevelResponse, Role.CSMS
         ),
         ActionSpec(
-            "SetNetworkProfile",
-            SetNetworkProfileRequest,
-            SetNetworkProfileResponse,
-            Role.CSMS,
+            "SetNetworkProfile", SetNetworkProfileRequest, SetNetworkProfileResponse, Role.CSMS
         ),
         ActionSpec(
             "SetVariableMonitoring",
@@ -2404,10 +2363,7 @@ ACTIONS = Registry(
         ),
         ActionSpec("SetVariables", SetVariablesRequest, SetVariablesResponse, Role.CSMS),
         ActionSpec(
-            "SignCertificate",
-            SignCertificateRequest,
-            SignCertificateResponse,
-            Role.STATION,
+            "SignCertificate", SignCertificateRequest, SignCertificateResponse, Role.STATION
         ),
         ActionSpec(
             "StatusNotification",
@@ -2416,23 +2372,12 @@ ACTIONS = Registry(
             Role.STATION,
         ),
         ActionSpec(
-            "TransactionEvent",
-            TransactionEventRequest,
-            TransactionEventResponse,
-            Role.STATION,
+            "TransactionEvent", TransactionEventRequest, TransactionEventResponse, Role.STATION
         ),
         ActionSpec("TriggerMessage", TriggerMessageRequest, TriggerMessageResponse, Role.CSMS),
+        ActionSpec("UnlockConnector", UnlockConnectorRequest, UnlockConnectorResponse, Role.CSMS),
         ActionSpec(
-            "UnlockConnector",
-            UnlockConnectorRequest,
-            UnlockConnectorResponse,
-            Role.CSMS,
-        ),
-        ActionSpec(
-            "UnpublishFirmware",
-            UnpublishFirmwareRequest,
-            UnpublishFirmwareResponse,
-            Role.CSMS,
+            "UnpublishFirmware", UnpublishFirmwareRequest, UnpublishFirmwareResponse, Role.CSMS
         ),
         ActionSpec("UpdateFirmware", UpdateFirmwareRequest, UpdateFirmwareResponse, Role.CSMS),
     ],

@@ -3531,28 +3531,16 @@ ACTIONS = Registry(
         ActionSpec("Authorize", AuthorizeRequest, AuthorizeResponse, Role.STATION),
         ActionSpec("BatterySwap", BatterySwapRequest, BatterySwapResponse, Role.STATION),
         ActionSpec(
-            "BootNotification",
-            BootNotificationRequest,
-            BootNotificationResponse,
-            Role.STATION,
+            "BootNotification", BootNotificationRequest, BootNotificationResponse, Role.STATION
         ),
         ActionSpec(
-            "CancelReservation",
-            CancelReservationRequest,
-            CancelReservationResponse,
-            Role.CSMS,
+            "CancelReservation", CancelReservationRequest, CancelReservationResponse, Role.CSMS
         ),
         ActionSpec(
-            "CertificateSigned",
-            CertificateSignedRequest,
-            CertificateSignedResponse,
-            Role.CSMS,
+            "CertificateSigned", CertificateSignedRequest, CertificateSignedResponse, Role.CSMS
         ),
         ActionSpec(
-            "ChangeAvailability",
-            ChangeAvailabilityRequest,
-            ChangeAvailabilityResponse,
-            Role.CSMS,
+            "ChangeAvailability", ChangeAvailabilityRequest, ChangeAvailabilityResponse, Role.CSMS
         ),
         ActionSpec(
             "ChangeTransactionTariff",
@@ -3567,12 +3555,7 @@ ACTIONS = Registry(
             ClearChargingProfileResponse,
             Role.CSMS,
         ),
-        ActionSpec(
-            "ClearDERControl",
-            ClearDERControlRequest,
-            ClearDERControlResponse,
-            Role.CSMS,
-        ),
+        ActionSpec("ClearDERControl", ClearDERControlRequest, ClearDERControlResponse, Role.CSMS),
         ActionSpec(
             "ClearDisplayMessage",
             ClearDisplayMessageRequest,
@@ -3607,10 +3590,7 @@ ACTIONS = Registry(
         ),
         ActionSpec("DataTransfer", DataTransferRequest, DataTransferResponse, Role.EITHER),
         ActionSpec(
-            "DeleteCertificate",
-            DeleteCertificateRequest,
-            DeleteCertificateResponse,
-            Role.CSMS,
+            "DeleteCertificate", DeleteCertificateRequest, DeleteCertificateResponse, Role.CSMS
         ),
         ActionSpec(
             "FirmwareStatusNotification",
@@ -3651,10 +3631,7 @@ ACTIONS = Registry(
         ),
         ActionSpec("GetDERControl", GetDERControlRequest, GetDERControlResponse, Role.CSMS),
         ActionSpec(
-            "GetDisplayMessages",
-            GetDisplayMessagesRequest,
-            GetDisplayMessagesResponse,
-            Role.CSMS,
+            "GetDisplayMessages", GetDisplayMessagesRequest, GetDisplayMessagesResponse, Role.CSMS
         ),
         ActionSpec(
             "GetInstalledCertificateIds",
@@ -3692,10 +3669,7 @@ ACTIONS = Registry(
         ActionSpec("GetVariables", GetVariablesRequest, GetVariablesResponse, Role.CSMS),
         ActionSpec("Heartbeat", HeartbeatRequest, HeartbeatResponse, Role.STATION),
         ActionSpec(
-            "InstallCertificate",
-            InstallCertificateRequest,
-            InstallCertificateResponse,
-            Role.CSMS,
+            "InstallCertificate", InstallCertificateRequest, InstallCertificateResponse, Role.CSMS
         ),
         ActionSpec(
             "LogStatusNotification",
@@ -3722,12 +3696,7 @@ ACTIONS = Registry(
             NotifyCustomerInformationResponse,
             Role.STATION,
         ),
-        ActionSpec(
-            "NotifyDERAlarm",
-            NotifyDERAlarmRequest,
-            NotifyDERAlarmResponse,
-            Role.STATION,
-        ),
+        ActionSpec("NotifyDERAlarm", NotifyDERAlarmRequest, NotifyDERAlarmResponse, Role.STATION),
         ActionSpec(
             "NotifyDERStartStop",
             NotifyDERStartStopRequest,
@@ -3768,10 +3737,7 @@ ACTIONS = Registry(
         ),
         ActionSpec("NotifyReport", NotifyReportRequest, NotifyReportResponse, Role.STATION),
         ActionSpec(
-            "NotifySettlement",
-            NotifySettlementRequest,
-            NotifySettlementResponse,
-            Role.STATION,
+            "NotifySettlement", NotifySettlementRequest, NotifySettlementResponse, Role.STATION
         ),
         ActionSpec(
             "NotifyWebPaymentStarted",
@@ -3785,12 +3751,7 @@ ACTIONS = Registry(
             OpenPeriodicEventStreamResponse,
             Role.STATION,
         ),
-        ActionSpec(
-            "PublishFirmware",
-            PublishFirmwareRequest,
-            PublishFirmwareResponse,
-            Role.CSMS,
-        ),
+        ActionSpec("PublishFirmware", PublishFirmwareRequest, PublishFirmwareResponse, Role.CSMS),
         ActionSpec(
             "PublishFirmwareStatusNotification",
             PublishFirmwareStatusNotificationRequest,
@@ -3810,16 +3771,10 @@ ACTIONS = Registry(
             Role.STATION,
         ),
         ActionSpec(
-            "ReportDERControl",
-            ReportDERControlRequest,
-            ReportDERControlResponse,
-            Role.STATION,
+            "ReportDERControl", ReportDERControlRequest, ReportDERControlResponse, Role.STATION
         ),
         ActionSpec(
-            "RequestBatterySwap",
-            RequestBatterySwapRequest,
-            RequestBatterySwapResponse,
-            Role.CSMS,
+            "RequestBatterySwap", RequestBatterySwapRequest, RequestBatterySwapResponse, Role.CSMS
         ),
         ActionSpec(
             "RequestStartTransaction",
@@ -3849,41 +3804,23 @@ ACTIONS = Registry(
         ),
         ActionSpec("SendLocalList", SendLocalListRequest, SendLocalListResponse, Role.CSMS),
         ActionSpec(
-            "SetChargingProfile",
-            SetChargingProfileRequest,
-            SetChargingProfileResponse,
-            Role.CSMS,
+            "SetChargingProfile", SetChargingProfileRequest, SetChargingProfileResponse, Role.CSMS
         ),
         ActionSpec("SetDERControl", SetDERControlRequest, SetDERControlResponse, Role.CSMS),
         ActionSpec(
-            "SetDefaultTariff",
-            SetDefaultTariffRequest,
-            SetDefaultTariffResponse,
-            Role.CSMS,
+            "SetDefaultTariff", SetDefaultTariffRequest, SetDefaultTariffResponse, Role.CSMS
         ),
         ActionSpec(
-            "SetDisplayMessage",
-            SetDisplayMessageRequest,
-            SetDisplayMessageResponse,
-            Role.CSMS,
+            "SetDisplayMessage", SetDisplayMessageRequest, SetDisplayMessageResponse, Role.CSMS
         ),
         ActionSpec(
-            "SetMonitoringBase",
-            SetMonitoringBaseRequest,
-            SetMonitoringBaseResponse,
-            Role.CSMS,
+            "SetMonitoringBase", SetMonitoringBaseRequest, SetMonitoringBaseResponse, Role.CSMS
         ),
         ActionSpec(
-            "SetMonitoringLevel",
-            SetMonitoringLevelRequest,
-            SetMonitoringLevelResponse,
-            Role.CSMS,
+            "SetMonitoringLevel", SetMonitoringLevelRequest, SetMonitoringLevelResponse, Role.CSMS
         ),
         ActionSpec(
-            "SetNetworkProfile",
-            SetNetworkProfileRequest,
-            SetNetworkProfileResponse,
-            Role.CSMS,
+            "SetNetworkProfile", SetNetworkProfileRequest, SetNetworkProfileResponse, Role.CSMS
         ),
         ActionSpec(
             "SetVariableMonitoring",
@@ -3893,10 +3830,7 @@ ACTIONS = Registry(
         ),
         ActionSpec("SetVariables", SetVariablesRequest, SetVariablesResponse, Role.CSMS),
         ActionSpec(
-            "SignCertificate",
-            SignCertificateRequest,
-            SignCertificateResponse,
-            Role.STATION,
+            "SignCertificate", SignCertificateRequest, SignCertificateResponse, Role.STATION
         ),
         ActionSpec(
             "StatusNotification",
@@ -3905,23 +3839,12 @@ ACTIONS = Registry(
             Role.STATION,
         ),
         ActionSpec(
-            "TransactionEvent",
-            TransactionEventRequest,
-            TransactionEventResponse,
-            Role.STATION,
+            "TransactionEvent", TransactionEventRequest, TransactionEventResponse, Role.STATION
         ),
         ActionSpec("TriggerMessage", TriggerMessageRequest, TriggerMessageResponse, Role.CSMS),
+        ActionSpec("UnlockConnector", UnlockConnectorRequest, UnlockConnectorResponse, Role.CSMS),
         ActionSpec(
-            "UnlockConnector",
-            UnlockConnectorRequest,
-            UnlockConnectorResponse,
-            Role.CSMS,
-        ),
-        ActionSpec(
-            "UnpublishFirmware",
-            UnpublishFirmwareRequest,
-            UnpublishFirmwareResponse,
-            Role.CSMS,
+            "UnpublishFirmware", UnpublishFirmwareRequest, UnpublishFirmwareResponse, Role.CSMS
         ),
         ActionSpec(
             "UpdateDynamicSchedule",
