@@ -282,6 +282,8 @@ class StationCore(CoreBase):
             if self._held and self._held[0].requested and self._held[0].not_before <= now:
                 return self._held.popleft()
             return None
+        if now >= self._boot_at:  # a 1.6 BootNotification trigger after acceptance
+            return self._boot_entry()
         held = self._held[0] if self._held and self._held[0].not_before <= now else None
         queued = self._queue[0] if self._queue else None
         if held is not None and (queued is None or held.seq < queued.seq):
@@ -302,6 +304,11 @@ class StationCore(CoreBase):
     def _heartbeat_entry(self) -> _Outgoing:
         request = self.registry["Heartbeat"].request()
         return self._entry("Heartbeat", request, False, True)
+
+    @property
+    def next_heartbeat(self) -> float | None:
+        """When the next Heartbeat is due (None until accepted)."""
+        return self._heartbeat_at
 
     def _restart_heartbeat(self, now: float) -> None:
         if self.registration is ACCEPTED:

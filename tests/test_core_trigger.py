@@ -86,6 +86,8 @@ def test_f06_fr_17_does_not_apply_to_1_6_boot_trigger() -> None:
     pair.csms.send_request(trigger("1.6", "BootNotification"), pair.now)
     pair.flush()
     assert trigger_answers(pair)[-1] == "Accepted"
+    sent = [m[2] for m in decoded(pair.frames(TO_CSMS)) if m[0] == 2]
+    assert sent == ["BootNotification", "BootNotification"]
 
 
 @pytest.mark.parametrize("version", VERSIONS)
