@@ -262,10 +262,7 @@ class Translator:
                 limits["max_items"] = schema["maxItems"]
             return f"list[{inner}]", limits
         if "enum" in schema:
-            if key is not None:
-                name = definition_name(key, schema)
-            else:
-                name = v16_name(self.message, prop)
+            name = definition_name(key, schema) if key else v16_name(self.message, prop)
             return self.module.add_enum(name, schema["enum"], self.message), limits
         if kind == "object":
             name = definition_name(key, schema) if key else v16_name(self.message, prop)
@@ -373,6 +370,10 @@ def render_field(f: Field) -> str:
 
 def render(module: Module) -> str:
     version = module.version
+    any_open = any(klass.open for klass in module.classes.values())
+    uses_any = any_open or any(
+        "Any" in f.annotation for klass in module.classes.values() for f in klass.fields
+    )
     lines = [
         f'"""OCPP {version} messages: every request and response, with the types they use.',
         "",
@@ -381,9 +382,9 @@ def render(module: Module) -> str:
         "",
         "from datetime import datetime",
         "from enum import StrEnum",
-        "from typing import Any",
+        *(["from typing import Any"] if uses_any else []),
         "",
-        "from ._model import extra_properties, message, wire",
+        f"from ._model import {'extra_properties, ' if any_open else ''}message, wire",
         "from ._registry import ActionSpec, Registry, Role",
         "",
         f'VERSION = "{version}"',
