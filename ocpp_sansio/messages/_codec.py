@@ -217,6 +217,7 @@ _HELPERS = {
     "_format_datetime": format_datetime,
     "_enum_out": _enum_out,
     "_SchemaViolation": SchemaViolation,
+    "_new": object.__new__,
 }
 
 # --- the generator ----------------------------------------------------------------------
@@ -300,7 +301,17 @@ class _Generator:
                 self.emit(2, f"{var} = None")
             args.append(f"{f.name}={var}")
         cls_name = self.name_for(cls, "cls")
-        self.emit(1, f"return {cls_name}({', '.join(args)})")
+        setters = _slot_setters(cls)
+        if setters is None:
+            self.emit(1, f"return {cls_name}({', '.join(args)})")
+            return
+        # attrs' __init__ costs about twice what setting the slots does, and for these
+        # classes (no validators, converters or hooks) it does nothing more.
+        self.emit(1, f"o = _new({cls_name})")
+        for arg, setter in zip(args, setters, strict=True):
+            value = arg.split("=", 1)[1]
+            self.emit(1, f"{self.name_for(setter, 'set')}(o, {value})")
+        self.emit(1, "return o")
 
     def check_in(self, ind: int, var: str, tp: Any, limits: Limits, seg: str) -> None:
         """Emit code validating ``var`` (raw JSON) against ``tp`` and converting it."""
@@ -499,6 +510,22 @@ class _Generator:
             pass
         else:  # pragma: no cover
             raise TypeError(f"cannot generate a check for {tp!r}")
+
+
+def _slot_setters(cls: type) -> list[Callable[[Any, Any], None]] | None:
+    """The slot setters of ``cls``'s fields, in field order, when building an instance by
+    setting its slots is equivalent to calling its __init__; else None."""
+    if any(hasattr(cls, hook) for hook in ("__attrs_pre_init__", "__attrs_post_init__")):
+        return None
+    setters = []
+    for f in attrs.fields(cls):
+        slot = cls.__dict__.get(f.name)
+        if f.validator is not None or f.converter is not None or slot is None:
+            return None
+        if not isinstance(slot, types.MemberDescriptorType):
+            return None
+        setters.append(slot.__set__)
+    return setters
 
 
 def _checked_unstructure(cls: type) -> UnstructureFn:
