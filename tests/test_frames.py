@@ -1057,3 +1057,30 @@ def test_encode_refuses_circular_and_oversized_values_in_hand_built_dicts() -> N
 def test_decode_of_what_is_not_text_is_a_frame_error(version: str, text: Any) -> None:
     error = refused(text, version)
     assert error.error_code == RPC_CODE[version]
+
+
+def test_codec_keeps_init_for_classes_whose_init_does_more_than_set_slots() -> None:
+    import attrs
+
+    from ocpp_sansio.messages._codec import structure_fn
+    from ocpp_sansio.messages._model import message
+
+    seen: list[str] = []
+
+    @message
+    class Hooked:
+        name: str
+
+        def __attrs_post_init__(self) -> None:
+            seen.append(self.name)
+
+    @message
+    class Checked:
+        size: int = attrs.field(validator=attrs.validators.ge(0))
+
+    attrs.resolve_types(Hooked)  # this module's annotations are strings
+    attrs.resolve_types(Checked)
+    assert structure_fn(Hooked)({"name": "x"}) == Hooked(name="x")
+    assert seen == ["x", "x"]  # the decode ran the hook, then the comparison's instance
+    with pytest.raises(ValueError):
+        structure_fn(Checked)({"size": -1})
