@@ -35,7 +35,8 @@ WITH_RESPONSE = {
 }
 
 GARBAGE_SETTINGS = settings(
-    max_examples=300,
+    # At least 300; more when a heavier hypothesis profile is loaded (conftest runs first).
+    max_examples=max(300, settings().max_examples),
     deadline=2000,  # ms per example: a hang or a quadratic path shows up here
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
