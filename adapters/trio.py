@@ -97,11 +97,12 @@ class _Connection:
                 await self._service()
                 nursery.cancel_scope.cancel()
         finally:
-            with contextlib.suppress(*_BROKEN):
-                await trio.aclose_forcefully(self.stream)
+            # Settle first: under an outer cancellation aclose_forcefully raises Cancelled.
             if not self.ws.done:
                 self._feed(None)
             self.finished.set()
+            with contextlib.suppress(*_BROKEN):
+                await trio.aclose_forcefully(self.stream)
 
     async def _read(self) -> None:
         while not self.ws.done:
