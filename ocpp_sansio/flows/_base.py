@@ -1,0 +1,306 @@
+"""What the firmware, log, remote-control and availability flows share.
+
+- Wall-clock mapping: the cores count time in float seconds (``now``); OCPP dates are
+  wall-clock. A flow converts with a ``WallClock`` the application injects, never by
+  reading a clock.
+- ``Outbox``: station-side notifications go through a ``StationCore``; what it cannot take
+  yet (offline, not accepted) waits, in order, and what a lost connection swallowed is
+  sent again.
+- ``Activity``: what the station is busy with (transactions per EVSE, firmware, uploads),
+  as the application reports it, so reset, availability and remote control apply the
+  "not while a transaction runs" rules the same way.
+- Small event classes of the flows' own, and ``FlowAnomaly`` for what a CSMS-side
+  monitor saw the station do out of order.
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Union, get_args, get_origin
+
+import attrs
+
+from ..errors import LocalProtocolError
+from ..events import (
+    CallFailed,
+    CallTimedOut,
+    ErrorReceived,
+    Event,
+    InvalidResponse,
+    Reconnected,
+    RegistrationChanged,
+    RegistrationStatus,
+    ResponseReceived,
+)
+from ..station import StationCore
+
+#: Maps core time (``now``) to an aware UTC datetime.
+WallClock = Callable[[float], datetime]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def posix_clock(now: float) -> datetime:
+    """The default wall clock: core time read as POSIX seconds."""
+    return _EPOCH + timedelta(seconds=now)
+
+
+def core_time(when: datetime, now: float, clock: WallClock) -> float:
+    """The core time at which wall-clock ``when`` comes, ``now`` reading as ``clock(now)``."""
+    return now + (when - clock(now)).total_seconds()
+
+
+def build(cls: type, **fields: Any) -> Any:
+    """An instance of message class ``cls``; plain strings become the field's enum, so
+    what we build compares and prints like what the codec decodes."""
+    types = {field.name: field.type for field in attrs.fields(cls)}
+    for name, value in fields.items():
+        if isinstance(value, str):
+            enum_type = _enum_of(types[name])
+            if enum_type is not None:
+                fields[name] = enum_type(value)
+    return cls(**fields)
+
+
+def _enum_of(annotation: Any) -> type[enum.Enum] | None:
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return annotation
+    if get_origin(annotation) in (Union, types.UnionType):
+        for arg in get_args(annotation):
+            found = _enum_of(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def status_of(payload: Any) -> str:
+    """A message's ``status`` as plain text."""
+    return str(getattr(payload, "status", ""))
+
+
+# --- events -------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class FlowEvent:
+    """Base class of the events a flow hands to the application."""
+
+
+@attrs.frozen(kw_only=True)
+class FlowAnomaly(FlowEvent):
+    """CSMS side: the station sent something a flow's rules do not allow (out of order,
+    for an unknown request, Idle without a trigger …). Reported, never answered with an
+    error: the message itself was valid OCPP."""
+
+    action: str
+    message_id: str
+    request_id: int | None
+    status: str | None
+    rule: str
+    reason: str
+
+
+class Emitter:
+    """A flow's own event queue (the core's events stay in the core)."""
+
+    def __init__(self) -> None:
+        self._flow_events: deque[FlowEvent] = deque()
+
+    def next_event(self) -> FlowEvent | None:
+        return self._flow_events.popleft() if self._flow_events else None
+
+    def events(self) -> list[FlowEvent]:
+        """All pending flow events, oldest first."""
+        out = list(self._flow_events)
+        self._flow_events.clear()
+        return out
+
+    def _emit(self, event: FlowEvent) -> None:
+        self._flow_events.append(event)
+
+
+# --- station side: notifications through the core -----------------------------------------
+
+
+class Outbox:
+    """Requests a station-side flow submits through a ``StationCore``, kept in order.
+
+    The core refuses non-transaction requests while offline or not accepted (digest §6.2,
+    B01.FR.08); a flow's notification then waits here and goes once the core is accepted
+    again. One the connection swallowed (``CallFailed``) is sent again, ahead of newer
+    ones. Answers, errors and timeouts settle a request: we never send it twice for those.
+    """
+
+    def __init__(self, core: StationCore) -> None:
+        self.core = core
+        self._waiting: deque[Any] = deque()
+        self._lost: list[Any] = []
+        self._sent: dict[str, Any] = {}
+
+    @property
+    def waiting(self) -> list[Any]:
+        """Requests not yet taken by the core, oldest first."""
+        return [*self._lost, *self._waiting]
+
+    def submit(self, payload: Any, now: float) -> None:
+        self._waiting.append(payload)
+        self.flush(now)
+
+    def submit_requested(self, payload: Any, now: float, supersedes: str) -> None:
+        """A message a trigger asked for: it goes now (Pending allows it), and waiting
+        ``supersedes`` messages are dropped, since the triggered one reports the current
+        state and older ones sent after it would contradict it."""
+        self.discard(supersedes)
+        try:
+            self._sent[self.core.send_request(payload, now)] = payload
+        except LocalProtocolError:
+            self._waiting.append(payload)
+
+    def discard(self, action: str) -> None:
+        """Forget waiting requests of ``action``."""
+        spec = self.core.registry[action].request
+        self._lost = [p for p in self._lost if type(p) is not spec]
+        self._waiting = deque(p for p in self._waiting if type(p) is not spec)
+
+    def flush(self, now: float) -> None:
+        if self._lost:
+            self._waiting.extendleft(reversed(self._lost))
+            self._lost.clear()
+        while self._waiting:
+            try:
+                message_id = self.core.send_request(self._waiting[0], now)
+            except LocalProtocolError:
+                return
+            self._sent[message_id] = self._waiting.popleft()
+
+    def handle_event(self, event: Event, now: float) -> bool:
+        """Settle our requests; True when ``event`` was about one of them."""
+        if isinstance(event, CallFailed) and event.message_id in self._sent:
+            self._lost.append(self._sent.pop(event.message_id))
+            return True
+        if (
+            isinstance(event, ResponseReceived | ErrorReceived | CallTimedOut | InvalidResponse)
+            and event.message_id in self._sent
+        ):
+            del self._sent[event.message_id]
+            return True
+        if isinstance(event, Reconnected) or (
+            isinstance(event, RegistrationChanged) and event.status is RegistrationStatus.ACCEPTED
+        ):
+            self.flush(now)
+        return False
+
+
+# --- station side: what keeps the station busy --------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Transaction:
+    """A transaction as the station application reports it. ``evse_id`` is the 1.6
+    connector id or the 2.x EVSE id."""
+
+    transaction_id: str | int
+    evse_id: int
+    connector_id: int | None = None
+    authorized: bool = True
+
+
+ActivityListener = Callable[[float], None]
+
+
+class Activity:
+    """What the station is doing, as far as reset, availability, firmware and remote
+    control care: running transactions per EVSE, and other tasks (a firmware update, a log
+    upload, a locked cable …) that keep it from being idle (digest §6.6).
+
+    The application reports changes; flows that wait for "idle" subscribe and are called
+    back, synchronously, with the same ``now``.
+    """
+
+    def __init__(self) -> None:
+        self._transactions: dict[str | int, Transaction] = {}
+        #: task name -> may a reset interrupt it
+        self._tasks: dict[str, bool] = {}
+        self._listeners: list[ActivityListener] = []
+
+    def subscribe(self, listener: ActivityListener) -> None:
+        self._listeners.append(listener)
+
+    def _changed(self, now: float) -> None:
+        for listener in list(self._listeners):
+            listener(now)
+
+    # --- transactions
+
+    def transaction_started(
+        self,
+        transaction_id: str | int,
+        evse_id: int,
+        now: float,
+        *,
+        connector_id: int | None = None,
+        authorized: bool = True,
+    ) -> None:
+        if transaction_id in self._transactions:
+            raise LocalProtocolError(f"transaction {transaction_id!r} is already running")
+        self._transactions[transaction_id] = Transaction(
+            transaction_id=transaction_id,
+            evse_id=evse_id,
+            connector_id=connector_id,
+            authorized=authorized,
+        )
+        self._changed(now)
+
+    def transaction_authorized(self, transaction_id: str | int, now: float) -> None:
+        self._transactions[transaction_id] = attrs.evolve(
+            self._require(transaction_id), authorized=True
+        )
+        self._changed(now)
+
+    def transaction_ended(self, transaction_id: str | int, now: float) -> None:
+        self._require(transaction_id)
+        del self._transactions[transaction_id]
+        self._changed(now)
+
+    def _require(self, transaction_id: str | int) -> Transaction:
+        try:
+            return self._transactions[transaction_id]
+        except KeyError:
+            raise LocalProtocolError(f"no running transaction {transaction_id!r}") from None
+
+    def transaction(self, transaction_id: str | int) -> Transaction | None:
+        return self._transactions.get(transaction_id)
+
+    def transactions(self, evse_id: int | None = None) -> list[Transaction]:
+        """Running transactions, on ``evse_id`` only when given."""
+        return [t for t in self._transactions.values() if evse_id in (None, t.evse_id)]
+
+    # --- other tasks
+
+    def task_started(self, task: str, now: float, *, interruptible: bool = True) -> None:
+        self._tasks[task] = interruptible
+        self._changed(now)
+
+    def task_ended(self, task: str, now: float) -> None:
+        if self._tasks.pop(task, None) is not None:
+            self._changed(now)
+
+    @property
+    def tasks(self) -> dict[str, bool]:
+        """Running tasks: name -> whether a reset may interrupt it."""
+        return dict(self._tasks)
+
+    def is_idle(self, evse_id: int | None = None) -> bool:
+        """No transaction on ``evse_id`` (or anywhere), and, for the whole station, no task."""
+        if self.transactions(evse_id):
+            return False
+        return evse_id is not None or not self._tasks
+
+    @property
+    def interruptible(self) -> bool:
+        """False while a task that must not be interrupted runs (B11.FR.06)."""
+        return all(self._tasks.values())
