@@ -280,13 +280,13 @@ class _WebSocket:
 
     def receive_data(self, data: bytes | None, now: float) -> None:
         """Bytes from the socket; None at end of file."""
-        if self.phase is Phase.DONE:
+        if self.done:
             return
         try:
             self._conn.receive_data(data)
             for event in self._conn.events():
                 self._on_event(event, now)
-                if self.phase is Phase.DONE:
+                if self.done:
                     break
         except WsRemoteError as error:
             self._refused_by_protocol(error, now)

@@ -549,11 +549,14 @@ class Station(_Session, _Owner):
         except (OSError, TimeoutError) as error:
             reason = f"cannot connect to {endpoint.host}:{endpoint.port}: {error}"
             raise ConnectFailed(reason) from error
-        refused = await self._opened
-        if refused is not None:
+        try:
+            refused = await self._opened
             await conn.finished
+        finally:
+            if not conn.finished.done() and conn.transport is not None:
+                conn.transport.abort()  # cancelled: the station is closing
+        if refused is not None:
             raise ConnectFailed(refused.reason, refused.status)
-        await conn.finished
 
     def opened(self, conn: _Connection, now: float) -> None:
         self.conn = conn

@@ -249,7 +249,7 @@ class _Session:
         self.lock = lock
         self._on_request = on_request
         self._on_event = on_event
-        self._events: queue.SimpleQueue[Event] | None = None
+        self._events: queue.SimpleQueue[Event | None] | None = None
         self._changed = threading.Condition(lock)
 
     @property
@@ -320,10 +320,17 @@ class _Session:
         if conn is not None:
             conn.write()
 
-    def _deliver_events(self, events: queue.SimpleQueue[Event]) -> None:
+    def _stop_events(self) -> None:
+        """Let the event thread finish once it has delivered what is queued."""
+        if self._events is not None:
+            self._events.put(None)
+
+    def _deliver_events(self, events: queue.SimpleQueue[Event | None]) -> None:
         assert self._on_event is not None
         while True:
             event = events.get()
+            if event is None:
+                return
             try:
                 self._on_event(self, event)
             except Exception:
@@ -468,6 +475,8 @@ class CsmsServer(_Owner):
         for conn in connections:
             if not conn.finished.wait(max(0.0, deadline - time.monotonic())):
                 conn._close_socket()
+        for session in list(self.sessions.values()):
+            session._stop_events()
 
 
 @contextlib.contextmanager
@@ -644,9 +653,11 @@ class Station(_Session, _Owner):
         if conn is not None:
             if current:
                 conn.close(code, reason)
-            conn.finished.wait(self._ws_options.close_timeout)
+                conn.finished.wait(self._ws_options.close_timeout)
+            conn._close_socket()  # no answer in time, or still in its handshake
         if self._runner is not None:
-            self._runner.join(self._ws_options.close_timeout + self._ws_options.handshake_timeout)
+            self._runner.join(self._ws_options.handshake_timeout)
+        self._stop_events()
 
 
 @contextlib.contextmanager

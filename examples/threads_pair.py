@@ -1,0 +1,60 @@
+"""A CSMS and a charging station talking OCPP 2.0.1 over loopback, on plain threads."""
+
+from datetime import UTC, datetime
+
+from ocpp_sansio.adapters import OcppCallError
+from ocpp_sansio.adapters.threads import connect, serve
+
+from ocpp_sansio.messages import v201
+
+
+class Csms:
+    """Each request runs in a thread of its own: blocking in a handler is fine."""
+
+    def on_request(self, session, request):
+        match request:
+            case v201.BootNotificationRequest():
+                return v201.BootNotificationResponse(
+                    current_time=datetime.now(UTC),
+                    interval=300,
+                    status=v201.RegistrationStatusEnum.ACCEPTED,
+                )
+            case v201.HeartbeatRequest():
+                return v201.HeartbeatResponse(current_time=datetime.now(UTC))
+        raise OcppCallError("NotSupported", f"{type(request).__name__} is not handled")
+
+    def on_event(self, session, event):
+        print(f"csms: {session.identity}: {type(event).__name__}")
+
+
+def station_answers(station, request):
+    match request:
+        case v201.ChangeAvailabilityRequest():
+            return v201.ChangeAvailabilityResponse(
+                status=v201.ChangeAvailabilityStatusEnum.ACCEPTED
+            )
+    raise OcppCallError("NotSupported")
+
+
+def main():
+    with serve(Csms(), "127.0.0.1", 0) as server:
+        boot = v201.BootNotificationRequest(
+            charging_station=v201.ChargingStation(model="Demo", vendor_name="Example"),
+            reason=v201.BootReasonEnum.POWER_UP,
+        )
+        url = f"ws://127.0.0.1:{server.port}/ocpp/CS001"
+        with connect(url, version="2.0.1", boot=boot, on_request=station_answers) as station:
+            station.wait_registered(timeout=10)
+            heartbeat = station.call(v201.HeartbeatRequest())
+            print("station: CSMS time", heartbeat.current_time)
+            session = server.sessions["cs001"]
+            answer = session.call(
+                v201.ChangeAvailabilityRequest(
+                    operational_status=v201.OperationalStatusEnum.OPERATIVE
+                )
+            )
+            print("csms: the station says", answer.status)
+
+
+if __name__ == "__main__":
+    main()
