@@ -287,6 +287,11 @@ class Driver:
         self._events = []
         return out
 
+    def report(self, event: Event) -> None:
+        """An event of the adapter's own for the application, after the core's so far."""
+        self._sort_core_events()
+        self._events.append(event)
+
     def _sort_core_events(self) -> None:
         for event in self.core.events():
             if type(event) is RequestReceived:

@@ -590,7 +590,7 @@ class Station(_Session, _Owner):
                 give_up = self._max_attempts is not None and failures >= self._max_attempts
                 wait = None if give_up else next(waits)
                 with self.lock:
-                    self.driver._events.append(ConnectionAttemptFailed(error=error, retry_in=wait))
+                    self.driver.report(ConnectionAttemptFailed(error=error, retry_in=wait))
                     if wait is None:
                         self.failure = error
                     self.pump()

@@ -530,7 +530,7 @@ class Station(_Session, _Owner):
             await trio.sleep(wait)
 
     def _emit(self, event: Event) -> None:
-        self.driver._events.append(event)
+        self.driver.report(event)
         self.pump()
 
     async def _connect_once(self) -> None:

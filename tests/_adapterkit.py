@@ -78,6 +78,8 @@ class Script:
     """What a scripted application does, and what it saw. Shared by both flavours."""
 
     boot_status: str = "Accepted"
+    #: the heartbeat interval a BootNotification answer gives
+    interval: int = 300
     #: action -> seconds to wait before answering
     delays: dict[str, float] = attrs.Factory(dict)
     #: action -> (version -> request): ask the peer this before answering
@@ -93,7 +95,7 @@ class Script:
     def answer(self, version: str, action: str) -> Any:
         if action == "BootNotification":
             return response(
-                version, action, status=self.boot_status, interval=300, current_time=NOW
+                version, action, status=self.boot_status, interval=self.interval, current_time=NOW
             )
         if action in ("Heartbeat",):
             return response(version, action, current_time=NOW)

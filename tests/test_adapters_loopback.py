@@ -7,6 +7,7 @@ Every test is bounded by a timeout; waits poll state, never a fixed sleep.
 from __future__ import annotations
 
 import ssl
+import uuid
 from typing import Any
 
 import anyio
@@ -29,6 +30,7 @@ from _adapterkit import (
 )
 from ocpp_sansio.adapters import (
     Backoff,
+    CallTimeout,
     ConnectFailed,
     ConnectionAttemptFailed,
     ConnectionLost,
@@ -37,7 +39,9 @@ from ocpp_sansio.adapters import (
     WsOptions,
 )
 
-from ocpp_sansio.events import RegistrationStatus
+from ocpp_sansio.config import CsmsConfig
+from ocpp_sansio.errors import LocalProtocolError
+from ocpp_sansio.events import RegistrationStatus, ResponseReceived
 
 pytestmark = pytest.mark.anyio
 TIMEOUT = 10
@@ -75,6 +79,48 @@ async def test_boot_accepted_then_heartbeat(kit: Kit, version: str) -> None:
             assert session.registration is RegistrationStatus.ACCEPTED
             assert session.version == station.version == version
     assert csms.actions() == ["BootNotification", "Heartbeat"]
+
+
+async def test_message_ids_are_uuids(kit: Kit) -> None:
+    station_app = Script()
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            kit.serve(Script()) as server,
+            kit.connect(url(server), "2.0.1", station_app) as station,
+        ):
+            await kit.wait_registered(station)
+            await until(lambda: "ResponseReceived" in station_app.event_types())
+    [boot_answer] = [e for _, e in station_app.events if isinstance(e, ResponseReceived)]
+    assert uuid.UUID(boot_answer.message_id).version == 4
+
+
+async def test_the_adapter_runs_the_station_core_timers(kit: Kit) -> None:
+    """The core sends Heartbeat on its own once the boot's interval has passed."""
+    csms = Script(interval=1)
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            kit.serve(csms) as server,
+            kit.connect(url(server), "1.6", Script()) as station,
+        ):
+            await kit.wait_registered(station)
+            await until(lambda: csms.actions() == ["BootNotification", "Heartbeat"], 3)
+
+
+async def test_call_timeout_raises_and_frees_the_channel(kit: Kit) -> None:
+    version = "2.0.1"
+    station_app = Script(delays={"ChangeAvailability": 2.0})
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            kit.serve(Script(), csms_config=CsmsConfig(call_timeout=0.3)) as server,
+            kit.connect(url(server), version, station_app) as station,
+        ):
+            await kit.wait_registered(station)
+            session = server.sessions["cs001"]
+            with pytest.raises(CallTimeout):
+                await kit.call(session, csms_request(version))
+            station_app.delays.clear()
+            answer = await kit.call(session, csms_request(version))
+    assert str(answer.status) == "Accepted"
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -406,6 +452,8 @@ async def test_b04_reconnect_resumes_without_boot_and_delivers_held_messages_onc
             refusing = True
             await kit.close_session(server.sessions["cs001"])
             await until(lambda: not station.connected)
+            with pytest.raises(LocalProtocolError):  # only transaction messages wait
+                await kit.call(station, request(version, "Heartbeat"))
             # Offline: transaction-related messages are held (digest §6.1).
             answers: list[Any] = []
 
@@ -423,6 +471,32 @@ async def test_b04_reconnect_resumes_without_boot_and_delivers_held_messages_onc
     transaction = "StartTransaction" if version == "1.6" else "TransactionEvent"
     assert csms.actions() == ["BootNotification", transaction, "Heartbeat"]
     assert station_app.event_types().count("Reconnected") == 1
+
+
+async def test_reconnect_waits_double_up_to_repeat_times_and_start_over_after_success(
+    kit: Kit,
+) -> None:
+    station_app = Script()
+    refusing = True
+    backoff = Backoff(minimum=0.05, random_range=0, repeat_times=2)
+
+    def retries() -> list[float | None]:
+        return [e.retry_in for _, e in station_app.events if isinstance(e, ConnectionAttemptFailed)]
+
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            kit.serve(Script(), known_identity=lambda i: not refusing) as server,
+            kit.connect(url(server), "2.0.1", station_app, backoff=backoff) as station,
+        ):
+            await until(lambda: len(retries()) == 4)
+            refusing = False
+            await kit.wait_registered(station)
+            refusing = True
+            await kit.close_session(server.sessions["cs001"])
+            await until(lambda: len(retries()) == 6)
+    # After a success the first wait (0.05, before the first new attempt) is the minimum
+    # again, so the failures that follow report 0.1 and 0.2, not 0.2 and 0.2.
+    assert retries() == [0.05, 0.1, 0.2, 0.2, 0.1, 0.2]
 
 
 async def test_second_connection_for_an_identity_replaces_the_first(kit: Kit) -> None:
