@@ -268,11 +268,12 @@ class _Session:
     def registration(self) -> RegistrationStatus | None:
         return self.driver.core.registration
 
-    def call(self, request: Any) -> Any:
+    def call(self, request: Any, timeout: float | None = None) -> Any:
         """Send ``request`` and return the typed response. Raises OcppCallError for a
         CALLERROR, CallTimeout, ConnectionLost, InvalidAnswer or MessageDiscarded; and
         LocalProtocolError at once when the protocol forbids sending it now. A 2.1 SEND
-        returns None at once."""
+        returns None at once. ``timeout`` bounds the wait (TimeoutError), for example for
+        a transaction message held while offline; the request itself stays sent."""
         waiter = _Waiter()
         with self.lock:
             message_id = self.driver.call(request, waiter, time.monotonic())
@@ -282,7 +283,10 @@ class _Session:
             conn.write()
         if message_id is None:
             return None
-        waiter.done.wait()
+        if not waiter.done.wait(timeout):
+            with self.lock:
+                self.driver.forget(message_id)
+            raise TimeoutError(f"no outcome for {message_id} within {timeout} s")
         if waiter.error is not None:
             raise waiter.error
         return waiter.response

@@ -7,6 +7,7 @@ Every test is bounded by a timeout; waits poll state, never a fixed sleep.
 from __future__ import annotations
 
 import ssl
+import time
 import uuid
 from typing import Any
 
@@ -20,8 +21,10 @@ from _adapterkit import (
     Kit,
     Script,
     SilentPeer,
+    SyncApp,
     action_of,
     authorize,
+    boot,
     csms_request,
     error,
     request,
@@ -38,6 +41,7 @@ from ocpp_sansio.adapters import (
     OcppCallError,
     WsOptions,
 )
+from ocpp_sansio.adapters import threads as threads_adapter
 
 from ocpp_sansio.config import CsmsConfig
 from ocpp_sansio.errors import LocalProtocolError
@@ -556,3 +560,19 @@ async def test_stopping_the_server_tells_stations_it_goes_away(kit: Kit) -> None
 def test_the_kits_cover_every_adapter() -> None:
     assert set(KITS) == {"trio", "asyncio", "threads"}
     assert QUIET.ping_interval == 0
+
+
+def test_threads_call_gives_up_waiting_after_its_timeout() -> None:
+    version = "2.0.1"
+    csms = Script(delays={"Authorize": 1.0})
+    with (
+        threads_adapter.serve(SyncApp(csms), ws_options=QUIET) as server,
+        threads_adapter.connect(
+            url(server), version=version, boot=boot(version), ws_options=QUIET
+        ) as station,
+    ):
+        assert station.wait_registered(TIMEOUT)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            station.call(authorize(version), timeout=0.2)
+        assert time.monotonic() - started < 0.9
