@@ -358,10 +358,10 @@ def dependency_order(classes: dict[str, Klass]) -> list[Klass]:
 
 def render_field(f: Field) -> str:
     annotation = f.annotation if f.required else f"{f.annotation} | None"
-    args = [] if f.required else ["None"]
+    args = [] if f.required else ["default=None"]
     for key, value in f.limits.items():
         args.append(f"{key}={value!r}")
-    if args == ["None"]:
+    if args == ["default=None"]:
         return f"    {f.name}: {annotation} = None"
     if not args:
         return f"    {f.name}: {annotation}"

@@ -9,7 +9,7 @@ its own checks.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, dataclass_transform, overload
 
 import attrs
 
@@ -74,6 +74,11 @@ C = TypeVar("C", bound=type)
 def message(cls: C) -> C: ...
 @overload
 def message(*, draft: int = 6, open: bool = False) -> Callable[[C], C]: ...
+@dataclass_transform(
+    frozen_default=True,
+    kw_only_default=True,
+    field_specifiers=(attrs.field, wire, extra_properties),
+)
 def message(cls: Any = None, *, draft: int = 6, open: bool = False) -> Any:
     """Make ``cls`` a message class.
 

@@ -424,7 +424,7 @@ class ValueFormat(StrEnum):
 class IdTagInfo:
     status: AuthorizationStatus
     expiry_date: datetime | None = None
-    parent_id_tag: str | None = wire(None, max_length=20)
+    parent_id_tag: str | None = wire(default=None, max_length=20)
 
 
 @message(draft=4)
@@ -447,13 +447,13 @@ class AuthorizeResponse:
 class BootNotificationRequest:
     charge_point_vendor: str = wire(max_length=20)
     charge_point_model: str = wire(max_length=20)
-    charge_point_serial_number: str | None = wire(None, max_length=25)
-    charge_box_serial_number: str | None = wire(None, max_length=25)
-    firmware_version: str | None = wire(None, max_length=50)
-    iccid: str | None = wire(None, max_length=20)
-    imsi: str | None = wire(None, max_length=20)
-    meter_type: str | None = wire(None, max_length=25)
-    meter_serial_number: str | None = wire(None, max_length=25)
+    charge_point_serial_number: str | None = wire(default=None, max_length=25)
+    charge_box_serial_number: str | None = wire(default=None, max_length=25)
+    firmware_version: str | None = wire(default=None, max_length=50)
+    iccid: str | None = wire(default=None, max_length=20)
+    imsi: str | None = wire(default=None, max_length=20)
+    meter_type: str | None = wire(default=None, max_length=25)
+    meter_serial_number: str | None = wire(default=None, max_length=25)
 
 
 @message(draft=4)
@@ -526,7 +526,7 @@ class ChargingSchedule:
     charging_schedule_period: list[ChargingSchedulePeriod]
     duration: int | None = None
     start_schedule: datetime | None = None
-    min_charging_rate: float | None = wire(None, multiple_of=0.1)
+    min_charging_rate: float | None = wire(default=None, multiple_of=0.1)
 
 
 @message(draft=4)
@@ -568,7 +568,7 @@ class ClearChargingProfileResponse:
 @message(draft=4)
 class DataTransferRequest:
     vendor_id: str = wire(max_length=255)
-    message_id: str | None = wire(None, max_length=50)
+    message_id: str | None = wire(default=None, max_length=50)
     data: str | None = None
 
 
@@ -645,20 +645,20 @@ class GetCompositeScheduleResponse:
 
 @message(draft=4)
 class GetConfigurationRequest:
-    key: list[str] | None = wire(None, max_length=50)
+    key: list[str] | None = wire(default=None, max_length=50)
 
 
 @message(draft=4)
 class KeyValue:
     key: str = wire(max_length=50)
     readonly: bool
-    value: str | None = wire(None, max_length=500)
+    value: str | None = wire(default=None, max_length=500)
 
 
 @message(draft=4)
 class GetConfigurationResponse:
     configuration_key: list[KeyValue] | None = None
-    unknown_key: list[str] | None = wire(None, max_length=50)
+    unknown_key: list[str] | None = wire(default=None, max_length=50)
 
 
 @message(draft=4)
@@ -672,7 +672,7 @@ class GetDiagnosticsRequest:
 
 @message(draft=4)
 class GetDiagnosticsResponse:
-    file_name: str | None = wire(None, max_length=255)
+    file_name: str | None = wire(default=None, max_length=255)
 
 
 @message
@@ -683,7 +683,7 @@ class GetInstalledCertificateIdsRequest:
 @message
 class GetInstalledCertificateIdsResponse:
     status: GetInstalledCertificateStatusEnum
-    certificate_hash_data: list[CertificateHashData] | None = wire(None, min_items=1)
+    certificate_hash_data: list[CertificateHashData] | None = wire(default=None, min_items=1)
 
 
 @message(draft=4)
@@ -715,7 +715,7 @@ class GetLogRequest:
 @message
 class GetLogResponse:
     status: LogStatusEnum
-    filename: str | None = wire(None, max_length=255)
+    filename: str | None = wire(default=None, max_length=255)
 
 
 @message(draft=4)
@@ -807,7 +807,7 @@ class ReserveNowRequest:
     expiry_date: datetime
     id_tag: str = wire(max_length=20)
     reservation_id: int
-    parent_id_tag: str | None = wire(None, max_length=20)
+    parent_id_tag: str | None = wire(default=None, max_length=20)
 
 
 @message(draft=4)
@@ -829,7 +829,7 @@ class ResetResponse:
 class SecurityEventNotificationRequest:
     type: str = wire(max_length=50)
     timestamp: datetime
-    tech_info: str | None = wire(None, max_length=255)
+    tech_info: str | None = wire(default=None, max_length=255)
 
 
 @message
@@ -914,10 +914,10 @@ class StatusNotificationRequest:
     connector_id: int
     error_code: ChargePointErrorCode
     status: ChargePointStatus
-    info: str | None = wire(None, max_length=50)
+    info: str | None = wire(default=None, max_length=50)
     timestamp: datetime | None = None
-    vendor_id: str | None = wire(None, max_length=255)
-    vendor_error_code: str | None = wire(None, max_length=50)
+    vendor_id: str | None = wire(default=None, max_length=255)
+    vendor_error_code: str | None = wire(default=None, max_length=50)
 
 
 @message(draft=4)
@@ -947,7 +947,7 @@ class StopTransactionRequest:
     meter_stop: int
     timestamp: datetime
     transaction_id: int
-    id_tag: str | None = wire(None, max_length=20)
+    id_tag: str | None = wire(default=None, max_length=20)
     reason: Reason | None = None
     transaction_data: list[StopTransactionRequestMeterValue] | None = None
 

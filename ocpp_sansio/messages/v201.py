@@ -728,10 +728,10 @@ class APN:
     apn: str = wire(max_length=512)
     apn_authentication: APNAuthenticationEnum
     custom_data: CustomData | None = None
-    apn_user_name: str | None = wire(None, max_length=20)
-    apn_password: str | None = wire(None, max_length=20)
+    apn_user_name: str | None = wire(default=None, max_length=20)
+    apn_password: str | None = wire(default=None, max_length=20)
     sim_pin: int | None = None
-    preferred_network: str | None = wire(None, max_length=6)
+    preferred_network: str | None = wire(default=None, max_length=6)
     use_only_preferred_network: bool | None = None
 
 
@@ -747,7 +747,7 @@ class IdToken:
     id_token: str = wire(max_length=36)
     type: IdTokenEnum
     custom_data: CustomData | None = None
-    additional_info: list[AdditionalInfo] | None = wire(None, min_items=1)
+    additional_info: list[AdditionalInfo] | None = wire(default=None, min_items=1)
 
 
 @message
@@ -755,7 +755,7 @@ class MessageContent:
     format: MessageFormatEnum
     content: str = wire(max_length=512)
     custom_data: CustomData | None = None
-    language: str | None = wire(None, max_length=8)
+    language: str | None = wire(default=None, max_length=8)
 
 
 @message
@@ -764,10 +764,10 @@ class IdTokenInfo:
     custom_data: CustomData | None = None
     cache_expiry_date_time: datetime | None = None
     charging_priority: int | None = None
-    language1: str | None = wire(None, max_length=8)
-    evse_id: list[int] | None = wire(None, min_items=1)
+    language1: str | None = wire(default=None, max_length=8)
+    evse_id: list[int] | None = wire(default=None, min_items=1)
     group_id_token: IdToken | None = None
-    language2: str | None = wire(None, max_length=8)
+    language2: str | None = wire(default=None, max_length=8)
     personal_message: MessageContent | None = None
 
 
@@ -792,9 +792,9 @@ class OCSPRequestData:
 class AuthorizeRequest:
     id_token: IdToken
     custom_data: CustomData | None = None
-    certificate: str | None = wire(None, max_length=5500)
+    certificate: str | None = wire(default=None, max_length=5500)
     iso15118_certificate_hash_data: list[OCSPRequestData] | None = wire(
-        None, min_items=1, max_items=4
+        default=None, min_items=1, max_items=4
     )
 
 
@@ -808,8 +808,8 @@ class AuthorizeResponse:
 @message
 class Modem:
     custom_data: CustomData | None = None
-    iccid: str | None = wire(None, max_length=20)
-    imsi: str | None = wire(None, max_length=20)
+    iccid: str | None = wire(default=None, max_length=20)
+    imsi: str | None = wire(default=None, max_length=20)
 
 
 @message
@@ -817,9 +817,9 @@ class ChargingStation:
     model: str = wire(max_length=20)
     vendor_name: str = wire(max_length=50)
     custom_data: CustomData | None = None
-    serial_number: str | None = wire(None, max_length=25)
+    serial_number: str | None = wire(default=None, max_length=25)
     modem: Modem | None = None
-    firmware_version: str | None = wire(None, max_length=50)
+    firmware_version: str | None = wire(default=None, max_length=50)
 
 
 @message
@@ -833,7 +833,7 @@ class BootNotificationRequest:
 class StatusInfo:
     reason_code: str = wire(max_length=20)
     custom_data: CustomData | None = None
-    additional_info: str | None = wire(None, max_length=512)
+    additional_info: str | None = wire(default=None, max_length=512)
 
 
 @message
@@ -873,7 +873,7 @@ class CertificateHashDataChain:
     certificate_type: GetCertificateIdUseEnum
     custom_data: CustomData | None = None
     child_certificate_hash_data: list[CertificateHashData] | None = wire(
-        None, min_items=1, max_items=4
+        default=None, min_items=1, max_items=4
     )
 
 
@@ -926,10 +926,10 @@ class DCChargingParameters:
     custom_data: CustomData | None = None
     energy_amount: int | None = None
     ev_max_power: int | None = None
-    state_of_charge: int | None = wire(None, minimum=0.0, maximum=100.0)
+    state_of_charge: int | None = wire(default=None, minimum=0.0, maximum=100.0)
     ev_energy_capacity: int | None = None
-    full_so_c: int | None = wire(None, minimum=0.0, maximum=100.0)
-    bulk_so_c: int | None = wire(None, minimum=0.0, maximum=100.0)
+    full_so_c: int | None = wire(default=None, minimum=0.0, maximum=100.0)
+    bulk_so_c: int | None = wire(default=None, minimum=0.0, maximum=100.0)
 
 
 @message
@@ -976,8 +976,8 @@ class ConsumptionCost:
 class SalesTariffEntry:
     relative_time_interval: RelativeTimeInterval
     custom_data: CustomData | None = None
-    e_price_level: int | None = wire(None, minimum=0.0)
-    consumption_cost: list[ConsumptionCost] | None = wire(None, min_items=1, max_items=3)
+    e_price_level: int | None = wire(default=None, minimum=0.0)
+    consumption_cost: list[ConsumptionCost] | None = wire(default=None, min_items=1, max_items=3)
 
 
 @message
@@ -985,7 +985,7 @@ class SalesTariff:
     id: int
     sales_tariff_entry: list[SalesTariffEntry] = wire(min_items=1, max_items=1024)
     custom_data: CustomData | None = None
-    sales_tariff_description: str | None = wire(None, max_length=32)
+    sales_tariff_description: str | None = wire(default=None, max_length=32)
     num_e_price_levels: int | None = None
 
 
@@ -1012,7 +1012,7 @@ class ChargingProfile:
     recurrency_kind: RecurrencyKindEnum | None = None
     valid_from: datetime | None = None
     valid_to: datetime | None = None
-    transaction_id: str | None = wire(None, max_length=36)
+    transaction_id: str | None = wire(default=None, max_length=36)
 
 
 @message
@@ -1020,9 +1020,9 @@ class ChargingProfileCriterion:
     custom_data: CustomData | None = None
     charging_profile_purpose: ChargingProfilePurposeEnum | None = None
     stack_level: int | None = None
-    charging_profile_id: list[int] | None = wire(None, min_items=1)
+    charging_profile_id: list[int] | None = wire(default=None, min_items=1)
     charging_limit_source: list[ChargingLimitSourceEnum] | None = wire(
-        None, min_items=1, max_items=4
+        default=None, min_items=1, max_items=4
     )
 
 
@@ -1110,14 +1110,14 @@ class Component:
     name: str = wire(max_length=50)
     custom_data: CustomData | None = None
     evse: EVSE | None = None
-    instance: str | None = wire(None, max_length=50)
+    instance: str | None = wire(default=None, max_length=50)
 
 
 @message
 class Variable:
     name: str = wire(max_length=50)
     custom_data: CustomData | None = None
-    instance: str | None = wire(None, max_length=50)
+    instance: str | None = wire(default=None, max_length=50)
 
 
 @message
@@ -1157,7 +1157,7 @@ class CustomerInformationRequest:
     custom_data: CustomData | None = None
     customer_certificate: CertificateHashData | None = None
     id_token: IdToken | None = None
-    customer_identifier: str | None = wire(None, max_length=64)
+    customer_identifier: str | None = wire(default=None, max_length=64)
 
 
 @message
@@ -1171,7 +1171,7 @@ class CustomerInformationResponse:
 class DataTransferRequest:
     vendor_id: str = wire(max_length=255)
     custom_data: CustomData | None = None
-    message_id: str | None = wire(None, max_length=50)
+    message_id: str | None = wire(default=None, max_length=50)
     data: Any | None = None
 
 
@@ -1207,10 +1207,10 @@ class EventData:
     variable: Variable
     custom_data: CustomData | None = None
     cause: int | None = None
-    tech_code: str | None = wire(None, max_length=50)
-    tech_info: str | None = wire(None, max_length=500)
+    tech_code: str | None = wire(default=None, max_length=50)
+    tech_info: str | None = wire(default=None, max_length=500)
     cleared: bool | None = None
-    transaction_id: str | None = wire(None, max_length=36)
+    transaction_id: str | None = wire(default=None, max_length=36)
     variable_monitoring_id: int | None = None
 
 
@@ -1220,8 +1220,8 @@ class Firmware:
     retrieve_date_time: datetime
     custom_data: CustomData | None = None
     install_date_time: datetime | None = None
-    signing_certificate: str | None = wire(None, max_length=5500)
-    signature: str | None = wire(None, max_length=800)
+    signing_certificate: str | None = wire(default=None, max_length=5500)
+    signature: str | None = wire(default=None, max_length=800)
 
 
 @message
@@ -1277,7 +1277,7 @@ class GetCertificateStatusResponse:
     status: GetCertificateStatusEnum
     custom_data: CustomData | None = None
     status_info: StatusInfo | None = None
-    ocsp_result: str | None = wire(None, max_length=5500)
+    ocsp_result: str | None = wire(default=None, max_length=5500)
 
 
 @message
@@ -1315,7 +1315,7 @@ class GetCompositeScheduleResponse:
 class GetDisplayMessagesRequest:
     request_id: int
     custom_data: CustomData | None = None
-    id: list[int] | None = wire(None, min_items=1)
+    id: list[int] | None = wire(default=None, min_items=1)
     priority: MessagePriorityEnum | None = None
     state: MessageStateEnum | None = None
 
@@ -1330,7 +1330,7 @@ class GetDisplayMessagesResponse:
 @message
 class GetInstalledCertificateIdsRequest:
     custom_data: CustomData | None = None
-    certificate_type: list[GetCertificateIdUseEnum] | None = wire(None, min_items=1)
+    certificate_type: list[GetCertificateIdUseEnum] | None = wire(default=None, min_items=1)
 
 
 @message
@@ -1338,7 +1338,9 @@ class GetInstalledCertificateIdsResponse:
     status: GetInstalledCertificateStatusEnum
     custom_data: CustomData | None = None
     status_info: StatusInfo | None = None
-    certificate_hash_data_chain: list[CertificateHashDataChain] | None = wire(None, min_items=1)
+    certificate_hash_data_chain: list[CertificateHashDataChain] | None = wire(
+        default=None, min_items=1
+    )
 
 
 @message
@@ -1375,15 +1377,17 @@ class GetLogResponse:
     status: LogStatusEnum
     custom_data: CustomData | None = None
     status_info: StatusInfo | None = None
-    filename: str | None = wire(None, max_length=255)
+    filename: str | None = wire(default=None, max_length=255)
 
 
 @message
 class GetMonitoringReportRequest:
     request_id: int
     custom_data: CustomData | None = None
-    component_variable: list[ComponentVariable] | None = wire(None, min_items=1)
-    monitoring_criteria: list[MonitoringCriterionEnum] | None = wire(None, min_items=1, max_items=3)
+    component_variable: list[ComponentVariable] | None = wire(default=None, min_items=1)
+    monitoring_criteria: list[MonitoringCriterionEnum] | None = wire(
+        default=None, min_items=1, max_items=3
+    )
 
 
 @message
@@ -1397,8 +1401,10 @@ class GetMonitoringReportResponse:
 class GetReportRequest:
     request_id: int
     custom_data: CustomData | None = None
-    component_variable: list[ComponentVariable] | None = wire(None, min_items=1)
-    component_criteria: list[ComponentCriterionEnum] | None = wire(None, min_items=1, max_items=4)
+    component_variable: list[ComponentVariable] | None = wire(default=None, min_items=1)
+    component_criteria: list[ComponentCriterionEnum] | None = wire(
+        default=None, min_items=1, max_items=4
+    )
 
 
 @message
@@ -1411,7 +1417,7 @@ class GetReportResponse:
 @message
 class GetTransactionStatusRequest:
     custom_data: CustomData | None = None
-    transaction_id: str | None = wire(None, max_length=36)
+    transaction_id: str | None = wire(default=None, max_length=36)
 
 
 @message
@@ -1437,7 +1443,7 @@ class GetVariableResult:
     custom_data: CustomData | None = None
     attribute_status_info: StatusInfo | None = None
     attribute_type: AttributeEnum | None = None
-    attribute_value: str | None = wire(None, max_length=2500)
+    attribute_value: str | None = wire(default=None, max_length=2500)
 
 
 @message
@@ -1499,7 +1505,7 @@ class MessageInfo:
     state: MessageStateEnum | None = None
     start_date_time: datetime | None = None
     end_date_time: datetime | None = None
-    transaction_id: str | None = wire(None, max_length=36)
+    transaction_id: str | None = wire(default=None, max_length=36)
 
 
 @message
@@ -1514,7 +1520,7 @@ class SignedMeterValue:
 @message
 class UnitOfMeasure:
     custom_data: CustomData | None = None
-    unit: str | None = wire(None, max_length=20)
+    unit: str | None = wire(default=None, max_length=20)
     multiplier: int | None = None
 
 
@@ -1575,7 +1581,7 @@ class VPN:
     key: str = wire(max_length=255)
     type: VPNEnum
     custom_data: CustomData | None = None
-    group: str | None = wire(None, max_length=20)
+    group: str | None = wire(default=None, max_length=20)
 
 
 @message
@@ -1595,7 +1601,7 @@ class NetworkConnectionProfile:
 class NotifyChargingLimitRequest:
     charging_limit: ChargingLimit
     custom_data: CustomData | None = None
-    charging_schedule: list[ChargingSchedule] | None = wire(None, min_items=1)
+    charging_schedule: list[ChargingSchedule] | None = wire(default=None, min_items=1)
     evse_id: int | None = None
 
 
@@ -1623,7 +1629,7 @@ class NotifyCustomerInformationResponse:
 class NotifyDisplayMessagesRequest:
     request_id: int
     custom_data: CustomData | None = None
-    message_info: list[MessageInfo] | None = wire(None, min_items=1)
+    message_info: list[MessageInfo] | None = wire(default=None, min_items=1)
     tbc: bool | None = None
 
 
@@ -1682,7 +1688,7 @@ class NotifyMonitoringReportRequest:
     seq_no: int
     generated_at: datetime
     custom_data: CustomData | None = None
-    monitor: list[MonitoringData] | None = wire(None, min_items=1)
+    monitor: list[MonitoringData] | None = wire(default=None, min_items=1)
     tbc: bool | None = None
 
 
@@ -1695,7 +1701,7 @@ class NotifyMonitoringReportResponse:
 class VariableAttribute:
     custom_data: CustomData | None = None
     type: AttributeEnum | None = None
-    value: str | None = wire(None, max_length=2500)
+    value: str | None = wire(default=None, max_length=2500)
     mutability: MutabilityEnum | None = None
     persistent: bool | None = None
     constant: bool | None = None
@@ -1706,10 +1712,10 @@ class VariableCharacteristics:
     data_type: DataEnum
     supports_monitoring: bool
     custom_data: CustomData | None = None
-    unit: str | None = wire(None, max_length=16)
+    unit: str | None = wire(default=None, max_length=16)
     min_limit: float | None = None
     max_limit: float | None = None
-    values_list: str | None = wire(None, max_length=1000)
+    values_list: str | None = wire(default=None, max_length=1000)
 
 
 @message
@@ -1727,7 +1733,7 @@ class NotifyReportRequest:
     generated_at: datetime
     seq_no: int
     custom_data: CustomData | None = None
-    report_data: list[ReportData] | None = wire(None, min_items=1)
+    report_data: list[ReportData] | None = wire(default=None, min_items=1)
     tbc: bool | None = None
 
 
@@ -1757,7 +1763,7 @@ class PublishFirmwareResponse:
 class PublishFirmwareStatusNotificationRequest:
     status: PublishFirmwareStatusEnum
     custom_data: CustomData | None = None
-    location: list[str] | None = wire(None, max_length=512, min_items=1)
+    location: list[str] | None = wire(default=None, max_length=512, min_items=1)
     request_id: int | None = None
 
 
@@ -1796,7 +1802,7 @@ class RequestStartTransactionResponse:
     status: RequestStartStopStatusEnum
     custom_data: CustomData | None = None
     status_info: StatusInfo | None = None
-    transaction_id: str | None = wire(None, max_length=36)
+    transaction_id: str | None = wire(default=None, max_length=36)
 
 
 @message
@@ -1861,7 +1867,7 @@ class SecurityEventNotificationRequest:
     type: str = wire(max_length=50)
     timestamp: datetime
     custom_data: CustomData | None = None
-    tech_info: str | None = wire(None, max_length=255)
+    tech_info: str | None = wire(default=None, max_length=255)
 
 
 @message
@@ -1874,7 +1880,7 @@ class SendLocalListRequest:
     version_number: int
     update_type: UpdateEnum
     custom_data: CustomData | None = None
-    local_authorization_list: list[AuthorizationData] | None = wire(None, min_items=1)
+    local_authorization_list: list[AuthorizationData] | None = wire(default=None, min_items=1)
 
 
 @message
@@ -2064,7 +2070,7 @@ class TransactionEventRequest:
     seq_no: int
     transaction_info: Transaction
     custom_data: CustomData | None = None
-    meter_value: list[MeterValue] | None = wire(None, min_items=1)
+    meter_value: list[MeterValue] | None = wire(default=None, min_items=1)
     offline: bool | None = None
     number_of_phases_used: int | None = None
     cable_max_current: int | None = None

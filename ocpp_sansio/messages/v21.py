@@ -967,7 +967,7 @@ class AFRRSignalRequest:
 @message
 class StatusInfo:
     reason_code: str = wire(max_length=20)
-    additional_info: str | None = wire(None, max_length=1024)
+    additional_info: str | None = wire(default=None, max_length=1024)
     custom_data: CustomData | None = None
 
 
@@ -982,10 +982,10 @@ class AFRRSignalResponse:
 class APN:
     apn: str = wire(max_length=2000)
     apn_authentication: APNAuthenticationEnum
-    apn_user_name: str | None = wire(None, max_length=50)
-    apn_password: str | None = wire(None, max_length=64)
+    apn_user_name: str | None = wire(default=None, max_length=50)
+    apn_password: str | None = wire(default=None, max_length=64)
     sim_pin: int | None = None
-    preferred_network: str | None = wire(None, max_length=6)
+    preferred_network: str | None = wire(default=None, max_length=6)
     use_only_preferred_network: bool | None = None
     custom_data: CustomData | None = None
 
@@ -1002,8 +1002,8 @@ class PriceRule:
     energy_fee: RationalNumber
     power_range_start: RationalNumber
     parking_fee_period: int | None = None
-    carbon_dioxide_emission: int | None = wire(None, minimum=0.0)
-    renewable_generation_percentage: int | None = wire(None, minimum=0.0, maximum=100.0)
+    carbon_dioxide_emission: int | None = wire(default=None, minimum=0.0)
+    renewable_generation_percentage: int | None = wire(default=None, minimum=0.0, maximum=100.0)
     parking_fee: RationalNumber | None = None
     custom_data: CustomData | None = None
 
@@ -1023,7 +1023,7 @@ class TaxRule:
     applies_to_overstay_fee: bool
     applies_to_minimum_maximum_cost: bool
     tax_rate: RationalNumber
-    tax_rule_name: str | None = wire(None, max_length=100)
+    tax_rule_name: str | None = wire(default=None, max_length=100)
     tax_included_in_price: bool | None = None
     custom_data: CustomData | None = None
 
@@ -1033,7 +1033,7 @@ class OverstayRule:
     overstay_fee: RationalNumber
     start_time: int
     overstay_fee_period: int
-    overstay_rule_description: str | None = wire(None, max_length=32)
+    overstay_rule_description: str | None = wire(default=None, max_length=32)
     custom_data: CustomData | None = None
 
 
@@ -1060,13 +1060,13 @@ class AbsolutePriceSchedule:
     language: str = wire(max_length=8)
     price_algorithm: str = wire(max_length=2000)
     price_rule_stacks: list[PriceRuleStack] = wire(min_items=1, max_items=1024)
-    price_schedule_description: str | None = wire(None, max_length=160)
+    price_schedule_description: str | None = wire(default=None, max_length=160)
     minimum_cost: RationalNumber | None = None
     maximum_cost: RationalNumber | None = None
-    tax_rules: list[TaxRule] | None = wire(None, min_items=1, max_items=10)
+    tax_rules: list[TaxRule] | None = wire(default=None, min_items=1, max_items=10)
     overstay_rule_list: OverstayRuleList | None = None
     additional_selected_services: list[AdditionalSelectedServices] | None = wire(
-        None, min_items=1, max_items=5
+        default=None, min_items=1, max_items=5
     )
     custom_data: CustomData | None = None
 
@@ -1084,15 +1084,15 @@ class Address:
     address1: str = wire(max_length=100)
     city: str = wire(max_length=100)
     country: str = wire(max_length=50)
-    address2: str | None = wire(None, max_length=100)
-    postal_code: str | None = wire(None, max_length=20)
+    address2: str | None = wire(default=None, max_length=100)
+    postal_code: str | None = wire(default=None, max_length=20)
     custom_data: CustomData | None = None
 
 
 @message
 class PeriodicEventStreamParams:
-    interval: int | None = wire(None, minimum=0.0)
-    values: int | None = wire(None, minimum=0.0)
+    interval: int | None = wire(default=None, minimum=0.0)
+    values: int | None = wire(default=None, minimum=0.0)
     custom_data: CustomData | None = None
 
 
@@ -1114,7 +1114,7 @@ class AdjustPeriodicEventStreamResponse:
 class IdToken:
     id_token: str = wire(max_length=255)
     type: str = wire(max_length=20)
-    additional_info: list[AdditionalInfo] | None = wire(None, min_items=1)
+    additional_info: list[AdditionalInfo] | None = wire(default=None, min_items=1)
     custom_data: CustomData | None = None
 
 
@@ -1122,7 +1122,7 @@ class IdToken:
 class MessageContent:
     format: MessageFormatEnum
     content: str = wire(max_length=1024)
-    language: str | None = wire(None, max_length=8)
+    language: str | None = wire(default=None, max_length=8)
     custom_data: CustomData | None = None
 
 
@@ -1132,9 +1132,9 @@ class IdTokenInfo:
     cache_expiry_date_time: datetime | None = None
     charging_priority: int | None = None
     group_id_token: IdToken | None = None
-    language1: str | None = wire(None, max_length=8)
-    language2: str | None = wire(None, max_length=8)
-    evse_id: list[int] | None = wire(None, minimum=0.0, min_items=1)
+    language1: str | None = wire(default=None, max_length=8)
+    language2: str | None = wire(default=None, max_length=8)
+    evse_id: list[int] | None = wire(default=None, minimum=0.0, min_items=1)
     personal_message: MessageContent | None = None
     custom_data: CustomData | None = None
 
@@ -1159,9 +1159,9 @@ class OCSPRequestData:
 @message
 class AuthorizeRequest:
     id_token: IdToken
-    certificate: str | None = wire(None, max_length=10000)
+    certificate: str | None = wire(default=None, max_length=10000)
     iso15118_certificate_hash_data: list[OCSPRequestData] | None = wire(
-        None, min_items=1, max_items=4
+        default=None, min_items=1, max_items=4
     )
     custom_data: CustomData | None = None
 
@@ -1170,7 +1170,7 @@ class AuthorizeRequest:
 class TariffConditions:
     start_time_of_day: str | None = None
     end_time_of_day: str | None = None
-    day_of_week: list[DayOfWeekEnum] | None = wire(None, min_items=1, max_items=7)
+    day_of_week: list[DayOfWeekEnum] | None = wire(default=None, min_items=1, max_items=7)
     valid_from_date: str | None = None
     valid_to_date: str | None = None
     evse_kind: EvseKindEnum | None = None
@@ -1200,14 +1200,14 @@ class TariffEnergyPrice:
 class TaxRate:
     type: str = wire(max_length=20)
     tax: float
-    stack: int | None = wire(None, minimum=0.0)
+    stack: int | None = wire(default=None, minimum=0.0)
     custom_data: CustomData | None = None
 
 
 @message
 class TariffEnergy:
     prices: list[TariffEnergyPrice] = wire(min_items=1)
-    tax_rates: list[TaxRate] | None = wire(None, min_items=1, max_items=5)
+    tax_rates: list[TaxRate] | None = wire(default=None, min_items=1, max_items=5)
     custom_data: CustomData | None = None
 
 
@@ -1221,7 +1221,7 @@ class TariffTimePrice:
 @message
 class TariffTime:
     prices: list[TariffTimePrice] = wire(min_items=1)
-    tax_rates: list[TaxRate] | None = wire(None, min_items=1, max_items=5)
+    tax_rates: list[TaxRate] | None = wire(default=None, min_items=1, max_items=5)
     custom_data: CustomData | None = None
 
 
@@ -1229,12 +1229,12 @@ class TariffTime:
 class TariffConditionsFixed:
     start_time_of_day: str | None = None
     end_time_of_day: str | None = None
-    day_of_week: list[DayOfWeekEnum] | None = wire(None, min_items=1, max_items=7)
+    day_of_week: list[DayOfWeekEnum] | None = wire(default=None, min_items=1, max_items=7)
     valid_from_date: str | None = None
     valid_to_date: str | None = None
     evse_kind: EvseKindEnum | None = None
-    payment_brand: str | None = wire(None, max_length=20)
-    payment_recognition: str | None = wire(None, max_length=20)
+    payment_brand: str | None = wire(default=None, max_length=20)
+    payment_recognition: str | None = wire(default=None, max_length=20)
     custom_data: CustomData | None = None
 
 
@@ -1248,7 +1248,7 @@ class TariffFixedPrice:
 @message
 class TariffFixed:
     prices: list[TariffFixedPrice] = wire(min_items=1)
-    tax_rates: list[TaxRate] | None = wire(None, min_items=1, max_items=5)
+    tax_rates: list[TaxRate] | None = wire(default=None, min_items=1, max_items=5)
     custom_data: CustomData | None = None
 
 
@@ -1256,7 +1256,7 @@ class TariffFixed:
 class Price:
     excl_tax: float | None = None
     incl_tax: float | None = None
-    tax_rates: list[TaxRate] | None = wire(None, min_items=1, max_items=5)
+    tax_rates: list[TaxRate] | None = wire(default=None, min_items=1, max_items=5)
     custom_data: CustomData | None = None
 
 
@@ -1264,7 +1264,7 @@ class Price:
 class Tariff:
     tariff_id: str = wire(max_length=60)
     currency: str = wire(max_length=3)
-    description: list[MessageContent] | None = wire(None, min_items=1, max_items=10)
+    description: list[MessageContent] | None = wire(default=None, min_items=1, max_items=10)
     energy: TariffEnergy | None = None
     valid_from: datetime | None = None
     charging_time: TariffTime | None = None
@@ -1281,7 +1281,7 @@ class Tariff:
 class AuthorizeResponse:
     id_token_info: IdTokenInfo
     certificate_status: AuthorizeCertificateStatusEnum | None = None
-    allowed_energy_transfer: list[EnergyTransferModeEnum] | None = wire(None, min_items=1)
+    allowed_energy_transfer: list[EnergyTransferModeEnum] | None = wire(default=None, min_items=1)
     tariff: Tariff | None = None
     custom_data: CustomData | None = None
 
@@ -1293,7 +1293,7 @@ class BatteryData:
     so_c: float = wire(minimum=0.0, maximum=100.0)
     so_h: float = wire(minimum=0.0, maximum=100.0)
     production_date: datetime | None = None
-    vendor_info: str | None = wire(None, max_length=500)
+    vendor_info: str | None = wire(default=None, max_length=500)
     custom_data: CustomData | None = None
 
 
@@ -1313,8 +1313,8 @@ class BatterySwapResponse:
 
 @message
 class Modem:
-    iccid: str | None = wire(None, max_length=20)
-    imsi: str | None = wire(None, max_length=20)
+    iccid: str | None = wire(default=None, max_length=20)
+    imsi: str | None = wire(default=None, max_length=20)
     custom_data: CustomData | None = None
 
 
@@ -1322,9 +1322,9 @@ class Modem:
 class ChargingStation:
     model: str = wire(max_length=20)
     vendor_name: str = wire(max_length=50)
-    serial_number: str | None = wire(None, max_length=25)
+    serial_number: str | None = wire(default=None, max_length=25)
     modem: Modem | None = None
-    firmware_version: str | None = wire(None, max_length=50)
+    firmware_version: str | None = wire(default=None, max_length=50)
     custom_data: CustomData | None = None
 
 
@@ -1371,7 +1371,7 @@ class CertificateHashDataChain:
     certificate_hash_data: CertificateHashData
     certificate_type: GetCertificateIdUseEnum
     child_certificate_hash_data: list[CertificateHashData] | None = wire(
-        None, min_items=1, max_items=4
+        default=None, min_items=1, max_items=4
     )
     custom_data: CustomData | None = None
 
@@ -1411,7 +1411,7 @@ class CertificateStatusRequestInfo:
 @message
 class EVSE:
     id: int = wire(minimum=0.0)
-    connector_id: int | None = wire(None, minimum=0.0)
+    connector_id: int | None = wire(default=None, minimum=0.0)
     custom_data: CustomData | None = None
 
 
@@ -1454,7 +1454,7 @@ class ChargingLimit:
 @message
 class DERChargingParameters:
     ev_supported_der_control: list[DERControlEnum] | None = wire(
-        None, min_items=1, name="evSupportedDERControl"
+        default=None, min_items=1, name="evSupportedDERControl"
     )
     ev_over_excited_max_discharge_power: float | None = None
     ev_over_excited_power_factor: float | None = None
@@ -1462,38 +1462,72 @@ class DERChargingParameters:
     ev_under_excited_power_factor: float | None = None
     max_apparent_power: float | None = None
     max_charge_apparent_power: float | None = None
-    max_charge_apparent_power_l2: float | None = wire(None, name="maxChargeApparentPower_L2")
-    max_charge_apparent_power_l3: float | None = wire(None, name="maxChargeApparentPower_L3")
+    max_charge_apparent_power_l2: float | None = wire(
+        default=None, name="maxChargeApparentPower_L2"
+    )
+    max_charge_apparent_power_l3: float | None = wire(
+        default=None, name="maxChargeApparentPower_L3"
+    )
     max_discharge_apparent_power: float | None = None
-    max_discharge_apparent_power_l2: float | None = wire(None, name="maxDischargeApparentPower_L2")
-    max_discharge_apparent_power_l3: float | None = wire(None, name="maxDischargeApparentPower_L3")
+    max_discharge_apparent_power_l2: float | None = wire(
+        default=None, name="maxDischargeApparentPower_L2"
+    )
+    max_discharge_apparent_power_l3: float | None = wire(
+        default=None, name="maxDischargeApparentPower_L3"
+    )
     max_charge_reactive_power: float | None = None
-    max_charge_reactive_power_l2: float | None = wire(None, name="maxChargeReactivePower_L2")
-    max_charge_reactive_power_l3: float | None = wire(None, name="maxChargeReactivePower_L3")
+    max_charge_reactive_power_l2: float | None = wire(
+        default=None, name="maxChargeReactivePower_L2"
+    )
+    max_charge_reactive_power_l3: float | None = wire(
+        default=None, name="maxChargeReactivePower_L3"
+    )
     min_charge_reactive_power: float | None = None
-    min_charge_reactive_power_l2: float | None = wire(None, name="minChargeReactivePower_L2")
-    min_charge_reactive_power_l3: float | None = wire(None, name="minChargeReactivePower_L3")
+    min_charge_reactive_power_l2: float | None = wire(
+        default=None, name="minChargeReactivePower_L2"
+    )
+    min_charge_reactive_power_l3: float | None = wire(
+        default=None, name="minChargeReactivePower_L3"
+    )
     max_discharge_reactive_power: float | None = None
-    max_discharge_reactive_power_l2: float | None = wire(None, name="maxDischargeReactivePower_L2")
-    max_discharge_reactive_power_l3: float | None = wire(None, name="maxDischargeReactivePower_L3")
+    max_discharge_reactive_power_l2: float | None = wire(
+        default=None, name="maxDischargeReactivePower_L2"
+    )
+    max_discharge_reactive_power_l3: float | None = wire(
+        default=None, name="maxDischargeReactivePower_L3"
+    )
     min_discharge_reactive_power: float | None = None
-    min_discharge_reactive_power_l2: float | None = wire(None, name="minDischargeReactivePower_L2")
-    min_discharge_reactive_power_l3: float | None = wire(None, name="minDischargeReactivePower_L3")
+    min_discharge_reactive_power_l2: float | None = wire(
+        default=None, name="minDischargeReactivePower_L2"
+    )
+    min_discharge_reactive_power_l3: float | None = wire(
+        default=None, name="minDischargeReactivePower_L3"
+    )
     nominal_voltage: float | None = None
     nominal_voltage_offset: float | None = None
     max_nominal_voltage: float | None = None
     min_nominal_voltage: float | None = None
-    ev_inverter_manufacturer: str | None = wire(None, max_length=50)
-    ev_inverter_model: str | None = wire(None, max_length=50)
-    ev_inverter_serial_number: str | None = wire(None, max_length=50)
-    ev_inverter_sw_version: str | None = wire(None, max_length=50)
-    ev_inverter_hw_version: str | None = wire(None, max_length=50)
-    ev_islanding_detection_method: list[IslandingDetectionEnum] | None = wire(None, min_items=1)
+    ev_inverter_manufacturer: str | None = wire(default=None, max_length=50)
+    ev_inverter_model: str | None = wire(default=None, max_length=50)
+    ev_inverter_serial_number: str | None = wire(default=None, max_length=50)
+    ev_inverter_sw_version: str | None = wire(default=None, max_length=50)
+    ev_inverter_hw_version: str | None = wire(default=None, max_length=50)
+    ev_islanding_detection_method: list[IslandingDetectionEnum] | None = wire(
+        default=None, min_items=1
+    )
     ev_islanding_trip_time: float | None = None
-    ev_maximum_level1_dc_injection: float | None = wire(None, name="evMaximumLevel1DCInjection")
-    ev_duration_level1_dc_injection: float | None = wire(None, name="evDurationLevel1DCInjection")
-    ev_maximum_level2_dc_injection: float | None = wire(None, name="evMaximumLevel2DCInjection")
-    ev_duration_level2_dc_injection: float | None = wire(None, name="evDurationLevel2DCInjection")
+    ev_maximum_level1_dc_injection: float | None = wire(
+        default=None, name="evMaximumLevel1DCInjection"
+    )
+    ev_duration_level1_dc_injection: float | None = wire(
+        default=None, name="evDurationLevel1DCInjection"
+    )
+    ev_maximum_level2_dc_injection: float | None = wire(
+        default=None, name="evMaximumLevel2DCInjection"
+    )
+    ev_duration_level2_dc_injection: float | None = wire(
+        default=None, name="evDurationLevel2DCInjection"
+    )
     ev_reactive_susceptance: float | None = None
     ev_session_total_discharge_energy_available: float | None = None
     custom_data: CustomData | None = None
@@ -1552,26 +1586,26 @@ class DCChargingParameters:
     ev_max_power: float | None = None
     ev_energy_capacity: float | None = None
     energy_amount: float | None = None
-    state_of_charge: int | None = wire(None, minimum=0.0, maximum=100.0)
-    full_so_c: int | None = wire(None, minimum=0.0, maximum=100.0)
-    bulk_so_c: int | None = wire(None, minimum=0.0, maximum=100.0)
+    state_of_charge: int | None = wire(default=None, minimum=0.0, maximum=100.0)
+    full_so_c: int | None = wire(default=None, minimum=0.0, maximum=100.0)
+    bulk_so_c: int | None = wire(default=None, minimum=0.0, maximum=100.0)
     custom_data: CustomData | None = None
 
 
 @message
 class V2XChargingParameters:
     min_charge_power: float | None = None
-    min_charge_power_l2: float | None = wire(None, name="minChargePower_L2")
-    min_charge_power_l3: float | None = wire(None, name="minChargePower_L3")
+    min_charge_power_l2: float | None = wire(default=None, name="minChargePower_L2")
+    min_charge_power_l3: float | None = wire(default=None, name="minChargePower_L3")
     max_charge_power: float | None = None
-    max_charge_power_l2: float | None = wire(None, name="maxChargePower_L2")
-    max_charge_power_l3: float | None = wire(None, name="maxChargePower_L3")
+    max_charge_power_l2: float | None = wire(default=None, name="maxChargePower_L2")
+    max_charge_power_l3: float | None = wire(default=None, name="maxChargePower_L3")
     min_discharge_power: float | None = None
-    min_discharge_power_l2: float | None = wire(None, name="minDischargePower_L2")
-    min_discharge_power_l3: float | None = wire(None, name="minDischargePower_L3")
+    min_discharge_power_l2: float | None = wire(default=None, name="minDischargePower_L2")
+    min_discharge_power_l3: float | None = wire(default=None, name="minDischargePower_L3")
     max_discharge_power: float | None = None
-    max_discharge_power_l2: float | None = wire(None, name="maxDischargePower_L2")
-    max_discharge_power_l3: float | None = wire(None, name="maxDischargePower_L3")
+    max_discharge_power_l2: float | None = wire(default=None, name="maxDischargePower_L2")
+    max_discharge_power_l3: float | None = wire(default=None, name="maxDischargePower_L3")
     min_charge_current: float | None = None
     max_charge_current: float | None = None
     min_discharge_current: float | None = None
@@ -1583,7 +1617,7 @@ class V2XChargingParameters:
     ev_max_energy_request: float | None = None
     ev_min_v2_x_energy_request: float | None = None
     ev_max_v2_x_energy_request: float | None = None
-    target_so_c: int | None = wire(None, minimum=0.0, maximum=100.0)
+    target_so_c: int | None = wire(default=None, minimum=0.0, maximum=100.0)
     custom_data: CustomData | None = None
 
 
@@ -1595,7 +1629,7 @@ class ChargingNeeds:
     ev_energy_offer: EVEnergyOffer | None = None
     dc_charging_parameters: DCChargingParameters | None = None
     v2x_charging_parameters: V2XChargingParameters | None = None
-    available_energy_transfer: list[EnergyTransferModeEnum] | None = wire(None, min_items=1)
+    available_energy_transfer: list[EnergyTransferModeEnum] | None = wire(default=None, min_items=1)
     control_mode: ControlModeEnum | None = None
     mobility_needs_mode: MobilityNeedsModeEnum | None = None
     departure_time: datetime | None = None
@@ -1612,8 +1646,8 @@ class CostDimension:
 @message
 class ChargingPeriod:
     start_period: datetime
-    dimensions: list[CostDimension] | None = wire(None, min_items=1)
-    tariff_id: str | None = wire(None, max_length=60)
+    dimensions: list[CostDimension] | None = wire(default=None, min_items=1)
+    tariff_id: str | None = wire(default=None, max_length=60)
     custom_data: CustomData | None = None
 
 
@@ -1642,25 +1676,29 @@ class V2XSignalWattPoint:
 class ChargingSchedulePeriod:
     start_period: int
     limit: float | None = None
-    limit_l2: float | None = wire(None, name="limit_L2")
-    limit_l3: float | None = wire(None, name="limit_L3")
-    number_phases: int | None = wire(None, minimum=0.0, maximum=3.0)
-    phase_to_use: int | None = wire(None, minimum=0.0, maximum=3.0)
-    discharge_limit: float | None = wire(None, maximum=0.0)
-    discharge_limit_l2: float | None = wire(None, maximum=0.0, name="dischargeLimit_L2")
-    discharge_limit_l3: float | None = wire(None, maximum=0.0, name="dischargeLimit_L3")
+    limit_l2: float | None = wire(default=None, name="limit_L2")
+    limit_l3: float | None = wire(default=None, name="limit_L3")
+    number_phases: int | None = wire(default=None, minimum=0.0, maximum=3.0)
+    phase_to_use: int | None = wire(default=None, minimum=0.0, maximum=3.0)
+    discharge_limit: float | None = wire(default=None, maximum=0.0)
+    discharge_limit_l2: float | None = wire(default=None, maximum=0.0, name="dischargeLimit_L2")
+    discharge_limit_l3: float | None = wire(default=None, maximum=0.0, name="dischargeLimit_L3")
     setpoint: float | None = None
-    setpoint_l2: float | None = wire(None, name="setpoint_L2")
-    setpoint_l3: float | None = wire(None, name="setpoint_L3")
+    setpoint_l2: float | None = wire(default=None, name="setpoint_L2")
+    setpoint_l3: float | None = wire(default=None, name="setpoint_L3")
     setpoint_reactive: float | None = None
-    setpoint_reactive_l2: float | None = wire(None, name="setpointReactive_L2")
-    setpoint_reactive_l3: float | None = wire(None, name="setpointReactive_L3")
+    setpoint_reactive_l2: float | None = wire(default=None, name="setpointReactive_L2")
+    setpoint_reactive_l3: float | None = wire(default=None, name="setpointReactive_L3")
     preconditioning_request: bool | None = None
     evse_sleep: bool | None = None
     v2x_baseline: float | None = None
     operation_mode: OperationModeEnum | None = None
-    v2x_freq_watt_curve: list[V2XFreqWattPoint] | None = wire(None, min_items=1, max_items=20)
-    v2x_signal_watt_curve: list[V2XSignalWattPoint] | None = wire(None, min_items=1, max_items=20)
+    v2x_freq_watt_curve: list[V2XFreqWattPoint] | None = wire(
+        default=None, min_items=1, max_items=20
+    )
+    v2x_signal_watt_curve: list[V2XSignalWattPoint] | None = wire(
+        default=None, min_items=1, max_items=20
+    )
     custom_data: CustomData | None = None
 
 
@@ -1689,8 +1727,8 @@ class ConsumptionCost:
 @message
 class SalesTariffEntry:
     relative_time_interval: RelativeTimeInterval
-    e_price_level: int | None = wire(None, minimum=0.0)
-    consumption_cost: list[ConsumptionCost] | None = wire(None, min_items=1, max_items=3)
+    e_price_level: int | None = wire(default=None, minimum=0.0)
+    consumption_cost: list[ConsumptionCost] | None = wire(default=None, min_items=1, max_items=3)
     custom_data: CustomData | None = None
 
 
@@ -1698,8 +1736,8 @@ class SalesTariffEntry:
 class SalesTariff:
     id: int = wire(minimum=0.0)
     sales_tariff_entry: list[SalesTariffEntry] = wire(min_items=1, max_items=1024)
-    sales_tariff_description: str | None = wire(None, max_length=32)
-    num_e_price_levels: int | None = wire(None, minimum=0.0)
+    sales_tariff_description: str | None = wire(default=None, max_length=32)
+    num_e_price_levels: int | None = wire(default=None, minimum=0.0)
     custom_data: CustomData | None = None
 
 
@@ -1716,7 +1754,7 @@ class PriceLevelSchedule:
     time_anchor: datetime
     price_schedule_id: int = wire(minimum=0.0)
     number_of_price_levels: int = wire(minimum=0.0)
-    price_schedule_description: str | None = wire(None, max_length=32)
+    price_schedule_description: str | None = wire(default=None, max_length=32)
     custom_data: CustomData | None = None
 
 
@@ -1730,10 +1768,10 @@ class ChargingSchedule:
     duration: int | None = None
     min_charging_rate: float | None = None
     power_tolerance: float | None = None
-    signature_id: int | None = wire(None, minimum=0.0)
-    digest_value: str | None = wire(None, max_length=88)
+    signature_id: int | None = wire(default=None, minimum=0.0)
+    digest_value: str | None = wire(default=None, max_length=88)
     use_local_time: bool | None = None
-    randomized_delay: int | None = wire(None, minimum=0.0)
+    randomized_delay: int | None = wire(default=None, minimum=0.0)
     sales_tariff: SalesTariff | None = None
     absolute_price_schedule: AbsolutePriceSchedule | None = None
     price_level_schedule: PriceLevelSchedule | None = None
@@ -1750,38 +1788,40 @@ class ChargingProfile:
     recurrency_kind: RecurrencyKindEnum | None = None
     valid_from: datetime | None = None
     valid_to: datetime | None = None
-    transaction_id: str | None = wire(None, max_length=36)
+    transaction_id: str | None = wire(default=None, max_length=36)
     max_offline_duration: int | None = None
     invalid_after_offline_duration: bool | None = None
     dyn_update_interval: int | None = None
     dyn_update_time: datetime | None = None
-    price_schedule_signature: str | None = wire(None, max_length=256)
+    price_schedule_signature: str | None = wire(default=None, max_length=256)
     custom_data: CustomData | None = None
 
 
 @message
 class ChargingProfileCriterion:
     charging_profile_purpose: ChargingProfilePurposeEnum | None = None
-    stack_level: int | None = wire(None, minimum=0.0)
-    charging_profile_id: list[int] | None = wire(None, min_items=1)
-    charging_limit_source: list[str] | None = wire(None, max_length=20, min_items=1, max_items=4)
+    stack_level: int | None = wire(default=None, minimum=0.0)
+    charging_profile_id: list[int] | None = wire(default=None, min_items=1)
+    charging_limit_source: list[str] | None = wire(
+        default=None, max_length=20, min_items=1, max_items=4
+    )
     custom_data: CustomData | None = None
 
 
 @message
 class ChargingScheduleUpdate:
     limit: float | None = None
-    limit_l2: float | None = wire(None, name="limit_L2")
-    limit_l3: float | None = wire(None, name="limit_L3")
-    discharge_limit: float | None = wire(None, maximum=0.0)
-    discharge_limit_l2: float | None = wire(None, maximum=0.0, name="dischargeLimit_L2")
-    discharge_limit_l3: float | None = wire(None, maximum=0.0, name="dischargeLimit_L3")
+    limit_l2: float | None = wire(default=None, name="limit_L2")
+    limit_l3: float | None = wire(default=None, name="limit_L3")
+    discharge_limit: float | None = wire(default=None, maximum=0.0)
+    discharge_limit_l2: float | None = wire(default=None, maximum=0.0, name="dischargeLimit_L2")
+    discharge_limit_l3: float | None = wire(default=None, maximum=0.0, name="dischargeLimit_L3")
     setpoint: float | None = None
-    setpoint_l2: float | None = wire(None, name="setpoint_L2")
-    setpoint_l3: float | None = wire(None, name="setpoint_L3")
+    setpoint_l2: float | None = wire(default=None, name="setpoint_L2")
+    setpoint_l3: float | None = wire(default=None, name="setpoint_L3")
     setpoint_reactive: float | None = None
-    setpoint_reactive_l2: float | None = wire(None, name="setpointReactive_L2")
-    setpoint_reactive_l3: float | None = wire(None, name="setpointReactive_L3")
+    setpoint_reactive_l2: float | None = wire(default=None, name="setpointReactive_L2")
+    setpoint_reactive_l3: float | None = wire(default=None, name="setpointReactive_L3")
     custom_data: CustomData | None = None
 
 
@@ -1799,9 +1839,9 @@ class ClearCacheResponse:
 
 @message
 class ClearChargingProfile:
-    evse_id: int | None = wire(None, minimum=0.0)
+    evse_id: int | None = wire(default=None, minimum=0.0)
     charging_profile_purpose: ChargingProfilePurposeEnum | None = None
-    stack_level: int | None = wire(None, minimum=0.0)
+    stack_level: int | None = wire(default=None, minimum=0.0)
     custom_data: CustomData | None = None
 
 
@@ -1823,7 +1863,7 @@ class ClearChargingProfileResponse:
 class ClearDERControlRequest:
     is_default: bool
     control_type: DERControlEnum | None = None
-    control_id: str | None = wire(None, max_length=36)
+    control_id: str | None = wire(default=None, max_length=36)
     custom_data: CustomData | None = None
 
 
@@ -1857,8 +1897,8 @@ class ClearMonitoringResult:
 
 @message
 class ClearTariffsRequest:
-    tariff_ids: list[str] | None = wire(None, max_length=60, min_items=1)
-    evse_id: int | None = wire(None, minimum=0.0)
+    tariff_ids: list[str] | None = wire(default=None, max_length=60, min_items=1)
+    evse_id: int | None = wire(default=None, minimum=0.0)
     custom_data: CustomData | None = None
 
 
@@ -1866,7 +1906,7 @@ class ClearTariffsRequest:
 class ClearTariffsResult:
     status: TariffClearStatusEnum
     status_info: StatusInfo | None = None
-    tariff_id: str | None = wire(None, max_length=60)
+    tariff_id: str | None = wire(default=None, max_length=60)
     custom_data: CustomData | None = None
 
 
@@ -1891,7 +1931,7 @@ class ClearVariableMonitoringResponse:
 @message
 class ClearedChargingLimitRequest:
     charging_limit_source: str = wire(max_length=20)
-    evse_id: int | None = wire(None, minimum=0.0)
+    evse_id: int | None = wire(default=None, minimum=0.0)
     custom_data: CustomData | None = None
 
 
@@ -1915,14 +1955,14 @@ class ClosePeriodicEventStreamResponse:
 class Component:
     name: str = wire(max_length=50)
     evse: EVSE | None = None
-    instance: str | None = wire(None, max_length=50)
+    instance: str | None = wire(default=None, max_length=50)
     custom_data: CustomData | None = None
 
 
 @message
 class Variable:
     name: str = wire(max_length=50)
-    instance: str | None = wire(None, max_length=50)
+    instance: str | None = wire(default=None, max_length=50)
     custom_data: CustomData | None = None
 
 
@@ -1985,9 +2025,9 @@ class TotalUsage:
 class CostDetails:
     total_cost: TotalCost
     total_usage: TotalUsage
-    charging_periods: list[ChargingPeriod] | None = wire(None, min_items=1)
+    charging_periods: list[ChargingPeriod] | None = wire(default=None, min_items=1)
     failure_to_calculate: bool | None = None
-    failure_reason: str | None = wire(None, max_length=500)
+    failure_reason: str | None = wire(default=None, max_length=500)
     custom_data: CustomData | None = None
 
 
@@ -2010,7 +2050,7 @@ class CustomerInformationRequest:
     clear: bool
     customer_certificate: CertificateHashData | None = None
     id_token: IdToken | None = None
-    customer_identifier: str | None = wire(None, max_length=64)
+    customer_identifier: str | None = wire(default=None, max_length=64)
     custom_data: CustomData | None = None
 
 
@@ -2080,7 +2120,7 @@ class DERCurveGet:
 @message
 class DataTransferRequest:
     vendor_id: str = wire(max_length=255)
-    message_id: str | None = wire(None, max_length=50)
+    message_id: str | None = wire(default=None, max_length=50)
     data: Any | None = None
     custom_data: CustomData | None = None
 
@@ -2135,13 +2175,13 @@ class EventData:
     component: Component
     event_notification_type: EventNotificationEnum
     variable: Variable
-    cause: int | None = wire(None, minimum=0.0)
-    tech_code: str | None = wire(None, max_length=50)
-    tech_info: str | None = wire(None, max_length=500)
+    cause: int | None = wire(default=None, minimum=0.0)
+    tech_code: str | None = wire(default=None, max_length=50)
+    tech_info: str | None = wire(default=None, max_length=500)
     cleared: bool | None = None
-    transaction_id: str | None = wire(None, max_length=36)
-    variable_monitoring_id: int | None = wire(None, minimum=0.0)
-    severity: int | None = wire(None, minimum=0.0)
+    transaction_id: str | None = wire(default=None, max_length=36)
+    variable_monitoring_id: int | None = wire(default=None, minimum=0.0)
+    severity: int | None = wire(default=None, minimum=0.0)
     custom_data: CustomData | None = None
 
 
@@ -2150,8 +2190,8 @@ class Firmware:
     location: str = wire(max_length=2000)
     retrieve_date_time: datetime
     install_date_time: datetime | None = None
-    signing_certificate: str | None = wire(None, max_length=5500)
-    signature: str | None = wire(None, max_length=800)
+    signing_certificate: str | None = wire(default=None, max_length=5500)
+    signature: str | None = wire(default=None, max_length=800)
     custom_data: CustomData | None = None
 
 
@@ -2233,9 +2273,9 @@ class Get15118EVCertificateRequest:
     iso15118_schema_version: str = wire(max_length=50)
     action: CertificateActionEnum
     exi_request: str = wire(max_length=11000)
-    maximum_contract_certificate_chains: int | None = wire(None, minimum=0.0)
+    maximum_contract_certificate_chains: int | None = wire(default=None, minimum=0.0)
     prioritized_emai_ds: list[str] | None = wire(
-        None, max_length=255, min_items=1, max_items=8, name="prioritizedEMAIDs"
+        default=None, max_length=255, min_items=1, max_items=8, name="prioritizedEMAIDs"
     )
     custom_data: CustomData | None = None
 
@@ -2245,7 +2285,7 @@ class Get15118EVCertificateResponse:
     status: Iso15118EVCertificateStatusEnum
     exi_response: str = wire(max_length=17000)
     status_info: StatusInfo | None = None
-    remaining_contracts: int | None = wire(None, minimum=0.0)
+    remaining_contracts: int | None = wire(default=None, minimum=0.0)
     custom_data: CustomData | None = None
 
 
@@ -2285,7 +2325,7 @@ class GetCertificateStatusRequest:
 class GetCertificateStatusResponse:
     status: GetCertificateStatusEnum
     status_info: StatusInfo | None = None
-    ocsp_result: str | None = wire(None, max_length=18000)
+    ocsp_result: str | None = wire(default=None, max_length=18000)
     custom_data: CustomData | None = None
 
 
@@ -2293,7 +2333,7 @@ class GetCertificateStatusResponse:
 class GetChargingProfilesRequest:
     request_id: int
     charging_profile: ChargingProfileCriterion
-    evse_id: int | None = wire(None, minimum=0.0)
+    evse_id: int | None = wire(default=None, minimum=0.0)
     custom_data: CustomData | None = None
 
 
@@ -2325,7 +2365,7 @@ class GetDERControlRequest:
     request_id: int
     is_default: bool | None = None
     control_type: DERControlEnum | None = None
-    control_id: str | None = wire(None, max_length=36)
+    control_id: str | None = wire(default=None, max_length=36)
     custom_data: CustomData | None = None
 
 
@@ -2339,7 +2379,7 @@ class GetDERControlResponse:
 @message
 class GetDisplayMessagesRequest:
     request_id: int
-    id: list[int] | None = wire(None, minimum=0.0, min_items=1)
+    id: list[int] | None = wire(default=None, minimum=0.0, min_items=1)
     priority: MessagePriorityEnum | None = None
     state: MessageStateEnum | None = None
     custom_data: CustomData | None = None
@@ -2354,7 +2394,7 @@ class GetDisplayMessagesResponse:
 
 @message
 class GetInstalledCertificateIdsRequest:
-    certificate_type: list[GetCertificateIdUseEnum] | None = wire(None, min_items=1)
+    certificate_type: list[GetCertificateIdUseEnum] | None = wire(default=None, min_items=1)
     custom_data: CustomData | None = None
 
 
@@ -2362,7 +2402,9 @@ class GetInstalledCertificateIdsRequest:
 class GetInstalledCertificateIdsResponse:
     status: GetInstalledCertificateStatusEnum
     status_info: StatusInfo | None = None
-    certificate_hash_data_chain: list[CertificateHashDataChain] | None = wire(None, min_items=1)
+    certificate_hash_data_chain: list[CertificateHashDataChain] | None = wire(
+        default=None, min_items=1
+    )
     custom_data: CustomData | None = None
 
 
@@ -2390,7 +2432,7 @@ class GetLogRequest:
     log: LogParameters
     log_type: LogEnum
     request_id: int
-    retries: int | None = wire(None, minimum=0.0)
+    retries: int | None = wire(default=None, minimum=0.0)
     retry_interval: int | None = None
     custom_data: CustomData | None = None
 
@@ -2399,15 +2441,17 @@ class GetLogRequest:
 class GetLogResponse:
     status: LogStatusEnum
     status_info: StatusInfo | None = None
-    filename: str | None = wire(None, max_length=255)
+    filename: str | None = wire(default=None, max_length=255)
     custom_data: CustomData | None = None
 
 
 @message
 class GetMonitoringReportRequest:
     request_id: int
-    component_variable: list[ComponentVariable] | None = wire(None, min_items=1)
-    monitoring_criteria: list[MonitoringCriterionEnum] | None = wire(None, min_items=1, max_items=3)
+    component_variable: list[ComponentVariable] | None = wire(default=None, min_items=1)
+    monitoring_criteria: list[MonitoringCriterionEnum] | None = wire(
+        default=None, min_items=1, max_items=3
+    )
     custom_data: CustomData | None = None
 
 
@@ -2425,15 +2469,17 @@ class GetPeriodicEventStreamRequest:
 
 @message
 class GetPeriodicEventStreamResponse:
-    constant_stream_data: list[ConstantStreamData] | None = wire(None, min_items=1)
+    constant_stream_data: list[ConstantStreamData] | None = wire(default=None, min_items=1)
     custom_data: CustomData | None = None
 
 
 @message
 class GetReportRequest:
     request_id: int
-    component_variable: list[ComponentVariable] | None = wire(None, min_items=1)
-    component_criteria: list[ComponentCriterionEnum] | None = wire(None, min_items=1, max_items=4)
+    component_variable: list[ComponentVariable] | None = wire(default=None, min_items=1)
+    component_criteria: list[ComponentCriterionEnum] | None = wire(
+        default=None, min_items=1, max_items=4
+    )
     custom_data: CustomData | None = None
 
 
@@ -2455,8 +2501,8 @@ class TariffAssignment:
     tariff_id: str = wire(max_length=60)
     tariff_kind: TariffKindEnum
     valid_from: datetime | None = None
-    evse_ids: list[int] | None = wire(None, minimum=0.0, min_items=1)
-    id_tokens: list[str] | None = wire(None, max_length=255, min_items=1)
+    evse_ids: list[int] | None = wire(default=None, minimum=0.0, min_items=1)
+    id_tokens: list[str] | None = wire(default=None, max_length=255, min_items=1)
     custom_data: CustomData | None = None
 
 
@@ -2464,13 +2510,13 @@ class TariffAssignment:
 class GetTariffsResponse:
     status: TariffGetStatusEnum
     status_info: StatusInfo | None = None
-    tariff_assignments: list[TariffAssignment] | None = wire(None, min_items=1)
+    tariff_assignments: list[TariffAssignment] | None = wire(default=None, min_items=1)
     custom_data: CustomData | None = None
 
 
 @message
 class GetTransactionStatusRequest:
-    transaction_id: str | None = wire(None, max_length=36)
+    transaction_id: str | None = wire(default=None, max_length=36)
     custom_data: CustomData | None = None
 
 
@@ -2496,7 +2542,7 @@ class GetVariableResult:
     variable: Variable
     attribute_status_info: StatusInfo | None = None
     attribute_type: AttributeEnum | None = None
-    attribute_value: str | None = wire(None, max_length=2500)
+    attribute_value: str | None = wire(default=None, max_length=2500)
     custom_data: CustomData | None = None
 
 
@@ -2593,8 +2639,8 @@ class MessageInfo:
     state: MessageStateEnum | None = None
     start_date_time: datetime | None = None
     end_date_time: datetime | None = None
-    transaction_id: str | None = wire(None, max_length=36)
-    message_extra: list[MessageContent] | None = wire(None, min_items=1, max_items=4)
+    transaction_id: str | None = wire(default=None, max_length=36)
+    message_extra: list[MessageContent] | None = wire(default=None, min_items=1, max_items=4)
     custom_data: CustomData | None = None
 
 
@@ -2602,14 +2648,14 @@ class MessageInfo:
 class SignedMeterValue:
     signed_meter_data: str = wire(max_length=32768)
     encoding_method: str = wire(max_length=50)
-    signing_method: str | None = wire(None, max_length=50)
-    public_key: str | None = wire(None, max_length=2500)
+    signing_method: str | None = wire(default=None, max_length=50)
+    public_key: str | None = wire(default=None, max_length=2500)
     custom_data: CustomData | None = None
 
 
 @message
 class UnitOfMeasure:
-    unit: str | None = wire(None, max_length=20)
+    unit: str | None = wire(default=None, max_length=20)
     multiplier: int | None = None
     custom_data: CustomData | None = None
 
@@ -2671,7 +2717,7 @@ class VPN:
     password: str = wire(max_length=64)
     key: str = wire(max_length=255)
     type: VPNEnum
-    group: str | None = wire(None, max_length=50)
+    group: str | None = wire(default=None, max_length=50)
     custom_data: CustomData | None = None
 
 
@@ -2684,8 +2730,8 @@ class NetworkConnectionProfile:
     security_profile: int = wire(minimum=0.0)
     apn: APN | None = None
     ocpp_version: OCPPVersionEnum | None = None
-    identity: str | None = wire(None, max_length=48)
-    basic_auth_password: str | None = wire(None, max_length=64)
+    identity: str | None = wire(default=None, max_length=48)
+    basic_auth_password: str | None = wire(default=None, max_length=64)
     vpn: VPN | None = None
     custom_data: CustomData | None = None
 
@@ -2707,8 +2753,8 @@ class NotifyAllowedEnergyTransferResponse:
 @message
 class NotifyChargingLimitRequest:
     charging_limit: ChargingLimit
-    charging_schedule: list[ChargingSchedule] | None = wire(None, min_items=1)
-    evse_id: int | None = wire(None, minimum=0.0)
+    charging_schedule: list[ChargingSchedule] | None = wire(default=None, min_items=1)
+    evse_id: int | None = wire(default=None, minimum=0.0)
     custom_data: CustomData | None = None
 
 
@@ -2738,7 +2784,7 @@ class NotifyDERAlarmRequest:
     timestamp: datetime
     grid_event_fault: GridEventFaultEnum | None = None
     alarm_ended: bool | None = None
-    extra_info: str | None = wire(None, max_length=200)
+    extra_info: str | None = wire(default=None, max_length=200)
     custom_data: CustomData | None = None
 
 
@@ -2752,7 +2798,7 @@ class NotifyDERStartStopRequest:
     control_id: str = wire(max_length=36)
     started: bool
     timestamp: datetime
-    superseded_ids: list[str] | None = wire(None, max_length=36, min_items=1, max_items=24)
+    superseded_ids: list[str] | None = wire(default=None, max_length=36, min_items=1, max_items=24)
     custom_data: CustomData | None = None
 
 
@@ -2764,7 +2810,7 @@ class NotifyDERStartStopResponse:
 @message
 class NotifyDisplayMessagesRequest:
     request_id: int
-    message_info: list[MessageInfo] | None = wire(None, min_items=1)
+    message_info: list[MessageInfo] | None = wire(default=None, min_items=1)
     tbc: bool | None = None
     custom_data: CustomData | None = None
 
@@ -2778,7 +2824,7 @@ class NotifyDisplayMessagesResponse:
 class NotifyEVChargingNeedsRequest:
     evse_id: int = wire(minimum=1.0)
     charging_needs: ChargingNeeds
-    max_schedule_tuples: int | None = wire(None, minimum=0.0)
+    max_schedule_tuples: int | None = wire(default=None, minimum=0.0)
     timestamp: datetime | None = None
     custom_data: CustomData | None = None
 
@@ -2795,7 +2841,7 @@ class NotifyEVChargingScheduleRequest:
     time_base: datetime
     charging_schedule: ChargingSchedule
     evse_id: int = wire(minimum=1.0)
-    selected_charging_schedule_id: int | None = wire(None, minimum=0.0)
+    selected_charging_schedule_id: int | None = wire(default=None, minimum=0.0)
     power_tolerance_acceptance: bool | None = None
     custom_data: CustomData | None = None
 
@@ -2826,7 +2872,7 @@ class NotifyMonitoringReportRequest:
     request_id: int
     seq_no: int = wire(minimum=0.0)
     generated_at: datetime
-    monitor: list[MonitoringData] | None = wire(None, min_items=1)
+    monitor: list[MonitoringData] | None = wire(default=None, min_items=1)
     tbc: bool | None = None
     custom_data: CustomData | None = None
 
@@ -2867,7 +2913,7 @@ class NotifyPriorityChargingResponse:
 @message
 class VariableAttribute:
     type: AttributeEnum | None = None
-    value: str | None = wire(None, max_length=2500)
+    value: str | None = wire(default=None, max_length=2500)
     mutability: MutabilityEnum | None = None
     persistent: bool | None = None
     constant: bool | None = None
@@ -2878,11 +2924,11 @@ class VariableAttribute:
 class VariableCharacteristics:
     data_type: DataEnum
     supports_monitoring: bool
-    unit: str | None = wire(None, max_length=16)
+    unit: str | None = wire(default=None, max_length=16)
     min_limit: float | None = None
     max_limit: float | None = None
-    max_elements: int | None = wire(None, minimum=1.0)
-    values_list: str | None = wire(None, max_length=1000)
+    max_elements: int | None = wire(default=None, minimum=1.0)
+    values_list: str | None = wire(default=None, max_length=1000)
     custom_data: CustomData | None = None
 
 
@@ -2900,7 +2946,7 @@ class NotifyReportRequest:
     request_id: int
     generated_at: datetime
     seq_no: int = wire(minimum=0.0)
-    report_data: list[ReportData] | None = wire(None, min_items=1)
+    report_data: list[ReportData] | None = wire(default=None, min_items=1)
     tbc: bool | None = None
     custom_data: CustomData | None = None
 
@@ -2916,19 +2962,19 @@ class NotifySettlementRequest:
     status: PaymentStatusEnum
     settlement_amount: float
     settlement_time: datetime
-    transaction_id: str | None = wire(None, max_length=36)
-    status_info: str | None = wire(None, max_length=500)
-    receipt_id: str | None = wire(None, max_length=50)
-    receipt_url: str | None = wire(None, max_length=2000)
+    transaction_id: str | None = wire(default=None, max_length=36)
+    status_info: str | None = wire(default=None, max_length=500)
+    receipt_id: str | None = wire(default=None, max_length=50)
+    receipt_url: str | None = wire(default=None, max_length=2000)
     vat_company: Address | None = None
-    vat_number: str | None = wire(None, max_length=20)
+    vat_number: str | None = wire(default=None, max_length=20)
     custom_data: CustomData | None = None
 
 
 @message
 class NotifySettlementResponse:
-    receipt_url: str | None = wire(None, max_length=2000)
-    receipt_id: str | None = wire(None, max_length=50)
+    receipt_url: str | None = wire(default=None, max_length=2000)
+    receipt_id: str | None = wire(default=None, max_length=50)
     custom_data: CustomData | None = None
 
 
@@ -2962,8 +3008,8 @@ class PublishFirmwareRequest:
     location: str = wire(max_length=2000)
     checksum: str = wire(max_length=32)
     request_id: int = wire(minimum=0.0)
-    retries: int | None = wire(None, minimum=0.0)
-    retry_interval: int | None = wire(None, minimum=0.0)
+    retries: int | None = wire(default=None, minimum=0.0)
+    retry_interval: int | None = wire(default=None, minimum=0.0)
     custom_data: CustomData | None = None
 
 
@@ -2977,8 +3023,8 @@ class PublishFirmwareResponse:
 @message
 class PublishFirmwareStatusNotificationRequest:
     status: PublishFirmwareStatusEnum
-    location: list[str] | None = wire(None, max_length=2000, min_items=1)
-    request_id: int | None = wire(None, minimum=0.0)
+    location: list[str] | None = wire(default=None, max_length=2000, min_items=1)
+    request_id: int | None = wire(default=None, minimum=0.0)
     status_info: StatusInfo | None = None
     custom_data: CustomData | None = None
 
@@ -3020,18 +3066,20 @@ class ReportChargingProfilesResponse:
 @message
 class ReportDERControlRequest:
     request_id: int
-    curve: list[DERCurveGet] | None = wire(None, min_items=1, max_items=24)
-    enter_service: list[EnterServiceGet] | None = wire(None, min_items=1, max_items=24)
+    curve: list[DERCurveGet] | None = wire(default=None, min_items=1, max_items=24)
+    enter_service: list[EnterServiceGet] | None = wire(default=None, min_items=1, max_items=24)
     fixed_pf_absorb: list[FixedPFGet] | None = wire(
-        None, min_items=1, max_items=24, name="fixedPFAbsorb"
+        default=None, min_items=1, max_items=24, name="fixedPFAbsorb"
     )
     fixed_pf_inject: list[FixedPFGet] | None = wire(
-        None, min_items=1, max_items=24, name="fixedPFInject"
+        default=None, min_items=1, max_items=24, name="fixedPFInject"
     )
-    fixed_var: list[FixedVarGet] | None = wire(None, min_items=1, max_items=24)
-    freq_droop: list[FreqDroopGet] | None = wire(None, min_items=1, max_items=24)
-    gradient: list[GradientGet] | None = wire(None, min_items=1, max_items=24)
-    limit_max_discharge: list[LimitMaxDischargeGet] | None = wire(None, min_items=1, max_items=24)
+    fixed_var: list[FixedVarGet] | None = wire(default=None, min_items=1, max_items=24)
+    freq_droop: list[FreqDroopGet] | None = wire(default=None, min_items=1, max_items=24)
+    gradient: list[GradientGet] | None = wire(default=None, min_items=1, max_items=24)
+    limit_max_discharge: list[LimitMaxDischargeGet] | None = wire(
+        default=None, min_items=1, max_items=24
+    )
     tbc: bool | None = None
     custom_data: CustomData | None = None
 
@@ -3059,7 +3107,7 @@ class RequestBatterySwapResponse:
 class RequestStartTransactionRequest:
     id_token: IdToken
     remote_start_id: int
-    evse_id: int | None = wire(None, minimum=1.0)
+    evse_id: int | None = wire(default=None, minimum=1.0)
     group_id_token: IdToken | None = None
     charging_profile: ChargingProfile | None = None
     custom_data: CustomData | None = None
@@ -3069,7 +3117,7 @@ class RequestStartTransactionRequest:
 class RequestStartTransactionResponse:
     status: RequestStartStopStatusEnum
     status_info: StatusInfo | None = None
-    transaction_id: str | None = wire(None, max_length=36)
+    transaction_id: str | None = wire(default=None, max_length=36)
     custom_data: CustomData | None = None
 
 
@@ -3103,8 +3151,8 @@ class ReserveNowRequest:
     id: int = wire(minimum=0.0)
     expiry_date_time: datetime
     id_token: IdToken
-    connector_type: str | None = wire(None, max_length=20)
-    evse_id: int | None = wire(None, minimum=0.0)
+    connector_type: str | None = wire(default=None, max_length=20)
+    evse_id: int | None = wire(default=None, minimum=0.0)
     group_id_token: IdToken | None = None
     custom_data: CustomData | None = None
 
@@ -3119,7 +3167,7 @@ class ReserveNowResponse:
 @message
 class ResetRequest:
     type: ResetEnum
-    evse_id: int | None = wire(None, minimum=0.0)
+    evse_id: int | None = wire(default=None, minimum=0.0)
     custom_data: CustomData | None = None
 
 
@@ -3134,7 +3182,7 @@ class ResetResponse:
 class SecurityEventNotificationRequest:
     type: str = wire(max_length=50)
     timestamp: datetime
-    tech_info: str | None = wire(None, max_length=255)
+    tech_info: str | None = wire(default=None, max_length=255)
     custom_data: CustomData | None = None
 
 
@@ -3147,7 +3195,7 @@ class SecurityEventNotificationResponse:
 class SendLocalListRequest:
     version_number: int
     update_type: UpdateEnum
-    local_authorization_list: list[AuthorizationData] | None = wire(None, min_items=1)
+    local_authorization_list: list[AuthorizationData] | None = wire(default=None, min_items=1)
     custom_data: CustomData | None = None
 
 
@@ -3179,8 +3227,8 @@ class SetDERControlRequest:
     control_type: DERControlEnum
     curve: DERCurve | None = None
     enter_service: EnterService | None = None
-    fixed_pf_absorb: FixedPF | None = wire(None, name="fixedPFAbsorb")
-    fixed_pf_inject: FixedPF | None = wire(None, name="fixedPFInject")
+    fixed_pf_absorb: FixedPF | None = wire(default=None, name="fixedPFAbsorb")
+    fixed_pf_inject: FixedPF | None = wire(default=None, name="fixedPFInject")
     fixed_var: FixedVar | None = None
     freq_droop: FreqDroop | None = None
     gradient: Gradient | None = None
@@ -3192,7 +3240,7 @@ class SetDERControlRequest:
 class SetDERControlResponse:
     status: DERControlStatusEnum
     status_info: StatusInfo | None = None
-    superseded_ids: list[str] | None = wire(None, max_length=36, min_items=1, max_items=24)
+    superseded_ids: list[str] | None = wire(default=None, max_length=36, min_items=1, max_items=24)
     custom_data: CustomData | None = None
 
 
@@ -3243,7 +3291,7 @@ class SetMonitoringData:
     severity: int = wire(minimum=0.0)
     component: Component
     variable: Variable
-    id: int | None = wire(None, minimum=0.0)
+    id: int | None = wire(default=None, minimum=0.0)
     periodic_event_stream: PeriodicEventStreamParams | None = None
     transaction: bool | None = None
     custom_data: CustomData | None = None
@@ -3269,7 +3317,7 @@ class SetMonitoringResult:
     component: Component
     variable: Variable
     severity: int = wire(minimum=0.0)
-    id: int | None = wire(None, minimum=0.0)
+    id: int | None = wire(default=None, minimum=0.0)
     status_info: StatusInfo | None = None
     custom_data: CustomData | None = None
 
@@ -3366,7 +3414,7 @@ class TransactionLimit:
     max_cost: float | None = None
     max_energy: float | None = None
     max_time: int | None = None
-    max_so_c: int | None = wire(None, minimum=0.0, maximum=100.0)
+    max_so_c: int | None = wire(default=None, minimum=0.0, maximum=100.0)
     custom_data: CustomData | None = None
 
 
@@ -3378,7 +3426,7 @@ class Transaction:
     stopped_reason: ReasonEnum | None = None
     remote_start_id: int | None = None
     operation_mode: OperationModeEnum | None = None
-    tariff_id: str | None = wire(None, max_length=60)
+    tariff_id: str | None = wire(default=None, max_length=60)
     transaction_limit: TransactionLimit | None = None
     custom_data: CustomData | None = None
 
@@ -3391,11 +3439,11 @@ class TransactionEventRequest:
     seq_no: int = wire(minimum=0.0)
     transaction_info: Transaction
     cost_details: CostDetails | None = None
-    meter_value: list[MeterValue] | None = wire(None, min_items=1)
+    meter_value: list[MeterValue] | None = wire(default=None, min_items=1)
     offline: bool | None = None
-    number_of_phases_used: int | None = wire(None, minimum=0.0, maximum=3.0)
+    number_of_phases_used: int | None = wire(default=None, minimum=0.0, maximum=3.0)
     cable_max_current: int | None = None
-    reservation_id: int | None = wire(None, minimum=0.0)
+    reservation_id: int | None = wire(default=None, minimum=0.0)
     preconditioning_status: PreconditioningStatusEnum | None = None
     evse_sleep: bool | None = None
     evse: EVSE | None = None
@@ -3411,7 +3459,7 @@ class TransactionEventResponse:
     transaction_limit: TransactionLimit | None = None
     updated_personal_message: MessageContent | None = None
     updated_personal_message_extra: list[MessageContent] | None = wire(
-        None, min_items=1, max_items=4
+        default=None, min_items=1, max_items=4
     )
     custom_data: CustomData | None = None
 
@@ -3420,7 +3468,7 @@ class TransactionEventResponse:
 class TriggerMessageRequest:
     requested_message: MessageTriggerEnum
     evse: EVSE | None = None
-    custom_trigger: str | None = wire(None, max_length=50)
+    custom_trigger: str | None = wire(default=None, max_length=50)
     custom_data: CustomData | None = None
 
 
@@ -3475,7 +3523,7 @@ class UpdateDynamicScheduleResponse:
 class UpdateFirmwareRequest:
     request_id: int
     firmware: Firmware
-    retries: int | None = wire(None, minimum=0.0)
+    retries: int | None = wire(default=None, minimum=0.0)
     retry_interval: int | None = None
     custom_data: CustomData | None = None
 
@@ -3504,7 +3552,7 @@ class UsePriorityChargingResponse:
 @message
 class VatNumberValidationRequest:
     vat_number: str = wire(max_length=20)
-    evse_id: int | None = wire(None, minimum=0.0)
+    evse_id: int | None = wire(default=None, minimum=0.0)
     custom_data: CustomData | None = None
 
 
@@ -3514,7 +3562,7 @@ class VatNumberValidationResponse:
     status: GenericStatusEnum
     company: Address | None = None
     status_info: StatusInfo | None = None
-    evse_id: int | None = wire(None, minimum=0.0)
+    evse_id: int | None = wire(default=None, minimum=0.0)
     custom_data: CustomData | None = None
 
 
