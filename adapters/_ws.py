@@ -42,6 +42,9 @@ ABNORMAL_CLOSURE = 1006
 MESSAGE_TOO_BIG = 1009
 INTERNAL_ERROR = 1011
 
+#: Received bytes are fed to wsproto at most this many at a time: deflate inflates one
+#: slice by at most about a thousand times before the size limit is checked.
+_SLICE = 8192
 #: identifierString (2.x part 2, primitive datatypes) without ':' (part 4 §3.1.1).
 _IDENTIFIER = re.compile(r"[A-Za-z0-9*\-_=+|@.]+")
 MAX_IDENTITY_LENGTH_2X = 48
@@ -280,6 +283,14 @@ class _WebSocket:
 
     def receive_data(self, data: bytes | None, now: float) -> None:
         """Bytes from the socket; None at end of file."""
+        if data is not None and len(data) > _SLICE and self.phase is not Phase.HANDSHAKE:
+            # In slices, so the size limit stops a deflate bomb after one slice's worth.
+            for start in range(0, len(data), _SLICE):
+                self._receive(data[start : start + _SLICE], now)
+            return
+        self._receive(data, now)
+
+    def _receive(self, data: bytes | None, now: float) -> None:
         if self.done:
             return
         try:

@@ -343,6 +343,30 @@ def test_size_limit_counts_every_fragment_of_a_message() -> None:
     assert [e.code for e in server_events] == [glue.MESSAGE_TOO_BIG]
 
 
+def test_a_deflate_bomb_is_stopped_by_the_size_limit() -> None:
+    client, server = opened_pair()  # compression on, the default 1 MiB limit
+    client.send_text("a" * (64 << 20))
+    wire = client.data_to_send()
+    assert len(wire) < 100_000
+    server.events()
+    server._receive(wire[: glue._SLICE], 0.0)  # one slice is enough to see it
+    assert server._size < 2 * glue._SLICE * 1100 and server._parts == []
+    server.receive_data(wire[glue._SLICE :], 0.0)
+    client_events, server_events = exchange(client, server)
+    assert [e.code for e in server_events] == [glue.MESSAGE_TOO_BIG]
+    assert [e.code for e in client_events] == [glue.MESSAGE_TOO_BIG]
+
+
+def test_large_reads_are_fed_in_slices_without_changing_the_messages() -> None:
+    client, server = opened_pair()
+    texts = [str(n) * 30_000 for n in range(5)]
+    for text in texts:
+        client.send_text(text)
+    server.events()
+    server.receive_data(client.data_to_send(), 0.0)
+    assert server.events() == [TextReceived(text=text) for text in texts]
+
+
 def test_binary_message_closes_with_1003() -> None:
     client, server = opened_pair()
     client._out += client._conn.send(wse.BytesMessage(data=b"\x00"))
