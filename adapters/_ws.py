@@ -21,7 +21,7 @@ from urllib.parse import quote, unquote, urlsplit
 import attrs
 import wsproto
 import wsproto.events as ws
-from wsproto.connection import ConnectionState
+from wsproto.connection import Connection, ConnectionState
 from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.utilities import LocalProtocolError as WsLocalError
 from wsproto.utilities import RemoteProtocolError as WsRemoteError
@@ -228,7 +228,9 @@ class _WebSocket:
         self.phase = Phase.HANDSHAKE
         self.version: str | None = None
         self.identity = ""
-        self._conn = wsproto.WSConnection(connection_type)
+        #: wsproto's handshake wrapper; after the handshake only its frame connection, so
+        #: the HTTP machinery does not stay in memory for the connection's whole life.
+        self._conn: wsproto.WSConnection | Connection = wsproto.WSConnection(connection_type)
         self._out = bytearray()
         self._events: list[WsEvent] = []
         self._parts: list[str] = []
@@ -338,6 +340,8 @@ class _WebSocket:
     # --- inside -----------------------------------------------------------------------------
 
     def _opened(self, now: float) -> None:
+        if isinstance(self._conn, wsproto.WSConnection) and self._conn.connection is not None:
+            self._conn = self._conn.connection
         self.phase = Phase.OPEN
         self._handshake_due = None
         if self.options.ping_interval > 0:
