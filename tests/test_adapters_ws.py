@@ -308,6 +308,20 @@ def test_compression_is_offered_and_accepted() -> None:
     assert server.events() == [TextReceived(text=text)]
 
 
+def test_without_context_takeover_no_zlib_state_stays_between_messages() -> None:
+    options = WsOptions(ping_interval=0, compression_context_takeover=False)
+    client, server = opened_pair(
+        policy=ServerPolicy(options=options), client_options=WsOptions(ping_interval=0)
+    )
+    client.send_text("x" * 1000)
+    server.send_text("y" * 1000)
+    client_events, server_events = exchange(client, server)
+    assert server_events == [TextReceived(text="x" * 1000)]
+    assert client_events == [TextReceived(text="y" * 1000)]
+    [deflate] = server._conn._proto.extensions
+    assert deflate._compressor is None and deflate._decompressor is None
+
+
 def test_compression_can_be_turned_off() -> None:
     client, server = pair(client_options=WsOptions(ping_interval=0, compression=False))
     assert b"permessage-deflate" not in handshake_response(client, server).lower()
