@@ -10,7 +10,8 @@ fixed time. Servers:
   anyio would cost.
 * ``adapter-*``: the real CSMS adapters with a handler answering Heartbeat, for context.
 
-Run: ``python benchmarks/adapters_loopback.py [--connections 200] [--seconds 4]``.
+Run: ``python benchmarks/adapters_loopback.py [--connections 200] [--seconds 4]``, or
+``--hold 2000 adapter-asyncio adapter-trio`` for the server's memory per idle connection.
 Figures and the decision they led to: docs/adapters.md.
 """
 
@@ -243,13 +244,79 @@ def run(name: str, connections: int, seconds: float) -> dict[str, float]:
     }
 
 
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+
+
+async def _hold(port: int, connections: int, server_pid: int) -> tuple[float, float]:
+    """Boot ``connections`` stations one after the other and keep them open; the server's
+    RSS growth per connection (KiB) and the seconds it took."""
+    loop = asyncio.get_running_loop()
+    stations = []
+
+    async def open_some(count: int) -> None:
+        for _ in range(count):
+            opened: asyncio.Future[None] = loop.create_future()
+            number = len(stations)
+            _, station = await loop.create_connection(
+                lambda n=number, o=opened: _Station(n, [], o), "127.0.0.1", port
+            )
+            station.running = False
+            stations.append(station)
+            await opened
+
+    await open_some(1)  # imports and codecs are loaded from here on
+    await asyncio.sleep(0.5)
+    before = _rss_kib(server_pid)
+    started = time.perf_counter()
+    await open_some(connections)
+    took = time.perf_counter() - started
+    await asyncio.sleep(1.0)
+    grown = _rss_kib(server_pid) - before
+    for station in stations:
+        station.transport.close()
+    return grown / connections, took
+
+
+def _generate_hold(port: int, connections: int, server_pid: int, results: Any) -> None:
+    results.send(asyncio.run(_hold(port, connections, server_pid)))
+
+
+def hold(name: str, connections: int) -> tuple[float, float]:
+    context = multiprocessing.get_context("spawn")
+    ready_out, ready_in = context.Pipe(duplex=False)
+    server = context.Process(target=_serve, args=(name, ready_in), daemon=True)
+    server.start()
+    port = ready_out.recv()
+    results_out, results_in = context.Pipe(duplex=False)
+    load = context.Process(target=_generate_hold, args=(port, connections, server.pid, results_in))
+    load.start()
+    per_connection, took = results_out.recv()
+    load.join()
+    server.kill()
+    server.join()
+    return per_connection, took
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--connections", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=2, help="runs per server; best is kept")
     parser.add_argument("servers", nargs="*", default=list(SERVERS))
+    parser.add_argument(
+        "--hold",
+        type=int,
+        metavar="N",
+        help="instead: boot N idle stations one by one, report RSS per connection",
+    )
     args = parser.parse_args()
+    if args.hold:
+        for name in args.servers:
+            per_connection, took = hold(name, args.hold)
+            print(f"{name:<16} {per_connection:6.1f} KiB per connection ({took:.1f} s to boot)")
+        return
     print(f"{args.connections} connections, {args.seconds} s, best of {args.rounds}")
     best: dict[str, dict[str, float]] = {}
     for _ in range(args.rounds):  # interleaved, so a busy moment hurts every server alike
