@@ -24,7 +24,7 @@ from typing import Any, Union, get_args, get_origin
 
 import attrs
 
-from ..errors import LocalProtocolError
+from ..errors import InvalidPayloadError, LocalProtocolError
 from ..events import (
     CallFailed,
     CallTimedOut,
@@ -157,6 +157,8 @@ class Outbox:
         self.discard(supersedes)
         try:
             self._sent[self.core.send_request(payload, now)] = payload
+        except InvalidPayloadError:
+            raise
         except LocalProtocolError:
             self._waiting.append(payload)
 
@@ -173,6 +175,8 @@ class Outbox:
         while self._waiting:
             try:
                 message_id = self.core.send_request(self._waiting[0], now)
+            except InvalidPayloadError:
+                raise  # a bad message never becomes sendable: the caller must hear of it
             except LocalProtocolError:
                 return
             self._sent[message_id] = self._waiting.popleft()
