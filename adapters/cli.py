@@ -1,2 +1,849 @@
-def main():
-    print("cli")
+"""The ``ocpp-sansio`` command: a demo CSMS, simulated stations, a load generator and a
+self-contained demo, each on the trio, asyncio or threads adapter.
+
+The same application code runs everywhere: ``DemoCsms`` answers for the CSMS and
+``SimulatedStation`` is the station (both free of IO); what differs per adapter is only
+the few lines that open a server or a station connection, here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import random
+import ssl
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TextIO
+
+import anyio
+
+from ocpp_sansio.events import (
+    Event,
+    ProtocolViolation,
+    RegistrationChanged,
+    RequestRefused,
+)
+from ocpp_sansio.frames import VERSIONS
+
+from ._console import FrameLog, Progress, percentiles
+from ._demo_csms import BOOT_STATUSES, EXERCISE, DemoCsms
+from ._driver import Backoff, Connected, ConnectionAttemptFailed, Disconnected, uuid_ids
+from ._simulator import RebootRequested, SimulatedStation
+from ._ws import DEFAULT_VERSIONS, Endpoint, WsOptions
+
+ADAPTERS = ("trio", "asyncio", "threads")
+#: Pause between the demo CSMS's requests to one station (s).
+EXERCISE_PAUSE = 0.6
+DEMO_VERSIONS = ("1.6", "2.0.1", "2.1")
+
+
+# --- what every command shares -------------------------------------------------------------------
+
+
+def _adapter(name: str) -> Any:
+    return importlib.import_module(f"ocpp_sansio.adapters.{name}")
+
+
+def _wall_clock(adapter: str) -> Callable[[float], datetime]:
+    """Maps the adapter's clock (trio, asyncio or monotonic time) to UTC wall time."""
+    if adapter == "trio":
+        import trio
+
+        now = trio.current_time()
+    elif adapter == "asyncio":
+        import asyncio
+
+        now = asyncio.get_running_loop().time()
+    else:
+        now = time.monotonic()
+    wall = datetime.now(UTC)
+    return lambda t: wall + timedelta(seconds=t - now)
+
+
+def _frame_observer(log: FrameLog | None, identity: str) -> Any:
+    if log is None:
+        return None
+
+    def observe(direction: str, text: str, now: float | None) -> None:
+        log.frame(identity, "station" if direction == "out" else "csms", text)
+
+    return observe
+
+
+def _note_event(log: FrameLog | None, identity: str, event: Event) -> None:
+    """A line for the events that are not frames (frames are logged as they cross)."""
+    if log is None:
+        return
+    if isinstance(event, Connected):
+        log.note(identity, f"connected (OCPP {event.version})")
+    elif isinstance(event, Disconnected):
+        log.note(identity, f"disconnected ({event.code} {event.reason})".rstrip())
+    elif isinstance(event, ConnectionAttemptFailed):
+        retry = "" if event.error is None else f": {event.error}"
+        log.note(identity, f"connection attempt failed{retry}")
+    elif isinstance(event, RegistrationChanged):
+        log.note(identity, f"registration {event.status.value} (interval {event.interval:g} s)")
+    elif isinstance(event, RebootRequested):
+        log.note(identity, f"rebooting ({event.reason})")
+    elif isinstance(event, ProtocolViolation):
+        answered = "answered" if event.answered else "not answered"
+        log.note(identity, f"protocol violation ({answered}): {event.error}")
+    elif isinstance(event, RequestRefused):
+        code = event.error_code or "no answer"
+        log.note(identity, f"refused {event.action} ({code}): {event.rule}")
+
+
+def _ssl_context(cafile: str | None) -> ssl.SSLContext | None:
+    return ssl.create_default_context(cafile=cafile) if cafile else None
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    with contextlib.suppress(KeyboardInterrupt):
+        yield
+
+
+# --- the CSMS ------------------------------------------------------------------------------------
+
+
+class _AsyncCsmsHandler:
+    """DemoCsms for the trio and asyncio adapters (run under anyio)."""
+
+    def __init__(
+        self, demo: DemoCsms, log: FrameLog | None, exercise: bool, tasks: anyio.abc.TaskGroup
+    ) -> None:
+        self.demo = demo
+        self.log = log
+        self.exercise = exercise
+        self.tasks = tasks
+        self._exercised: set[str] = set()
+
+    async def on_request(self, session: Any, request: Any) -> Any:
+        response = self.demo.answer(session.identity, session.core, request)
+        if self._starts_exercise(session, response):
+            self.tasks.start_soon(self._exercise, session)
+        return response
+
+    def _starts_exercise(self, session: Any, response: Any) -> bool:
+        if not self.exercise or str(getattr(response, "status", "")) != "Accepted":
+            return False
+        if type(response).__name__ != "BootNotificationResponse":
+            return False
+        key = session.identity.casefold()
+        if key in self._exercised:
+            return False
+        self._exercised.add(key)
+        return True
+
+    async def on_event(self, session: Any, event: Event) -> None:
+        _note_event(self.log, session.identity, event)
+
+    async def _exercise(self, session: Any) -> None:
+        for step in EXERCISE:
+            await anyio.sleep(EXERCISE_PAUSE)
+            request = step(self.demo, session.identity, session.version)
+            if request is None:
+                continue
+            action = self.demo.logged_call(session.identity, session.version, request)
+            try:
+                response = await session.call(request)
+            except Exception as error:
+                self.demo.logged_outcome(session.identity, session.version, action, None, error)
+            else:
+                self.demo.logged_outcome(session.identity, session.version, action, response, None)
+
+
+class _ThreadCsmsHandler(_AsyncCsmsHandler):
+    """DemoCsms for the threads adapter: the same answers, blocking calls."""
+
+    def __init__(self, demo: DemoCsms, log: FrameLog | None, exercise: bool) -> None:
+        self.demo = demo
+        self.log = log
+        self.exercise = exercise
+        self._exercised = set()
+        self._lock = threading.Lock()
+
+    def on_request(self, session: Any, request: Any) -> Any:  # type: ignore[override]
+        response = self.demo.answer(session.identity, session.core, request)
+        with self._lock:
+            starts = self._starts_exercise(session, response)
+        if starts:
+            threading.Thread(target=self._exercise_blocking, args=(session,), daemon=True).start()
+        return response
+
+    def on_event(self, session: Any, event: Event) -> None:  # type: ignore[override]
+        _note_event(self.log, session.identity, event)
+
+    def _exercise_blocking(self, session: Any) -> None:
+        for step in EXERCISE:
+            time.sleep(EXERCISE_PAUSE)
+            request = step(self.demo, session.identity, session.version)
+            if request is None:
+                continue
+            action = self.demo.logged_call(session.identity, session.version, request)
+            try:
+                response = session.call(request)
+            except Exception as error:
+                self.demo.logged_outcome(session.identity, session.version, action, None, error)
+            else:
+                self.demo.logged_outcome(session.identity, session.version, action, response, None)
+
+
+@contextlib.asynccontextmanager
+async def _async_csms(
+    adapter: str,
+    demo: DemoCsms,
+    log: FrameLog | None,
+    host: str,
+    port: int,
+    *,
+    exercise: bool,
+    versions: Sequence[str] = DEFAULT_VERSIONS,
+) -> AsyncIterator[Any]:
+    async with anyio.create_task_group() as tasks:
+        handler = _AsyncCsmsHandler(demo, log, exercise, tasks)
+        options = WsOptions(ping_interval=0)
+        async with _adapter(adapter).serve(
+            handler, host, port, versions=versions, ws_options=options, backlog=4096
+        ) as server:
+            yield server
+        tasks.cancel_scope.cancel()
+
+
+def _listening(out: TextIO, host: str, port: int, adapter: str) -> None:
+    versions = ", ".join(DEFAULT_VERSIONS)
+    out.write(
+        f"CSMS listening on ws://{host}:{port}/<station identity>"
+        f" (adapter {adapter}; OCPP {versions})\n"
+    )
+    out.flush()
+
+
+def run_csms(args: argparse.Namespace, out: TextIO) -> int:
+    log = None if args.quiet else FrameLog(out, json_lines=args.json_log)
+    demo = DemoCsms(
+        boot_status=BOOT_STATUSES[args.boot],
+        heartbeat_interval=args.heartbeat_interval,
+        log=log,
+    )
+    if args.adapter == "threads":
+        handler = _ThreadCsmsHandler(demo, log, exercise=args.exercise)
+        options = WsOptions(ping_interval=0)
+        with (
+            _interruptible(),
+            _adapter("threads").serve(
+                handler, args.host, args.port, ws_options=options, backlog=4096
+            ) as server,
+        ):
+            _listening(out, args.host, server.port, args.adapter)
+            if args.duration is None:
+                server.serve_forever()
+            else:
+                time.sleep(args.duration)
+        return 0
+
+    async def main() -> None:
+        async with _async_csms(
+            args.adapter, demo, log, args.host, args.port, exercise=args.exercise
+        ) as server:
+            _listening(out, args.host, server.port, args.adapter)
+            if args.duration is None:
+                await anyio.sleep_forever()
+            await anyio.sleep(args.duration)
+
+    with _interruptible():
+        anyio.run(main, backend=args.adapter)
+    return 0
+
+
+# --- stations ------------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _async_station(
+    adapter: str,
+    url: str,
+    core: Any,
+    on_event: Callable[[Any, Event], Any],
+    *,
+    password: str | None,
+    ssl_context: ssl.SSLContext | None,
+    backoff: Backoff,
+) -> AsyncIterator[Any]:
+    """An adapter Station driving ``core`` (the adapters' ``connect`` builds a plain
+    StationCore; the simulator brings its own subclass)."""
+    module = _adapter(adapter)
+    options = WsOptions()
+    common = {
+        "on_request": None,
+        "on_event": on_event,
+        "password": password,
+        "ssl_context": ssl_context,
+        "ws_options": options,
+        "backoff": backoff,
+        "rng": random.Random(),
+        "max_attempts": None,
+    }
+    endpoint = Endpoint.from_url(url)
+    if adapter == "trio":
+        import trio
+
+        async with trio.open_nursery() as nursery:
+            station = module.Station(endpoint, core, nursery=nursery, **common)
+            nursery.start_soon(station._run)
+            try:
+                yield station
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(options.close_timeout):
+                    await station.aclose()
+                nursery.cancel_scope.cancel()
+        return
+    import asyncio
+
+    station = module.Station(endpoint, core, **common)
+    runner = asyncio.ensure_future(station._run())
+    try:
+        yield station
+    finally:
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(options.close_timeout), contextlib.suppress(Exception):
+                await station.aclose()
+            tasks = [runner, *station._tasks]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@contextlib.contextmanager
+def _thread_station(
+    url: str,
+    core: Any,
+    on_event: Callable[[Any, Event], Any],
+    *,
+    password: str | None,
+    ssl_context: ssl.SSLContext | None,
+    backoff: Backoff,
+) -> Iterator[Any]:
+    module = _adapter("threads")
+    station = module.Station(
+        Endpoint.from_url(url),
+        core,
+        on_request=None,
+        on_event=on_event,
+        password=password,
+        ssl_context=ssl_context,
+        ws_options=WsOptions(),
+        backoff=backoff,
+        rng=random.Random(),
+        max_attempts=None,
+    )
+    station._runner = threading.Thread(target=station._run, name="ocpp-station", daemon=True)
+    station._runner.start()
+    try:
+        yield station
+    finally:
+        station.close()
+
+
+class _StationLife:
+    """One simulated station across its reboots, on any adapter."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        identity: str,
+        url: str,
+        log: FrameLog | None,
+        *,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.args = args
+        self.identity = identity
+        self.url = url
+        self.log = log
+        self.backoff = backoff or Backoff()
+        self.failed_attempts = 0
+        self.stations: list[SimulatedStation] = []
+
+    def first(self, wall_clock: Callable[[float], datetime]) -> SimulatedStation:
+        station = SimulatedStation(
+            self.identity,
+            self.args.version,
+            connectors=self.args.connectors,
+            wall_clock=wall_clock,
+            id_generator=uuid_ids,
+            on_frame=_frame_observer(self.log, self.identity),
+        )
+        self.stations.append(station)
+        return station
+
+    def next(self, station: SimulatedStation) -> SimulatedStation:
+        station = station.rebooted()
+        self.stations.append(station)
+        return station
+
+    def seen(self, event: Event) -> None:
+        if isinstance(event, ConnectionAttemptFailed):
+            self.failed_attempts += 1
+        _note_event(self.log, self.identity, event)
+
+    async def run_async(self, adapter: str) -> None:
+        """Run until cancelled, rebooting when the simulator asks to."""
+        station = self.first(_wall_clock(adapter))
+        reboot = anyio.Event()
+
+        async def on_event(_session: Any, event: Event) -> None:
+            self.seen(event)
+            if isinstance(event, RebootRequested):
+                reboot.set()
+
+        while True:
+            async with _async_station(
+                adapter,
+                self.url,
+                station.core,
+                on_event,
+                password=self.args.password,
+                ssl_context=_ssl_context(self.args.cafile),
+                backoff=self.backoff,
+            ):
+                await reboot.wait()
+            reboot = anyio.Event()
+            station = self.next(station)
+
+    def run_blocking(self, stop: threading.Event) -> None:
+        station = self.first(_wall_clock("threads"))
+        reboot = threading.Event()
+
+        def on_event(_session: Any, event: Event) -> None:
+            self.seen(event)
+            if isinstance(event, RebootRequested):
+                reboot.set()
+
+        while not stop.is_set():
+            with _thread_station(
+                self.url,
+                station.core,
+                on_event,
+                password=self.args.password,
+                ssl_context=_ssl_context(self.args.cafile),
+                backoff=self.backoff,
+            ):
+                while not (reboot.is_set() or stop.wait(0.05)):
+                    pass
+            if reboot.is_set():
+                reboot.clear()
+                station = self.next(station)
+
+
+def run_station(args: argparse.Namespace, out: TextIO) -> int:
+    log = None if args.quiet else FrameLog(out, json_lines=args.json_log)
+    identity = Endpoint.from_url(args.url).identity
+    life = _StationLife(args, identity, args.url, log)
+    with _interruptible():
+        _run_lives(args.adapter, [life], args.duration)
+    station = life.stations[-1] if life.stations else None
+    accepted = station is not None and station.accepted_at is not None
+    return 0 if accepted or args.duration is None else 1
+
+
+def _run_lives(
+    adapter: str,
+    lives: Sequence[_StationLife],
+    duration: float | None,
+    *,
+    ramp: float = 0.0,
+    progress: Callable[[], None] | None = None,
+) -> None:
+    """Run every station for ``duration`` seconds (None: until interrupted)."""
+    if adapter == "threads":
+        stop = threading.Event()
+        threads = []
+        for index, life in enumerate(lives):
+            if ramp:
+                time.sleep(ramp / len(lives) if index else 0)
+            thread = threading.Thread(target=life.run_blocking, args=(stop,), daemon=True)
+            thread.start()
+            threads.append(thread)
+        try:
+            deadline = None if duration is None else time.monotonic() + duration
+            while deadline is None or time.monotonic() < deadline:
+                if progress is not None:
+                    progress()
+                time.sleep(0.25)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(10)
+        return
+
+    async def main() -> None:
+        with anyio.move_on_after(duration if duration is not None else float("inf")):
+            async with anyio.create_task_group() as tasks:
+                if progress is not None:
+                    tasks.start_soon(_show_progress, progress)
+                for index, life in enumerate(lives):
+                    if ramp and index:
+                        await anyio.sleep(ramp / len(lives))
+                    tasks.start_soon(life.run_async, adapter)
+
+    anyio.run(main, backend=adapter)
+
+
+async def _show_progress(progress: Callable[[], None]) -> None:
+    while True:
+        progress()
+        await anyio.sleep(0.25)
+
+
+# --- load ----------------------------------------------------------------------------------------
+
+
+def run_load(args: argparse.Namespace, out: TextIO) -> int:
+    endpoint = Endpoint.from_url(args.url)
+    prefix = args.url.rstrip("/")
+    width = len(str(args.stations))
+    backoff = Backoff(minimum=1.0, random_range=2.0, repeat_times=3)
+    lives = [
+        _StationLife(
+            args,
+            f"{endpoint.identity}-{n:0{width}d}",
+            f"{prefix}-{n:0{width}d}",
+            None,
+            backoff=backoff,
+        )
+        for n in range(1, args.stations + 1)
+    ]
+    bar = Progress(sys.stderr, args.stations)
+    started = time.monotonic()
+
+    def progress() -> None:
+        connected = sum(1 for life in lives if any(s.first_connected_at for s in life.stations))
+        accepted = sum(1 for life in lives if any(s.accepted_at for s in life.stations))
+        failed = sum(life.failed_attempts for life in lives)
+        bar.show(accepted, f"accepted, {connected} connected, {failed} failed attempts")
+
+    with _interruptible():
+        _run_lives(args.adapter, lives, args.duration, ramp=args.ramp, progress=progress)
+    progress()
+    bar.finish()
+    elapsed = time.monotonic() - started
+    return _summary(out, lives, elapsed)
+
+
+def _summary(out: TextIO, lives: Sequence[_StationLife], elapsed: float) -> int:
+    stations = [s for life in lives for s in life.stations]
+    connected = sum(1 for life in lives if any(s.first_connected_at for s in life.stations))
+    accepted = sum(1 for life in lives if any(s.accepted_at for s in life.stations))
+    boots = [
+        s.accepted_at - s.first_connected_at
+        for s in stations
+        if s.accepted_at is not None and s.first_connected_at is not None
+    ]
+    latencies = [sample for s in stations for sample in s.latencies]
+    failed_attempts = sum(life.failed_attempts for life in lives)
+    boot_p = percentiles(boots, (50, 90, 99))
+    call_p = percentiles(latencies, (50, 90, 99))
+    out.write(
+        f"stations: {len(lives)}  connected: {connected}  accepted: {accepted}  "
+        f"never accepted: {len(lives) - accepted}  failed connection attempts: "
+        f"{failed_attempts}\n"
+        f"boot (connect to Accepted) ms: p50 {boot_p[0] * 1e3:.1f}  p90 {boot_p[1] * 1e3:.1f}"
+        f"  p99 {boot_p[2] * 1e3:.1f}\n"
+        f"requests answered: {len(latencies)} in {elapsed:.1f} s "
+        f"({len(latencies) / max(elapsed, 1e-9):.1f}/s); latency ms: p50 {call_p[0] * 1e3:.1f}"
+        f"  p90 {call_p[1] * 1e3:.1f}  p99 {call_p[2] * 1e3:.1f}\n"
+    )
+    out.flush()
+    return 0 if accepted == len(lives) else 1
+
+
+# --- demo ----------------------------------------------------------------------------------------
+
+
+def run_demo(args: argparse.Namespace, out: TextIO) -> int:
+    log = FrameLog(out, json_lines=args.json_log)
+    demo = DemoCsms(heartbeat_interval=args.heartbeat_interval)
+    host = "127.0.0.1"
+    out.write(
+        f"Demo: a CSMS and {args.stations} simulated stations on the {args.adapter} adapter, "
+        f"for {args.duration:g} s. The CSMS answers every station request and, once a station "
+        "is accepted, reads its configuration, triggers a status, starts and stops a "
+        "transaction remotely and sends a DataTransfer nobody knows.\n"
+    )
+    out.flush()
+
+    def lives_for(port: int) -> list[_StationLife]:
+        lives = []
+        for n in range(1, args.stations + 1):
+            version = DEMO_VERSIONS[(n - 1) % len(DEMO_VERSIONS)]
+            station_args = argparse.Namespace(
+                version=version, connectors=1, password=None, cafile=None
+            )
+            identity = f"CS{n}-{version.replace('.', '')}"
+            url = f"ws://{host}:{port}/ocpp/{identity}"
+            lives.append(_StationLife(station_args, identity, url, log))
+        return lives
+
+    if args.adapter == "threads":
+        handler = _ThreadCsmsHandler(demo, None, exercise=True)
+        with (
+            _interruptible(),
+            _adapter("threads").serve(
+                handler, host, 0, ws_options=WsOptions(ping_interval=0)
+            ) as server,
+        ):
+            _run_lives("threads", lives_for(server.port), args.duration)
+        return 0
+
+    async def main() -> None:
+        async with _async_csms(args.adapter, demo, None, host, 0, exercise=True) as server:
+            with anyio.move_on_after(args.duration):
+                async with anyio.create_task_group() as tasks:
+                    for life in lives_for(server.port):
+                        tasks.start_soon(life.run_async, args.adapter)
+
+    with _interruptible():
+        anyio.run(main, backend=args.adapter)
+    return 0
+
+
+# --- the parser ----------------------------------------------------------------------------------
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be within 0..65535, got {text}")
+    return value
+
+
+def _add_adapter(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--adapter",
+        choices=ADAPTERS,
+        default="trio",
+        help="the IO adapter to run on (default: %(default)s)",
+    )
+
+
+def _add_logging(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--json-log",
+        action="store_true",
+        help="print one JSON object per frame (time, station, from, type, id, action, "
+        "payload) instead of readable lines",
+    )
+    group.add_argument("--quiet", action="store_true", help="do not log frames")
+
+
+def _add_station_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--version",
+        required=True,
+        choices=VERSIONS,
+        help="the OCPP version to speak (the only subprotocol offered)",
+    )
+    parser.add_argument(
+        "--connectors",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="1.6: connectors 1..N; 2.0.1/2.1: EVSEs 1..N with one connector (id 1) each "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--password",
+        help="HTTP Basic password (security profiles 1 and 2); the username is the identity",
+    )
+    parser.add_argument(
+        "--cafile",
+        metavar="PEM",
+        help="certificates to trust for wss:// URLs (default: the system's)",
+    )
+    _add_adapter(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ocpp-sansio",
+        description="OCPP-J 1.6, 2.0.1 and 2.1 on a sans-IO core: run a demo central "
+        "system, simulated charging stations, a load test, or a self-contained demo.",
+        epilog="Run 'ocpp-sansio COMMAND --help' for a command's options. Documentation: "
+        "docs/ in the source repository.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    csms = commands.add_parser(
+        "csms",
+        help="run a demo central system",
+        description="A demo central system at ws://HOST:PORT/<station identity> offering "
+        "ocpp2.1, ocpp2.0.1 and ocpp1.6. It answers BootNotification with --boot and "
+        "--heartbeat-interval, and every other station request sensibly: Authorize accepts "
+        "every identifier, 1.6 transactions get ids, notifications are acknowledged, "
+        "DataTransfer for an unknown vendor gets UnknownVendorId. It logs one line per "
+        "frame. Stop it with Ctrl-C.",
+    )
+    csms.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    csms.add_argument(
+        "--port",
+        type=_port,
+        default=9000,
+        help="port to listen on; 0 picks a free one (default: %(default)s)",
+    )
+    csms.add_argument(
+        "--boot",
+        choices=tuple(BOOT_STATUSES),
+        default="accept",
+        help="answer BootNotification with Accepted, Pending or Rejected (default: %(default)s)",
+    )
+    csms.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        default=300,
+        metavar="SECONDS",
+        help="interval in the BootNotification answer: the heartbeat interval when accepted, "
+        "the wait before the next boot otherwise (default: %(default)s)",
+    )
+    csms.add_argument(
+        "--exercise",
+        action="store_true",
+        help="once a station is accepted, read its configuration, trigger a status, start "
+        "and stop a transaction remotely and send an unknown DataTransfer (as the demo does)",
+    )
+    csms.add_argument(
+        "--duration",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="stop after this many seconds (default: run until interrupted)",
+    )
+    _add_adapter(csms)
+    _add_logging(csms)
+    csms.set_defaults(run=run_csms)
+
+    station = commands.add_parser(
+        "station",
+        help="run one simulated charging station",
+        description="A simulated charging station built on the protocol flows. It boots and "
+        "obeys registration (Pending, Rejected, retries), heartbeats, reports connector "
+        "status, reconnects with back-off without a new boot, and answers what the CSMS asks: "
+        "TriggerMessage, configuration (1.6) or variables and reports (2.x), remote start and "
+        "stop, reset (it reboots), firmware update with its notification sequence, "
+        "diagnostics and logs, availability, unlock, local list and cache, reservations, "
+        "data transfer. It logs one line per frame.",
+    )
+    station.add_argument(
+        "--url",
+        required=True,
+        help="ws:// or wss:// URL of the CSMS ending in the station identity, "
+        "e.g. ws://127.0.0.1:9000/CS001",
+    )
+    _add_station_options(station)
+    station.add_argument(
+        "--duration",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="exit after this many seconds (default: run until interrupted); the exit "
+        "status is 1 when the station was never accepted",
+    )
+    _add_logging(station)
+    station.set_defaults(run=run_station)
+
+    load = commands.add_parser(
+        "load",
+        help="run many simulated stations at once",
+        description="N simulated stations at once against one CSMS: identities are the URL's "
+        "last segment with -1, -2, … appended. Shows a progress bar on stderr and prints a "
+        "summary: connected, accepted, failures, boot time and request latency percentiles. "
+        "The exit status is 1 when a station was never accepted.",
+    )
+    load.add_argument(
+        "--url",
+        required=True,
+        help="URL prefix, e.g. ws://127.0.0.1:9000/LOAD gives LOAD-1 … LOAD-N",
+    )
+    load.add_argument(
+        "--stations", type=_positive_int, required=True, metavar="N", help="how many stations"
+    )
+    _add_station_options(load)
+    load.add_argument(
+        "--duration",
+        type=_positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to run (default: %(default)s)",
+    )
+    load.add_argument(
+        "--ramp",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="spread the stations' first connections over this time (default: all at once)",
+    )
+    load.set_defaults(run=run_load)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run a CSMS and a few stations in this process and print their exchange",
+        description="Starts the demo CSMS on a free loopback port and a few simulated "
+        "stations (1.6, 2.0.1 and 2.1 in turn), lets the CSMS exercise each one, prints every "
+        "frame, and stops after --duration.",
+    )
+    demo.add_argument(
+        "--stations",
+        type=_positive_int,
+        default=3,
+        metavar="N",
+        help="how many stations (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--duration",
+        type=_positive_float,
+        default=8.0,
+        metavar="SECONDS",
+        help="how long to run (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        default=3,
+        metavar="SECONDS",
+        help="heartbeat interval the CSMS gives the stations (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--json-log", action="store_true", help="print one JSON object per frame instead"
+    )
+    _add_adapter(demo)
+    demo.set_defaults(run=run_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args, sys.stdout))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

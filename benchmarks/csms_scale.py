@@ -1,0 +1,577 @@
+"""How many stations can one CSMS process hold, how fast do they boot, how many requests a
+second does it answer? Our three adapters against a CSMS written with the ``ocpp`` package
+and ``websockets``, under the same load generator, in the same run.
+
+Three kinds of process, all on loopback:
+
+* the CSMS under test (``--serve KIND``): one of ``trio``, ``asyncio``, ``threads`` (our
+  adapters with a handler that accepts every boot and answers heartbeats) or ``ocpp`` (the
+  ``ocpp`` package's ``ChargePoint`` on ``websockets``, handlers for the same two actions);
+* the load generator (``--generate``), a lean asyncio client of its own: it opens N
+  WebSocket connections (subprotocol ocpp1.6, no compression), boots every station, then
+  each station sends Heartbeat, waits for the answer and sends the next (one outstanding
+  CALL per station, as OCPP requires) for ``--seconds``. It masks frames with a zero key,
+  so masking costs it nothing, and parses only frame headers: it must not be the
+  bottleneck. At most ``--connecting`` handshakes are in flight at once, so the kernel's
+  listen backlog is not what the boot storm measures;
+* this orchestrator: starts each CSMS, reads its memory from /proc (VmRSS after start-up,
+  after the boot storm, and VmHWM, the peak), its CPU time, runs the generator, prints a
+  table and the figures as JSON.
+
+Pings are off on every server (a 10 s run would only measure their timers). The threads
+adapter runs a thread per connection that wakes every 50 ms; it is measured at
+``--threads-stations`` (default: at most 1,000).
+
+Run (quick): ``python benchmarks/csms_scale.py --stations 1000``
+The figure:  ``python benchmarks/csms_scale.py --stations 10000``
+Figures and their discussion: docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+HERE = os.path.abspath(__file__)
+SERVERS = ("trio", "asyncio", "threads", "ocpp")
+VERSION = "1.6"
+BOOT = b'[2,"boot","BootNotification",{"chargePointVendor":"bench","chargePointModel":"scale"}]'
+
+
+def raise_fd_limit() -> int:
+    """Lift the soft limit on open files to the hard one (a connection is one fd)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+# --- the servers under test ----------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _OurHandler:
+    """Accepts every boot, answers heartbeats (the same two answers the ocpp CSMS gives)."""
+
+    def __init__(self) -> None:
+        from ocpp_sansio.messages import v16
+
+        self.m = v16
+        self.accepted = v16.RegistrationStatus("Accepted")
+
+    def answer(self, request: Any) -> Any:
+        m = self.m
+        if type(request) is m.HeartbeatRequest:
+            return m.HeartbeatResponse(current_time=_now())
+        if type(request) is m.BootNotificationRequest:
+            return m.BootNotificationResponse(
+                status=self.accepted, current_time=_now(), interval=300
+            )
+        raise ValueError(type(request).__name__)
+
+
+class _AsyncHandler(_OurHandler):
+    async def on_request(self, session: Any, request: Any) -> Any:
+        return self.answer(request)
+
+
+class _ThreadHandler(_OurHandler):
+    def on_request(self, session: Any, request: Any) -> Any:
+        return self.answer(request)
+
+
+def _announce(port: int) -> None:
+    print(f"port {port}", flush=True)
+
+
+def serve(kind: str) -> None:
+    """Run the CSMS ``kind`` on a free loopback port until stdin closes."""
+    raise_fd_limit()
+    if kind == "ocpp":
+        asyncio.run(_serve_ocpp())
+        return
+    from ocpp_sansio.adapters import WsOptions
+
+    options = WsOptions(ping_interval=0)
+    if kind == "threads":
+        from ocpp_sansio.adapters import threads
+
+        with threads.serve(
+            _ThreadHandler(), versions=[VERSION], ws_options=options, backlog=4096
+        ) as server:
+            _announce(server.port)
+            sys.stdin.read()
+        return
+    import anyio
+
+    module = __import__(f"ocpp_sansio.adapters.{kind}", fromlist=["serve"])
+
+    async def main() -> None:
+        async with module.serve(
+            _AsyncHandler(), versions=[VERSION], ws_options=options, backlog=4096
+        ) as server:
+            _announce(server.port)
+            await anyio.to_thread.run_sync(sys.stdin.read, abandon_on_cancel=True)
+
+    anyio.run(main, backend=kind)
+
+
+async def _serve_ocpp() -> None:
+    from ocpp.routing import on
+    from ocpp.v16 import ChargePoint, call_result
+    from ocpp.v16.enums import Action, RegistrationStatus
+    from websockets.asyncio.server import serve as ws_serve
+
+    def stamp() -> str:
+        return _now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    class Csms(ChargePoint):  # type: ignore[misc]
+        @on(Action.boot_notification)
+        def on_boot(self, **_: Any) -> Any:
+            return call_result.BootNotification(
+                current_time=stamp(), interval=300, status=RegistrationStatus.accepted
+            )
+
+        @on(Action.heartbeat)
+        def on_heartbeat(self, **_: Any) -> Any:
+            return call_result.Heartbeat(current_time=stamp())
+
+    async def handler(ws: Any) -> None:
+        await Csms(ws.request.path.rsplit("/", 1)[-1], ws).start()
+
+    import logging
+
+    logging.getLogger("ocpp").setLevel(logging.WARNING)
+    async with ws_serve(
+        handler,
+        "127.0.0.1",
+        0,
+        subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+        ping_interval=None,
+        compression=None,
+        backlog=4096,
+    ) as server:
+        _announce(server.sockets[0].getsockname()[1])
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+
+# --- the load generator --------------------------------------------------------------------------
+
+
+def _frame(payload: bytes) -> bytes:
+    """A masked client text frame; the zero mask key leaves the payload as it is."""
+    length = len(payload)
+    if length < 126:
+        header = bytes((0x81, 0x80 | length))
+    elif length < 1 << 16:
+        header = bytes((0x81, 0x80 | 126)) + length.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 0x80 | 127)) + length.to_bytes(8, "big")
+    return header + b"\x00\x00\x00\x00" + payload
+
+
+class _Run:
+    """What the generator counts."""
+
+    def __init__(self, stations: int) -> None:
+        self.stations = stations
+        self.accepted = 0
+        self.failed = 0
+        self.all_accepted = asyncio.get_running_loop().create_future()
+        self.heartbeating = False
+        self.measuring = False
+        self.answered = 0
+        self.latencies: list[float] = []
+        #: Latencies of the paced phase (a fixed, light request rate).
+        self.paced: list[float] | None = None
+
+    def settled(self) -> None:
+        if self.accepted + self.failed >= self.stations and not self.all_accepted.done():
+            self.all_accepted.set_result(None)
+
+
+class _Station(asyncio.Protocol):
+    def __init__(self, run: _Run, identity: str, port: int, connected: asyncio.Future[None]):
+        self.run = run
+        self.loop = asyncio.get_running_loop()
+        self.handshake = (
+            f"GET /ocpp/{identity} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
+        ).encode()
+        self.connected = connected
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.open = False
+        self.booted = False
+        self.sent_at = 0.0
+        self.count = 0
+        self.waiting = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.handshake)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.booted:
+            self._fail()
+        self.transport = None
+
+    def _fail(self) -> None:
+        if not self.connected.done():
+            self.connected.set_result(None)
+        self.run.failed += 1
+        self.run.settled()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        if not self.open:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buffer.startswith(b"HTTP/1.1 101"):
+                self._fail()
+                assert self.transport is not None
+                self.transport.close()
+                return
+            del buffer[: end + 4]
+            self.open = True
+            self._send(BOOT)
+        while len(buffer) >= 2:
+            length = buffer[1] & 0x7F
+            start = 2
+            if length == 126:
+                if len(buffer) < 4:
+                    return
+                length = int.from_bytes(buffer[2:4], "big")
+                start = 4
+            elif length == 127:
+                if len(buffer) < 10:
+                    return
+                length = int.from_bytes(buffer[2:10], "big")
+                start = 10
+            end = start + length
+            if len(buffer) < end:
+                return
+            opcode = buffer[0] & 0x0F
+            payload = bytes(buffer[start:end])
+            del buffer[:end]
+            if opcode == 0x1:
+                self._answered(payload)
+            elif opcode == 0x9:  # ping: pong with the same payload
+                assert self.transport is not None
+                self.transport.write(bytes((0x8A, 0x80 | len(payload))) + b"\0\0\0\0" + payload)
+
+    def _send(self, payload: bytes) -> None:
+        assert self.transport is not None
+        self.sent_at = self.loop.time()
+        self.transport.write(_frame(payload))
+
+    def _answered(self, payload: bytes) -> None:
+        run = self.run
+        if not self.booted:
+            self.booted = True
+            if not self.connected.done():
+                self.connected.set_result(None)
+            if b'"Accepted"' in payload:
+                run.accepted += 1
+            else:
+                run.failed += 1
+            run.settled()
+            return
+        self.waiting = False
+        if run.paced is not None:
+            run.paced.append(self.loop.time() - self.sent_at)
+            return
+        if run.measuring:
+            run.answered += 1
+            run.latencies.append(self.loop.time() - self.sent_at)
+        if run.heartbeating:
+            self.heartbeat()
+
+    def heartbeat(self) -> None:
+        if self.transport is None:
+            return
+        self.count += 1
+        self.waiting = True
+        self._send(b'[2,"%d","Heartbeat",{}]' % self.count)
+
+
+def _percentile(ordered: list[float], point: float) -> float:
+    if not ordered:
+        return float("nan")
+    return ordered[max(0, min(len(ordered) - 1, round(point / 100 * len(ordered)) - 1))]
+
+
+async def _paced(run: _Run, protocols: list[_Station], rate: float, seconds: float) -> None:
+    """Heartbeats at ``rate`` a second in all, from idle stations in turn: the latency
+    of a CSMS that is not saturated."""
+    loop = asyncio.get_running_loop()
+    booted = [station for station in protocols if station.booted]
+    if not booted:
+        return
+    run.paced = []
+    started = loop.time()
+    sent = 0
+    turn = 0
+    while (elapsed := loop.time() - started) < seconds:
+        for _ in range(int(rate * elapsed) - sent):
+            for _ in range(len(booted)):
+                station = booted[turn % len(booted)]
+                turn += 1
+                if not station.waiting:
+                    station.heartbeat()
+                    break
+            sent += 1
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(1.0)  # the last answers
+
+
+async def _generate(
+    port: int, stations: int, seconds: float, connecting: int, rate: float
+) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    run = _Run(stations)
+    gate = asyncio.Semaphore(connecting)
+    protocols: list[_Station] = []
+
+    async def open_one(number: int) -> None:
+        async with gate:
+            connected: asyncio.Future[None] = loop.create_future()
+            station = _Station(run, f"S{number:05d}", port, connected)
+            protocols.append(station)
+            try:
+                await loop.create_connection(lambda: station, "127.0.0.1", port)
+            except OSError:
+                station._fail()
+                return
+            await connected  # handshake done and boot answered (or failed)
+
+    started = loop.time()
+    openers = [asyncio.ensure_future(open_one(n)) for n in range(stations)]
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(run.all_accepted), timeout=max(60.0, stations / 50))
+    storm = loop.time() - started
+    print(f"booted {run.accepted} {storm:.3f}", flush=True)
+    for opener in openers:
+        opener.cancel()
+    await asyncio.gather(*openers, return_exceptions=True)
+
+    await _paced(run, protocols, rate, min(5.0, seconds))
+    paced = sorted(run.paced or [])
+    run.paced = None
+    run.heartbeating = True
+    for station in protocols:
+        if station.booted:
+            station.heartbeat()
+    await asyncio.sleep(min(2.0, seconds / 4))  # warm-up, not measured
+    print("window start", flush=True)
+    run.measuring = True
+    cpu_before = time.process_time()
+    measured_from = loop.time()
+    await asyncio.sleep(seconds)
+    run.measuring = False
+    window = loop.time() - measured_from
+    print("window end", flush=True)
+    cpu = time.process_time() - cpu_before
+    run.heartbeating = False
+    ordered = sorted(run.latencies)
+    for station in protocols:
+        if station.transport is not None:
+            station.transport.abort()
+    return {
+        "stations": stations,
+        "accepted": run.accepted,
+        "boot_storm_s": storm if run.accepted == stations else None,
+        "requests_per_s": run.answered / window,
+        "p50_ms": _percentile(ordered, 50) * 1e3,
+        "p99_ms": _percentile(ordered, 99) * 1e3,
+        "generator_cpu_share": cpu / window,
+        "paced_rate": rate,
+        "paced_p50_ms": _percentile(paced, 50) * 1e3,
+        "paced_p99_ms": _percentile(paced, 99) * 1e3,
+    }
+
+
+def generate(port: int, stations: int, seconds: float, connecting: int, rate: float) -> None:
+    raise_fd_limit()
+    result = asyncio.run(_generate(port, stations, seconds, connecting, rate))
+    print(json.dumps(result), flush=True)
+
+
+# --- the orchestrator ----------------------------------------------------------------------------
+
+
+def _proc_kib(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _spawn(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, HERE, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _lines(process: subprocess.Popen[str]) -> Iterator[str]:
+    assert process.stdout is not None
+    for line in process.stdout:
+        yield line.rstrip("\n")
+
+
+def measure(
+    kind: str, stations: int, seconds: float, connecting: int, rate: float
+) -> dict[str, Any]:
+    server = _spawn("--serve", kind)
+    try:
+        server_lines = _lines(server)
+        port = int(next(server_lines).split()[1])
+        time.sleep(0.5)
+        baseline = _proc_kib(server.pid, "VmRSS")
+        cpu_at_start = _cpu_seconds(server.pid)
+        generator = _spawn(
+            "--generate",
+            "--port",
+            str(port),
+            "--stations",
+            str(stations),
+            "--seconds",
+            str(seconds),
+            "--connecting",
+            str(connecting),
+            "--paced-rate",
+            str(rate),
+        )
+        generated = _lines(generator)
+        booted = next(generated)
+        boot_cpu = _cpu_seconds(server.pid) - cpu_at_start
+        after_boot = _proc_kib(server.pid, "VmRSS")
+        assert next(generated) == "window start"
+        cpu_before = _cpu_seconds(server.pid)
+        assert next(generated) == "window end"
+        cpu = _cpu_seconds(server.pid) - cpu_before
+        result = json.loads(next(generated))
+        generator.wait(60)
+        peak = _proc_kib(server.pid, "VmHWM")
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    accepted = result["accepted"]
+    result.update(
+        server=kind,
+        booted_line=booted,
+        rss_baseline_mib=baseline / 1024,
+        rss_after_boot_mib=after_boot / 1024,
+        rss_peak_mib=peak / 1024,
+        rss_per_connection_kib=(after_boot - baseline) / accepted if accepted else None,
+        server_cpu_ms_per_boot=boot_cpu / accepted * 1e3 if accepted else None,
+        server_cpu_us_per_request=(
+            cpu / (result["requests_per_s"] * seconds) * 1e6 if result["requests_per_s"] else None
+        ),
+    )
+    return result
+
+
+def _cell(value: Any, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def report(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| CSMS | stations | accepted | boot storm (s) | CPU/boot (ms) | requests/s "
+        "| CPU/request (µs) | p50 / p99 saturated (ms) | p50 / p99 paced (ms) "
+        "| peak RSS (MiB) | RSS/connection (KiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['server']} | {r['stations']} | {r['accepted']} "
+            f"| {_cell(r['boot_storm_s'], '.1f')} | {_cell(r['server_cpu_ms_per_boot'], '.2f')} "
+            f"| {r['requests_per_s']:.0f} | {_cell(r['server_cpu_us_per_request'], '.0f')} "
+            f"| {r['p50_ms']:.0f} / {r['p99_ms']:.0f} "
+            f"| {r['paced_p50_ms']:.1f} / {r['paced_p99_ms']:.1f} "
+            f"| {r['rss_peak_mib']:.0f} | {_cell(r['rss_per_connection_kib'], '.1f')} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stations", type=int, default=1000, help="stations per CSMS")
+    parser.add_argument(
+        "--threads-stations",
+        type=int,
+        help="stations for the threads adapter (default: at most 1000)",
+    )
+    parser.add_argument("--seconds", type=float, default=10.0, help="steady-state window")
+    parser.add_argument("--connecting", type=int, default=1000, help="handshakes in flight at once")
+    parser.add_argument(
+        "--servers", default=",".join(SERVERS), help=f"comma-separated, out of {SERVERS}"
+    )
+    parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
+    parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
+    if args.generate:
+        generate(args.port, args.stations, args.seconds, args.connecting, args.paced_rate)
+        return
+    limit = raise_fd_limit()
+    if args.stations + 100 > limit:
+        parser.error(f"{args.stations} stations need more than the {limit} files allowed")
+    results = []
+    for kind in args.servers.split(","):
+        stations = args.stations
+        if kind == "threads":
+            stations = args.threads_stations or min(args.stations, 1000)
+        print(f"measuring {kind} with {stations} stations ...", file=sys.stderr, flush=True)
+        results.append(measure(kind, stations, args.seconds, args.connecting, args.paced_rate))
+    print(report(results))
+    ours = [r for r in results if r["server"] in ("trio", "asyncio")]
+    theirs = [r for r in results if r["server"] == "ocpp"]
+    if ours and theirs and theirs[0]["requests_per_s"]:
+        for r in ours:
+            ratio = r["requests_per_s"] / theirs[0]["requests_per_s"]
+            print(f"{r['server']}: {ratio:.1f}x the ocpp package's requests/s")
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

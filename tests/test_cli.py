@@ -1,0 +1,195 @@
+"""The ``ocpp-sansio`` command: complete help, the demo on every adapter, a CSMS and a
+station as separate processes over loopback, and a small load run. Every run is bounded."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ocpp_sansio.adapters import WsOptions
+from ocpp_sansio.adapters import threads as threads_adapter
+from ocpp_sansio.adapters._demo_csms import DemoCsms
+from ocpp_sansio.adapters.cli import build_parser, main
+
+PROCESS_TIMEOUT = 60
+SCRIPT = Path(sys.executable).with_name("ocpp-sansio")
+
+
+def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    raise AssertionError("no subcommands")
+
+
+def test_every_command_and_option_is_explained() -> None:
+    parser = build_parser()
+    commands = subparsers(parser)
+    assert set(commands) == {"csms", "station", "load", "demo"}
+    for name, command in commands.items():
+        assert command.description, name
+        for action in command._actions:
+            assert action.help and action.help != argparse.SUPPRESS, (name, action.dest)
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        ("csms", ["--host", "--port", "--boot", "--heartbeat-interval", "--adapter", "--json-log"]),
+        ("station", ["--url", "--version", "--connectors", "--duration", "--adapter"]),
+        ("load", ["--url", "--stations", "--version", "--duration", "--adapter"]),
+        ("demo", ["--stations", "--duration", "--adapter"]),
+    ],
+)
+def test_help_lists_the_options(
+    command: str, options: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    for option in options:
+        assert option in text
+    for choice in ("trio", "asyncio", "threads"):
+        assert choice in text
+
+
+def test_console_script_is_installed() -> None:
+    result = subprocess.run(
+        [str(SCRIPT), "--help"], capture_output=True, text=True, timeout=PROCESS_TIMEOUT
+    )
+    assert result.returncode == 0, result.stderr
+    for command in ("csms", "station", "load", "demo"):
+        assert command in result.stdout
+
+
+def test_station_needs_a_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["station", "--url", "ws://127.0.0.1:1/CS1"])
+    assert exited.value.code == 2
+    assert "--version" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("adapter", ["trio", "asyncio", "threads"])
+def test_demo_prints_a_readable_exchange(adapter: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--adapter", adapter, "--duration", "2.5"]) == 0
+    out = capsys.readouterr().out
+    for station in ("CS1-16", "CS2-201", "CS3-21"):
+        assert f"{station} -> CSMS  BootNotification {{" in out
+        assert f'CSMS -> {station}  BootNotification result {{"' in out
+        assert f"{station} -> CSMS  StatusNotification" in out
+        assert f"CSMS -> {station}  Get" in out  # GetConfiguration / GetVariables
+    assert "CSMS -> CS1-16  TriggerMessage" in out
+
+
+def start_csms(*options: str) -> tuple[subprocess.Popen[str], int]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ocpp_sansio.adapters.cli", "csms", "--port", "0", *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    assert first.startswith("CSMS listening on ws://127.0.0.1:"), first + process.stderr.read()
+    port = int(first.split(":")[2].split("/")[0])
+    return process, port
+
+
+def run_station(port: int, *options: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ocpp_sansio.adapters.cli",
+            "station",
+            "--url",
+            f"ws://127.0.0.1:{port}/ocpp/SIM1",
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT,
+    )
+
+
+def test_csms_and_station_processes_talk() -> None:
+    csms, port = start_csms("--json-log", "--duration", "20", "--heartbeat-interval", "1")
+    try:
+        station = run_station(
+            port,
+            "--version",
+            "2.0.1",
+            "--connectors",
+            "2",
+            "--duration",
+            "3",
+            "--adapter",
+            "asyncio",
+        )
+    finally:
+        csms.terminate()
+        csms_out, _ = csms.communicate(timeout=PROCESS_TIMEOUT)
+    assert station.returncode == 0, station.stdout + station.stderr
+    assert "CSMS -> SIM1  BootNotification result" in station.stdout
+    assert station.stdout.count("SIM1 -> CSMS  StatusNotification") == 2
+    assert "SIM1 -> CSMS  Heartbeat" in station.stdout
+    records = [json.loads(line) for line in csms_out.splitlines()]
+    actions = [(r["from"], r["type"], r["action"]) for r in records if "action" in r]
+    assert ("station", "CALL", "BootNotification") in actions
+    assert ("csms", "CALLRESULT", "BootNotification") in actions
+    assert ("station", "CALL", "Heartbeat") in actions
+    assert all(r["station"] == "SIM1" for r in records)
+
+
+def test_rejected_station_exits_with_failure() -> None:
+    csms, port = start_csms(
+        "--boot", "reject", "--quiet", "--adapter", "threads", "--duration", "20"
+    )
+    try:
+        station = run_station(port, "--version", "1.6", "--duration", "2", "--adapter", "threads")
+    finally:
+        csms.terminate()
+        csms.communicate(timeout=PROCESS_TIMEOUT)
+    assert station.returncode == 1
+    assert "BootNotification result" in station.stdout and '"Rejected"' in station.stdout
+    assert station.stdout.count("-> CSMS  BootNotification") == 1  # waits the interval
+
+
+class _Answers:
+    def __init__(self) -> None:
+        self.demo = DemoCsms(heartbeat_interval=1)
+
+    def on_request(self, session: Any, request: Any) -> Any:
+        return self.demo.answer(session.identity, session.core, request)
+
+
+def test_load_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    options = WsOptions(ping_interval=0)
+    with threads_adapter.serve(_Answers(), ws_options=options) as server:
+        code = main(
+            [
+                "load",
+                "--url",
+                f"ws://127.0.0.1:{server.port}/LOAD",
+                "--stations",
+                "12",
+                "--version",
+                "1.6",
+                "--duration",
+                "2.5",
+            ]
+        )
+        sessions = sorted(server.sessions)
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "stations: 12  connected: 12  accepted: 12  never accepted: 0" in out
+    assert "latency ms: p50" in out
+    assert sessions == [f"load-{n:02d}" for n in range(1, 13)]
+    assert threading.active_count() < 50  # the stations' threads are gone
