@@ -54,6 +54,7 @@ from ocpp_sansio.flows import (
 )
 from ocpp_sansio.flows._base import Activity, Emitter, Outbox, WallClock, build, posix_clock
 from ocpp_sansio.flows._store import messages_for
+from ocpp_sansio.flows.authorization import token_key
 from ocpp_sansio.flows.availability import (
     Availability,
     AvailabilityChanged,
@@ -693,7 +694,7 @@ class SimulatedStation:
             self._answer(event, now, status="Rejected")
             return
         self._answer(event, now, status="Accepted")
-        self._remote_starts[_token_key(self.version, token)] = (connector.id, token, remote_id)
+        self._remote_starts[token_key(self.version, token)] = (connector.id, token, remote_id)
         if self._authorize_remote_starts():
             self.authorization.authorize(token, now)
         else:
@@ -725,16 +726,16 @@ class SimulatedStation:
         return None
 
     def _authorized(self, event: AuthorizationDecided, now: float) -> None:
-        pending = self._remote_starts.get(_token_key(self.version, event.token))
+        pending = self._remote_starts.get(token_key(self.version, event.token))
         if pending is None:
             return
         if event.accepted:
             self._start(*pending, now)
         else:
-            del self._remote_starts[_token_key(self.version, event.token)]
+            del self._remote_starts[token_key(self.version, event.token)]
 
     def _start(self, connector_id: int, token: Any, remote_id: int | None, now: float) -> None:
-        self._remote_starts.pop(_token_key(self.version, token), None)
+        self._remote_starts.pop(token_key(self.version, token), None)
         connector = self.connectors[connector_id]
         if connector.transaction is not None or not self._operative(connector):
             return
@@ -880,7 +881,7 @@ class SimulatedStation:
 
     def _try_reboot(self, now: float) -> None:
         assert self._reboot_at is not None and self._reboot_reason is not None
-        busy = self.core.held_requests or self.outbox.waiting
+        busy = self.core.held_requests or self.outbox.waiting or self.firmware.outbox.waiting
         if busy and now < self._reboot_at:
             self._later(0.1, now, "reboot", self._try_reboot)
             return
@@ -1069,9 +1070,3 @@ class _Carried:
         evses = {n: ("cType2",) for n in range(1, connectors + 1)}
         model = InMemoryDeviceModel(standard_variables(evses=evses))
         return cls(None, model, InMemoryLocalList(), InMemoryCache())
-
-
-def _token_key(version: str, token: Any) -> str:
-    if version == "1.6":
-        return str(token).casefold()
-    return f"{token.type}:{token.id_token.casefold()}"

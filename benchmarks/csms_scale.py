@@ -157,6 +157,8 @@ async def _serve_ocpp() -> None:
     import logging
 
     logging.getLogger("ocpp").setLevel(logging.WARNING)
+    # The generator aborts its connections at the end: not errors worth a traceback each.
+    logging.getLogger("websockets").setLevel(logging.CRITICAL)
     async with ws_serve(
         handler,
         "127.0.0.1",
@@ -540,6 +542,12 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="steady-state window")
     parser.add_argument("--connecting", type=int, default=1000, help="handshakes in flight at once")
+    parser.add_argument(
+        "--paced-rate",
+        type=float,
+        default=200.0,
+        help="requests/s of the paced phase that measures unsaturated latency",
+    )
     parser.add_argument(
         "--servers", default=",".join(SERVERS), help=f"comma-separated, out of {SERVERS}"
     )
