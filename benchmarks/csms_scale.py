@@ -532,6 +532,86 @@ def report(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# --- where the CPU goes, in process --------------------------------------------------------------
+
+
+def _cpu_per_call(fn: Any, count: int) -> float:
+    """Microseconds of CPU per call of ``fn(i)``, best of three rounds."""
+    best = float("inf")
+    for round_ in range(3):
+        started = time.process_time()
+        for i in range(count):
+            fn(round_ * count + i)
+        best = min(best, time.process_time() - started)
+    return best / count * 1e6
+
+
+def breakdown(count: int = 2000) -> dict[str, float]:
+    """CPU per step of a boot and of a heartbeat on our CSMS side, without sockets or an
+    event loop: what the WebSocket layer (wsproto, h11), the core and the driver cost."""
+    from ocpp_sansio.adapters._driver import Driver
+    from ocpp_sansio.adapters._ws import ServerPolicy, ServerWebSocket, WsOptions
+
+    from ocpp_sansio import decode_frame, encode_frame
+    from ocpp_sansio.csms import CsmsCore
+    from ocpp_sansio.frames import CallResult
+
+    policy = ServerPolicy(versions=(VERSION,), options=WsOptions(ping_interval=0))
+    request = (
+        b"GET /ocpp/S HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
+    )
+    handler = _OurHandler()
+    kept: list[Any] = []
+
+    def handshake(_: int) -> Any:
+        ws = ServerWebSocket(policy, 0.0)
+        ws.receive_data(request, 0.0)
+        ws.data_to_send()
+        ws.events()
+        return ws
+
+    def answer(driver: Any, ws: Any, frame: bytes, now: float) -> None:
+        driver.receive(ws, frame, now)
+        for generation, call in driver.take_requests():
+            driver.answer(generation, call.message_id, handler.answer(call.request), now)
+        driver.flush()
+        driver.take_events()
+        driver.next_deadline(ws)
+        ws.data_to_send()
+
+    def boot(i: int) -> None:
+        ws = handshake(i)
+        driver = Driver(CsmsCore(VERSION, f"S{i}"))
+        driver.attach(ws, 0.0)
+        answer(driver, ws, _frame(BOOT), 0.0)
+        kept.append(driver)
+
+    ws = handshake(0)
+    driver = Driver(CsmsCore(VERSION, "S"))
+    driver.attach(ws, 0.0)
+    answer(driver, ws, _frame(BOOT), 0.0)
+    heartbeats = [_frame(b'[2,"%d","Heartbeat",{}]' % i) for i in range(3 * count)]
+
+    def heartbeat(i: int) -> None:
+        answer(driver, ws, heartbeats[i], 1.0 + i * 1e-3)
+
+    def codec(i: int) -> None:
+        frame: Any = decode_frame(f'[2,"{i}","Heartbeat",{{}}]', VERSION)
+        response = handler.answer(frame.payload)
+        encode_frame(CallResult(message_id=frame.message_id, payload=response))
+
+    result = {
+        "handshake_us": _cpu_per_call(handshake, count),
+        "boot_with_handshake_us": _cpu_per_call(boot, count),
+        "heartbeat_us": _cpu_per_call(heartbeat, count),
+        "heartbeat_codec_only_us": _cpu_per_call(codec, count),
+    }
+    kept.clear()
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stations", type=int, default=1000, help="stations per CSMS")
@@ -551,12 +631,20 @@ def main() -> None:
     parser.add_argument(
         "--servers", default=",".join(SERVERS), help=f"comma-separated, out of {SERVERS}"
     )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="only measure, in process, the CPU of each step of a boot and a heartbeat",
+    )
     parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
     parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
+        return
+    if args.breakdown:
+        print(json.dumps(breakdown(), indent=1))
         return
     if args.generate:
         generate(args.port, args.stations, args.seconds, args.connecting, args.paced_rate)
