@@ -504,8 +504,8 @@ class AvailabilityMonitor(Emitter):
       Inoperative and the station accepted (G03.FR.06, G04.FR.07; after a reboot B11.FR.02,
       B12.FR.06; 1.6 §5.2);
     - a boot after a station reset whose reason is not RemoteReset (2.x, B11.FR.04);
-    - a transaction ended during an Immediate reset without triggerReason ResetCommand
-      and stoppedReason ImmediateReset (B12.FR.04).
+    - a transaction that ran when an Immediate reset was accepted ending without
+      triggerReason ResetCommand and stoppedReason ImmediateReset (B12.FR.04/.08).
     """
 
     def __init__(self, core: CsmsCore) -> None:
@@ -518,6 +518,10 @@ class AvailabilityMonitor(Emitter):
         self.scheduled: dict[Target, bool] = {}
         #: (kind, EVSE) of an accepted or scheduled reset not yet seen through.
         self.reset: tuple[str, int | None] | None = None
+        #: 2.x: transactions seen running (id -> EVSE), from their TransactionEvents.
+        self.running: dict[str, int | None] = {}
+        #: Transactions an accepted Immediate reset must end (B12.FR.04/.08).
+        self._to_stop: set[str] = set()
 
     def _target(self, request: Any) -> Target:
         if self.version == "1.6":
@@ -535,7 +539,12 @@ class AvailabilityMonitor(Emitter):
             status = status_of(event.response)
             if status in ("Accepted", "Scheduled"):
                 evse_id = None if self.version == "1.6" else event.request.evse_id
-                self.reset = (str(event.request.type), evse_id or None)
+                kind = str(event.request.type)
+                self.reset = (kind, evse_id or None)
+                if kind == "Immediate":
+                    self._to_stop = {
+                        tx for tx, evse in self.running.items() if evse_id in (None, 0, evse)
+                    }
             return True
         if isinstance(event, RequestReceived):
             if event.action == "StatusNotification":
@@ -615,12 +624,15 @@ class AvailabilityMonitor(Emitter):
 
     def _on_transaction(self, event: RequestReceived) -> None:
         request = event.request
-        reset = self.reset
-        if reset is None or reset[0] != "Immediate" or str(request.event_type) != "Ended":
+        transaction_id = request.transaction_info.transaction_id
+        if str(request.event_type) != "Ended":
+            evse = request.evse.id if request.evse is not None else None
+            self.running[transaction_id] = evse or self.running.get(transaction_id)
             return
-        evse = request.evse.id if request.evse is not None else None
-        if reset[1] is not None and evse != reset[1]:
+        self.running.pop(transaction_id, None)
+        if transaction_id not in self._to_stop:
             return
+        self._to_stop.discard(transaction_id)
         stopped = request.transaction_info.stopped_reason
         trigger = str(request.trigger_reason)
         if trigger != "ResetCommand" or str(stopped) != "ImmediateReset":
