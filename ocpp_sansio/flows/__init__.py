@@ -1,6 +1,7 @@
 """Protocol flows on top of the station and CSMS cores: pure logic, time and randomness
 passed in, each fed the core's events through ``handle_event(event, now)``."""
 
+from ._base import Activity, FlowAnomaly, Outbox, posix_clock
 from .authorization import (
     Authorization,
     AuthorizationDecided,
@@ -9,10 +10,35 @@ from .authorization import (
     LocalListSync,
     Verdict,
 )
+from .availability import (
+    Availability,
+    AvailabilityChanged,
+    AvailabilityMonitor,
+    AvailabilitySnapshot,
+    Reset,
+    ResetAccepted,
+    ResetDue,
+)
 from .configuration import Configuration16, ConfigurationChanged, InMemoryConfiguration
 from .data_transfer import DataTransferReply, DataTransferRouter
 from .device_model import DeviceModel, InMemoryDeviceModel, ReportCollector, standard_variables
+from .firmware import (
+    FirmwareDownloadDue,
+    FirmwareInstallDue,
+    FirmwareMonitor,
+    FirmwareSnapshot,
+    FirmwareUpdateCanceled,
+    FirmwareUpdater,
+)
+from .logs import DiagnosticsUploader, LogMonitor, LogUploader, UploadCanceled, UploadDue
 from .metering import MeterSampleDue, MeterSchedule
+from .remote import (
+    RemoteControl,
+    RemoteMonitor,
+    RemoteStartAccepted,
+    RemoteStopAccepted,
+    UnlockRequested,
+)
 from .reservations import CsmsReservations, Reservations
 from .transactions import (
     CsmsTransactionEvents,
@@ -23,8 +49,13 @@ from .transactions import (
 )
 
 __all__ = [
+    "Activity",
     "Authorization",
     "AuthorizationDecided",
+    "Availability",
+    "AvailabilityChanged",
+    "AvailabilityMonitor",
+    "AvailabilitySnapshot",
     "Configuration16",
     "ConfigurationChanged",
     "CsmsReservations",
@@ -33,18 +64,40 @@ __all__ = [
     "DataTransferReply",
     "DataTransferRouter",
     "DeviceModel",
+    "DiagnosticsUploader",
+    "FirmwareDownloadDue",
+    "FirmwareInstallDue",
+    "FirmwareMonitor",
+    "FirmwareSnapshot",
+    "FirmwareUpdateCanceled",
+    "FirmwareUpdater",
+    "FlowAnomaly",
     "InMemoryCache",
     "InMemoryConfiguration",
     "InMemoryDeviceModel",
     "InMemoryLocalList",
     "LocalListSync",
+    "LogMonitor",
+    "LogUploader",
     "MeterSampleDue",
     "MeterSchedule",
+    "Outbox",
+    "RemoteControl",
+    "RemoteMonitor",
+    "RemoteStartAccepted",
+    "RemoteStopAccepted",
     "ReportCollector",
     "Reservations",
+    "Reset",
+    "ResetAccepted",
+    "ResetDue",
     "TransactionEvents",
     "Transactions16",
+    "UnlockRequested",
+    "UploadCanceled",
+    "UploadDue",
     "Verdict",
+    "posix_clock",
     "standard_variables",
     "uuid_transaction_ids",
 ]
