@@ -73,6 +73,12 @@ from ocpp_sansio.flows.firmware import (
     FirmwareUpdater,
 )
 from ocpp_sansio.flows.logs import DiagnosticsUploader, LogUploader, UploadCanceled, UploadDue
+from ocpp_sansio.flows.remote import (
+    RemoteControl,
+    RemoteStartAccepted,
+    RemoteStopAccepted,
+    UnlockRequested,
+)
 from ocpp_sansio.flows.reservations import (
     ReservationAccepted,
     ReservationEnded,
@@ -257,7 +263,8 @@ class SimulatedStation:
         self._reported: dict[int, str] = {}
         self._status_sent: dict[str, int] = {}
         self._reserved: set[int] = set()
-        self._remote_starts: dict[str, tuple[int, Any, int | None]] = {}
+        #: Remote starts waiting for their authorization: token key -> connector.
+        self._remote_starts: dict[str, int] = {}
         self._reboot_reason: str | None = None
         self._reboot_at: float | None = None
         #: StopTransaction requests to send after the reboot (1.6 Hard reset).
@@ -281,6 +288,9 @@ class SimulatedStation:
         self.activity = Activity()
         self.availability = Availability(core, self.activity, restore=carried.availability)
         self.reset = Reset(core, self.activity, availability=self.availability)
+        self.remote = RemoteControl(
+            core, self.activity, availability=self.availability, check_start=self._check_start
+        )
         if version == "1.6":
             self.settings: Any = Configuration16(core, carried.configuration)
         else:
@@ -344,12 +354,14 @@ class SimulatedStation:
                 self.logs,
                 self.diagnostics,
                 self.reset,
+                self.remote,
             )
             if flow is not None
         )
         self._flows: tuple[Any, ...] = (
             self.reset,  # first: it watches answers that other flows settle
             self.availability,
+            self.remote,
             self.outbox,
             self.authorization,
             self.transactions,
@@ -602,6 +614,12 @@ class SimulatedStation:
             self._reset_accepted(event, now)
         elif isinstance(event, ResetDue):
             self._reset_due(event, now)
+        elif isinstance(event, RemoteStartAccepted):
+            self._remote_start(event, now)
+        elif isinstance(event, RemoteStopAccepted):
+            self._remote_stop(event, now)
+        elif isinstance(event, UnlockRequested):
+            self._unlock(event, now)
         elif isinstance(event, UploadDue):
             self._upload(event, now)
         elif isinstance(event, UploadCanceled):
@@ -681,27 +699,28 @@ class SimulatedStation:
         assert response is not None
         self.core.send_response(event.message_id, build(response, **fields), now)
 
-    # remote start / stop
+    # remote start / stop / unlock (the flow answers; the pretend connectors act)
 
-    def _remote_start(self, event: RequestReceived, now: float) -> None:
-        request = event.request
+    def _check_start(self, request: Any) -> str | None:
+        """A start on a connector reserved for someone else is refused (F01.FR.21/.22)."""
         if self.version == "1.6":
-            token, wanted, remote_id = request.id_tag, request.connector_id, None
+            wanted, token = request.connector_id, request.id_tag
         else:
-            token, wanted, remote_id = request.id_token, request.evse_id, request.remote_start_id
-        connector = self._free_connector(wanted, token)
-        if connector is None:
-            self._answer(event, now, status="Rejected")
-            return
-        self._answer(event, now, status="Accepted")
-        self._remote_starts[token_key(self.version, token)] = (connector.id, token, remote_id)
-        if self._authorize_remote_starts():
-            self.authorization.authorize(token, now)
-        else:
-            self._start(connector.id, token, remote_id, now)
+            wanted, token = request.evse_id, request.id_token
+        if wanted is not None and wanted in self.connectors:
+            return None if self.reservations.may_charge(wanted, token) else "Rejected"
+        return None
 
-    def _authorizing(self, connector: _Connector) -> bool:
-        return any(c == connector.id for c, _, _ in self._remote_starts.values())
+    def _remote_start(self, event: RemoteStartAccepted, now: float) -> None:
+        connector = self._free_connector(event.evse_id, event.id_token)
+        if connector is None:  # nothing free for this token after all
+            self.remote.claim_start(event.evse_id or 0, now)
+            return
+        self._remote_starts[token_key(self.version, event.id_token)] = connector.id
+        if self._authorize_remote_starts():
+            self.authorization.authorize(event.id_token, now)  # F01.FR.01/.02
+        else:
+            self._start(connector.id, event.id_token, now)
 
     def _authorize_remote_starts(self) -> bool:
         name = (
@@ -713,28 +732,30 @@ class SimulatedStation:
 
     def _free_connector(self, wanted: int | None, token: Any) -> _Connector | None:
         candidates = [wanted] if wanted is not None else list(self.connectors)
+        waiting = set(self._remote_starts.values())
         for number in candidates:
             connector = self.connectors.get(number)
             if (
                 connector is not None
                 and self._operative(connector)
                 and connector.transaction is None
-                and not self._authorizing(connector)
+                and number not in waiting
                 and self.reservations.may_charge(number, token)
             ):
                 return connector
         return None
 
     def _authorized(self, event: AuthorizationDecided, now: float) -> None:
-        pending = self._remote_starts.get(token_key(self.version, event.token))
-        if pending is None:
+        connector_id = self._remote_starts.get(token_key(self.version, event.token))
+        if connector_id is None:
             return
         if event.accepted:
-            self._start(*pending, now)
+            self._start(connector_id, event.token, now)
         else:
             del self._remote_starts[token_key(self.version, event.token)]
+            self.remote.claim_start(connector_id, now)  # the start is over
 
-    def _start(self, connector_id: int, token: Any, remote_id: int | None, now: float) -> None:
+    def _start(self, connector_id: int, token: Any, now: float) -> None:
         self._remote_starts.pop(token_key(self.version, token), None)
         connector = self.connectors[connector_id]
         if connector.transaction is not None or not self._operative(connector):
@@ -743,17 +764,21 @@ class SimulatedStation:
         reservation_id = reservation.reservation_id if reservation is not None else None
         meter_start = round(connector.meter(now))
         if self.version == "1.6":
+            self.remote.claim_start(connector_id, now)
             tx = self.transactions.start(
                 connector_id, token, meter_start, now, reservation_id=reservation_id
             )
         else:
+            # F01.FR.19/.25: the remote start's triggerReason and remoteStartId.
+            fields = {
+                "trigger_reason": "Authorized",
+                **self.remote.transaction_fields(connector_id, now),
+            }
             tx = self.transactions.start(
-                trigger_reason="RemoteStart",
                 now=now,
                 evse_id=connector_id,
                 connector_id=1,
                 id_token=token,
-                remote_start_id=remote_id,
                 charging_state="Charging",
                 reservation_id=reservation_id,
                 meter_value=[
@@ -761,24 +786,30 @@ class SimulatedStation:
                         connector, ("Energy.Active.Import.Register",), "Transaction.Begin", now
                     )
                 ],
+                **fields,
             )
         connector.transaction = tx
         connector.charging_since = now
         self._sync_reservation_state(connector, now)
         self._report(connector_id, now)
 
-    def _remote_stop(self, event: RequestReceived, now: float) -> None:
-        connector = self._connector_with(event.request.transaction_id)
-        if connector is None:
-            self._answer(event, now, status="Rejected")
-            return
-        self._answer(event, now, status="Accepted")
-        self._stop(connector, now, reason="Remote", trigger="RemoteStop")
+    def _remote_stop(self, event: RemoteStopAccepted, now: float) -> None:
+        connector = self._connector_with(event.transaction_id)
+        if connector is not None:
+            trigger = event.trigger_reason or "RemoteStop"
+            self._stop(connector, now, reason=event.stopped_reason, trigger=trigger)
+
+    def _unlock(self, event: UnlockRequested, now: float) -> None:
+        connector = self.connectors.get(event.evse_id)
+        if connector is not None and event.stop_first is not None:
+            # 1.6 §5.18: the transaction on the connector stops before it unlocks.
+            self._stop(connector, now, reason="UnlockCommand", trigger="UnlockCommand")
+        self.remote.unlock_result(event.message_id, True, now)
 
     def _connector_with(self, transaction_id: Any) -> _Connector | None:
         for connector in self.connectors.values():
             tx = connector.transaction
-            if tx is not None and tx.transaction_id == transaction_id:
+            if tx is not None and transaction_id in (tx.transaction_id, _activity_key(tx)):
                 return connector
         return None
 
@@ -827,7 +858,7 @@ class SimulatedStation:
             tx = connector.transaction
             if tx is None:
                 continue
-            key = tx.activity_key if self.version == "1.6" else tx.transaction_id
+            key = _activity_key(tx)
             if key in event.stop:
                 reason = event.stop_reason or "Other"
                 self._stop(connector, now, reason=reason, trigger=event.trigger_reason or "")
@@ -848,27 +879,6 @@ class SimulatedStation:
         if event.evse_id is None:
             self._reboot_reason = "RemoteReset"
             self.core.put_back([RebootRequested(reason="RemoteReset")])
-
-    # unlock
-
-    def _unlock(self, event: RequestReceived, now: float) -> None:
-        request = event.request
-        number = request.connector_id if self.version == "1.6" else request.evse_id
-        connector = self.connectors.get(number)
-        if self.version == "1.6":
-            if connector is None:
-                self._answer(event, now, status="NotSupported")
-                return
-            self._answer(event, now, status="Unlocked")
-            # 1.6 §5.17: a transaction on the connector stops before it unlocks.
-            self._stop(connector, now, reason="UnlockCommand", trigger="UnlockCommand")
-            return
-        if connector is None or request.connector_id != 1:
-            self._answer(event, now, status="UnknownConnector")
-        elif connector.transaction is not None:
-            self._answer(event, now, status="OngoingAuthorizedTransaction")  # F05.FR.02
-        else:
-            self._answer(event, now, status="Unlocked")
 
     def _reboot(self, reason: str, now: float) -> None:
         """Reboot once the transaction messages before it are delivered (or after a grace
@@ -914,11 +924,6 @@ class SimulatedStation:
         self._answer(event, now, status="Unknown")
 
     _HANDLERS: dict[str, Callable[[SimulatedStation, RequestReceived, float], None]] = {
-        "RemoteStartTransaction": _remote_start,
-        "RequestStartTransaction": _remote_start,
-        "RemoteStopTransaction": _remote_stop,
-        "RequestStopTransaction": _remote_stop,
-        "UnlockConnector": _unlock,
         "GetTransactionStatus": _transaction_status,
         "SetChargingProfile": _set_charging_profile,
         "GetCompositeSchedule": _composite_schedule,
@@ -1070,3 +1075,8 @@ class _Carried:
         evses = {n: ("cType2",) for n in range(1, connectors + 1)}
         model = InMemoryDeviceModel(standard_variables(evses=evses))
         return cls(None, model, InMemoryLocalList(), InMemoryCache())
+
+
+def _activity_key(transaction: Any) -> Any:
+    """How the shared Activity knows a transaction (1.6: local until the CSMS numbers it)."""
+    return getattr(transaction, "activity_key", None) or transaction.transaction_id
