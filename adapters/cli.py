@@ -82,7 +82,8 @@ def _note_event(log: FrameLog | None, identity: str, event: Event) -> None:
     if isinstance(event, Connected):
         log.note(identity, f"connected (OCPP {event.version})")
     elif isinstance(event, Disconnected):
-        log.note(identity, f"disconnected ({event.code} {event.reason})".rstrip())
+        reason = f" {event.reason}" if event.reason else ""
+        log.note(identity, f"disconnected ({event.code}{reason})")
     elif isinstance(event, ConnectionAttemptFailed):
         retry = "" if event.error is None else f": {event.error}"
         log.note(identity, f"connection attempt failed{retry}")
@@ -111,87 +112,99 @@ def _interruptible() -> Iterator[None]:
 # --- the CSMS ------------------------------------------------------------------------------------
 
 
-class _AsyncCsmsHandler:
-    """DemoCsms for the trio and asyncio adapters (run under anyio)."""
-
-    def __init__(
-        self, demo: DemoCsms, log: FrameLog | None, exercise: bool, tasks: anyio.abc.TaskGroup
-    ) -> None:
-        self.demo = demo
-        self.log = log
-        self.exercise = exercise
-        self.tasks = tasks
-        self._exercised: set[str] = set()
-
-    async def on_request(self, session: Any, request: Any) -> Any:
-        response = self.demo.answer(session.identity, session.core, request)
-        if self._starts_exercise(session, response):
-            self.tasks.start_soon(self._exercise, session)
-        return response
-
-    def _starts_exercise(self, session: Any, response: Any) -> bool:
-        if not self.exercise or str(getattr(response, "status", "")) != "Accepted":
-            return False
-        if type(response).__name__ != "BootNotificationResponse":
-            return False
-        key = session.identity.casefold()
-        if key in self._exercised:
-            return False
-        self._exercised.add(key)
-        return True
-
-    async def on_event(self, session: Any, event: Event) -> None:
-        _note_event(self.log, session.identity, event)
-
-    async def _exercise(self, session: Any) -> None:
-        for step in EXERCISE:
-            await anyio.sleep(EXERCISE_PAUSE)
-            request = step(self.demo, session.identity, session.version)
-            if request is None:
-                continue
-            action = self.demo.logged_call(session.identity, session.version, request)
-            try:
-                response = await session.call(request)
-            except Exception as error:
-                self.demo.logged_outcome(session.identity, session.version, action, None, error)
-            else:
-                self.demo.logged_outcome(session.identity, session.version, action, response, None)
-
-
-class _ThreadCsmsHandler(_AsyncCsmsHandler):
-    """DemoCsms for the threads adapter: the same answers, blocking calls."""
+class _CsmsApp:
+    """What the CSMS glue of every adapter shares: DemoCsms answers, a line per event,
+    and the demonstration started once per station after its first accepted boot."""
 
     def __init__(self, demo: DemoCsms, log: FrameLog | None, exercise: bool) -> None:
         self.demo = demo
         self.log = log
         self.exercise = exercise
-        self._exercised = set()
+        self._exercised: set[str] = set()
         self._lock = threading.Lock()
 
-    def on_request(self, session: Any, request: Any) -> Any:  # type: ignore[override]
+    def answer(self, session: Any, request: Any) -> tuple[Any, bool]:
+        """The response, and whether to start exercising the station now."""
         response = self.demo.answer(session.identity, session.core, request)
+        if not self.exercise or type(response).__name__ != "BootNotificationResponse":
+            return response, False
+        if str(response.status) != "Accepted":
+            return response, False
         with self._lock:
-            starts = self._starts_exercise(session, response)
-        if starts:
-            threading.Thread(target=self._exercise_blocking, args=(session,), daemon=True).start()
+            key = session.identity.casefold()
+            first = key not in self._exercised
+            self._exercised.add(key)
+        return response, first
+
+    def step(self, session: Any, index: int) -> tuple[Any, str] | None:
+        """The request of demonstration step ``index`` (logged), or None to skip it."""
+        request = EXERCISE[index](self.demo, session.identity, session.version)
+        if request is None:
+            return None
+        return request, self.demo.logged_call(session.identity, session.version, request)
+
+    def outcome(self, session: Any, action: str, response: Any, error: Exception | None) -> None:
+        self.demo.logged_outcome(session.identity, session.version, action, response, error)
+
+
+class _AsyncCsmsHandler(_CsmsApp):
+    """The handler for the trio and asyncio adapters (run under anyio)."""
+
+    def __init__(
+        self, demo: DemoCsms, log: FrameLog | None, exercise: bool, tasks: anyio.abc.TaskGroup
+    ) -> None:
+        super().__init__(demo, log, exercise)
+        self.tasks = tasks
+
+    async def on_request(self, session: Any, request: Any) -> Any:
+        response, start = self.answer(session, request)
+        if start:
+            self.tasks.start_soon(self._exercise, session)
         return response
 
-    def on_event(self, session: Any, event: Event) -> None:  # type: ignore[override]
+    async def on_event(self, session: Any, event: Event) -> None:
         _note_event(self.log, session.identity, event)
 
-    def _exercise_blocking(self, session: Any) -> None:
-        for step in EXERCISE:
-            time.sleep(EXERCISE_PAUSE)
-            request = step(self.demo, session.identity, session.version)
-            if request is None:
+    async def _exercise(self, session: Any) -> None:
+        for index in range(len(EXERCISE)):
+            await anyio.sleep(EXERCISE_PAUSE)
+            step = self.step(session, index)
+            if step is None:
                 continue
-            action = self.demo.logged_call(session.identity, session.version, request)
+            request, action = step
+            try:
+                response = await session.call(request)
+            except Exception as error:
+                self.outcome(session, action, None, error)
+            else:
+                self.outcome(session, action, response, None)
+
+
+class _ThreadCsmsHandler(_CsmsApp):
+    """The handler for the threads adapter: the same answers, blocking calls."""
+
+    def on_request(self, session: Any, request: Any) -> Any:
+        response, start = self.answer(session, request)
+        if start:
+            threading.Thread(target=self._exercise, args=(session,), daemon=True).start()
+        return response
+
+    def on_event(self, session: Any, event: Event) -> None:
+        _note_event(self.log, session.identity, event)
+
+    def _exercise(self, session: Any) -> None:
+        for index in range(len(EXERCISE)):
+            time.sleep(EXERCISE_PAUSE)
+            step = self.step(session, index)
+            if step is None:
+                continue
+            request, action = step
             try:
                 response = session.call(request)
             except Exception as error:
-                self.demo.logged_outcome(session.identity, session.version, action, None, error)
+                self.outcome(session, action, None, error)
             else:
-                self.demo.logged_outcome(session.identity, session.version, action, response, None)
+                self.outcome(session, action, response, None)
 
 
 @contextlib.asynccontextmanager
