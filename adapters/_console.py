@@ -27,6 +27,7 @@ class FrameLog:
         self.out = out
         self.json_lines = json_lines
         self._lock = threading.Lock()
+        self._closed = False
         #: (station, message id) -> action of a CALL not answered yet, to name answers.
         self._pending: dict[tuple[str, str], str] = {}
 
@@ -73,9 +74,18 @@ class FrameLog:
         """A frame known as a typed message rather than as text (no message id)."""
         self._emit(station, sender, kind, None, action, payload, error)
 
+    def close(self) -> None:
+        """Print nothing more: threads still running (the threads adapter's are daemons)
+        must not write while the interpreter shuts down."""
+        with self._lock:
+            self._closed = True
+            self.out.flush()
+
     def note(self, station: str, text: str) -> None:
         """Something that is not a frame: connected, refused, rebooting …"""
         with self._lock:
+            if self._closed:
+                return
             if self.json_lines:
                 record = {"time": _timestamp(), "station": station, "note": text}
                 self.out.write(json.dumps(record) + "\n")
@@ -94,6 +104,8 @@ class FrameLog:
         error: dict[str, Any] | None,
     ) -> None:
         with self._lock:
+            if self._closed:
+                return
             if self.json_lines:
                 record: dict[str, Any] = {
                     "time": _timestamp(),

@@ -237,8 +237,7 @@ def _listening(out: TextIO, host: str, port: int, adapter: str) -> None:
     out.flush()
 
 
-def run_csms(args: argparse.Namespace, out: TextIO) -> int:
-    log = None if args.quiet else FrameLog(out, json_lines=args.json_log)
+def run_csms(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int:
     demo = DemoCsms(
         boot_status=BOOT_STATUSES[args.boot],
         heartbeat_interval=args.heartbeat_interval,
@@ -454,8 +453,7 @@ class _StationLife:
                 station = self.next(station)
 
 
-def run_station(args: argparse.Namespace, out: TextIO) -> int:
-    log = None if args.quiet else FrameLog(out, json_lines=args.json_log)
+def run_station(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int:
     identity = Endpoint.from_url(args.url).identity
     life = _StationLife(args, identity, args.url, log)
     with _interruptible():
@@ -517,7 +515,7 @@ async def _show_progress(progress: Callable[[], None]) -> None:
 # --- load ----------------------------------------------------------------------------------------
 
 
-def run_load(args: argparse.Namespace, out: TextIO) -> int:
+def run_load(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int:
     endpoint = Endpoint.from_url(args.url)
     prefix = args.url.rstrip("/")
     width = len(str(args.stations))
@@ -579,8 +577,7 @@ def _summary(out: TextIO, lives: Sequence[_StationLife], elapsed: float) -> int:
 # --- demo ----------------------------------------------------------------------------------------
 
 
-def run_demo(args: argparse.Namespace, out: TextIO) -> int:
-    log = FrameLog(out, json_lines=args.json_log)
+def run_demo(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int:
     demo = DemoCsms(heartbeat_interval=args.heartbeat_interval)
     host = "127.0.0.1"
     out.write(
@@ -855,7 +852,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.run(args, sys.stdout))
+    log = None
+    if not getattr(args, "quiet", False) and args.command != "load":
+        log = FrameLog(sys.stdout, json_lines=args.json_log)
+    try:
+        return int(args.run(args, sys.stdout, log))
+    finally:
+        if log is not None:
+            log.close()
 
 
 if __name__ == "__main__":
