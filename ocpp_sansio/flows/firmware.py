@@ -532,8 +532,13 @@ class FirmwareUpdater(Emitter):
             request=request,
             request_id=None if plain else request.request_id,
             location=request.location if plain else request.firmware.location,
-            attempts=1 + max(0, request.retries if request.retries is not None else 0),
-            retry_interval=self.default_retry_interval,
+            attempts=1
+            + max(0, request.retries if request.retries is not None else self.default_retries),
+            retry_interval=(
+                float(request.retry_interval)
+                if request.retry_interval is not None
+                else self.default_retry_interval
+            ),
             retrieve_at=0.0,
             install_at=None,
             attempts_made=snapshot.attempts_made,
