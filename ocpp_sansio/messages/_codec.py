@@ -10,6 +10,7 @@ with the JSON path of the offending value; the path is only assembled on the err
 from __future__ import annotations
 
 import enum
+import ipaddress
 import linecache
 import math
 import re
@@ -139,19 +140,52 @@ def _is_multiple(value: float, step: float) -> bool:
         quotient = value / step
     except OverflowError:  # an integer beyond float range: refused, as jsonschema does
         return False
-    return math.isfinite(quotient) and abs(quotient - round(quotient)) <= 1e-9 * max(
-        1.0, abs(quotient)
+    # Binary floats make the quotient inexact (0.3 / 0.1 is 2.9999999999999996): allow
+    # 1e-9, and for large quotients the error of a double's ~16 significant digits. (A
+    # tolerance of 1e-9 of the quotient would pass any value from 5e8 steps up.)
+    return math.isfinite(quotient) and abs(quotient - round(quotient)) <= max(
+        1e-9, abs(quotient) * 1e-12
     )
 
 
-_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[^\s]*\Z")
+# RFC 3986 "URI": scheme ":" hier-part [ "?" query ] [ "#" fragment ].
+_UNRESERVED = r"A-Za-z0-9\-._~"
+_SUB_DELIMS = r"!$&'()*+,;="
+_PCT = r"%[0-9A-Fa-f]{2}"
+_PCHAR = rf"(?:[{_UNRESERVED}{_SUB_DELIMS}:@]|{_PCT})"
+_PATH_ABEMPTY = rf"(?:/{_PCHAR}*)*"
+_AUTHORITY = (
+    rf"(?:(?:[{_UNRESERVED}{_SUB_DELIMS}:]|{_PCT})*@)?"  # userinfo
+    rf"(?:\[(?P<ip>[^\[\]/?#@]*)\]|(?:[{_UNRESERVED}{_SUB_DELIMS}]|{_PCT})*)"  # host
+    r"(?::[0-9]*)?"  # port
+)
+_URI = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.\-]*:"
+    rf"(?://{_AUTHORITY}{_PATH_ABEMPTY}|/(?:{_PCHAR}+{_PATH_ABEMPTY})?|{_PCHAR}+{_PATH_ABEMPTY}|)"
+    rf"(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?\Z"
+)
+_IP_FUTURE = re.compile(rf"[vV][0-9A-Fa-f]+\.[{_UNRESERVED}{_SUB_DELIMS}:]+\Z")
 _DATETIME = re.compile(
     r"\d{4}-[01]\d-[0-3]\d[Tt][0-2]\d:[0-5]\d:[0-5]\d(?:\.\d+)?(?:[Zz]|[+-][0-2]\d:[0-5]\d)\Z"
 )
 
 
 def _is_uri(value: str) -> bool:
-    return _URI.match(value) is not None
+    match = _URI.match(value)
+    if match is None:
+        return False
+    literal = match.group("ip")
+    if literal is None:
+        return True
+    if _IP_FUTURE.match(literal):
+        return True
+    if "%" in literal:  # RFC 3986 has no zone ids
+        return False
+    try:
+        ipaddress.IPv6Address(literal)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_datetime(value: Any, segment: str = "") -> datetime:
@@ -186,8 +220,9 @@ def format_datetime(value: Any, segment: str = "") -> str:
     if offset:
         try:
             moment = moment.astimezone(UTC)
-        except OverflowError:
-            return moment.isoformat()
+        except OverflowError:  # no UTC form within years 1-9999: keep the offset
+            spec = "milliseconds" if moment.microsecond >= 1000 else "seconds"
+            return moment.isoformat(timespec=spec)
     spec = "milliseconds" if moment.microsecond >= 1000 else "seconds"
     return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
