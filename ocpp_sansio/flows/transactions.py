@@ -363,7 +363,10 @@ class CsmsTransactions16(Emitter):
         m = self._m
         if event.action == "StartTransaction":
             key = (request.connector_id, request.id_tag, request.meter_start, request.timestamp)
-            duplicate = key in self._by_start
+            known = self._by_start.get(key)
+            # A retried Start repeats its content; one of a stopped transaction cannot be a
+            # retry (its Stop only left after the Start's answer), so it starts a new one.
+            duplicate = known is not None and self.transactions[known].stopped is None
             if not duplicate:
                 number = self._by_start[key] = self._new_id()
                 self.transactions[number] = CsmsTransaction16(
