@@ -1,0 +1,26 @@
+"""Hypothesis profiles, chosen with the HYPOTHESIS_PROFILE environment variable.
+
+- ``ci`` (the default): hypothesis' usual 100 examples where a test does not say, no
+  deadline (shared CI machines stall); the per-action schema tests run a few examples each.
+- ``thorough``: 50 times as many examples everywhere, for long runs
+  (``HYPOTHESIS_PROFILE=thorough pytest tests/test_messages_schema.py``).
+
+The per-action tests (tests/test_messages_*.py) scale their small counts with the profile:
+n examples under ``ci``, 50n under ``thorough``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+_SLOW_DATA = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
+
+settings.register_profile(
+    "ci", max_examples=100, deadline=None, suppress_health_check=_SLOW_DATA, print_blob=True
+)
+settings.register_profile(
+    "thorough", max_examples=5000, deadline=None, suppress_health_check=_SLOW_DATA, print_blob=True
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

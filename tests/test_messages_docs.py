@@ -1,0 +1,28 @@
+"""The example in docs/testing.md runs, so it cannot rot."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "testing.md"
+
+
+def _example() -> str:
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) == 1, "docs/testing.md should hold one python example"
+    return str(blocks[0])
+
+
+def _tests() -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__name__": "docs_testing_example"}
+    exec(compile(_example(), str(DOC), "exec"), namespace)
+    return {name: fn for name, fn in namespace.items() if name.startswith("test_")}
+
+
+@pytest.mark.parametrize("name", sorted(_tests()))
+def test_docs_example(name: str) -> None:
+    _tests()[name]()
