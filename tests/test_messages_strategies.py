@@ -37,7 +37,7 @@ def response_to(version: str, frame: Any) -> str | None:
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-@examples(60)
+@examples(20)
 @given(data=st.data())
 def test_valid_frame_objects_survive_the_wire(version: str, data: st.DataObject) -> None:
     frame = data.draw(strategies.frame_objects(version))
@@ -46,7 +46,7 @@ def test_valid_frame_objects_survive_the_wire(version: str, data: st.DataObject)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-@examples(30)
+@examples(15)
 @given(data=st.data())
 def test_valid_frame_texts_decode(version: str, data: st.DataObject) -> None:
     decode_frame(data.draw(strategies.frames(version)), version)
@@ -172,9 +172,13 @@ def test_from_type_respects_limits(request: v201.SetChargingProfileRequest) -> N
 
 def test_register_strategies_is_idempotent() -> None:
     strategies.register_strategies()
-    assert isinstance(
-        st.from_type(v16.BootNotificationRequest).example(), v16.BootNotificationRequest
-    )
+
+    @examples(5)
+    @given(st.from_type(v16.BootNotificationRequest))
+    def drawn(request: Any) -> None:
+        assert isinstance(request, v16.BootNotificationRequest)
+
+    drawn()
 
 
 def test_messages_refuses_other_types() -> None:
