@@ -16,6 +16,7 @@ tolerance (1e-9, or 1e-12 of the quotient for large ones).
 
 from __future__ import annotations
 
+import enum
 import functools
 import importlib.resources
 import ipaddress
@@ -24,6 +25,7 @@ import re
 import string
 import subprocess
 import sys
+import typing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -39,7 +41,7 @@ from hypothesis_jsonschema import from_schema
 
 from ocpp_sansio import FrameError, decode_frame, registry
 from ocpp_sansio.messages._codec import _wire_name, structure_fn, unstructure_fn
-from ocpp_sansio.messages._model import is_message_class
+from ocpp_sansio.messages._model import LIMITS, Limits, is_message_class
 from ocpp_sansio.messages._registry import Role
 from ocpp_sansio.testing.strategies import (
     PAYLOAD_KINDS,
@@ -280,11 +282,69 @@ def test_registry_entries_have_the_right_classes(version: str) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_class_fields_are_the_schema_properties(case: Case) -> None:
-    schema = schemas(case.version)[case.schema_name]
-    fields = [f for f in attrs.fields(case.cls) if f.name != "extra"]
-    assert {_wire_name(f) for f in fields} == set(schema.get("properties", {}))
-    required = {_wire_name(f) for f in fields if f.default is attrs.NOTHING}
-    assert required == set(schema.get("required", ()))
+    """The generated class mirrors its schema all the way down: properties, required ones,
+    types, enums, limits and whether extra properties are allowed."""
+    root = schemas(case.version)[case.schema_name]
+    _same_object(case.cls, root, root, "$")
+
+
+def _same_object(cls: type, schema: dict[str, Any], root: dict[str, Any], path: str) -> None:
+    schema = _resolve(schema, root)
+    assert schema.get("type") == "object", path
+    assert getattr(cls, "__ocpp_open__", False) == (schema.get("additionalProperties") is not False)
+    fields = {_wire_name(f): f for f in attrs.fields(cls) if f.name != "extra"}
+    properties = schema.get("properties", {})
+    assert set(fields) == set(properties), path
+    required = {wire for wire, f in fields.items() if f.default is attrs.NOTHING}
+    assert required == set(schema.get("required", ())), path
+    hints = typing.get_type_hints(cls)
+    for wire, f in fields.items():
+        tp = hints[f.name]
+        if f.default is not attrs.NOTHING:  # optional: X | None, default None
+            assert f.default is None, (path, wire)
+            (tp,) = (arg for arg in typing.get_args(tp) if arg is not type(None))
+        limits = f.metadata.get(LIMITS, Limits())
+        _same_value(tp, limits, properties[wire], root, f"{path}.{wire}")
+
+
+def _same_value(
+    tp: Any, limits: Limits, schema: dict[str, Any], root: dict[str, Any], path: str
+) -> None:
+    schema = _resolve(schema, root)
+    kind = schema.get("type")
+    if kind == "array":
+        assert typing.get_origin(tp) is list, path
+        assert limits.min_items == schema.get("minItems"), path
+        assert limits.max_items == schema.get("maxItems"), path
+        # The items' own limits (maxLength...) share the field's Limits.
+        item_limits = attrs.evolve(limits, min_items=None, max_items=None)
+        items = _resolve(schema["items"], root)
+        _same_value(typing.get_args(tp)[0], item_limits, items, root, f"{path}[]")
+        return
+    assert limits.min_items is None and limits.max_items is None, path
+    if "enum" in schema:
+        assert isinstance(tp, type) and issubclass(tp, enum.Enum), path
+        assert [member.value for member in tp] == schema["enum"], path
+    elif kind == "object":
+        _same_object(tp, schema, root, path)
+    elif kind == "string":
+        date_time = schema.get("format") == "date-time"
+        assert tp is (datetime if date_time else str), path
+        assert limits.uri == (schema.get("format") == "uri"), path
+        assert limits.max_length == schema.get("maxLength"), path
+    elif kind in ("integer", "number"):
+        assert tp is (int if kind == "integer" else float), path
+        assert limits.minimum == schema.get("minimum"), path
+        assert limits.maximum == schema.get("maximum"), path
+        assert limits.multiple_of == schema.get("multipleOf"), path
+    elif kind == "boolean":
+        assert tp is bool, path
+    else:
+        assert kind is None and tp is Any, path
+    if kind != "string":
+        assert limits.max_length is None and not limits.uri, path
+    if kind not in ("integer", "number"):
+        assert limits.minimum is limits.maximum is limits.multiple_of is None, path
 
 
 def test_generated_modules_are_up_to_date() -> None:
