@@ -23,10 +23,20 @@ import wsproto
 import wsproto.events as ws
 from wsproto.connection import Connection, ConnectionState
 from wsproto.extensions import Extension, PerMessageDeflate
+from wsproto.handshake import server_extensions_handshake
 from wsproto.utilities import LocalProtocolError as WsLocalError
 from wsproto.utilities import RemoteProtocolError as WsRemoteError
 
 from ocpp_sansio.frames import VERSIONS
+
+from ._upgrade import (
+    HandshakeRefused,
+    UpgradeRequest,
+    accept_response,
+    head_length,
+    parse_upgrade_request,
+    reject_response,
+)
 
 #: The WebSocket subprotocol of each OCPP version (digest §2.1).
 SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1", "2.1": "ocpp2.1"}
@@ -234,14 +244,15 @@ class ServerPolicy:
 class _WebSocket:
     """What both sides share once the handshake is done."""
 
-    def __init__(self, connection_type: wsproto.ConnectionType, options: WsOptions) -> None:
+    #: wsproto: the client's handshake wrapper until the handshake is done, then (both
+    #: sides) only its frame connection, so no HTTP machinery stays in memory.
+    _conn: wsproto.WSConnection | Connection
+
+    def __init__(self, options: WsOptions) -> None:
         self.options = options
         self.phase = Phase.HANDSHAKE
         self.version: str | None = None
         self.identity = ""
-        #: wsproto's handshake wrapper; after the handshake only its frame connection, so
-        #: the HTTP machinery does not stay in memory for the connection's whole life.
-        self._conn: wsproto.WSConnection | Connection = wsproto.WSConnection(connection_type)
         self._out = bytearray()
         self._events: list[WsEvent] = []
         self._parts: list[str] = []
@@ -313,7 +324,7 @@ class _WebSocket:
                 if self.done:
                     break
         except WsRemoteError as error:
-            self._refused_by_protocol(error, now)
+            self._finish(PROTOCOL_ERROR, str(error), by_peer=True)
         except (WsLocalError, UnicodeError, ValueError) as error:
             self._finish(PROTOCOL_ERROR, f"broken handshake: {error}", by_peer=True)
         if data is None and not self.done:
@@ -417,63 +428,89 @@ class _WebSocket:
     def _on_handshake_event(self, event: ws.Event, now: float) -> None:
         raise NotImplementedError
 
-    def _refused_by_protocol(self, error: WsRemoteError, now: float) -> None:
-        self._finish(PROTOCOL_ERROR, str(error), by_peer=True)
-
 
 class ServerWebSocket(_WebSocket):
-    """The CSMS side of one connection: judges the upgrade request by ``policy``."""
+    """The CSMS side of one connection: judges the upgrade request by ``policy``.
+
+    The request is read by ``_upgrade`` rather than wsproto's h11 handshake (see there why);
+    once accepted, wsproto's frame layer takes over.
+    """
 
     def __init__(self, policy: ServerPolicy, now: float) -> None:
-        super().__init__(wsproto.ConnectionType.SERVER, policy.options)
+        super().__init__(policy.options)
         self.policy = policy
+        self._head = bytearray()
         self._handshake_due = now + policy.options.handshake_timeout
 
-    def _on_handshake_event(self, event: ws.Event, now: float) -> None:
-        if not isinstance(event, ws.Request):
+    def _receive(self, data: bytes | None, now: float) -> None:
+        if self.phase is not Phase.HANDSHAKE:
+            super()._receive(data, now)
             return
-        offered = [name.strip() for name in event.subprotocols]
-        version = next((v for v in self.policy.versions if SUBPROTOCOLS[v] in offered), None)
-        extensions = _deflate(self.policy.options)
+        if data is None:
+            self._finish(ABNORMAL_CLOSURE, "the connection was cut", by_peer=True)
+            return
+        searched = len(self._head)
+        self._head += data
+        try:
+            length = head_length(self._head, searched)
+            if length is None:
+                return
+            request = parse_upgrade_request(bytes(self._head[:length]))
+        except HandshakeRefused as refused:
+            self._reject(refused)
+            return
+        rest = bytes(self._head[length:])
+        self._head = bytearray()
+        self._on_request(request, now)
+        if rest and self.phase is not Phase.DONE:
+            self.receive_data(rest, now)
+
+    def _on_request(self, request: UpgradeRequest, now: float) -> None:
+        version = next(
+            (v for v in self.policy.versions if SUBPROTOCOLS[v] in request.subprotocols), None
+        )
         if version is None:
             # Digest §2.1: complete the handshake without the header, then close at once.
-            self._out += self._conn.send(ws.AcceptConnection(extensions=extensions))
-            self._opened(now)
-            reason = f"no common OCPP subprotocol (offered: {', '.join(offered) or 'none'})"
+            self._accept(request, None, now)
+            offered = ", ".join(request.subprotocols) or "none"
+            reason = f"no common OCPP subprotocol (offered: {offered})"
             self._out += self._conn.send(ws.CloseConnection(code=PROTOCOL_ERROR, reason=reason))
             self._finish(PROTOCOL_ERROR, reason, by_peer=False)
             return
         try:
-            identity = identity_from_target(event.target)
+            identity = identity_from_target(request.target)
         except UnicodeDecodeError:
-            self._reject(400, "the station identity is not valid UTF-8")
+            self._reject(HandshakeRefused(400, "the station identity is not valid UTF-8"))
             return
         problem = identity_problem(identity, version)
         known = self.policy.known_identity
         if problem is not None or (known is not None and not known(identity)):
-            self._reject(404, problem or f"unknown station {identity!r}")
+            self._reject(HandshakeRefused(404, problem or f"unknown station {identity!r}"))
             return
-        if self.policy.password_for is not None and not self._authorized(event, identity, version):
+        if self.policy.password_for is not None and not self._authorized(
+            request, identity, version
+        ):
+            challenge = (b"WWW-Authenticate", b'Basic realm="OCPP", charset="UTF-8"')
             self._reject(
-                401,
-                "HTTP Basic credentials missing or wrong",
-                [(b"WWW-Authenticate", b'Basic realm="OCPP", charset="UTF-8"')],
+                HandshakeRefused(401, "HTTP Basic credentials missing or wrong", (challenge,))
             )
             return
         self.version = version
         self.identity = identity
-        self._out += self._conn.send(
-            ws.AcceptConnection(subprotocol=SUBPROTOCOLS[version], extensions=extensions)
-        )
-        self._opened(now)
+        self._accept(request, SUBPROTOCOLS[version], now)
         self._events.append(Opened(version=version, identity=identity))
 
-    def _authorized(self, request: ws.Request, identity: str, version: str) -> bool:
+    def _accept(self, request: UpgradeRequest, subprotocol: str | None, now: float) -> None:
+        offered = _deflate(self.policy.options)
+        agreed = server_extensions_handshake(request.extensions, offered) if offered else None
+        enabled = [extension for extension in offered if extension.enabled()]
+        self._conn = Connection(wsproto.ConnectionType.SERVER, enabled)
+        self._out += accept_response(request.key, subprotocol, agreed)
+        self._opened(now)
+
+    def _authorized(self, request: UpgradeRequest, identity: str, version: str) -> bool:
         assert self.policy.password_for is not None
-        header = next(
-            (value for name, value in request.extra_headers if name.lower() == b"authorization"),
-            None,
-        )
+        header = request.authorization
         credentials = parse_basic(header) if header is not None else None
         if credentials is None:
             return False
@@ -484,32 +521,9 @@ class ServerWebSocket(_WebSocket):
         expected = self.policy.password_for(identity)
         return expected is not None and password_matches(password, expected, version)
 
-    def _reject(
-        self, status: int, reason: str, headers: list[tuple[bytes, bytes]] | None = None
-    ) -> None:
-        body = reason.encode("utf-8")
-        self._out += self._conn.send(
-            ws.RejectConnection(
-                status_code=status,
-                headers=[
-                    *(headers or []),
-                    (b"Content-Type", b"text/plain; charset=utf-8"),
-                    (b"Content-Length", b"%d" % len(body)),
-                ],
-                has_body=True,
-            )
-        )
-        self._out += self._conn.send(ws.RejectData(data=body))
-        self._finish(PROTOCOL_ERROR, reason, by_peer=False, status=status)
-
-    def _refused_by_protocol(self, error: WsRemoteError, now: float) -> None:
-        hint = error.event_hint
-        if isinstance(hint, ws.RejectConnection) and self.phase is Phase.HANDSHAKE:
-            with contextlib.suppress(WsLocalError):
-                self._out += self._conn.send(hint)
-            self._finish(PROTOCOL_ERROR, str(error), by_peer=True, status=hint.status_code)
-            return
-        super()._refused_by_protocol(error, now)
+    def _reject(self, refused: HandshakeRefused) -> None:
+        self._out += reject_response(refused.status, refused.reason, refused.headers)
+        self._finish(PROTOCOL_ERROR, refused.reason, by_peer=False, status=refused.status)
 
 
 @attrs.frozen(kw_only=True)
@@ -556,7 +570,8 @@ class ClientWebSocket(_WebSocket):
         password: str | bytes | None = None,
         now: float,
     ) -> None:
-        super().__init__(wsproto.ConnectionType.CLIENT, options)
+        super().__init__(options)
+        self._conn = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
         self.endpoint = endpoint
         self.versions = check_versions(versions)
         self.identity = endpoint.identity

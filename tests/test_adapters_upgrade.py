@@ -1,0 +1,195 @@
+"""The server's own reading of the WebSocket upgrade request (adapters/_upgrade.py) and the
+ServerWebSocket built on it: RFC 6455 §4.2.1 / §4.2.2 and RFC 9112 strictness, in memory.
+
+Other clients (wsproto's, the `ocpp` package's websockets) meet it in test_adapters_ws.py and
+the interop tests; here every refusal gets its status, and any bytes at all get an answer.
+"""
+
+from __future__ import annotations
+
+import re
+
+import wsproto
+import wsproto.events as wse
+from hypothesis import given
+from hypothesis import strategies as st
+from ocpp_sansio.adapters._upgrade import MAX_HEAD, accept_token
+from ocpp_sansio.adapters._ws import (
+    Closed,
+    Opened,
+    ServerPolicy,
+    ServerWebSocket,
+    TextReceived,
+    WsOptions,
+)
+
+QUIET = WsOptions(ping_interval=0)
+KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
+FIELDS = [
+    (b"Host", b"127.0.0.1:9000"),
+    (b"Upgrade", b"websocket"),
+    (b"Connection", b"Upgrade"),
+    (b"Sec-WebSocket-Key", KEY),
+    (b"Sec-WebSocket-Version", b"13"),
+    (b"Sec-WebSocket-Protocol", b"ocpp1.6"),
+]
+
+
+def request(
+    fields: list[tuple[bytes, bytes]] = FIELDS,
+    *,
+    line: bytes = b"GET /ocpp/CS1 HTTP/1.1",
+    eol: bytes = b"\r\n",
+) -> bytes:
+    return eol.join([line, *(name + b": " + value for name, value in fields)]) + eol + eol
+
+
+def replaced(name: bytes, value: bytes | None) -> list[tuple[bytes, bytes]]:
+    """FIELDS with ``name``'s value changed (None: the field left out)."""
+    out = [(n, v) for n, v in FIELDS if n.lower() != name.lower()]
+    return out if value is None else [*out, (name, value)]
+
+
+def serve(data: bytes, *, chunk: int | None = None) -> tuple[bytes, list[object]]:
+    server = ServerWebSocket(ServerPolicy(versions=("1.6",), options=QUIET), 0.0)
+    pieces = [data] if chunk is None else [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    for piece in pieces:
+        server.receive_data(piece, 0.0)
+    return server.data_to_send(), server.events()
+
+
+def status(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1])
+
+
+def test_rfc6455_4_2_2_accept_token_of_the_rfc_example() -> None:
+    assert accept_token(KEY) == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+def test_a_plain_upgrade_is_accepted_with_the_accept_token_and_subprotocol() -> None:
+    answer, events = serve(request())
+    head = answer.decode()
+    assert head.startswith("HTTP/1.1 101 Switching Protocols\r\n")
+    assert "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" in head
+    assert "Sec-WebSocket-Protocol: ocpp1.6\r\n" in head
+    assert head.endswith("\r\n\r\n")
+    assert events == [Opened(version="1.6", identity="CS1")]
+
+
+def test_byte_by_byte_and_bare_lf_and_any_case_are_read_alike() -> None:
+    expected = [Opened(version="1.6", identity="CS1")]
+    assert serve(request(), chunk=1)[1] == expected
+    assert serve(request(eol=b"\n"))[1] == expected
+    lowered = [(n.lower(), v.upper() if n == b"Upgrade" else v) for n, v in FIELDS]
+    assert serve(request(lowered))[1] == expected
+
+
+def test_list_valued_fields_and_repeated_fields_are_combined() -> None:
+    fields = [
+        *replaced(b"Connection", b"keep-alive, Upgrade"),
+        (b"Sec-WebSocket-Protocol", b"ocpp2.1 , ocpp2.0.1"),
+        (b"X-Extra", b"  padded value\t"),
+    ]
+    _, events = serve(request(fields))
+    assert events == [Opened(version="1.6", identity="CS1")]
+
+
+def test_frames_right_behind_the_request_are_not_lost() -> None:
+    client = wsproto.connection.Connection(wsproto.ConnectionType.CLIENT)
+    frame = client.send(wse.TextMessage(data='[2,"1","Heartbeat",{}]'))
+    _, events = serve(request() + frame)
+    assert events == [
+        Opened(version="1.6", identity="CS1"),
+        TextReceived(text='[2,"1","Heartbeat",{}]'),
+    ]
+
+
+REFUSALS = {
+    "not GET": (request(line=b"POST /ocpp/CS1 HTTP/1.1"), 405),
+    "HTTP/1.0": (request(line=b"GET /ocpp/CS1 HTTP/1.0"), 505),
+    "bad request line": (request(line=b"GET  /ocpp/CS1 HTTP/1.1"), 400),
+    "no Host": (request(replaced(b"Host", None)), 400),
+    "two Hosts": (request([*FIELDS, (b"Host", b"x")]), 400),
+    "no Connection: Upgrade": (request(replaced(b"Connection", b"keep-alive")), 400),
+    "no Upgrade: websocket": (request(replaced(b"Upgrade", b"h2c")), 400),
+    "no version": (request(replaced(b"Sec-WebSocket-Version", None)), 400),
+    "version 8": (request(replaced(b"Sec-WebSocket-Version", b"8")), 426),
+    "no key": (request(replaced(b"Sec-WebSocket-Key", None)), 400),
+    "short key": (request(replaced(b"Sec-WebSocket-Key", b"c2hvcnQ=")), 400),
+    "key not base64": (request(replaced(b"Sec-WebSocket-Key", b"!" * 24)), 400),
+    "two keys": (request([*FIELDS, (b"Sec-WebSocket-Key", KEY)]), 400),
+    "a body": (request([*FIELDS, (b"Content-Length", b"4")]), 400),
+    "chunked": (request([*FIELDS, (b"Transfer-Encoding", b"chunked")]), 400),
+    "obs-fold": (request(FIELDS).replace(b"\r\nUpgrade", b"\r\n Upgrade"), 400),
+    "space in a name": (request([*FIELDS, (b"Bad Name", b"x")]), 400),
+    "control in a value": (request([*FIELDS, (b"X", b"a\x01b")]), 400),
+    "two Authorizations": (
+        request([*FIELDS, (b"Authorization", b"a"), (b"Authorization", b"b")]),
+        400,
+    ),
+}
+
+
+def test_rfc6455_4_2_1_every_malformed_request_is_refused_with_its_status() -> None:
+    for name, (data, expected) in REFUSALS.items():
+        answer, events = serve(data)
+        assert status(answer) == expected, name
+        [closed] = events
+        assert isinstance(closed, Closed) and closed.status == expected, name
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert b"\r\nConnection: close\r\n" in head + b"\r\n", name
+        assert b"Content-Length: %d" % len(body) in head, name
+
+
+def test_426_names_the_version_we_speak() -> None:
+    answer, _ = serve(request(replaced(b"Sec-WebSocket-Version", b"8")))
+    assert b"\r\nSec-WebSocket-Version: 13\r\n" in answer
+    answer, _ = serve(request(line=b"PUT /ocpp/CS1 HTTP/1.1"))
+    assert b"\r\nAllow: GET\r\n" in answer
+
+
+def test_a_head_that_never_ends_is_refused_with_431_once_too_long() -> None:
+    data = b"GET /ocpp/CS1 HTTP/1.1\r\nX: " + b"a" * MAX_HEAD
+    answer, events = serve(data, chunk=1000)
+    assert status(answer) == 431
+    assert isinstance(events[0], Closed)
+
+
+def test_end_of_file_during_the_handshake_is_an_abnormal_closure() -> None:
+    server = ServerWebSocket(ServerPolicy(options=QUIET), 0.0)
+    server.receive_data(b"GET /ocpp/CS1 HTTP/1.1\r\n", 0.0)
+    server.receive_data(None, 0.0)
+    assert server.events() == [Closed(code=1006, reason="the connection was cut", by_peer=True)]
+    assert server.done and server.data_to_send() == b""
+
+
+@given(st.binary(max_size=300), st.integers(min_value=1, max_value=64))
+def test_any_bytes_get_an_answer_or_a_wait_never_an_exception(data: bytes, chunk: int) -> None:
+    answer, events = serve(data, chunk=chunk)
+    if events:
+        first = events[0]
+        assert isinstance(first, Opened | Closed)
+        assert answer.startswith(b"HTTP/1.1 ")
+    else:
+        assert answer == b""
+
+
+@given(
+    st.permutations(FIELDS),
+    st.lists(
+        st.tuples(st.from_regex(rb"\AX-[A-Za-z0-9-]{1,10}\Z"), st.from_regex(rb"\A[ -~]{0,20}\Z")),
+        max_size=4,
+    ),
+)
+def test_any_valid_request_a_wsproto_client_accepts_our_answer(
+    fields: list[tuple[bytes, bytes]], extra: list[tuple[bytes, bytes]]
+) -> None:
+    client = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+    sent = client.send(wse.Request(host="x", target="/ocpp/CS1", subprotocols=["ocpp1.6"]))
+    [client_key] = re.findall(rb"Sec-WebSocket-Key: (\S+)\r\n", sent, re.IGNORECASE)
+    keyed = [(n, client_key if n == b"Sec-WebSocket-Key" else v) for n, v in fields]
+    answer, events = serve(request([*keyed, *extra]))
+    assert events == [Opened(version="1.6", identity="CS1")]
+    client.receive_data(answer)
+    [accepted] = list(client.events())
+    assert isinstance(accepted, wse.AcceptConnection) and accepted.subprotocol == "ocpp1.6"
