@@ -19,8 +19,6 @@ import attrs
 #: The longest request head accepted (h11's default limit too); past it: 431.
 MAX_HEAD = 16 * 1024
 _ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_LINE_BREAK = re.compile(rb"\r?\n")
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/(\d\.\d)")
 #: field-name ":" OWS field-value OWS; the value may hold SP, HTAB, VCHAR and obs-text.
@@ -54,9 +52,12 @@ class UpgradeRequest:
 def head_length(buffer: bytes | bytearray, searched: int = 0) -> int | None:
     """How many bytes of ``buffer`` the request head takes (through its blank line), or None
     while it is incomplete. ``searched``: bytes already known not to hold the end."""
-    found = _HEAD_END.search(buffer, max(0, searched - 3))
-    if found is not None:
-        return found.end()
+    start = max(0, searched - 2)
+    ends = [
+        at + len(blank) for blank in (b"\n\n", b"\n\r\n") if (at := buffer.find(blank, start)) >= 0
+    ]
+    if ends:
+        return min(ends)
     if len(buffer) > MAX_HEAD:
         raise HandshakeRefused(431, "the request head is too long")
     return None
@@ -78,7 +79,7 @@ def _single(fields: dict[bytes, list[bytes]], name: bytes) -> bytes | None:
 
 def parse_upgrade_request(head: bytes) -> UpgradeRequest:
     """The upgrade request in ``head`` (as measured by ``head_length``), or HandshakeRefused."""
-    request_line, *lines = _LINE_BREAK.split(head.rstrip(b"\r\n"))
+    request_line, *lines = head.rstrip(b"\r\n").replace(b"\r\n", b"\n").split(b"\n")
     matched = _REQUEST_LINE.fullmatch(request_line)
     if matched is None:
         raise HandshakeRefused(400, "malformed request line")
