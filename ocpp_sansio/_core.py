@@ -64,6 +64,12 @@ class CoreBase:
         self.channel = RpcChannel(self.version, self.role, call_timeout=self._call_timeout)
         self._inbound.clear()
 
+    def _set_call_timeout(self, seconds: float) -> None:
+        """For CALLs from now on, on this connection and the next ones."""
+        self._call_timeout = seconds
+        if self.channel is not None:
+            self.channel.call_timeout = seconds
+
     def connection_lost(self, now: float) -> None:
         """The WebSocket closed; what was outstanding on it is settled by the subclass."""
         self.channel = None

@@ -90,6 +90,11 @@ class CsmsCore(CoreBase):
         self._in_flight: _Outgoing | None = None
         self._expected: list[_Expectation] = []
 
+    def reconfigure(self, config: CsmsConfig) -> None:
+        """Use ``config`` from now on; what is already scheduled keeps its time."""
+        self.config = config
+        self._set_call_timeout(config.call_timeout)
+
     # --- our requests -------------------------------------------------------------------------
 
     def send_request(self, payload: Any, now: float) -> str:

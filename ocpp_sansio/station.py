@@ -305,6 +305,22 @@ class StationCore(CoreBase):
         request = self.registry["Heartbeat"].request()
         return self._entry("Heartbeat", request, False, True)
 
+    def set_heartbeat_interval(self, seconds: float, now: float) -> None:
+        """A new HeartbeatInterval from the configuration (1.6 ChangeConfiguration, 2.x
+        SetVariables OCPPCommCtrlr.HeartbeatInterval): the next Heartbeat is due that long
+        from now. The next boot answer's interval replaces it again (B01.FR.04)."""
+        if not seconds > 0:
+            raise LocalProtocolError(f"a heartbeat interval must be > 0, got {seconds!r}")
+        self.heartbeat_interval = seconds
+        self._restart_heartbeat(now)
+
+    def reconfigure(self, config: StationConfig) -> None:
+        """Use ``config`` from now on (a CSMS changed TransactionMessageAttempts, say).
+        Every later decision follows it; what is already scheduled keeps its time, and
+        messages already held stay held even over a lower ``max_held_messages``."""
+        self.config = config
+        self._set_call_timeout(config.call_timeout)
+
     @property
     def next_heartbeat(self) -> float | None:
         """When the next Heartbeat is due (None until accepted)."""

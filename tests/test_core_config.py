@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import pytest
-from _corekit import CsmsApp, make_pair, request
+from _corekit import (
+    VERSIONS,
+    CsmsApp,
+    actions,
+    make_pair,
+    request,
+    status_notification,
+    transaction_message,
+)
 
 from ocpp_sansio.config import CsmsConfig, StationConfig
-from ocpp_sansio.events import CallFailed
+from ocpp_sansio.errors import LocalProtocolError
+from ocpp_sansio.events import CallFailed, CallTimedOut, TransactionMessageDiscarded
+from ocpp_sansio.testing.pair import TO_CSMS
 
 
 @pytest.mark.parametrize(
@@ -46,3 +56,53 @@ def test_b03_fr_03_queued_csms_request_is_dropped_once_the_station_is_rejected()
     failed = [e for e in pair.csms_events if isinstance(e, CallFailed)]
     assert [e.message_id for e in failed] == [queued]
     assert "B03.FR.03" in failed[0].reason
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_changed_heartbeat_interval_counts_from_the_change(version: str) -> None:
+    pair = make_pair(version, csms_app=CsmsApp(version, interval=100))
+    pair.advance(50)
+    pair.station.set_heartbeat_interval(20, pair.now)
+    assert pair.station.next_heartbeat == pytest.approx(70)
+    pair.advance(19.9)
+    assert "Heartbeat" not in actions(pair.frames(TO_CSMS))
+    pair.advance(0.2)
+    assert actions(pair.frames(TO_CSMS)).count("Heartbeat") == 1
+    with pytest.raises(LocalProtocolError):
+        pair.station.set_heartbeat_interval(0, pair.now)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_e13_fr_03_changed_attempts_and_retry_interval_apply_to_the_next_retry(
+    version: str,
+) -> None:
+    action = "MeterValues" if version == "1.6" else "TransactionEvent"
+    config = StationConfig(transaction_message_attempts=2, transaction_message_retry_interval=60)
+    pair = make_pair(version, csms_app=CsmsApp(version, error_for={action}), station_config=config)
+    pair.station.send_request(transaction_message(version, 1), pair.now)
+    pair.flush()  # attempt 1 fails at t=0; attempt 2 is scheduled for t=60
+    pair.station.reconfigure(
+        StationConfig(transaction_message_attempts=4, transaction_message_retry_interval=10)
+    )
+    pair.advance(1000)
+    times = [s.time for s in pair.transcript if s.direction == TO_CSMS and action in s.text]
+    assert times == [0, 60, 80, 110]  # 4 attempts; waits of 2 x 10 and 3 x 10 after the change
+    [discarded] = [e for e in pair.station_events if isinstance(e, TransactionMessageDiscarded)]
+    assert discarded.attempts == 4
+
+
+@pytest.mark.parametrize("role", ["station", "csms"])
+def test_a_changed_call_timeout_applies_to_the_next_call(role: str) -> None:
+    app = CsmsApp("2.0.1", silent_for={"StatusNotification"})
+    pair = make_pair("2.0.1", csms_app=app, station_app=lambda core, event, now: None)
+    if role == "station":
+        pair.station.reconfigure(StationConfig(call_timeout=5))
+        pair.station.send_request(status_notification("2.0.1", 1), pair.now)
+        pair.advance(5)
+        events = pair.station_events
+    else:
+        pair.csms.reconfigure(CsmsConfig(call_timeout=5))
+        pair.csms.send_request(request("2.0.1", "ClearCache"), pair.now)
+        pair.advance(5)
+        events = pair.csms_events
+    assert any(isinstance(e, CallTimedOut) for e in events)
