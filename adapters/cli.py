@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import random
 import ssl
 import sys
 import threading
@@ -287,51 +286,24 @@ async def _async_station(
     ssl_context: ssl.SSLContext | None,
     backoff: Backoff,
 ) -> AsyncIterator[Any]:
-    """An adapter Station driving ``core`` (the adapters' ``connect`` builds a plain
-    StationCore; the simulator brings its own subclass)."""
-    module = _adapter(adapter)
-    options = WsOptions()
-    common = {
-        "on_request": None,
-        "on_event": on_event,
-        "password": password,
-        "ssl_context": ssl_context,
-        "ws_options": options,
-        "backoff": backoff,
-        "rng": random.Random(),
-        "max_attempts": None,
-    }
-    endpoint = Endpoint.from_url(url)
+    """The adapter's station driving ``core`` (the simulator brings its own). A station
+    life ends by cancellation: trio's ``connect`` shields its own close; under anyio the
+    asyncio one needs a shield around its exit (anyio cancels again at every await)."""
+    manager = _adapter(adapter).connect(
+        url, core=core, on_event=on_event, auth=password, ssl_context=ssl_context, backoff=backoff
+    )
     if adapter == "trio":
-        import trio
-
-        async with trio.open_nursery() as nursery:
-            station = module.Station(endpoint, core, nursery=nursery, **common)
-            nursery.start_soon(station._run)
-            try:
-                yield station
-            finally:
-                with trio.CancelScope(shield=True), trio.move_on_after(options.close_timeout):
-                    await station.aclose()
-                nursery.cancel_scope.cancel()
+        async with manager as station:
+            yield station
         return
-    import asyncio
-
-    station = module.Station(endpoint, core, **common)
-    runner = asyncio.ensure_future(station._run())
+    station = await manager.__aenter__()
     try:
         yield station
     finally:
         with anyio.CancelScope(shield=True):
-            with anyio.move_on_after(options.close_timeout), contextlib.suppress(Exception):
-                await station.aclose()
-            tasks = [runner, *station._tasks]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await manager.__aexit__(None, None, None)
 
 
-@contextlib.contextmanager
 def _thread_station(
     url: str,
     core: Any,
@@ -340,26 +312,10 @@ def _thread_station(
     password: str | None,
     ssl_context: ssl.SSLContext | None,
     backoff: Backoff,
-) -> Iterator[Any]:
-    module = _adapter("threads")
-    station = module.Station(
-        Endpoint.from_url(url),
-        core,
-        on_request=None,
-        on_event=on_event,
-        password=password,
-        ssl_context=ssl_context,
-        ws_options=WsOptions(),
-        backoff=backoff,
-        rng=random.Random(),
-        max_attempts=None,
+) -> contextlib.AbstractContextManager[Any]:
+    return _adapter("threads").connect(  # type: ignore[no-any-return]
+        url, core=core, on_event=on_event, auth=password, ssl_context=ssl_context, backoff=backoff
     )
-    station._runner = threading.Thread(target=station._run, name="ocpp-station", daemon=True)
-    station._runner.start()
-    try:
-        yield station
-    finally:
-        station.close()
 
 
 class _StationLife:
