@@ -29,18 +29,20 @@ from ocpp_sansio.events import (
 )
 from ocpp_sansio.frames import VERSIONS
 
-from ._console import FrameLog, Progress, percentiles
-from ._demo_csms import BOOT_STATUSES, EXERCISE, BootAnswered, DemoCsms
-from ._driver import (
+from . import (
+    DEFAULT_VERSIONS,
     Backoff,
     Connected,
     ConnectionAttemptFailed,
     Disconnected,
     OcppCallError,
+    WsOptions,
     uuid_ids,
 )
+from ._console import FrameLog, Progress, percentiles
+from ._demo_csms import BOOT_STATUSES, EXERCISE, BootAnswered, DemoCsms
 from ._simulator import RebootRequested, SimulatedStation
-from ._ws import DEFAULT_VERSIONS, Endpoint, WsOptions
+from ._ws import Endpoint  # (parses the URL whose identity `load` numbers)
 
 ADAPTERS = ("trio", "asyncio", "threads")
 #: Pause between the demo CSMS's requests to one station (s).
