@@ -41,6 +41,7 @@ from ocpp_sansio.frames import ERROR_CODES
 from ocpp_sansio.station import StationCore, is_transaction_message
 
 from ._ws import (
+    INTERNAL_ERROR,
     NORMAL_CLOSURE,
     ClientWebSocket,
     Closed,
@@ -582,15 +583,20 @@ class CsmsCores:
     ) -> tuple[S, Any] | None:
         """The session ``ws`` (just opened) belongs to, and the session's previous
         connection when it still lingers (closed here in the driver: the adapter writes
-        what that produced). None when ``ws`` was closed meanwhile. Raises what the
-        factory raised (and CoreMismatch); the adapter then closes ``ws``."""
+        what that produced). None when there is none: the core could not be made (the
+        factory raised, or CoreMismatch: logged, and ``ws`` closed with 1011)."""
         if ws.phase is not Phase.OPEN or ws.version is None:
             return None  # a connection whose core could not be made, still closing
         key = ws.identity.casefold()
         session = sessions.get(key)
         if session is None or session.driver.core.version != ws.version:
             # A station back with another version gets a fresh core.
-            driver = self.new_driver(ws.identity, ws.version)
+            try:
+                driver = self.new_driver(ws.identity, ws.version)
+            except Exception:
+                log.exception("no core for station %r", ws.identity)
+                ws.close(INTERNAL_ERROR, "the CSMS could not set up this station", now)
+                return None
             old = session
             session = sessions[key] = new_session(ws.identity, driver)
         else:

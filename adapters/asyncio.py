@@ -36,7 +36,6 @@ from ._driver import (
 from ._ws import (
     DEFAULT_VERSIONS,
     GOING_AWAY,
-    INTERNAL_ERROR,
     NORMAL_CLOSURE,
     ClientWebSocket,
     Closed,
@@ -336,12 +335,7 @@ class CsmsServer(_Owner):
         return conn
 
     def opened(self, conn: _Connection, now: float) -> None:
-        try:
-            placed = self.cores.place(self.sessions, conn.ws, now, self._new_session)
-        except Exception:
-            log.exception("no core for station %r", conn.ws.identity)
-            conn.close(INTERNAL_ERROR, "the CSMS could not set up this station")
-            return
+        placed = self.cores.place(self.sessions, conn.ws, now, self._new_session)
         if placed is None:
             return
         session, lingering = placed

@@ -40,7 +40,6 @@ from ._driver import (
 from ._ws import (
     DEFAULT_VERSIONS,
     GOING_AWAY,
-    INTERNAL_ERROR,
     NORMAL_CLOSURE,
     ClientWebSocket,
     Closed,
@@ -427,12 +426,7 @@ class CsmsServer(_Owner):
                 self._connections.discard(conn)
 
     def opened(self, conn: _Connection, now: float) -> None:
-        try:
-            placed = self.cores.place(self.sessions, conn.ws, now, self._new_session)
-        except Exception:
-            log.exception("no core for station %r", conn.ws.identity)
-            conn.ws.close(INTERNAL_ERROR, "the CSMS could not set up this station", now)
-            return
+        placed = self.cores.place(self.sessions, conn.ws, now, self._new_session)
         if placed is None:
             return
         session, lingering = placed

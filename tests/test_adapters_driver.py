@@ -382,3 +382,15 @@ def test_the_driver_runs_flows_before_the_application_with_their_timers() -> Non
     # The flow kept the answer to its Heartbeat.
     assert heartbeat[1] not in [getattr(e, "message_id", None) for e in events]
     assert driver.take_requests() == []
+
+
+def test_a_connection_whose_core_cannot_be_made_is_closed_with_1011(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cores = csms_cores(factory=lambda identity, version: CsmsCore("1.6", identity))
+    sessions: dict[str, Session] = {}
+    ws = FakeWs("2.0.1", "CS1")
+    assert cores.place(sessions, ws, 0.0, Session) is None  # type: ignore[arg-type]
+    assert ws.closed == (1011, "the CSMS could not set up this station")
+    assert sessions == {}
+    assert "CoreMismatch" in caplog.text
