@@ -402,15 +402,17 @@ class Driver:
 
     def _sort_core_events(self) -> None:
         host = self.host
+        if host is None:  # the common case, kept short: it runs for every frame
+            for event in self.core.events():
+                self._sort(event)
+            return
         events = self.core.events()
         while events:
             for event in events:
-                if host is None or not host.route(event, self.now):
+                if not host.route(event, self.now):
                     self._sort(event)
-            # What the flows sent may have made new events; flows' own ones come after.
-            events = self.core.events() if host is not None else []
-        if host is not None:
-            self._events += host.events()
+            events = self.core.events()  # what the flows sent may have made new events
+        self._events += host.events()  # the flows' own, after the core's
 
     def _sort(self, event: Event) -> None:
         if type(event) is RequestReceived:
