@@ -272,6 +272,8 @@ class Driver:
         self.ws: _WebSocket | None = None
         #: The latest time an entry point was given (flows need one for every event).
         self.now = 0.0
+        #: Station side: why the station stopped trying (``StationDriver``).
+        self.failure: ConnectFailed | None = None
         #: Bumped per connection, so an answer computed for an older one is dropped.
         self.generation = 0
         self._waiters: dict[str, Waiter] = {}
@@ -667,8 +669,6 @@ class StationDriver(Driver):
         self.max_attempts = max_attempts
         #: The application asked the station to close: no further attempt.
         self.closing = False
-        #: Why the station stopped trying, when ``max_attempts`` ran out.
-        self.failure: ConnectFailed | None = None
         self._failures = 0
         self._waits = backoff.waits(rng)
         self._refusal: Closed | None = None
@@ -813,4 +813,4 @@ class SessionView:
     def state(self) -> tuple[Any, ...]:
         """What ``wait_*`` calls wait on: a change here wakes them."""
         driver = self.driver
-        return (driver.core.registration, driver.ws is not None, getattr(driver, "failure", None))
+        return (driver.core.registration, driver.ws is not None, driver.failure)
