@@ -1,10 +1,13 @@
-"""The demo central system's answers and its demonstration script, for every adapter.
+"""The demo central system, for every adapter: its policy as flows every station's core
+hosts, and the demonstration script.
 
-``DemoCsms.answer`` answers each station request sensibly: BootNotification with the
-configured status and interval, Authorize accepts everyone, 1.6 transactions get ids,
-notifications are acknowledged, DataTransfer goes through the flow's router (no vendor is
-registered, so: UnknownVendorId). ``exercise_steps`` is what the ``demo`` command asks of
-each station once it is accepted; the adapters' glue (in ``cli``) runs it.
+``DemoCsms`` hands ``serve()`` a core factory (``core``: a CsmsCore whose frames are logged)
+and a flows factory (``flows``): the transaction flow gives 1.6 transactions their ids and
+answers 2.x TransactionEvents (authorizing everyone), the DataTransfer router answers
+UnknownVendorId (no vendor is registered), and ``DemoAnswers`` applies the boot policy
+(``--boot``, ``--heartbeat-interval``), accepts every Authorize and acknowledges the rest.
+``EXERCISE`` is what the ``demo`` command asks of each station once it is accepted; the
+adapters' glue (in ``cli``) runs it.
 """
 
 from __future__ import annotations
@@ -17,14 +20,14 @@ from typing import Any
 
 import attrs
 
-from ocpp_sansio.flows import DataTransferRouter
-from ocpp_sansio.flows._base import build
+from ocpp_sansio.csms import CsmsCore
+from ocpp_sansio.events import Event, RequestReceived
+from ocpp_sansio.flows import CsmsTransactionEvents, CsmsTransactions16, DataTransferRouter
+from ocpp_sansio.flows._base import FlowEvent, build
 from ocpp_sansio.flows._store import messages_for
-from ocpp_sansio.frames import make_converter, registry
 from ocpp_sansio.testing.builders import minimal
 
 from ._console import FrameLog
-from ._driver import OcppCallError
 
 #: The --boot choices and the registration status each answers with.
 BOOT_STATUSES = {"accept": "Accepted", "pending": "Pending", "reject": "Rejected"}
@@ -35,8 +38,81 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+@attrs.frozen(kw_only=True)
+class BootAnswered(FlowEvent):
+    """The demo CSMS answered a BootNotification with ``status``."""
+
+    status: str
+
+
+class DemoAnswers:
+    """The demo CSMS's own flow, last in line: what no other flow took. BootNotification
+    by the boot policy, Heartbeat with the time, Authorize Accepted, certificate requests
+    refused, everything else acknowledged with its smallest valid answer."""
+
+    def __init__(self, core: CsmsCore, demo: DemoCsms) -> None:
+        self.core = core
+        self.demo = demo
+        self._m = messages_for(core.version)
+        self._events: list[FlowEvent] = []
+
+    def handle_event(self, event: Event, now: float) -> bool:
+        if not isinstance(event, RequestReceived):
+            return False
+        cls = self.core.registry[event.action].response
+        if cls is not None:  # (a 2.1 SEND is never answered)
+            self.core.send_response(event.message_id, self._answer(event.action, cls), now)
+        return True
+
+    def _answer(self, action: str, cls: type) -> Any:
+        m = self._m
+        if action == "BootNotification":
+            status = self.demo.boot_status
+            self._events.append(BootAnswered(status=status))
+            return build(
+                cls,
+                status=status,
+                current_time=self.demo.wall_clock(),
+                interval=self.demo.heartbeat_interval,
+            )
+        if action == "Heartbeat":
+            return cls(current_time=self.demo.wall_clock())
+        if action == "Authorize":
+            if self.core.version == "1.6":
+                return cls(id_tag_info=build(m.IdTagInfo, status="Accepted"))
+            return cls(id_token_info=build(m.IdTokenInfo, status="Accepted"))
+        if action == "SignCertificate":
+            return build(cls, status="Rejected")
+        if action in ("Get15118EVCertificate", "GetCertificateStatus", "GetCertificateChainStatus"):
+            return minimal(cls, status=attrs.fields(cls).status.type("Failed"))
+        return minimal(cls)
+
+    def events(self) -> list[FlowEvent]:
+        out, self._events = self._events, []
+        return out
+
+
+class _LoggedCore(CsmsCore):
+    """A CsmsCore that logs every frame as it crosses (one line each)."""
+
+    def __init__(self, version: str, identity: str, log: FrameLog) -> None:
+        super().__init__(version, identity)
+        self._log = log
+
+    def receive_text(self, text: str, now: float) -> None:
+        self._log.frame(self.identity, "station", text)
+        super().receive_text(text, now)
+
+    def data_to_send(self) -> list[str]:
+        out = super().data_to_send()
+        for text in out:
+            self._log.frame(self.identity, "csms", text)
+        return out
+
+
 class DemoCsms:
-    """The answers of the demo CSMS, shared by the trio, asyncio and thread glue."""
+    """The demo CSMS's policy, shared by every station and adapter: pass ``core`` as
+    ``serve(core_factory=)`` and ``flows`` as ``serve(flows=)``."""
 
     def __init__(
         self,
@@ -50,117 +126,42 @@ class DemoCsms:
         self.heartbeat_interval = heartbeat_interval
         self.log = log
         self.wall_clock = wall_clock
+        #: 1.6 transaction ids, unique across the stations of this CSMS.
         self._transaction_ids = itertools.count(1)
         self._lock = threading.Lock()
-        #: The last transaction id per station identity (1.6: ours; 2.x: the station's).
-        self.transactions: dict[str, Any] = {}
-        self._routers: dict[str, DataTransferRouter] = {}
+        #: Each station's transaction flow, by identity (case-folded).
+        self._transactions: dict[str, Any] = {}
 
-    def answer(self, identity: str, core: Any, request: Any) -> Any:
-        """The response to ``request`` from station ``identity`` (raise OcppCallError to
-        answer with a CALLERROR)."""
-        version = core.version
-        action = registry(version).for_payload(request).name
-        self._log(identity, "station", "CALL", version, action, request)
-        try:
-            response = self._response(identity, core, action, request)
-        except OcppCallError as error:
-            if self.log is not None:
-                self.log.message(
-                    identity,
-                    "csms",
-                    "CALLERROR",
-                    action,
-                    error.details,
-                    error={"code": error.error_code, "description": error.description},
-                )
-            raise
-        self._log(identity, "csms", "CALLRESULT", version, action, response)
-        return response
-
-    def _response(self, identity: str, core: Any, action: str, request: Any) -> Any:
-        version = core.version
-        cls = registry(version)[action].response
-        if cls is None:
-            raise OcppCallError("NotSupported", f"{action} is never answered")
-        m = messages_for(version)
-        if action == "BootNotification":
-            return build(
-                cls,
-                status=self.boot_status,
-                current_time=self.wall_clock(),
-                interval=self.heartbeat_interval,
-            )
-        if action == "Heartbeat":
-            return cls(current_time=self.wall_clock())
-        if action == "StartTransaction":
-            with self._lock:
-                transaction_id = next(self._transaction_ids)
-                self.transactions[identity] = transaction_id
-            return cls(transaction_id=transaction_id, id_tag_info=_accepted_16(m))
-        if action == "StopTransaction":
-            return cls(id_tag_info=_accepted_16(m) if request.id_tag is not None else None)
-        if action == "TransactionEvent":
-            if str(request.event_type) == "Started":
-                with self._lock:
-                    self.transactions[identity] = request.transaction_info.transaction_id
-            if request.id_token is None:
-                return cls()
-            return cls(id_token_info=build(m.IdTokenInfo, status="Accepted"))
-        if action == "DataTransfer":
-            reply = self._router(core).route(request, 0.0)
-            return build(cls, status=reply.status, data=reply.data)
-        if action in ("SignCertificate",):
-            return build(cls, status="Rejected")
-        if action in ("Get15118EVCertificate", "GetCertificateStatus", "GetCertificateChainStatus"):
-            return minimal(cls, status=_member(cls, "Failed"))
-        return minimal(cls)
-
-    def _router(self, core: Any) -> DataTransferRouter:
-        router = self._routers.get(core.version)
-        if router is None:
-            router = self._routers[core.version] = DataTransferRouter(core)
-        return router
-
-    def _log(
-        self, identity: str, sender: str, kind: str, version: str, action: str, message: Any
-    ) -> None:
-        if self.log is not None:
-            payload = make_converter(version).unstructure(message)
-            self.log.message(identity, sender, kind, action, payload)
-
-    def logged_call(self, identity: str, version: str, request: Any) -> str:
-        """Log a request the CSMS is about to send; returns its action."""
-        action = registry(version).for_payload(request).name
-        self._log(identity, "csms", "CALL", version, action, request)
-        return action
-
-    def logged_outcome(
-        self, identity: str, version: str, action: str, response: Any, error: Exception | None
-    ) -> None:
+    def core(self, identity: str, version: str) -> CsmsCore:
+        """The core factory: a plain core, or one that logs its frames."""
         if self.log is None:
-            return
-        if error is None:
-            self._log(identity, "station", "CALLRESULT", version, action, response)
-        elif isinstance(error, OcppCallError):
-            self.log.message(
-                identity,
-                "station",
-                "CALLERROR",
-                action,
-                error.details,
-                error={"code": error.error_code, "description": error.description},
-            )
+            return CsmsCore(version, identity)
+        return _LoggedCore(version, identity, self.log)
+
+    def flows(self, core: CsmsCore) -> list[Any]:
+        """The flows factory: the CSMS-side flows in order, the demo's answers last."""
+        if core.version == "1.6":
+            transactions: Any = CsmsTransactions16(core, transaction_ids=self._new_id)
         else:
-            self.log.note(identity, f"{action} failed: {error}")
+            transactions = CsmsTransactionEvents(core)
+        self._transactions[core.identity.casefold()] = transactions
+        return [transactions, DataTransferRouter(core), DemoAnswers(core, self)]
 
+    def _new_id(self) -> int:
+        with self._lock:
+            return next(self._transaction_ids)
 
-def _accepted_16(m: Any) -> Any:
-    return m.IdTagInfo(status=m.AuthorizationStatus("Accepted"))
-
-
-def _member(cls: type, value: str) -> Any:
-    return attrs.fields(cls).status.type(value)
+    def running_transaction(self, identity: str) -> Any:
+        """The id of the station's latest transaction still running, or None."""
+        flow = self._transactions.get(identity.casefold())
+        if flow is None:
+            return None
+        running = [
+            number
+            for number, tx in list(flow.transactions.items())
+            if getattr(tx, "stopped", None) is None and getattr(tx, "ended_seq_no", None) is None
+        ]
+        return running[-1] if running else None
 
 
 # --- the demonstration script --------------------------------------------------------------------
@@ -215,7 +216,7 @@ def _trigger_meter_values(csms: DemoCsms, identity: str, version: str) -> Any:
 
 
 def _remote_stop(csms: DemoCsms, identity: str, version: str) -> Any:
-    transaction_id = csms.transactions.get(identity)
+    transaction_id = csms.running_transaction(identity)
     if transaction_id is None:
         return None
     m = messages_for(version)

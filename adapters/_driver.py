@@ -4,19 +4,26 @@ application's waiting calls, and the exceptions and events adapters hand to appl
 An adapter feeds bytes and the time in (``receive``, ``timer``), writes what ``ws`` has to
 send, runs the requests ``take_requests()`` returns concurrently and answers them with
 ``answer`` / ``answer_exception``, and passes ``take_events()`` to the application. The
-rules live in the core; the driver only sorts its events.
+rules live in the core; the driver only sorts its events, after the application's flows
+(``FlowHost``) had their turn.
+
+The policy around connections is here too, so every adapter follows the same one: when a
+station tries again and when it gives up (``StationDriver``), and which core a station's
+new connection to a CSMS talks to (``CsmsCores``). Adapters only do the IO and the waiting.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
+from ocpp_sansio.config import CsmsConfig, StationConfig
 from ocpp_sansio.csms import CsmsCore
 from ocpp_sansio.errors import LocalProtocolError, OcppError
 from ocpp_sansio.events import (
@@ -25,6 +32,7 @@ from ocpp_sansio.events import (
     ErrorReceived,
     Event,
     InvalidResponse,
+    RegistrationStatus,
     RequestReceived,
     ResponseReceived,
     TransactionMessageDiscarded,
@@ -32,7 +40,18 @@ from ocpp_sansio.events import (
 from ocpp_sansio.frames import ERROR_CODES
 from ocpp_sansio.station import StationCore, is_transaction_message
 
-from ._ws import Closed, TextReceived, _WebSocket
+from ._ws import (
+    INTERNAL_ERROR,
+    NORMAL_CLOSURE,
+    ClientWebSocket,
+    Closed,
+    Endpoint,
+    Phase,
+    ServerPolicy,
+    TextReceived,
+    WsOptions,
+    _WebSocket,
+)
 
 log = logging.getLogger("ocpp_sansio.adapters")
 
@@ -76,6 +95,11 @@ class InvalidAnswer(RequestFailed):
 
 class MessageDiscarded(RequestFailed):
     """A transaction-related message failed on every attempt and was dropped (E13.FR.04)."""
+
+
+class CoreMismatch(ValueError):
+    """A core the application supplied does not fit: another version than the one
+    negotiated or asked for, another station's identity, or not a core of that side."""
 
 
 class ConnectFailed(OcppError):
@@ -143,6 +167,67 @@ class Backoff:
             doublings = min(doublings + 1, self.repeat_times)
 
 
+# --- flows next to a core ----------------------------------------------------------------------
+
+
+#: ``flows(core)``: the ``ocpp_sansio.flows`` objects (or any with ``handle_event(event,
+#: now) -> bool``) that see a core's events before the application, in order.
+FlowFactory = Callable[[Any], Sequence[Any]]
+
+
+class FlowHost:
+    """A core's flows, run as docs/flows.md says: each core event goes through them in
+    order and the first that returns True keeps it; their timers and their own events are
+    collected here. Flows may lack ``events``, ``next_deadline`` / ``handle_timer``."""
+
+    def __init__(self, core: StationCore | CsmsCore, flows: Sequence[Any]) -> None:
+        for flow in flows:
+            if not callable(getattr(flow, "handle_event", None)):
+                raise TypeError(f"{type(flow).__name__} is not a flow: it has no handle_event")
+        self.core = core
+        self.flows = tuple(flows)
+        self._emitting = [f for f in self.flows if callable(getattr(f, "events", None))]
+        self._timed = [
+            f
+            for f in self.flows
+            if callable(getattr(f, "next_deadline", None))
+            and callable(getattr(f, "handle_timer", None))
+        ]
+
+    def route(self, event: Event, now: float) -> bool:
+        """True when a flow kept ``event``. A flow that raises keeps it: the error is
+        logged and a request it was answering gets an InternalError CALLERROR."""
+        for flow in self.flows:
+            try:
+                if flow.handle_event(event, now):
+                    return True
+            except Exception:
+                log.exception("%s failed on %r", type(flow).__name__, event)
+                if isinstance(event, RequestReceived):
+                    # (unless it answered before it failed)
+                    with contextlib.suppress(LocalProtocolError):
+                        self.core.send_error(event.message_id, "InternalError", type(flow).__name__)
+                return True
+        return False
+
+    def events(self) -> list[Any]:
+        """The flows' own events, flow by flow."""
+        out: list[Any] = []
+        for flow in self._emitting:
+            out += flow.events()
+        return out
+
+    def next_deadline(self) -> float | None:
+        deadlines = [d for f in self._timed if (d := f.next_deadline()) is not None]
+        return min(deadlines, default=None)
+
+    def handle_timer(self, now: float) -> None:
+        for flow in self._timed:
+            deadline = flow.next_deadline()
+            if deadline is not None and deadline <= now:
+                flow.handle_timer(now)
+
+
 # --- the driver ----------------------------------------------------------------------------------
 
 
@@ -178,11 +263,17 @@ def _error_for(event: Event) -> BaseException:
 
 
 class Driver:
-    """One core across its connections; ``ws`` is the connection it talks over now."""
+    """One core across its connections; ``ws`` is the connection it talks over now.
+    ``flows(core)`` gives the flows that see the core's events before the application."""
 
-    def __init__(self, core: StationCore | CsmsCore) -> None:
+    def __init__(self, core: StationCore | CsmsCore, flows: FlowFactory | None = None) -> None:
         self.core = core
+        self.host = FlowHost(core, flows(core)) if flows is not None else None
         self.ws: _WebSocket | None = None
+        #: The latest time an entry point was given (flows need one for every event).
+        self.now = 0.0
+        #: Station side: why the station stopped trying (``StationDriver``).
+        self.failure: ConnectFailed | None = None
         #: Bumped per connection, so an answer computed for an older one is dropped.
         self.generation = 0
         self._waiters: dict[str, Waiter] = {}
@@ -197,6 +288,7 @@ class Driver:
     def attach(self, ws: _WebSocket, now: float) -> None:
         """``ws`` finished its handshake: the core talks over it from now on."""
         assert ws.version == self.core.version, "a core keeps its version"
+        self.now = now
         if self.ws is not None:
             self.detach(now, 1000, "replaced by a new connection")
         self._sort_core_events()
@@ -209,6 +301,7 @@ class Driver:
     def detach(self, now: float, code: int, reason: str) -> None:
         if self.ws is None:
             return
+        self.now = now
         self.ws = None
         self._sort_core_events()
         self._events.append(Disconnected(code=code, reason=reason))
@@ -216,23 +309,36 @@ class Driver:
 
     def receive(self, ws: _WebSocket, data: bytes | None, now: float) -> None:
         """Bytes from ``ws``'s socket (None: end of file)."""
+        self.now = now
         ws.receive_data(data, now)
         self._drain(ws, now)
 
     def timer(self, ws: _WebSocket, now: float) -> None:
+        self.now = now
         ws.handle_timer(now)
         self._drain(ws, now)
         if ws is self.ws:
             self.core.handle_timer(now)
+            if self.host is not None:
+                self.host.handle_timer(now)
 
     def next_deadline(self, ws: _WebSocket) -> float | None:
+        """The earliest of the WebSocket's, the core's and the flows' deadlines (the core's
+        and the flows' only on the current connection)."""
         own = ws.next_deadline()
-        core = self.core.next_deadline() if ws is self.ws else None
+        if ws is not self.ws:
+            return own
+        core = self.core.next_deadline()
+        if self.host is not None:
+            flows = self.host.next_deadline()
+            if flows is not None and (core is None or flows < core):
+                core = flows
         if own is None:
             return core
         return own if core is None else min(own, core)
 
     def close(self, ws: _WebSocket, code: int, reason: str, now: float) -> None:
+        self.now = now
         ws.close(code, reason, now)
         self._drain(ws, now)
 
@@ -246,7 +352,10 @@ class Driver:
                 self.detach(now, event.code, event.reason)
 
     def flush(self) -> None:
-        """Move the core's frames onto the current WebSocket."""
+        """Move the core's frames onto the current WebSocket (after the flows answered
+        what they take)."""
+        if self.host is not None:
+            self._sort_core_events()
         ws = self.ws
         if ws is not None:
             for text in self.core.data_to_send():
@@ -257,6 +366,7 @@ class Driver:
     def call(self, payload: Any, waiter: Waiter, now: float) -> str | None:
         """Send ``payload``; ``waiter`` learns the outcome. Returns the message id, or None
         for a 2.1 SEND (never answered). Raises LocalProtocolError when the core refuses."""
+        self.now = now
         message_id = self.core.send_request(payload, now)
         spec = self.core.registry.for_payload(payload)
         if spec.response is None:
@@ -293,31 +403,45 @@ class Driver:
         self._events.append(event)
 
     def _sort_core_events(self) -> None:
-        for event in self.core.events():
-            if type(event) is RequestReceived:
-                self._requests.append((self.generation, event))
-                continue
-            if isinstance(event, _OUTCOMES):
-                message_id = event.message_id
-                waiter = self._waiters.get(message_id)
-                if waiter is not None:
-                    final = message_id not in self._durable or isinstance(
-                        event, ResponseReceived | TransactionMessageDiscarded
-                    )
-                    if final:
-                        del self._waiters[message_id]
-                        self._durable.discard(message_id)
-                        if type(event) is ResponseReceived:
-                            waiter.settle(event.response, None)
-                        else:
-                            waiter.settle(None, _error_for(event))
-                        continue
-            self._events.append(event)
+        host = self.host
+        if host is None:  # the common case, kept short: it runs for every frame
+            for event in self.core.events():
+                self._sort(event)
+            return
+        events = self.core.events()
+        while events:
+            for event in events:
+                if not host.route(event, self.now):
+                    self._sort(event)
+            events = self.core.events()  # what the flows sent may have made new events
+        self._events += host.events()  # the flows' own, after the core's
+
+    def _sort(self, event: Event) -> None:
+        if type(event) is RequestReceived:
+            self._requests.append((self.generation, event))
+            return
+        if isinstance(event, _OUTCOMES):
+            message_id = event.message_id
+            waiter = self._waiters.get(message_id)
+            if waiter is not None:
+                final = message_id not in self._durable or isinstance(
+                    event, ResponseReceived | TransactionMessageDiscarded
+                )
+                if final:
+                    del self._waiters[message_id]
+                    self._durable.discard(message_id)
+                    if type(event) is ResponseReceived:
+                        waiter.settle(event.response, None)
+                    else:
+                        waiter.settle(None, _error_for(event))
+                    return
+        self._events.append(event)
 
     def answer(self, generation: int, message_id: str, response: Any, now: float) -> None:
         """The handler's answer to the peer's request ``message_id``."""
         if generation != self.generation or self.ws is None:
             return  # its connection is gone; the peer will ask again if it still cares
+        self.now = now
         try:
             self.core.send_response(message_id, response, now)
         except LocalProtocolError as error:
@@ -354,3 +478,339 @@ def handler_method(handler: Any, name: str) -> Callable[..., Any] | None:
     """``handler.name`` when the application's handler defines it."""
     method = getattr(handler, name, None)
     return method if callable(method) else None
+
+
+# --- what the application gives instead of a plain core ------------------------------------------
+
+
+def station_core(
+    core: StationCore | None,
+    *,
+    version: str | None,
+    boot: Any,
+    station_config: StationConfig | None,
+    id_generator: Callable[[], str] | None,
+    rng: random.Random,
+) -> StationCore:
+    """The core a station client drives: the application's own ``core``, or one built from
+    ``version`` and ``boot``. Mixing the two is refused, so no option is silently lost."""
+    if core is None:
+        if version is None or boot is None:
+            raise TypeError("connect() needs version= and boot=, or core=")
+        return StationCore(
+            version, boot, config=station_config, id_generator=id_generator or uuid_ids, rng=rng
+        )
+    if not isinstance(core, StationCore):
+        raise CoreMismatch(f"core must be a StationCore, not {type(core).__name__}")
+    given = [
+        name
+        for name, value in (
+            ("boot", boot),
+            ("station_config", station_config),
+            ("id_generator", id_generator),
+        )
+        if value is not None
+    ]
+    if given:
+        raise TypeError(f"{', '.join(given)}: set these on the core you pass, not next to it")
+    if version is not None and version != core.version:
+        raise CoreMismatch(f"version={version!r}, but the core speaks OCPP {core.version}")
+    if core.connected:
+        raise CoreMismatch("the core is connected elsewhere (one connection per core)")
+    return core
+
+
+#: ``factory(identity, version)``: the CsmsCore for a station whose connection negotiated
+#: ``version`` (called when the station first connects, or comes back with another version).
+CoreFactory = Callable[[str, str], CsmsCore]
+
+
+class _HasDriver(Protocol):
+    driver: Driver
+    conn: Any
+
+
+S = TypeVar("S", bound=_HasDriver)
+
+
+class CsmsCores:
+    """A CSMS's choice of core for each station connection: the session it had (one core
+    per identity, case-insensitive, kept across reconnects) or a new one from the
+    application's ``factory`` (or a plain ``CsmsCore``), each with its own flows."""
+
+    def __init__(
+        self,
+        *,
+        factory: CoreFactory | None,
+        csms_config: CsmsConfig | None,
+        id_generator: Callable[[], str] | None,
+        flows: FlowFactory | None,
+    ) -> None:
+        if factory is not None and (csms_config is not None or id_generator is not None):
+            raise TypeError(
+                "csms_config and id_generator configure the cores serve() builds: "
+                "with core_factory, give them to your cores"
+            )
+        self.factory = factory
+        self.csms_config = csms_config
+        self.id_generator = id_generator or uuid_ids
+        self.flows = flows
+
+    def new_driver(self, identity: str, version: str) -> Driver:
+        if self.factory is None:
+            core = CsmsCore(
+                version, identity, config=self.csms_config, id_generator=self.id_generator
+            )
+            return Driver(core, self.flows)
+        core = self.factory(identity, version)
+        if not isinstance(core, CsmsCore):
+            raise CoreMismatch(f"core_factory gave a {type(core).__name__}, not a CsmsCore")
+        if core.version != version:
+            raise CoreMismatch(
+                f"core_factory gave an OCPP {core.version} core for {identity!r}, "
+                f"whose connection negotiated {version}"
+            )
+        if core.identity.casefold() != identity.casefold():
+            raise CoreMismatch(f"core_factory gave {core.identity!r}'s core for {identity!r}")
+        if core.connected:
+            raise CoreMismatch(
+                f"core_factory gave a core that is connected elsewhere ({identity!r})"
+            )
+        return Driver(core, self.flows)
+
+    def place(
+        self,
+        sessions: MutableMapping[str, S],
+        ws: _WebSocket,
+        now: float,
+        new_session: Callable[[str, Driver], S],
+    ) -> tuple[S, Any] | None:
+        """The session ``ws`` (just opened) belongs to, and the session's previous
+        connection when it still lingers (closed here in the driver: the adapter writes
+        what that produced). None when there is none: the core could not be made (the
+        factory raised, or CoreMismatch: logged, and ``ws`` closed with 1011)."""
+        if ws.phase is not Phase.OPEN or ws.version is None:
+            return None  # a connection whose core could not be made, still closing
+        key = ws.identity.casefold()
+        session = sessions.get(key)
+        if session is None or session.driver.core.version != ws.version:
+            # A station back with another version gets a fresh core.
+            try:
+                driver = self.new_driver(ws.identity, ws.version)
+            except Exception:
+                log.exception("no core for station %r", ws.identity)
+                ws.close(INTERNAL_ERROR, "the CSMS could not set up this station", now)
+                return None
+            old = session
+            session = sessions[key] = new_session(ws.identity, driver)
+        else:
+            old = session
+        lingering = old.conn if old is not None else None
+        if old is not None and lingering is not None:
+            old.driver.close(lingering.ws, NORMAL_CLOSURE, "replaced by a new connection", now)
+        return session, lingering
+
+
+def csms_setup(
+    *,
+    versions: Sequence[str],
+    csms_config: CsmsConfig | None,
+    core_factory: CoreFactory | None,
+    flows: FlowFactory | None,
+    auth: Callable[[str], str | bytes | None] | None,
+    known_identity: Callable[[str], bool] | None,
+    ws_options: WsOptions | None,
+    id_generator: Callable[[], str] | None,
+) -> tuple[ServerPolicy, CsmsCores]:
+    """The handshake policy and the cores of every adapter's ``serve()``, from its
+    arguments."""
+    cores = CsmsCores(
+        factory=core_factory, csms_config=csms_config, id_generator=id_generator, flows=flows
+    )
+    policy = ServerPolicy(
+        versions=tuple(versions),
+        known_identity=known_identity,
+        password_for=auth,
+        options=ws_options or WsOptions(),
+    )
+    return policy, cores
+
+
+# --- the station's connection policy --------------------------------------------------------------
+
+
+class StationDriver(Driver):
+    """A station's one core across its connection attempts, with the policy every adapter
+    follows: a new attempt after each loss with the waits of ``backoff`` (digest §2.4),
+    given up after ``max_attempts`` failures in a row; the adapter only connects, runs the
+    connection, and sleeps the returned wait::
+
+        while (wait := driver.attempt_ended(...)) is not None: sleep(wait); connect again
+    """
+
+    def __init__(
+        self,
+        core: StationCore,
+        endpoint: Endpoint,
+        *,
+        password: str | bytes | None,
+        ws_options: WsOptions,
+        backoff: Backoff,
+        rng: random.Random,
+        max_attempts: int | None,
+        flows: FlowFactory | None,
+    ) -> None:
+        super().__init__(core, flows)
+        self.endpoint = endpoint
+        self.password = password
+        self.options = ws_options
+        self.backoff = backoff
+        self.rng = rng
+        self.max_attempts = max_attempts
+        #: The application asked the station to close: no further attempt.
+        self.closing = False
+        self._failures = 0
+        self._waits = backoff.waits(rng)
+        self._refusal: Closed | None = None
+
+    @classmethod
+    def for_url(
+        cls,
+        url: str,
+        *,
+        version: str | None,
+        boot: Any,
+        core: StationCore | None,
+        flows: FlowFactory | None,
+        station_config: StationConfig | None,
+        auth: str | bytes | None,
+        ws_options: WsOptions | None,
+        backoff: Backoff | None,
+        rng: random.Random | None,
+        max_attempts: int | None,
+        id_generator: Callable[[], str] | None,
+    ) -> StationDriver:
+        """The driver of every adapter's ``connect()``, from its arguments."""
+        rng = rng or random.Random()
+        core = station_core(
+            core,
+            version=version,
+            boot=boot,
+            station_config=station_config,
+            id_generator=id_generator,
+            rng=rng,
+        )
+        return cls(
+            core,
+            Endpoint.from_url(url),
+            password=auth,
+            ws_options=ws_options or WsOptions(),
+            backoff=backoff or Backoff(),
+            rng=rng,
+            max_attempts=max_attempts,
+            flows=flows,
+        )
+
+    @property
+    def trying(self) -> bool:
+        return not self.closing and self.failure is None
+
+    def new_websocket(self, now: float) -> ClientWebSocket:
+        """The WebSocket of the next attempt (the stream to the CSMS is open)."""
+        self._refusal = None
+        return ClientWebSocket(
+            self.endpoint,
+            versions=(self.core.version,),
+            options=self.options,
+            password=self.password,
+            now=now,
+        )
+
+    def unreachable(self, error: BaseException) -> ConnectFailed:
+        """The error for an attempt whose TCP or TLS connection failed."""
+        endpoint = self.endpoint
+        return ConnectFailed(f"cannot connect to {endpoint.host}:{endpoint.port}: {error!r}")
+
+    def refused(self, closed: Closed) -> None:
+        """The handshake of the current attempt was refused (HTTP status, no subprotocol)."""
+        self._refusal = closed
+
+    def attempt_ended(
+        self, ws: _WebSocket | None, error: ConnectFailed | None = None
+    ) -> float | None:
+        """An attempt is over: ``ws`` ran (its handshake may have failed), or ``error``
+        says why no WebSocket started. Returns the wait before the next attempt, or None
+        for no further attempt; a failure is reported as ``ConnectionAttemptFailed``."""
+        if error is None and (ws is None or ws.version is None):
+            refusal = self._refusal or Closed(code=1006, reason="connection lost", by_peer=True)
+            error = ConnectFailed(refusal.reason, refusal.status)
+        if error is None:
+            self._failures = 0
+            self._waits = self.backoff.waits(self.rng)
+            return None if self.closing else next(self._waits)
+        self._failures += 1
+        give_up = self.max_attempts is not None and self._failures >= self.max_attempts
+        wait = None if give_up or self.closing else next(self._waits)
+        self.report(ConnectionAttemptFailed(error=error, retry_in=wait))
+        if give_up:
+            self.failure = error
+        return wait
+
+    def stop(self) -> _WebSocket | None:
+        """The application closes the station: no more attempts. Returns the connection
+        to close in order, if one is open."""
+        self.closing = True
+        return self.ws
+
+    def is_connected(self) -> bool:
+        """What ``wait_connected`` waits for; raises the failure once attempts ran out."""
+        if self.ws is not None:
+            return True
+        if self.failure is not None:
+            raise self.failure
+        return False
+
+    def is_registered(self) -> bool:
+        """What ``wait_registered`` waits for; raises the failure once attempts ran out."""
+        if self.core.registration is RegistrationStatus.ACCEPTED:
+            return True
+        if self.failure is not None:
+            raise self.failure
+        return False
+
+
+# --- the application's view of a session ---------------------------------------------------------
+
+
+class SessionView:
+    """What a CSMS session and a station show the application on every adapter."""
+
+    driver: Driver
+
+    @property
+    def core(self) -> Any:
+        return self.driver.core
+
+    @property
+    def version(self) -> str:
+        return self.driver.core.version
+
+    @property
+    def connected(self) -> bool:
+        return self.driver.ws is not None
+
+    @property
+    def registration(self) -> RegistrationStatus | None:
+        status: RegistrationStatus | None = self.driver.core.registration
+        return status
+
+    @property
+    def flows(self) -> tuple[Any, ...]:
+        """The flows that see this core's events first (from the ``flows`` factory)."""
+        host = self.driver.host
+        return host.flows if host is not None else ()
+
+    def state(self) -> tuple[Any, ...]:
+        """What ``wait_*`` calls wait on: a change here wakes them."""
+        driver = self.driver
+        return (driver.core.registration, driver.ws is not None, driver.failure)

@@ -16,19 +16,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from ocpp_sansio.config import CsmsConfig, StationConfig
-from ocpp_sansio.csms import CsmsCore
-from ocpp_sansio.events import Event, RegistrationStatus, RequestReceived
+from ocpp_sansio.events import RequestReceived
 from ocpp_sansio.station import StationCore
 
 from ._driver import (
     Backoff,
     ConnectFailed,
-    ConnectionAttemptFailed,
+    CoreFactory,
+    CsmsCores,
     Driver,
+    FlowFactory,
     OcppCallError,
+    SessionView,
+    StationDriver,
+    csms_setup,
     handler_method,
     log,
-    uuid_ids,
 )
 from ._ws import (
     DEFAULT_VERSIONS,
@@ -36,7 +39,6 @@ from ._ws import (
     NORMAL_CLOSURE,
     ClientWebSocket,
     Closed,
-    Endpoint,
     ServerPolicy,
     ServerWebSocket,
     WsOptions,
@@ -172,14 +174,14 @@ class _Owner:
         raise NotImplementedError
 
 
-class _Session:
+class _Session(SessionView):
     """One core's life across connections, seen from the application."""
 
     def __init__(
         self,
         driver: Driver,
         on_request: Callable[[Any, Any], Awaitable[Any]],
-        on_event: Callable[[Any, Event], Awaitable[None]] | None,
+        on_event: Callable[[Any, Any], Awaitable[None]] | None,
         tasks: set[asyncio.Task[Any]],
     ) -> None:
         self.driver = driver
@@ -187,26 +189,9 @@ class _Session:
         self._on_request = on_request
         self._on_event = on_event
         self._tasks = tasks
-        self._queue: asyncio.Queue[Event] | None = None
+        self._queue: asyncio.Queue[Any] | None = None
         self._changed = asyncio.Event()
-        self._seen: tuple[Any, bool] = (None, False)
-
-    @property
-    def core(self) -> Any:
-        return self.driver.core
-
-    @property
-    def version(self) -> str:
-        return str(self.driver.core.version)
-
-    @property
-    def connected(self) -> bool:
-        return self.driver.ws is not None
-
-    @property
-    def registration(self) -> RegistrationStatus | None:
-        status: RegistrationStatus | None = self.driver.core.registration
-        return status
+        self._seen = self.state()
 
     async def call(self, request: Any) -> Any:
         """Send ``request`` and return the typed response. Raises OcppCallError for a
@@ -225,6 +210,13 @@ class _Session:
             self.driver.forget(message_id)
             raise
 
+    def act(self, action: Callable[[float], Any]) -> Any:
+        """Run ``action(now)`` on the core or its flows (``transactions.start(...,
+        now=now)``), then send what it produced; returns what ``action`` returned."""
+        result = action(asyncio.get_running_loop().time())
+        self.pump()
+        return result
+
     def pump(self) -> None:
         """After anything touched the core: write its frames, start handlers, pass events."""
         driver = self.driver
@@ -240,7 +232,7 @@ class _Session:
                 self._queue.put_nowait(event)
         if self.conn is not None:
             self.conn.flush()
-        seen = (driver.core.registration, driver.ws is not None)
+        seen = self.state()
         if seen != self._seen:
             self._seen = seen
             self._wake()
@@ -265,7 +257,7 @@ class _Session:
             )
         self.pump()
 
-    async def _deliver_events(self, queue: asyncio.Queue[Event]) -> None:
+    async def _deliver_events(self, queue: asyncio.Queue[Any]) -> None:
         assert self._on_event is not None
         while True:
             event = await queue.get()
@@ -307,15 +299,13 @@ class CsmsServer(_Owner):
         handler: Any,
         *,
         policy: ServerPolicy,
-        csms_config: CsmsConfig | None,
+        cores: CsmsCores,
         ssl_context: ssl.SSLContext | None,
-        id_generator: Callable[[], str],
     ) -> None:
         self.handler = handler
         self.policy = policy
-        self.csms_config = csms_config
+        self.cores = cores
         self.ssl_context = ssl_context
-        self.id_generator = id_generator
         self.sessions: dict[str, CsmsSession] = {}
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -345,29 +335,21 @@ class CsmsServer(_Owner):
         return conn
 
     def opened(self, conn: _Connection, now: float) -> None:
-        ws = conn.ws
-        assert ws.version is not None
-        key = ws.identity.casefold()
-        session = self.sessions.get(key)
-        if session is None or session.version != ws.version:
-            if session is not None and session.conn is not None:
-                session.conn.close(NORMAL_CLOSURE, "replaced by a new connection")
-            core = CsmsCore(
-                ws.version, ws.identity, config=self.csms_config, id_generator=self.id_generator
-            )
-            session = CsmsSession(ws.identity, Driver(core), self)
-            self.sessions[key] = session
-        elif session.conn is not None:
-            # The station is back while its old socket lingers: the new one wins.
-            old = session.conn
-            session.driver.close(old.ws, NORMAL_CLOSURE, "replaced by a new connection", now)
-            old.flush()
+        placed = self.cores.place(self.sessions, conn.ws, now, self._new_session)
+        if placed is None:
+            return
+        session, lingering = placed
+        if lingering is not None:
+            lingering.flush()
         conn.session = session
         session.conn = conn
         assert conn.transport is not None
         session.peer_certificate = conn.transport.get_extra_info("peercert")
-        session.driver.attach(ws, now)
+        session.driver.attach(conn.ws, now)
         session.pump()
+
+    def _new_session(self, identity: str, driver: Driver) -> CsmsSession:
+        return CsmsSession(identity, driver, self)
 
     def refused(self, conn: _Connection, closed: Closed) -> None:
         log.info("handshake refused: %s", closed.reason)
@@ -408,11 +390,13 @@ async def serve(
     *,
     versions: Sequence[str] = DEFAULT_VERSIONS,
     csms_config: CsmsConfig | None = None,
+    core_factory: CoreFactory | None = None,
+    flows: FlowFactory | None = None,
     auth: Callable[[str], str | bytes | None] | None = None,
     known_identity: Callable[[str], bool] | None = None,
     ssl_context: ssl.SSLContext | None = None,
     ws_options: WsOptions | None = None,
-    id_generator: Callable[[], str] = uuid_ids,
+    id_generator: Callable[[], str] | None = None,
     backlog: int = 1024,
 ) -> AsyncIterator[CsmsServer]:
     """Run a CSMS at ``ws[s]://host:port/.../IDENTITY`` while the block runs.
@@ -421,20 +405,20 @@ async def serve(
     OcppCallError to answer with a CALLERROR); ``handler.on_event(session, event)`` gets
     the rest, in order. ``versions`` in order of preference; ``auth(identity)`` returns the
     station's Basic password (profiles 1, 2); ``known_identity(identity)`` False gives 404.
+    ``core_factory(identity, version)`` makes each station's CsmsCore (instead of
+    ``csms_config`` / ``id_generator``); ``flows(core)`` the flows that see its events first.
     """
-    policy = ServerPolicy(
-        versions=tuple(versions),
-        known_identity=known_identity,
-        password_for=auth,
-        options=ws_options or WsOptions(),
-    )
-    server = CsmsServer(
-        handler,
-        policy=policy,
+    policy, cores = csms_setup(
+        versions=versions,
         csms_config=csms_config,
-        ssl_context=ssl_context,
+        core_factory=core_factory,
+        flows=flows,
+        auth=auth,
+        known_identity=known_identity,
+        ws_options=ws_options,
         id_generator=id_generator,
     )
+    server = CsmsServer(handler, policy=policy, cores=cores, ssl_context=ssl_context)
     await server._start(host, port, backlog)
     try:
         yield server
@@ -452,88 +436,55 @@ class Station(_Session, _Owner):
     held transaction messages resume without a new boot (B04).
     """
 
+    driver: StationDriver
+
     def __init__(
         self,
-        endpoint: Endpoint,
-        core: StationCore,
+        driver: StationDriver,
         *,
         on_request: Callable[[Any, Any], Awaitable[Any]] | None,
-        on_event: Callable[[Any, Event], Awaitable[None]] | None,
-        password: str | bytes | None,
+        on_event: Callable[[Any, Any], Awaitable[None]] | None,
         ssl_context: ssl.SSLContext | None,
-        ws_options: WsOptions,
-        backoff: Backoff,
-        rng: random.Random,
-        max_attempts: int | None,
     ) -> None:
-        super().__init__(Driver(core), on_request or _not_supported, on_event, set())
-        self.endpoint = endpoint
-        self.identity = endpoint.identity
-        self._password = password
+        super().__init__(driver, on_request or _not_supported, on_event, set())
+        self.endpoint = driver.endpoint
+        self.identity = driver.endpoint.identity
         self._ssl_context = ssl_context
-        self._ws_options = ws_options
-        self._backoff = backoff
-        self._rng = rng
-        self._max_attempts = max_attempts
-        self._opened: asyncio.Future[Closed | None] | None = None
-        self._closing = False
-        #: Why the station stopped trying, when ``max_attempts`` ran out.
-        self.failure: ConnectFailed | None = None
+
+    @property
+    def failure(self) -> ConnectFailed | None:
+        """Why the station stopped trying, when ``max_attempts`` ran out."""
+        return self.driver.failure
 
     async def wait_connected(self) -> None:
         """Return once a connection is open (raise ConnectFailed if attempts ran out)."""
-        while self.driver.ws is None:
-            await self._wait_change()
+        while not self.driver.is_connected():
+            await self._changed.wait()
 
     async def wait_registered(self) -> None:
         """Return once the CSMS has accepted the station's boot."""
-        while self.core.registration is not RegistrationStatus.ACCEPTED:
-            await self._wait_change()
-
-    async def _wait_change(self) -> None:
-        if self.failure is not None:
-            raise self.failure
-        await self._changed.wait()
+        while not self.driver.is_registered():
+            await self._changed.wait()
 
     async def _run(self) -> None:
-        waits = self._backoff.waits(self._rng)
-        failures = 0
-        while not self._closing:
+        driver = self.driver
+        while driver.trying:
             try:
-                await self._connect_once()
+                ws = await self._connect_once()
             except ConnectFailed as error:
-                failures += 1
-                give_up = self._max_attempts is not None and failures >= self._max_attempts
-                wait = None if give_up else next(waits)
-                self._emit(ConnectionAttemptFailed(error=error, retry_in=wait))
-                if wait is None:
-                    self.failure = error
-                    self._wake()
-                    return
+                wait = driver.attempt_ended(None, error)
             else:
-                failures = 0
-                waits = self._backoff.waits(self._rng)
-                if self._closing:
-                    return
-                wait = next(waits)
+                wait = driver.attempt_ended(ws)
+            self.pump()
+            if wait is None:
+                return
             await asyncio.sleep(wait)
 
-    def _emit(self, event: Event) -> None:
-        self.driver.report(event)
-        self.pump()
-
-    async def _connect_once(self) -> None:
+    async def _connect_once(self) -> _WebSocket:
         loop = asyncio.get_running_loop()
         endpoint = self.endpoint
-        ws = ClientWebSocket(
-            endpoint,
-            versions=(self.core.version,),
-            options=self._ws_options,
-            password=self._password,
-            now=loop.time(),
-        )
-        self._opened = loop.create_future()
-        timeout = self._ws_options.handshake_timeout
+        ws = self.driver.new_websocket(loop.time())
+        timeout = self.driver.options.handshake_timeout
         context = self._ssl_context
         if endpoint.secure and context is None:
             context = ssl.create_default_context()
@@ -547,34 +498,28 @@ class Station(_Session, _Owner):
                     ssl_handshake_timeout=timeout if endpoint.secure else None,
                 )
         except (OSError, TimeoutError) as error:
-            reason = f"cannot connect to {endpoint.host}:{endpoint.port}: {error}"
-            raise ConnectFailed(reason) from error
+            raise self.driver.unreachable(error) from error
         try:
-            refused = await self._opened
             await conn.finished
         finally:
             if not conn.finished.done() and conn.transport is not None:
                 conn.transport.abort()  # cancelled: the station is closing
-        if refused is not None:
-            raise ConnectFailed(refused.reason, refused.status)
+        return ws
 
     def opened(self, conn: _Connection, now: float) -> None:
         self.conn = conn
         conn.session = self
         self.driver.attach(conn.ws, now)
         self.pump()
-        if self._opened is not None and not self._opened.done():
-            self._opened.set_result(None)
 
     def refused(self, conn: _Connection, closed: Closed) -> None:
-        if self._opened is not None and not self._opened.done():
-            self._opened.set_result(closed)
+        self.driver.refused(closed)
 
     async def aclose(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the connection in order and stop reconnecting."""
-        self._closing = True
+        ws = self.driver.stop()
         conn = self.conn
-        if conn is not None and self.driver.ws is conn.ws:
+        if conn is not None and ws is conn.ws:
             conn.close(code, reason)
             await conn.finished
 
@@ -583,41 +528,45 @@ class Station(_Session, _Owner):
 async def connect(
     url: str,
     *,
-    version: str,
-    boot: Any,
+    version: str | None = None,
+    boot: Any = None,
+    core: StationCore | None = None,
+    flows: FlowFactory | None = None,
     station_config: StationConfig | None = None,
     on_request: Callable[[Any, Any], Awaitable[Any]] | None = None,
-    on_event: Callable[[Any, Event], Awaitable[None]] | None = None,
+    on_event: Callable[[Any, Any], Awaitable[None]] | None = None,
     auth: str | bytes | None = None,
     ssl_context: ssl.SSLContext | None = None,
     ws_options: WsOptions | None = None,
     backoff: Backoff | None = None,
     rng: random.Random | None = None,
     max_attempts: int | None = None,
-    id_generator: Callable[[], str] = uuid_ids,
+    id_generator: Callable[[], str] | None = None,
 ) -> AsyncIterator[Station]:
     """Run a station connected to ``url`` (``ws[s]://host:port/.../IDENTITY``).
 
-    The station boots with ``boot``, answers the CSMS with ``on_request(station,
-    request)`` (async; raise OcppCallError for a CALLERROR) and passes other events to
-    ``on_event(station, event)``. ``auth`` is the HTTP Basic password (bytes are sent as
+    The station boots with ``boot`` (or drives the application's own ``core``), answers
+    the CSMS with ``on_request(station, request)`` (async; raise OcppCallError for a
+    CALLERROR) and passes other events to ``on_event(station, event)``, after the
+    ``flows(core)`` had their turn. ``auth`` is the HTTP Basic password (bytes are sent as
     they are: a 1.6 AuthorizationKey as raw bytes). It reconnects with ``backoff`` after
     each loss; ``max_attempts`` consecutive failures end the attempts.
     """
-    rng = rng or random.Random()
-    core = StationCore(version, boot, config=station_config, id_generator=id_generator, rng=rng)
-    station = Station(
-        Endpoint.from_url(url),
-        core,
-        on_request=on_request,
-        on_event=on_event,
-        password=auth,
-        ssl_context=ssl_context,
-        ws_options=ws_options or WsOptions(),
-        backoff=backoff or Backoff(),
+    driver = StationDriver.for_url(
+        url,
+        version=version,
+        boot=boot,
+        core=core,
+        flows=flows,
+        station_config=station_config,
+        auth=auth,
+        ws_options=ws_options,
+        backoff=backoff,
         rng=rng,
         max_attempts=max_attempts,
+        id_generator=id_generator,
     )
+    station = Station(driver, on_request=on_request, on_event=on_event, ssl_context=ssl_context)
     runner = asyncio.ensure_future(station._run())
     try:
         yield station

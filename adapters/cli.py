@@ -1,7 +1,7 @@
 """The ``ocpp-sansio`` command: a demo CSMS, simulated stations, a load generator and a
 self-contained demo, each on the trio, asyncio or threads adapter.
 
-The same application code runs everywhere: ``DemoCsms`` answers for the CSMS and
+The same application code runs everywhere: ``DemoCsms``'s flows answer for the CSMS and
 ``SimulatedStation`` is the station (both free of IO); what differs per adapter is only
 the few lines that open a server or a station connection, here.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import random
 import ssl
 import sys
 import threading
@@ -30,11 +29,20 @@ from ocpp_sansio.events import (
 )
 from ocpp_sansio.frames import VERSIONS
 
+from . import (
+    DEFAULT_VERSIONS,
+    Backoff,
+    Connected,
+    ConnectionAttemptFailed,
+    Disconnected,
+    OcppCallError,
+    WsOptions,
+    uuid_ids,
+)
 from ._console import FrameLog, Progress, percentiles
-from ._demo_csms import BOOT_STATUSES, EXERCISE, DemoCsms
-from ._driver import Backoff, Connected, ConnectionAttemptFailed, Disconnected, uuid_ids
+from ._demo_csms import BOOT_STATUSES, EXERCISE, BootAnswered, DemoCsms
 from ._simulator import RebootRequested, SimulatedStation
-from ._ws import DEFAULT_VERSIONS, Endpoint, WsOptions
+from ._ws import Endpoint  # (parses the URL whose identity `load` numbers)
 
 ADAPTERS = ("trio", "asyncio", "threads")
 #: Pause between the demo CSMS's requests to one station (s).
@@ -113,8 +121,9 @@ def _interruptible() -> Iterator[None]:
 
 
 class _CsmsApp:
-    """What the CSMS glue of every adapter shares: DemoCsms answers, a line per event,
-    and the demonstration started once per station after its first accepted boot."""
+    """What the CSMS glue of every adapter shares: DemoCsms answers through its flows, a
+    line per event, and the demonstration started once per station after its first
+    accepted boot."""
 
     def __init__(self, demo: DemoCsms, log: FrameLog | None, exercise: bool) -> None:
         self.demo = demo
@@ -123,28 +132,25 @@ class _CsmsApp:
         self._exercised: set[str] = set()
         self._lock = threading.Lock()
 
-    def answer(self, session: Any, request: Any) -> tuple[Any, bool]:
-        """The response, and whether to start exercising the station now."""
-        response = self.demo.answer(session.identity, session.core, request)
-        if not self.exercise or type(response).__name__ != "BootNotificationResponse":
-            return response, False
-        if str(response.status) != "Accepted":
-            return response, False
+    def seen(self, session: Any, event: Any) -> bool:
+        """Log ``event``; True when it is time to exercise the station."""
+        _note_event(self.log, session.identity, event)
+        if not (self.exercise and isinstance(event, BootAnswered) and event.status == "Accepted"):
+            return False
         with self._lock:
             key = session.identity.casefold()
             first = key not in self._exercised
             self._exercised.add(key)
-        return response, first
+        return first
 
-    def step(self, session: Any, index: int) -> tuple[Any, str] | None:
-        """The request of demonstration step ``index`` (logged), or None to skip it."""
-        request = EXERCISE[index](self.demo, session.identity, session.version)
-        if request is None:
-            return None
-        return request, self.demo.logged_call(session.identity, session.version, request)
+    def step(self, session: Any, index: int) -> Any:
+        """The request of demonstration step ``index``, or None to skip it."""
+        return EXERCISE[index](self.demo, session.identity, session.version)
 
-    def outcome(self, session: Any, action: str, response: Any, error: Exception | None) -> None:
-        self.demo.logged_outcome(session.identity, session.version, action, response, error)
+    def failed(self, session: Any, request: Any, error: Exception) -> None:
+        """A CALLERROR is a frame (logged as it crossed); anything else gets a line."""
+        if self.log is not None and not isinstance(error, OcppCallError):
+            self.log.note(session.identity, f"{type(request).__name__} failed: {error}")
 
 
 class _AsyncCsmsHandler(_CsmsApp):
@@ -156,55 +162,50 @@ class _AsyncCsmsHandler(_CsmsApp):
         super().__init__(demo, log, exercise)
         self.tasks = tasks
 
-    async def on_request(self, session: Any, request: Any) -> Any:
-        response, start = self.answer(session, request)
-        if start:
+    async def on_event(self, session: Any, event: Any) -> None:
+        if self.seen(session, event):
             self.tasks.start_soon(self._exercise, session)
-        return response
-
-    async def on_event(self, session: Any, event: Event) -> None:
-        _note_event(self.log, session.identity, event)
 
     async def _exercise(self, session: Any) -> None:
         for index in range(len(EXERCISE)):
             await anyio.sleep(EXERCISE_PAUSE)
-            step = self.step(session, index)
-            if step is None:
-                continue
-            request, action = step
-            try:
-                response = await session.call(request)
-            except Exception as error:
-                self.outcome(session, action, None, error)
-            else:
-                self.outcome(session, action, response, None)
+            request = self.step(session, index)
+            if request is not None:
+                try:
+                    await session.call(request)
+                except Exception as error:
+                    self.failed(session, request, error)
 
 
 class _ThreadCsmsHandler(_CsmsApp):
     """The handler for the threads adapter: the same answers, blocking calls."""
 
-    def on_request(self, session: Any, request: Any) -> Any:
-        response, start = self.answer(session, request)
-        if start:
+    def on_event(self, session: Any, event: Any) -> None:
+        if self.seen(session, event):
             threading.Thread(target=self._exercise, args=(session,), daemon=True).start()
-        return response
-
-    def on_event(self, session: Any, event: Event) -> None:
-        _note_event(self.log, session.identity, event)
 
     def _exercise(self, session: Any) -> None:
         for index in range(len(EXERCISE)):
             time.sleep(EXERCISE_PAUSE)
-            step = self.step(session, index)
-            if step is None:
-                continue
-            request, action = step
-            try:
-                response = session.call(request)
-            except Exception as error:
-                self.outcome(session, action, None, error)
-            else:
-                self.outcome(session, action, response, None)
+            request = self.step(session, index)
+            if request is not None:
+                try:
+                    session.call(request)
+                except Exception as error:
+                    self.failed(session, request, error)
+
+
+def _serve(adapter: str, handler: Any, demo: DemoCsms, host: str, port: int) -> Any:
+    """The adapter's server hosting the demo's cores and flows."""
+    return _adapter(adapter).serve(
+        handler,
+        host,
+        port,
+        core_factory=demo.core,
+        flows=demo.flows,
+        ws_options=WsOptions(ping_interval=0),
+        backlog=4096,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -216,14 +217,10 @@ async def _async_csms(
     port: int,
     *,
     exercise: bool,
-    versions: Sequence[str] = DEFAULT_VERSIONS,
 ) -> AsyncIterator[Any]:
     async with anyio.create_task_group() as tasks:
         handler = _AsyncCsmsHandler(demo, log, exercise, tasks)
-        options = WsOptions(ping_interval=0)
-        async with _adapter(adapter).serve(
-            handler, host, port, versions=versions, ws_options=options, backlog=4096
-        ) as server:
+        async with _serve(adapter, handler, demo, host, port) as server:
             yield server
         tasks.cancel_scope.cancel()
 
@@ -245,12 +242,9 @@ def run_csms(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int
     )
     if args.adapter == "threads":
         handler = _ThreadCsmsHandler(demo, log, exercise=args.exercise)
-        options = WsOptions(ping_interval=0)
         with (
             _interruptible(),
-            _adapter("threads").serve(
-                handler, args.host, args.port, ws_options=options, backlog=4096
-            ) as server,
+            _serve("threads", handler, demo, args.host, args.port) as server,
         ):
             _listening(out, args.host, server.port, args.adapter)
             if args.duration is None:
@@ -287,51 +281,24 @@ async def _async_station(
     ssl_context: ssl.SSLContext | None,
     backoff: Backoff,
 ) -> AsyncIterator[Any]:
-    """An adapter Station driving ``core`` (the adapters' ``connect`` builds a plain
-    StationCore; the simulator brings its own subclass)."""
-    module = _adapter(adapter)
-    options = WsOptions()
-    common = {
-        "on_request": None,
-        "on_event": on_event,
-        "password": password,
-        "ssl_context": ssl_context,
-        "ws_options": options,
-        "backoff": backoff,
-        "rng": random.Random(),
-        "max_attempts": None,
-    }
-    endpoint = Endpoint.from_url(url)
+    """The adapter's station driving ``core`` (the simulator brings its own). A station
+    life ends by cancellation: trio's ``connect`` shields its own close; under anyio the
+    asyncio one needs a shield around its exit (anyio cancels again at every await)."""
+    manager = _adapter(adapter).connect(
+        url, core=core, on_event=on_event, auth=password, ssl_context=ssl_context, backoff=backoff
+    )
     if adapter == "trio":
-        import trio
-
-        async with trio.open_nursery() as nursery:
-            station = module.Station(endpoint, core, nursery=nursery, **common)
-            nursery.start_soon(station._run)
-            try:
-                yield station
-            finally:
-                with trio.CancelScope(shield=True), trio.move_on_after(options.close_timeout):
-                    await station.aclose()
-                nursery.cancel_scope.cancel()
+        async with manager as station:
+            yield station
         return
-    import asyncio
-
-    station = module.Station(endpoint, core, **common)
-    runner = asyncio.ensure_future(station._run())
+    station = await manager.__aenter__()
     try:
         yield station
     finally:
         with anyio.CancelScope(shield=True):
-            with anyio.move_on_after(options.close_timeout), contextlib.suppress(Exception):
-                await station.aclose()
-            tasks = [runner, *station._tasks]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await manager.__aexit__(None, None, None)
 
 
-@contextlib.contextmanager
 def _thread_station(
     url: str,
     core: Any,
@@ -340,26 +307,10 @@ def _thread_station(
     password: str | None,
     ssl_context: ssl.SSLContext | None,
     backoff: Backoff,
-) -> Iterator[Any]:
-    module = _adapter("threads")
-    station = module.Station(
-        Endpoint.from_url(url),
-        core,
-        on_request=None,
-        on_event=on_event,
-        password=password,
-        ssl_context=ssl_context,
-        ws_options=WsOptions(),
-        backoff=backoff,
-        rng=random.Random(),
-        max_attempts=None,
+) -> contextlib.AbstractContextManager[Any]:
+    return _adapter("threads").connect(  # type: ignore[no-any-return]
+        url, core=core, on_event=on_event, auth=password, ssl_context=ssl_context, backoff=backoff
     )
-    station._runner = threading.Thread(target=station._run, name="ocpp-station", daemon=True)
-    station._runner.start()
-    try:
-        yield station
-    finally:
-        station.close()
 
 
 class _StationLife:
@@ -602,12 +553,7 @@ def run_demo(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int
 
     if args.adapter == "threads":
         handler = _ThreadCsmsHandler(demo, None, exercise=True)
-        with (
-            _interruptible(),
-            _adapter("threads").serve(
-                handler, host, 0, ws_options=WsOptions(ping_interval=0)
-            ) as server,
-        ):
+        with _interruptible(), _serve("threads", handler, demo, host, 0) as server:
             _run_lives("threads", lives_for(server.port), args.duration)
         return 0
 

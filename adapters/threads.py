@@ -20,19 +20,22 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ocpp_sansio.config import CsmsConfig, StationConfig
-from ocpp_sansio.csms import CsmsCore
-from ocpp_sansio.events import Event, RegistrationStatus, RequestReceived
+from ocpp_sansio.events import RequestReceived
 from ocpp_sansio.station import StationCore
 
 from ._driver import (
     Backoff,
     ConnectFailed,
-    ConnectionAttemptFailed,
+    CoreFactory,
+    CsmsCores,
     Driver,
+    FlowFactory,
     OcppCallError,
+    SessionView,
+    StationDriver,
+    csms_setup,
     handler_method,
     log,
-    uuid_ids,
 )
 from ._ws import (
     DEFAULT_VERSIONS,
@@ -40,7 +43,6 @@ from ._ws import (
     NORMAL_CLOSURE,
     ClientWebSocket,
     Closed,
-    Endpoint,
     ServerPolicy,
     ServerWebSocket,
     WsOptions,
@@ -234,14 +236,14 @@ class _Owner:
         raise NotImplementedError
 
 
-class _Session:
+class _Session(SessionView):
     """One core's life across connections, seen from the application."""
 
     def __init__(
         self,
         driver: Driver,
         on_request: Callable[[Any, Any], Any],
-        on_event: Callable[[Any, Event], None] | None,
+        on_event: Callable[[Any, Any], None] | None,
         lock: threading.RLock,
     ) -> None:
         self.driver = driver
@@ -249,24 +251,20 @@ class _Session:
         self.lock = lock
         self._on_request = on_request
         self._on_event = on_event
-        self._events: queue.SimpleQueue[Event | None] | None = None
+        self._events: queue.SimpleQueue[Any] | None = None
         self._changed = threading.Condition(lock)
 
-    @property
-    def core(self) -> Any:
-        return self.driver.core
-
-    @property
-    def version(self) -> str:
-        return self.driver.core.version
-
-    @property
-    def connected(self) -> bool:
-        return self.driver.ws is not None
-
-    @property
-    def registration(self) -> RegistrationStatus | None:
-        return self.driver.core.registration
+    def act(self, action: Callable[[float], Any]) -> Any:
+        """Run ``action(now)`` on the core or its flows (``transactions.start(...,
+        now=now)``) under the lock, then send what it produced; returns what ``action``
+        returned."""
+        with self.lock:
+            result = action(time.monotonic())
+            self.pump()
+            conn = self.conn
+        if conn is not None:
+            conn.write()
+        return result
 
     def call(self, request: Any, timeout: float | None = None) -> Any:
         """Send ``request`` and return the typed response. Raises OcppCallError for a
@@ -329,7 +327,7 @@ class _Session:
         if self._events is not None:
             self._events.put(None)
 
-    def _deliver_events(self, events: queue.SimpleQueue[Event | None]) -> None:
+    def _deliver_events(self, events: queue.SimpleQueue[Any]) -> None:
         assert self._on_event is not None
         while True:
             event = events.get()
@@ -373,15 +371,13 @@ class CsmsServer(_Owner):
         handler: Any,
         *,
         policy: ServerPolicy,
-        csms_config: CsmsConfig | None,
+        cores: CsmsCores,
         ssl_context: ssl.SSLContext | None,
-        id_generator: Callable[[], str],
     ) -> None:
         self.handler = handler
         self.policy = policy
-        self.csms_config = csms_config
+        self.cores = cores
         self.ssl_context = ssl_context
-        self.id_generator = id_generator
         self.sessions: dict[str, CsmsSession] = {}
         self.port = 0
         self.lock = threading.RLock()
@@ -430,32 +426,21 @@ class CsmsServer(_Owner):
                 self._connections.discard(conn)
 
     def opened(self, conn: _Connection, now: float) -> None:
-        ws = conn.ws
-        assert ws.version is not None
-        key = ws.identity.casefold()
-        session = self.sessions.get(key)
-        old: _Connection | None = None
-        if session is None or session.version != ws.version:
-            if session is not None and session.conn is not None:
-                old = session.conn
-                session.driver.close(old.ws, NORMAL_CLOSURE, "replaced by a new connection", now)
-            core = CsmsCore(
-                ws.version, ws.identity, config=self.csms_config, id_generator=self.id_generator
-            )
-            session = CsmsSession(ws.identity, Driver(core), self)
-            self.sessions[key] = session
-        elif session.conn is not None:
-            # The station is back while its old socket lingers: the new one wins.
-            old = session.conn
-            session.driver.close(old.ws, NORMAL_CLOSURE, "replaced by a new connection", now)
-        if old is not None:
-            old.flush()
-            _start_thread(old.write, name="ocpp-close")
+        placed = self.cores.place(self.sessions, conn.ws, now, self._new_session)
+        if placed is None:
+            return
+        session, lingering = placed
+        if lingering is not None:
+            lingering.flush()
+            _start_thread(lingering.write, name="ocpp-close")
         conn.session = session
         session.conn = conn
         session.peer_certificate = conn.peer_certificate
-        session.driver.attach(ws, now)
+        session.driver.attach(conn.ws, now)
         session.pump()
+
+    def _new_session(self, identity: str, driver: Driver) -> CsmsSession:
+        return CsmsSession(identity, driver, self)
 
     def refused(self, conn: _Connection, closed: Closed) -> None:
         log.info("handshake refused: %s", closed.reason)
@@ -491,11 +476,13 @@ def serve(
     *,
     versions: Sequence[str] = DEFAULT_VERSIONS,
     csms_config: CsmsConfig | None = None,
+    core_factory: CoreFactory | None = None,
+    flows: FlowFactory | None = None,
     auth: Callable[[str], str | bytes | None] | None = None,
     known_identity: Callable[[str], bool] | None = None,
     ssl_context: ssl.SSLContext | None = None,
     ws_options: WsOptions | None = None,
-    id_generator: Callable[[], str] = uuid_ids,
+    id_generator: Callable[[], str] | None = None,
     backlog: int = 1024,
 ) -> Iterator[CsmsServer]:
     """Run a CSMS at ``ws[s]://host:port/.../IDENTITY`` while the block runs.
@@ -504,21 +491,21 @@ def serve(
     function, run in its own thread; raise OcppCallError to answer with a CALLERROR);
     ``handler.on_event(session, event)`` gets the rest, in order. ``versions`` in order of
     preference; ``auth(identity)`` returns the station's Basic password (profiles 1, 2);
-    ``known_identity(identity)`` False gives 404.
+    ``known_identity(identity)`` False gives 404. ``core_factory(identity, version)`` makes
+    each station's CsmsCore (instead of ``csms_config`` / ``id_generator``); ``flows(core)``
+    the flows that see its events first.
     """
-    policy = ServerPolicy(
-        versions=tuple(versions),
-        known_identity=known_identity,
-        password_for=auth,
-        options=ws_options or WsOptions(),
-    )
-    server = CsmsServer(
-        handler,
-        policy=policy,
+    policy, cores = csms_setup(
+        versions=versions,
         csms_config=csms_config,
-        ssl_context=ssl_context,
+        core_factory=core_factory,
+        flows=flows,
+        auth=auth,
+        known_identity=known_identity,
+        ws_options=ws_options,
         id_generator=id_generator,
     )
+    server = CsmsServer(handler, policy=policy, cores=cores, ssl_context=ssl_context)
     server._start(host, port, backlog)
     try:
         yield server
@@ -536,109 +523,80 @@ class Station(_Session, _Owner):
     held transaction messages resume without a new boot (B04).
     """
 
+    driver: StationDriver
+
     def __init__(
         self,
-        endpoint: Endpoint,
-        core: StationCore,
+        driver: StationDriver,
         *,
         on_request: Callable[[Any, Any], Any] | None,
-        on_event: Callable[[Any, Event], None] | None,
-        password: str | bytes | None,
+        on_event: Callable[[Any, Any], None] | None,
         ssl_context: ssl.SSLContext | None,
-        ws_options: WsOptions,
-        backoff: Backoff,
-        rng: random.Random,
-        max_attempts: int | None,
     ) -> None:
-        super().__init__(Driver(core), on_request or _not_supported, on_event, threading.RLock())
-        self.endpoint = endpoint
-        self.identity = endpoint.identity
-        self._password = password
+        super().__init__(driver, on_request or _not_supported, on_event, threading.RLock())
+        self.endpoint = driver.endpoint
+        self.identity = driver.endpoint.identity
         self._ssl_context = ssl_context
-        self._ws_options = ws_options
-        self._backoff = backoff
-        self._rng = rng
-        self._max_attempts = max_attempts
-        self._refusal: Closed | None = None
-        self._closing = threading.Event()
+        self._stopped = threading.Event()
         self._runner: threading.Thread | None = None
-        #: Why the station stopped trying, when ``max_attempts`` ran out.
-        self.failure: ConnectFailed | None = None
+
+    @property
+    def failure(self) -> ConnectFailed | None:
+        """Why the station stopped trying, when ``max_attempts`` ran out."""
+        return self.driver.failure
 
     def wait_connected(self, timeout: float | None = None) -> bool:
         """Wait until a connection is open; False on timeout. Raises ConnectFailed when
         the attempts ran out."""
-        return self._wait_for(lambda: self.driver.ws is not None, timeout)
+        with self.lock:
+            return bool(self._changed.wait_for(self.driver.is_connected, timeout))
 
     def wait_registered(self, timeout: float | None = None) -> bool:
         """Wait until the CSMS has accepted the station's boot; False on timeout."""
-        return self._wait_for(
-            lambda: self.core.registration is RegistrationStatus.ACCEPTED, timeout
-        )
-
-    def _wait_for(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
         with self.lock:
-            done = self._changed.wait_for(lambda: predicate() or self.failure is not None, timeout)
-            if self.failure is not None and not predicate():
-                raise self.failure
-            return bool(done)
+            return bool(self._changed.wait_for(self.driver.is_registered, timeout))
+
+    def _start(self) -> None:
+        self._runner = _start_thread(self._run, name="ocpp-station")
 
     def _run(self) -> None:
-        waits = self._backoff.waits(self._rng)
-        failures = 0
-        while not self._closing.is_set():
+        driver = self.driver
+        while driver.trying:
             try:
-                self._connect_once()
+                ws = self._connect_once()
             except ConnectFailed as error:
-                failures += 1
-                give_up = self._max_attempts is not None and failures >= self._max_attempts
-                wait = None if give_up else next(waits)
                 with self.lock:
-                    self.driver.report(ConnectionAttemptFailed(error=error, retry_in=wait))
-                    if wait is None:
-                        self.failure = error
+                    wait = driver.attempt_ended(None, error)
                     self.pump()
-                if wait is None:
-                    return
             else:
-                failures = 0
-                waits = self._backoff.waits(self._rng)
-                wait = next(waits)
-            if self._closing.wait(wait):
+                if ws is None:
+                    return  # closed before it started
+                with self.lock:
+                    wait = driver.attempt_ended(ws)
+                    self.pump()
+            if wait is None or self._stopped.wait(wait):
                 return
 
-    def _connect_once(self) -> None:
+    def _connect_once(self) -> _WebSocket | None:
         endpoint = self.endpoint
-        options = self._ws_options
         try:
             sock = socket.create_connection(
-                (endpoint.host, endpoint.port), timeout=options.handshake_timeout
+                (endpoint.host, endpoint.port), timeout=self.driver.options.handshake_timeout
             )
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if endpoint.secure:
                 context = self._ssl_context or ssl.create_default_context()
                 sock = context.wrap_socket(sock, server_hostname=endpoint.host)
         except OSError as error:
-            reason = f"cannot connect to {endpoint.host}:{endpoint.port}: {error!r}"
-            raise ConnectFailed(reason) from error
-        ws = ClientWebSocket(
-            endpoint,
-            versions=(self.core.version,),
-            options=options,
-            password=self._password,
-            now=time.monotonic(),
-        )
-        conn = _Connection(self, sock, ws, self.lock)
+            raise self.driver.unreachable(error) from error
         with self.lock:
-            self._refusal = None
+            conn = _Connection(self, sock, self.driver.new_websocket(time.monotonic()), self.lock)
             self.conn = conn
-        if self._closing.is_set():
+        if self._stopped.is_set():
             conn._close_socket()
-            return
+            return None
         conn.run()
-        if ws.version is None:
-            refusal = self._refusal or Closed(code=1006, reason="connection lost", by_peer=True)
-            raise ConnectFailed(refusal.reason, refusal.status)
+        return conn.ws
 
     def opened(self, conn: _Connection, now: float) -> None:
         conn.session = self
@@ -646,21 +604,21 @@ class Station(_Session, _Owner):
         self.pump()
 
     def refused(self, conn: _Connection, closed: Closed) -> None:
-        self._refusal = closed
+        self.driver.refused(closed)
 
     def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the connection in order and stop reconnecting."""
-        self._closing.set()
+        self._stopped.set()
         with self.lock:
+            ws = self.driver.stop()
             conn = self.conn
-            current = conn is not None and self.driver.ws is conn.ws
         if conn is not None:
-            if current:
+            if ws is conn.ws:
                 conn.close(code, reason)
-                conn.finished.wait(self._ws_options.close_timeout)
+                conn.finished.wait(self.driver.options.close_timeout)
             conn._close_socket()  # no answer in time, or still in its handshake
         if self._runner is not None:
-            self._runner.join(self._ws_options.handshake_timeout)
+            self._runner.join(self.driver.options.handshake_timeout)
         self._stop_events()
 
 
@@ -668,43 +626,47 @@ class Station(_Session, _Owner):
 def connect(
     url: str,
     *,
-    version: str,
-    boot: Any,
+    version: str | None = None,
+    boot: Any = None,
+    core: StationCore | None = None,
+    flows: FlowFactory | None = None,
     station_config: StationConfig | None = None,
     on_request: Callable[[Any, Any], Any] | None = None,
-    on_event: Callable[[Any, Event], None] | None = None,
+    on_event: Callable[[Any, Any], None] | None = None,
     auth: str | bytes | None = None,
     ssl_context: ssl.SSLContext | None = None,
     ws_options: WsOptions | None = None,
     backoff: Backoff | None = None,
     rng: random.Random | None = None,
     max_attempts: int | None = None,
-    id_generator: Callable[[], str] = uuid_ids,
+    id_generator: Callable[[], str] | None = None,
 ) -> Iterator[Station]:
     """Run a station connected to ``url`` (``ws[s]://host:port/.../IDENTITY``).
 
-    The station boots with ``boot``, answers the CSMS with ``on_request(station,
-    request)`` (a plain function, run in its own thread; raise OcppCallError for a
-    CALLERROR) and passes other events to ``on_event(station, event)``. ``auth`` is the
+    The station boots with ``boot`` (or drives the application's own ``core``), answers
+    the CSMS with ``on_request(station, request)`` (a plain function, run in its own
+    thread; raise OcppCallError for a CALLERROR) and passes other events to
+    ``on_event(station, event)``, after the ``flows(core)`` had their turn. ``auth`` is the
     HTTP Basic password (bytes are sent as they are: a 1.6 AuthorizationKey as raw bytes).
     It reconnects with ``backoff`` after each loss; ``max_attempts`` consecutive failures
     end the attempts.
     """
-    rng = rng or random.Random()
-    core = StationCore(version, boot, config=station_config, id_generator=id_generator, rng=rng)
-    station = Station(
-        Endpoint.from_url(url),
-        core,
-        on_request=on_request,
-        on_event=on_event,
-        password=auth,
-        ssl_context=ssl_context,
-        ws_options=ws_options or WsOptions(),
-        backoff=backoff or Backoff(),
+    driver = StationDriver.for_url(
+        url,
+        version=version,
+        boot=boot,
+        core=core,
+        flows=flows,
+        station_config=station_config,
+        auth=auth,
+        ws_options=ws_options,
+        backoff=backoff,
         rng=rng,
         max_attempts=max_attempts,
+        id_generator=id_generator,
     )
-    station._runner = _start_thread(station._run, name="ocpp-station")
+    station = Station(driver, on_request=on_request, on_event=on_event, ssl_context=ssl_context)
+    station._start()
     try:
         yield station
     finally:

@@ -19,19 +19,22 @@ from typing import Any
 import trio
 
 from ocpp_sansio.config import CsmsConfig, StationConfig
-from ocpp_sansio.csms import CsmsCore
-from ocpp_sansio.events import Event, RegistrationStatus, RequestReceived
+from ocpp_sansio.events import RequestReceived
 from ocpp_sansio.station import StationCore
 
 from ._driver import (
     Backoff,
     ConnectFailed,
-    ConnectionAttemptFailed,
+    CoreFactory,
+    CsmsCores,
     Driver,
+    FlowFactory,
     OcppCallError,
+    SessionView,
+    StationDriver,
+    csms_setup,
     handler_method,
     log,
-    uuid_ids,
 )
 from ._ws import (
     DEFAULT_VERSIONS,
@@ -39,7 +42,6 @@ from ._ws import (
     NORMAL_CLOSURE,
     ClientWebSocket,
     Closed,
-    Endpoint,
     ServerPolicy,
     ServerWebSocket,
     WsOptions,
@@ -209,14 +211,14 @@ class _Owner:
         raise NotImplementedError
 
 
-class _Session:
+class _Session(SessionView):
     """One core's life across connections, seen from the application."""
 
     def __init__(
         self,
         driver: Driver,
         on_request: Callable[[Any, Any], Awaitable[Any]],
-        on_event: Callable[[Any, Event], Awaitable[None]] | None,
+        on_event: Callable[[Any, Any], Awaitable[None]] | None,
         nursery: trio.Nursery,
     ) -> None:
         self.driver = driver
@@ -224,25 +226,9 @@ class _Session:
         self._on_request = on_request
         self._on_event = on_event
         self._nursery = nursery
-        self._events_in: trio.MemorySendChannel[Event] | None = None
+        self._events_in: trio.MemorySendChannel[Any] | None = None
         self._changed = trio.Event()
-        self._seen: tuple[Any, bool] = (None, False)
-
-    @property
-    def core(self) -> Any:
-        return self.driver.core
-
-    @property
-    def version(self) -> str:
-        return self.driver.core.version
-
-    @property
-    def connected(self) -> bool:
-        return self.driver.ws is not None
-
-    @property
-    def registration(self) -> RegistrationStatus | None:
-        return self.driver.core.registration
+        self._seen = self.state()
 
     async def call(self, request: Any) -> Any:
         """Send ``request`` and return the typed response. Raises OcppCallError for a
@@ -260,6 +246,13 @@ class _Session:
             if not waiter.done.is_set():
                 self.driver.forget(message_id)
 
+    def act(self, action: Callable[[float], Any]) -> Any:
+        """Run ``action(now)`` on the core or its flows (``transactions.start(...,
+        now=now)``), then send what it produced; returns what ``action`` returned."""
+        result = action(trio.current_time())
+        self.pump()
+        return result
+
     def pump(self) -> None:
         """After anything touched the core: write its frames, start handlers, pass events."""
         driver = self.driver
@@ -269,13 +262,13 @@ class _Session:
         events = driver.take_events()
         if events and self._on_event is not None:
             if self._events_in is None:
-                self._events_in, events_out = trio.open_memory_channel[Event](math.inf)
+                self._events_in, events_out = trio.open_memory_channel[Any](math.inf)
                 self._nursery.start_soon(self._deliver_events, events_out)
             for event in events:
                 self._events_in.send_nowait(event)
         if self.conn is not None:
             self.conn.flush()
-        seen = (driver.core.registration, driver.ws is not None)
+        seen = self.state()
         if seen != self._seen:
             self._seen = seen
             self._wake()
@@ -293,7 +286,7 @@ class _Session:
             self.driver.answer(generation, event.message_id, response, trio.current_time())
         self.pump()
 
-    async def _deliver_events(self, events: trio.MemoryReceiveChannel[Event]) -> None:
+    async def _deliver_events(self, events: trio.MemoryReceiveChannel[Any]) -> None:
         assert self._on_event is not None
         async for event in events:
             try:
@@ -334,14 +327,12 @@ class CsmsServer(_Owner):
         handler: Any,
         *,
         policy: ServerPolicy,
-        csms_config: CsmsConfig | None,
-        id_generator: Callable[[], str],
+        cores: CsmsCores,
         nursery: trio.Nursery,
     ) -> None:
         self.handler = handler
         self.policy = policy
-        self.csms_config = csms_config
-        self.id_generator = id_generator
+        self.cores = cores
         self.sessions: dict[str, CsmsSession] = {}
         self.port = 0
         self._nursery = nursery
@@ -359,28 +350,20 @@ class CsmsServer(_Owner):
             self._connections.discard(conn)
 
     def opened(self, conn: _Connection, now: float) -> None:
-        ws = conn.ws
-        assert ws.version is not None
-        key = ws.identity.casefold()
-        session = self.sessions.get(key)
-        if session is None or session.version != ws.version:
-            if session is not None and session.conn is not None:
-                session.conn.close(NORMAL_CLOSURE, "replaced by a new connection")
-            core = CsmsCore(
-                ws.version, ws.identity, config=self.csms_config, id_generator=self.id_generator
-            )
-            session = CsmsSession(ws.identity, Driver(core), self)
-            self.sessions[key] = session
-        elif session.conn is not None:
-            # The station is back while its old socket lingers: the new one wins.
-            old = session.conn
-            session.driver.close(old.ws, NORMAL_CLOSURE, "replaced by a new connection", now)
-            old.flush()
+        placed = self.cores.place(self.sessions, conn.ws, now, self._new_session)
+        if placed is None:
+            return
+        session, lingering = placed
+        if lingering is not None:
+            lingering.flush()
         conn.session = session
         session.conn = conn
         session.peer_certificate = conn.peer_certificate
-        session.driver.attach(ws, now)
+        session.driver.attach(conn.ws, now)
         session.pump()
+
+    def _new_session(self, identity: str, driver: Driver) -> CsmsSession:
+        return CsmsSession(identity, driver, self)
 
     def refused(self, conn: _Connection, closed: Closed) -> None:
         log.info("handshake refused: %s", closed.reason)
@@ -411,11 +394,13 @@ async def serve(
     *,
     versions: Sequence[str] = DEFAULT_VERSIONS,
     csms_config: CsmsConfig | None = None,
+    core_factory: CoreFactory | None = None,
+    flows: FlowFactory | None = None,
     auth: Callable[[str], str | bytes | None] | None = None,
     known_identity: Callable[[str], bool] | None = None,
     ssl_context: ssl.SSLContext | None = None,
     ws_options: WsOptions | None = None,
-    id_generator: Callable[[], str] = uuid_ids,
+    id_generator: Callable[[], str] | None = None,
     backlog: int = 1024,
 ) -> AsyncIterator[CsmsServer]:
     """Run a CSMS at ``ws[s]://host:port/.../IDENTITY`` while the block runs.
@@ -424,21 +409,21 @@ async def serve(
     OcppCallError to answer with a CALLERROR); ``handler.on_event(session, event)`` gets
     the rest, in order. ``versions`` in order of preference; ``auth(identity)`` returns the
     station's Basic password (profiles 1, 2); ``known_identity(identity)`` False gives 404.
+    ``core_factory(identity, version)`` makes each station's CsmsCore (instead of
+    ``csms_config`` / ``id_generator``); ``flows(core)`` the flows that see its events first.
     """
-    policy = ServerPolicy(
-        versions=tuple(versions),
+    policy, cores = csms_setup(
+        versions=versions,
+        csms_config=csms_config,
+        core_factory=core_factory,
+        flows=flows,
+        auth=auth,
         known_identity=known_identity,
-        password_for=auth,
-        options=ws_options or WsOptions(),
+        ws_options=ws_options,
+        id_generator=id_generator,
     )
     async with trio.open_nursery() as nursery:
-        server = CsmsServer(
-            handler,
-            policy=policy,
-            csms_config=csms_config,
-            id_generator=id_generator,
-            nursery=nursery,
-        )
+        server = CsmsServer(handler, policy=policy, cores=cores, nursery=nursery)
         tcp = await trio.open_tcp_listeners(port, host=host, backlog=backlog)
         server.port = tcp[0].socket.getsockname()[1]
         listeners: list[trio.abc.Listener[Any]] = list(tcp)
@@ -462,104 +447,66 @@ class Station(_Session, _Owner):
     held transaction messages resume without a new boot (B04).
     """
 
+    driver: StationDriver
+
     def __init__(
         self,
-        endpoint: Endpoint,
-        core: StationCore,
+        driver: StationDriver,
         *,
         on_request: Callable[[Any, Any], Awaitable[Any]] | None,
-        on_event: Callable[[Any, Event], Awaitable[None]] | None,
-        password: str | bytes | None,
+        on_event: Callable[[Any, Any], Awaitable[None]] | None,
         ssl_context: ssl.SSLContext | None,
-        ws_options: WsOptions,
-        backoff: Backoff,
-        rng: random.Random,
-        max_attempts: int | None,
         nursery: trio.Nursery,
     ) -> None:
-        super().__init__(Driver(core), on_request or _not_supported, on_event, nursery)
-        self.endpoint = endpoint
-        self.identity = endpoint.identity
-        self._password = password
+        super().__init__(driver, on_request or _not_supported, on_event, nursery)
+        self.endpoint = driver.endpoint
+        self.identity = driver.endpoint.identity
         self._ssl_context = ssl_context
-        self._ws_options = ws_options
-        self._backoff = backoff
-        self._rng = rng
-        self._max_attempts = max_attempts
-        self._refusal: Closed | None = None
-        self._closing = False
-        #: Why the station stopped trying, when ``max_attempts`` ran out.
-        self.failure: ConnectFailed | None = None
+
+    @property
+    def failure(self) -> ConnectFailed | None:
+        """Why the station stopped trying, when ``max_attempts`` ran out."""
+        return self.driver.failure
 
     async def wait_connected(self) -> None:
         """Return once a connection is open (raise ConnectFailed if attempts ran out)."""
-        while self.driver.ws is None:
-            await self._wait_change()
+        while not self.driver.is_connected():
+            await self._changed.wait()
 
     async def wait_registered(self) -> None:
         """Return once the CSMS has accepted the station's boot."""
-        while self.core.registration is not RegistrationStatus.ACCEPTED:
-            await self._wait_change()
-
-    async def _wait_change(self) -> None:
-        if self.failure is not None:
-            raise self.failure
-        await self._changed.wait()
+        while not self.driver.is_registered():
+            await self._changed.wait()
 
     async def _run(self) -> None:
-        waits = self._backoff.waits(self._rng)
-        failures = 0
-        while not self._closing:
+        driver = self.driver
+        while driver.trying:
             try:
-                await self._connect_once()
+                ws = await self._connect_once()
             except ConnectFailed as error:
-                failures += 1
-                give_up = self._max_attempts is not None and failures >= self._max_attempts
-                wait = None if give_up else next(waits)
-                self._emit(ConnectionAttemptFailed(error=error, retry_in=wait))
-                if wait is None:
-                    self.failure = error
-                    self._wake()
-                    return
+                wait = driver.attempt_ended(None, error)
             else:
-                failures = 0
-                waits = self._backoff.waits(self._rng)
-                if self._closing:
-                    return
-                wait = next(waits)
+                wait = driver.attempt_ended(ws)
+            self.pump()
+            if wait is None:
+                return
             await trio.sleep(wait)
 
-    def _emit(self, event: Event) -> None:
-        self.driver.report(event)
-        self.pump()
-
-    async def _connect_once(self) -> None:
+    async def _connect_once(self) -> _WebSocket:
         endpoint = self.endpoint
-        options = self._ws_options
         try:
-            with trio.fail_after(options.handshake_timeout):
+            with trio.fail_after(self.driver.options.handshake_timeout):
                 stream: trio.abc.Stream = await trio.open_tcp_stream(endpoint.host, endpoint.port)
                 if endpoint.secure:
                     context = self._ssl_context or ssl.create_default_context()
                     stream = trio.SSLStream(stream, context, server_hostname=endpoint.host)
                     await stream.do_handshake()
         except (*_BROKEN, trio.TooSlowError) as error:
-            reason = f"cannot connect to {endpoint.host}:{endpoint.port}: {error!r}"
-            raise ConnectFailed(reason) from error
-        ws = ClientWebSocket(
-            endpoint,
-            versions=(self.core.version,),
-            options=options,
-            password=self._password,
-            now=trio.current_time(),
-        )
-        self._refusal = None
-        conn = _Connection(self, stream, ws)
+            raise self.driver.unreachable(error) from error
+        conn = _Connection(self, stream, self.driver.new_websocket(trio.current_time()))
         self.conn = conn
         await conn.run()
-        if ws.version is None:
-            refusal = self._refusal or Closed(code=1006, reason="connection lost", by_peer=True)
-            raise ConnectFailed(refusal.reason, refusal.status)
+        return conn.ws
 
     def opened(self, conn: _Connection, now: float) -> None:
         conn.session = self
@@ -567,13 +514,13 @@ class Station(_Session, _Owner):
         self.pump()
 
     def refused(self, conn: _Connection, closed: Closed) -> None:
-        self._refusal = closed
+        self.driver.refused(closed)
 
     async def aclose(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the connection in order and stop reconnecting."""
-        self._closing = True
+        ws = self.driver.stop()
         conn = self.conn
-        if conn is not None and self.driver.ws is conn.ws:
+        if conn is not None and ws is conn.ws:
             conn.close(code, reason)
             await conn.finished.wait()
 
@@ -582,51 +529,56 @@ class Station(_Session, _Owner):
 async def connect(
     url: str,
     *,
-    version: str,
-    boot: Any,
+    version: str | None = None,
+    boot: Any = None,
+    core: StationCore | None = None,
+    flows: FlowFactory | None = None,
     station_config: StationConfig | None = None,
     on_request: Callable[[Any, Any], Awaitable[Any]] | None = None,
-    on_event: Callable[[Any, Event], Awaitable[None]] | None = None,
+    on_event: Callable[[Any, Any], Awaitable[None]] | None = None,
     auth: str | bytes | None = None,
     ssl_context: ssl.SSLContext | None = None,
     ws_options: WsOptions | None = None,
     backoff: Backoff | None = None,
     rng: random.Random | None = None,
     max_attempts: int | None = None,
-    id_generator: Callable[[], str] = uuid_ids,
+    id_generator: Callable[[], str] | None = None,
 ) -> AsyncIterator[Station]:
     """Run a station connected to ``url`` (``ws[s]://host:port/.../IDENTITY``).
 
-    The station boots with ``boot``, answers the CSMS with ``on_request(station,
-    request)`` (async; raise OcppCallError for a CALLERROR) and passes other events to
-    ``on_event(station, event)``. ``auth`` is the HTTP Basic password (bytes are sent as
+    The station boots with ``boot`` (or drives the application's own ``core``), answers
+    the CSMS with ``on_request(station, request)`` (async; raise OcppCallError for a
+    CALLERROR) and passes other events to ``on_event(station, event)``, after the
+    ``flows(core)`` had their turn. ``auth`` is the HTTP Basic password (bytes are sent as
     they are: a 1.6 AuthorizationKey as raw bytes). It reconnects with ``backoff`` after
     each loss; ``max_attempts`` consecutive failures end the attempts.
     """
-    rng = rng or random.Random()
-    core = StationCore(version, boot, config=station_config, id_generator=id_generator, rng=rng)
-    endpoint = Endpoint.from_url(url)
+    driver = StationDriver.for_url(
+        url,
+        version=version,
+        boot=boot,
+        core=core,
+        flows=flows,
+        station_config=station_config,
+        auth=auth,
+        ws_options=ws_options,
+        backoff=backoff,
+        rng=rng,
+        max_attempts=max_attempts,
+        id_generator=id_generator,
+    )
     async with trio.open_nursery() as nursery:
         station = Station(
-            endpoint,
-            core,
+            driver,
             on_request=on_request,
             on_event=on_event,
-            password=auth,
             ssl_context=ssl_context,
-            ws_options=ws_options or WsOptions(),
-            backoff=backoff or Backoff(),
-            rng=rng,
-            max_attempts=max_attempts,
             nursery=nursery,
         )
         nursery.start_soon(station._run)
         try:
             yield station
         finally:
-            with (
-                trio.CancelScope(shield=True),
-                trio.move_on_after(station._ws_options.close_timeout),
-            ):
+            with trio.CancelScope(shield=True), trio.move_on_after(driver.options.close_timeout):
                 await station.aclose()
             nursery.cancel_scope.cancel()

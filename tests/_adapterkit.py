@@ -186,7 +186,9 @@ class Kit:
             app = self.app(script)
             kwargs.setdefault("on_request", app.on_request)
             kwargs.setdefault("on_event", app.on_event)
-        manager = self.module.connect(url, version=version, boot=boot(version), **kwargs)
+        if "core" not in kwargs:  # else the application's core knows its version and boot
+            kwargs.update(version=version, boot=boot(version))
+        manager = self.module.connect(url, **kwargs)
         async with self._enter(manager) as station:
             yield station
 
@@ -209,6 +211,11 @@ class Kit:
 
     async def call(self, party: Any, message: Any) -> Any:
         return await self._run(party.call, message)
+
+    async def act(self, party: Any, action: Callable[[float], Any]) -> Any:
+        if self.blocking:
+            return await anyio.to_thread.run_sync(party.act, action)
+        return party.act(action)
 
     async def wait_registered(self, station: Any) -> None:
         if self.blocking:

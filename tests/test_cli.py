@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 from ocpp_sansio.adapters import WsOptions
@@ -162,17 +161,10 @@ def test_rejected_station_exits_with_failure() -> None:
     assert station.stdout.count("-> CSMS  BootNotification") == 1  # waits the interval
 
 
-class _Answers:
-    def __init__(self) -> None:
-        self.demo = DemoCsms(heartbeat_interval=1)
-
-    def on_request(self, session: Any, request: Any) -> Any:
-        return self.demo.answer(session.identity, session.core, request)
-
-
 def test_load_summary(capsys: pytest.CaptureFixture[str]) -> None:
     options = WsOptions(ping_interval=0)
-    with threads_adapter.serve(_Answers(), ws_options=options) as server:
+    demo = DemoCsms(heartbeat_interval=1)
+    with threads_adapter.serve(object(), flows=demo.flows, ws_options=options) as server:
         code = main(
             [
                 "load",

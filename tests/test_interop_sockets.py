@@ -75,15 +75,12 @@ def now_text() -> str:
 
 
 class _Recorder:
-    """Our CSMS application: DemoCsms answers; every event is kept."""
+    """Our CSMS application: DemoCsms answers through its flows; every event is kept."""
 
     def __init__(self) -> None:
         self.demo = DemoCsms()
         self.events: list[tuple[str, Event]] = []
         self.lock = threading.Lock()
-
-    def answer(self, session: Any, request: Any) -> Any:
-        return self.demo.answer(session.identity, session.core, request)
 
     def keep(self, session: Any, event: Event) -> None:
         with self.lock:
@@ -98,9 +95,6 @@ class _AsyncHandler:
     def __init__(self, recorder: _Recorder) -> None:
         self.recorder = recorder
 
-    async def on_request(self, session: Any, request: Any) -> Any:
-        return self.recorder.answer(session, request)
-
     async def on_event(self, session: Any, event: Event) -> None:
         self.recorder.keep(session, event)
 
@@ -108,9 +102,6 @@ class _AsyncHandler:
 class _ThreadHandler:
     def __init__(self, recorder: _Recorder) -> None:
         self.recorder = recorder
-
-    def on_request(self, session: Any, request: Any) -> Any:
-        return self.recorder.answer(session, request)
 
     def on_event(self, session: Any, event: Event) -> None:
         self.recorder.keep(session, event)
@@ -130,7 +121,9 @@ class OurCsms:
 def our_csms(adapter: str) -> Iterator[OurCsms]:
     recorder = _Recorder()
     if adapter == "threads":
-        with threads_adapter.serve(_ThreadHandler(recorder), ws_options=QUIET) as server:
+        with threads_adapter.serve(
+            _ThreadHandler(recorder), ws_options=QUIET, flows=recorder.demo.flows
+        ) as server:
 
             def call(identity: str, request: Any) -> Any:
                 return server.sessions[identity.casefold()].call(request)
@@ -141,7 +134,9 @@ def our_csms(adapter: str) -> Iterator[OurCsms]:
     stop = threading.Event()
 
     async def main() -> None:
-        async with _adapter(adapter).serve(_AsyncHandler(recorder), ws_options=QUIET) as server:
+        async with _adapter(adapter).serve(
+            _AsyncHandler(recorder), ws_options=QUIET, flows=recorder.demo.flows
+        ) as server:
             ready.put((server, anyio.lowlevel.current_token()))
             while not stop.is_set():
                 await anyio.sleep(0.02)

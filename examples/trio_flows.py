@@ -1,0 +1,86 @@
+"""Flows hosted by the adapter (here trio): the CSMS's transaction flow answers
+TransactionEvents, and a station driving its own core sends them through its flow."""
+
+import random
+from datetime import UTC, datetime
+
+import trio
+from ocpp_sansio.adapters import OcppCallError
+from ocpp_sansio.adapters.trio import connect, serve
+
+from ocpp_sansio.config import CsmsConfig, StationConfig
+from ocpp_sansio.csms import CsmsCore
+from ocpp_sansio.flows import (
+    CsmsTransactionEvents,
+    DataTransferRouter,
+    TransactionEvents,
+    uuid_transaction_ids,
+)
+from ocpp_sansio.flows.transactions import TransactionEventAnswered
+from ocpp_sansio.messages import v201
+from ocpp_sansio.station import StationCore
+
+
+def wall_clock(now):
+    """Flows date their messages with this (``now`` is the adapter's monotonic time)."""
+    return datetime.now(UTC)
+
+
+class Csms:
+    async def on_request(self, session, request):  # only what no flow answered
+        match request:
+            case v201.BootNotificationRequest():
+                return v201.BootNotificationResponse(
+                    current_time=datetime.now(UTC),
+                    interval=300,
+                    status=v201.RegistrationStatusEnum.ACCEPTED,
+                )
+        raise OcppCallError("NotSupported")
+
+    async def on_event(self, session, event):  # the core's events and the flows' own
+        print(f"csms: {type(event).__name__}")
+
+
+def csms_core(identity, version):
+    """One core per station, with this CSMS's configuration, kept across reconnects."""
+    return CsmsCore(version, identity, config=CsmsConfig(call_timeout=20))
+
+
+def csms_flows(core):
+    return [CsmsTransactionEvents(core), DataTransferRouter(core)]
+
+
+def station_flows(core):
+    ids = uuid_transaction_ids(random.Random())
+    return [TransactionEvents(core, transaction_ids=ids, clock=wall_clock)]
+
+
+async def main():
+    async with serve(Csms(), "127.0.0.1", 0, core_factory=csms_core, flows=csms_flows) as server:
+        boot = v201.BootNotificationRequest(
+            charging_station=v201.ChargingStation(model="Demo", vendor_name="Example"),
+            reason=v201.BootReasonEnum.POWER_UP,
+        )
+        core = StationCore("2.0.1", boot, config=StationConfig(call_timeout=20))
+        answered = trio.Event()
+
+        async def on_event(station, event):
+            if isinstance(event, TransactionEventAnswered):
+                print("station: the CSMS answered seqNo", event.seq_no)
+                answered.set()
+
+        url = f"ws://127.0.0.1:{server.port}/ocpp/CS001"
+        async with connect(url, core=core, flows=station_flows, on_event=on_event) as station:
+            await station.wait_registered()
+            (transactions,) = station.flows
+            token = v201.IdToken(id_token="TAG-1", type=v201.IdTokenEnum.CENTRAL)
+            station.act(
+                lambda now: transactions.start(
+                    trigger_reason="Authorized", now=now, evse_id=1, id_token=token
+                )
+            )
+            await answered.wait()
+
+
+if __name__ == "__main__":
+    trio.run(main)
