@@ -209,11 +209,6 @@ class _HostedCore(StationCore):
         if channel is not None and channel.outstanding is not None:
             self._host._call_sent(channel.outstanding.message_id, now)
 
-    def adopt_heartbeat_interval(self, interval: float, now: float) -> None:
-        """A new HeartbeatInterval from the configuration counts from now."""
-        self.heartbeat_interval = interval
-        self._restart_heartbeat(now)
-
     def put_back(self, events: list[Event]) -> None:
         self._events.extendleft(reversed(events))
 
@@ -657,7 +652,7 @@ class SimulatedStation:
             except ValueError:
                 return
             if interval > 0:
-                self.core.adopt_heartbeat_interval(interval, now)
+                self.core.set_heartbeat_interval(interval, now)
         self.meter.reconfigure(now)
 
     # --- firmware (the flow decides; the pretend hardware takes a second per step) --------------
