@@ -756,6 +756,19 @@ class StationDriver(Driver):
             self.failure = error
         return wait
 
+    def offline_wake(self, until: float) -> float:
+        """Between connections: when to wake before ``until`` (the next attempt), for the
+        flows' timers (a meter sample, a reservation expiring); ``until`` if none is due."""
+        due = self.host.next_deadline() if self.host is not None and self.ws is None else None
+        return until if due is None else min(due, until)
+
+    def offline_timer(self, now: float) -> None:
+        """Run the flows' timers while no connection is open; what they send is held or
+        refused by the core as offline rules say. The adapter then pumps events."""
+        self.now = now
+        if self.host is not None and self.ws is None:
+            self.host.handle_timer(now)
+
     def stop(self) -> _WebSocket | None:
         """The application closes the station: no more attempts. Returns the connection
         to close in order, if one is open."""

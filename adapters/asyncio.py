@@ -478,7 +478,15 @@ class Station(_Session, _Owner):
             self.pump()
             if wait is None:
                 return
-            await asyncio.sleep(wait)
+            await self._wait_offline(asyncio.get_running_loop().time() + wait)
+
+    async def _wait_offline(self, until: float) -> None:
+        loop = asyncio.get_running_loop()
+        while (wake := self.driver.offline_wake(until)) < until:
+            await asyncio.sleep(wake - loop.time())
+            self.driver.offline_timer(loop.time())
+            self.pump()
+        await asyncio.sleep(until - loop.time())
 
     async def _connect_once(self) -> _WebSocket:
         loop = asyncio.get_running_loop()

@@ -574,8 +574,18 @@ class Station(_Session, _Owner):
                 with self.lock:
                     wait = driver.attempt_ended(ws)
                     self.pump()
-            if wait is None or self._stopped.wait(wait):
+            if wait is None or self._wait_offline(time.monotonic() + wait):
                 return
+
+    def _wait_offline(self, until: float) -> bool:
+        """Sleep until the next attempt, running the flows' timers; True once stopped."""
+        while (wake := self.driver.offline_wake(until)) < until:
+            if self._stopped.wait(max(0.0, wake - time.monotonic())):
+                return True
+            with self.lock:
+                self.driver.offline_timer(time.monotonic())
+                self.pump()
+        return self._stopped.wait(max(0.0, until - time.monotonic()))
 
     def _connect_once(self) -> _WebSocket | None:
         endpoint = self.endpoint

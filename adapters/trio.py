@@ -490,7 +490,14 @@ class Station(_Session, _Owner):
             self.pump()
             if wait is None:
                 return
-            await trio.sleep(wait)
+            await self._wait_offline(trio.current_time() + wait)
+
+    async def _wait_offline(self, until: float) -> None:
+        while (wake := self.driver.offline_wake(until)) < until:
+            await trio.sleep_until(wake)
+            self.driver.offline_timer(trio.current_time())
+            self.pump()
+        await trio.sleep_until(until)
 
     async def _connect_once(self) -> _WebSocket:
         endpoint = self.endpoint

@@ -10,6 +10,7 @@ makes each station's CsmsCore, kept across the station's reconnects.
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any
 
 import anyio
@@ -194,3 +195,54 @@ async def test_a_core_factory_mismatch_closes_the_connection_with_1011(
     (closed,) = [e for _, e in station_app.events if isinstance(e, Disconnected)]
     assert closed.code == 1011
     assert "CoreMismatch" in caplog.text and "negotiated 2.0.1" in caplog.text
+
+
+class OfflineMeter:
+    """A flow with a timer every 0.05 s that records a transaction message each time."""
+
+    def __init__(self, core: Any) -> None:
+        self.core = core
+        self.due: float | None = 0.0
+        self.samples = 0
+        self._events: list[Any] = []
+
+    def handle_event(self, event: Any, now: float) -> bool:
+        return False
+
+    def next_deadline(self) -> float | None:
+        return self.due
+
+    def handle_timer(self, now: float) -> None:
+        self.due = now + 0.05
+        self.samples += 1
+        self.core.send_request(transaction_message(self.core.version, self.samples), now)
+        self._events.append(Ticked())
+
+    def events(self) -> list[Any]:
+        out, self._events = self._events, []
+        return out
+
+
+async def test_flow_timers_run_between_connections_and_what_they_send_is_held(kit: Kit) -> None:
+    with socket.socket() as closed:  # a port where nothing listens: every attempt fails
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    station_app = Script()
+    meters: list[OfflineMeter] = []
+
+    def flows(core: Any) -> list[Any]:
+        meters.append(OfflineMeter(core))
+        return meters
+
+    with anyio.fail_after(TIMEOUT):
+        async with kit.connect(
+            f"ws://127.0.0.1:{port}/ocpp/CS1",
+            "2.0.1",
+            station_app,
+            flows=flows,
+            backoff=Backoff(minimum=30, random_range=0),
+        ) as station:
+            await until(lambda: flow_events(station_app).count("Ticked") >= 3)
+            assert not station.connected
+            assert len(station.core.held_requests) >= 3
+    assert meters[0].samples >= 3
