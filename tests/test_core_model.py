@@ -73,9 +73,9 @@ class WireObserver:
         self.triggered.clear()
 
     def read(self, transcript: list[Sent]) -> None:
-        for sent in transcript[self.seen :]:
-            self._frame(sent)
-        self.seen = len(transcript)
+        while self.seen < len(transcript):
+            self.seen += 1  # (first: a failed check must not be read again)
+            self._frame(transcript[self.seen - 1])
 
     def _frame(self, sent: Sent) -> None:
         msg = json.loads(sent.text)
@@ -107,7 +107,9 @@ class WireObserver:
                 self.station_view = status
                 wait = interval if interval > 0 else RETRY_INITIAL
                 self.silent_until = sent.time + wait if status != "Accepted" else 0.0
-                self.triggered.clear()
+                if status == "Rejected":
+                    # A new Pending answer keeps what earlier triggers allowed; Rejected ends it.
+                    self.triggered.clear()
         is_trigger = action in ("TriggerMessage", "ExtendedTriggerMessage")
         if direction == TO_CSMS and is_trigger and msg[2]["status"] == "Accepted":
             self.triggered.append(self.calls[back].get(message_id + "#requested", ""))
