@@ -49,17 +49,17 @@ class FrameLog:
             self._emit(station, sender, kind, message_id, action, payload, None)
             return
         with self._lock:
-            action = self._pending.pop((station, message_id), None)
+            answered = self._pending.pop((station, message_id), None)
         if kind == "CALLRESULT":
             payload = frame[2] if len(frame) > 2 else None
-            self._emit(station, sender, kind, message_id, action, payload, None)
+            self._emit(station, sender, kind, message_id, answered, payload, None)
         else:
             error = {
                 "code": frame[2] if len(frame) > 2 else None,
                 "description": frame[3] if len(frame) > 3 else None,
             }
             details = frame[4] if len(frame) > 4 else None
-            self._emit(station, sender, kind, message_id, action, details, error)
+            self._emit(station, sender, kind, message_id, answered, details, error)
 
     def message(
         self,

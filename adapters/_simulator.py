@@ -286,9 +286,10 @@ class SimulatedStation:
         self.remote = RemoteControl(
             core, self.activity, availability=self.availability, check_start=self._check_start
         )
-        if version == "1.6":
+        if carried.configuration is not None:  # 1.6
             self.settings: Any = Configuration16(core, carried.configuration)
         else:
+            assert carried.device_model is not None
             self.settings = DeviceModel(core, carried.device_model, clock=wall_clock)
         self.meter = MeterSchedule(version, settings=self.settings, clock=wall_clock)
         self.transactions: Any

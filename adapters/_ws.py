@@ -462,7 +462,7 @@ class ServerWebSocket(_WebSocket):
         rest = bytes(self._head[length:])
         self._head = bytearray()
         self._on_request(request, now)
-        if rest and self.phase is not Phase.DONE:
+        if rest and not self.done:
             self.receive_data(rest, now)
 
     def _on_request(self, request: UpgradeRequest, now: float) -> None:

@@ -1,4 +1,5 @@
-"""The house rules as tests: ruff clean, ruff-formatted, mypy --strict clean on the core."""
+"""The house rules as tests: ruff clean, ruff-formatted, mypy --strict clean on the core
+and the adapters."""
 
 from __future__ import annotations
 
@@ -25,6 +26,6 @@ def test_ruff_format() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_mypy_strict_on_the_core() -> None:
-    result = run("mypy", "--strict", "ocpp_sansio")
+def test_mypy_strict_on_the_core_and_the_adapters() -> None:
+    result = run("mypy", "--strict", "ocpp_sansio", "adapters")
     assert result.returncode == 0, result.stdout + result.stderr
