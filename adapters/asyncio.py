@@ -45,6 +45,9 @@ from ._ws import (
 
 __all__ = ["CsmsServer", "CsmsSession", "Station", "connect", "serve"]
 
+#: Bytes read from a server connection at a time.
+_READ_SIZE = 65536
+
 
 class _FutureWaiter:
     __slots__ = ("future",)
@@ -76,6 +79,9 @@ class _Connection(asyncio.Protocol):
         self.finished: asyncio.Future[None] = self.loop.create_future()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        #: True while ``_feed`` runs: it flushes once at its end, so flushes asked for on
+        #: the way (by ``pump``) wait for that one.
+        self._feeding = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -101,18 +107,22 @@ class _Connection(asyncio.Protocol):
     def _feed(self, data: bytes | None) -> None:
         now = self.loop.time()
         session = self.session
-        if session is not None:
-            session.driver.receive(self.ws, data, now)
-            session.pump()
-        else:
-            ws = self.ws
-            ws.receive_data(data, now)
-            if ws.version is not None:
-                self.owner.opened(self, now)
+        self._feeding = True
+        try:
+            if session is not None:
+                session.driver.receive(self.ws, data, now)
+                session.pump()
             else:
-                for event in ws.events():
-                    if isinstance(event, Closed):
-                        self.owner.refused(self, event)
+                ws = self.ws
+                ws.receive_data(data, now)
+                if ws.version is not None:
+                    self.owner.opened(self, now)
+                else:
+                    for event in ws.events():
+                        if isinstance(event, Closed):
+                            self.owner.refused(self, event)
+        finally:
+            self._feeding = False
         self.flush()
 
     def _on_timer(self) -> None:
@@ -133,7 +143,7 @@ class _Connection(asyncio.Protocol):
     def flush(self) -> None:
         """Write what the WebSocket has, close when it is done, re-arm the timer."""
         transport = self.transport
-        if transport is None or transport.is_closing():
+        if self._feeding or transport is None or transport.is_closing():
             return
         data = self.ws.data_to_send()
         if data:
@@ -146,10 +156,13 @@ class _Connection(asyncio.Protocol):
             deadline = session.driver.next_deadline(self.ws)
         else:
             deadline = self.ws.next_deadline()
-        if deadline != self._timer_at:
+        # Re-armed only when the deadline moves earlier: most messages push the core's
+        # deadline later, and a timer that fires early is harmless (the core re-checks,
+        # then this re-arms for the deadline of the moment).
+        if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = None if deadline is None else self.loop.call_at(deadline, self._on_timer)
+            self._timer = self.loop.call_at(deadline, self._on_timer)
             self._timer_at = deadline
 
     def close(self, code: int, reason: str) -> None:
@@ -160,6 +173,22 @@ class _Connection(asyncio.Protocol):
         else:
             self.ws.close(code, reason, self.loop.time())
         self.flush()
+
+
+class _ServerConnection(_Connection, asyncio.BufferedProtocol):
+    """A connection the CSMS accepted. It reads into a buffer the server's connections
+    share: asyncio's plain reads allocate 256 KiB per ``recv``, which on loopback costs
+    more than the WebSocket and the core spend on a heartbeat."""
+
+    def __init__(self, owner: _Owner, ws: _WebSocket, buffer: memoryview) -> None:
+        super().__init__(owner, ws)
+        self._buffer = buffer
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._feed(bytes(self._buffer[:nbytes]))
 
 
 class _Owner:
@@ -322,6 +351,8 @@ class CsmsServer(_Owner):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connections: set[_Connection] = set()
         self._stopped = asyncio.Event()
+        #: Every connection reads into this, one at a time, and copies out what it got.
+        self._read_buffer = memoryview(bytearray(_READ_SIZE))
 
     async def _start(self, host: str, port: int, backlog: int) -> None:
         loop = asyncio.get_running_loop()
@@ -339,7 +370,7 @@ class CsmsServer(_Owner):
 
     def _new_connection(self) -> _Connection:
         ws = ServerWebSocket(self.policy, asyncio.get_running_loop().time())
-        conn = _Connection(self, ws)
+        conn = _ServerConnection(self, ws, self._read_buffer)
         self._connections.add(conn)
         conn.finished.add_done_callback(lambda _: self._connections.discard(conn))
         return conn
