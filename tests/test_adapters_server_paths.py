@@ -8,6 +8,7 @@ is the only adapter code involved. Every wait is bounded.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import socket
 from typing import Any
@@ -137,3 +138,124 @@ async def test_an_answer_bigger_than_the_socket_buffers_arrives_whole_and_in_ord
     assert boot[:2] == [3, "b"] and boot[2]["status"] == "Accepted"
     assert big[:2] == [3, "d"] and big[2]["data"] == "x" * BIG
     assert heartbeat[:2] == [3, "h"] and "currentTime" in heartbeat[2]
+
+
+# --- request handlers started inline (asyncio) or as tasks (trio) -------------------------------
+
+current = contextvars.ContextVar("current", default="unset")
+
+
+class Probing:
+    """Handlers that look at their task and context before and after suspending."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, Any]] = []
+        self.cancelled = anyio.Event()
+        self.started = anyio.Event()
+
+    async def on_request(self, session: Any, request: Any) -> Any:
+        if isinstance(request, v16.BootNotificationRequest):
+            return v16.BootNotificationResponse(
+                status=v16.RegistrationStatus("Accepted"), current_time=_now(), interval=300
+            )
+        if isinstance(request, v16.HeartbeatRequest):
+            # Before any suspension: a cancel scope needs the current task.
+            self.seen.append(("context before", current.get()))
+            current.set(request.__class__.__name__)
+            task = anyio.get_current_task().id
+            with anyio.fail_after(5):
+                await anyio.sleep(0.01)
+            self.seen.append(("same task", anyio.get_current_task().id == task))
+            self.seen.append(("context after", current.get()))
+            return v16.HeartbeatResponse(current_time=_now())
+        assert isinstance(request, v16.DataTransferRequest)
+        if request.vendor_id == "fail-later":
+            await anyio.sleep(0.01)
+            raise ValueError("after suspending")
+        self.started.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            self.cancelled.set()
+        raise AssertionError("not reached")
+
+
+def boot_frame(message_id: str) -> list[Any]:
+    return [2, message_id, "BootNotification", {"chargePointVendor": "v", "chargePointModel": "m"}]
+
+
+async def test_a_handler_keeps_its_task_and_context_across_its_first_suspension(
+    anyio_backend: str,
+) -> None:
+    handler = Probing()
+    with anyio.fail_after(10):
+        async with adapter(anyio_backend).serve(
+            handler, versions=["1.6"], ws_options=QUIET
+        ) as server:
+
+            def station() -> list[list[Any]]:
+                raw = RawStation(server.port, "PROBE")
+                try:
+                    raw.send(boot_frame("b"))
+                    answers = [raw.next_text()]
+                    for number in range(2):
+                        raw.send([2, f"h{number}", "Heartbeat", {}])
+                        answers.append(raw.next_text())
+                    return answers
+                finally:
+                    raw.close()
+
+            answers = await anyio.to_thread.run_sync(station)
+    assert [answer[:2] for answer in answers] == [[3, "b"], [3, "h0"], [3, "h1"]]
+    # Each handler starts from the connection's context, not the previous handler's.
+    assert (
+        handler.seen
+        == [
+            ("context before", "unset"),
+            ("same task", True),
+            ("context after", "HeartbeatRequest"),
+        ]
+        * 2
+    )
+
+
+async def test_a_handler_failing_after_it_suspended_gets_an_internal_error(
+    anyio_backend: str,
+) -> None:
+    with anyio.fail_after(10):
+        async with adapter(anyio_backend).serve(
+            Probing(), versions=["1.6"], ws_options=QUIET
+        ) as server:
+
+            def station() -> list[Any]:
+                raw = RawStation(server.port, "FAIL")
+                try:
+                    raw.send(boot_frame("b"))
+                    raw.next_text()
+                    raw.send([2, "d", "DataTransfer", {"vendorId": "fail-later"}])
+                    return raw.next_text()
+                finally:
+                    raw.close()
+
+            answer = await anyio.to_thread.run_sync(station)
+    assert answer[:3] == [4, "d", "InternalError"]
+
+
+async def test_stopping_the_server_cancels_a_suspended_handler(anyio_backend: str) -> None:
+    handler = Probing()
+    raw: list[RawStation] = []
+    with anyio.fail_after(10):
+        async with adapter(anyio_backend).serve(
+            handler, versions=["1.6"], ws_options=QUIET
+        ) as server:
+
+            def station() -> None:
+                raw.append(RawStation(server.port, "HANG"))
+                raw[0].send(boot_frame("b"))
+                raw[0].next_text()
+                raw[0].send([2, "d", "DataTransfer", {"vendorId": "hang"}])
+
+            await anyio.to_thread.run_sync(station)
+            await handler.started.wait()
+        await handler.cancelled.wait()
+    raw[0].close()
