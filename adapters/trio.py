@@ -213,23 +213,26 @@ class _SocketConnection(_Connection):
     core re-checks) and much cheaper than a new scope per message.
     """
 
-    def __init__(self, owner: _Owner, stream: trio.SocketStream, ws: _WebSocket) -> None:
+    def __init__(
+        self, owner: _Owner, stream: trio.SocketStream, ws: _WebSocket, nursery: trio.Nursery
+    ) -> None:
         super().__init__(owner, stream, ws)
         self._socket = stream.socket
         self._fd = stream.socket.fileno()
         self._feeding = False
         self._broken = False
+        #: Where a writer task runs when the send buffer is full (no nursery per connection).
+        self._nursery = nursery
         #: Set while a writer task waits for room in the send buffer.
         self._drained: trio.Event | None = None
-        self._nursery: trio.Nursery | None = None
+        self._writer: trio.CancelScope | None = None
 
     async def run(self) -> None:
         try:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                await self._serve()
-                nursery.cancel_scope.cancel()
+            await self._serve()
         finally:
+            if self._writer is not None:
+                self._writer.cancel()
             if not self.ws.done:
                 self._feed(None)
             self.finished.set()
@@ -242,7 +245,7 @@ class _SocketConnection(_Connection):
                 self._scope = scope
                 while not (self.ws.done or self._broken):
                     await trio.lowlevel.wait_readable(self._socket)
-                    self._read()
+                    self._read_now()
             self._scope = None
             if self._broken:
                 self._feed(None)
@@ -253,7 +256,7 @@ class _SocketConnection(_Connection):
             if trio.current_time() >= self._deadline:
                 self._on_timer()
 
-    def _read(self) -> None:
+    def _read_now(self) -> None:
         try:
             data = os.read(self._fd, _READ_SIZE)
         except BlockingIOError:
@@ -312,29 +315,36 @@ class _SocketConnection(_Connection):
         if sent < len(data):
             self._out += data[sent:]
             self._drained = trio.Event()
-            assert self._nursery is not None
-            self._nursery.start_soon(self._drain)
+            self._writer = trio.CancelScope()
+            self._nursery.start_soon(self._drain, self._writer)
 
-    async def _drain(self) -> None:
+    async def _drain(self, scope: trio.CancelScope) -> None:
         """Wait for room in the send buffer until everything queued is written."""
         assert self._drained is not None
         try:
-            while self._out and not self._broken:
-                await trio.lowlevel.wait_writable(self._socket)
-                try:
-                    sent = os.write(self._fd, self._out)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    self._broken = True
-                    break
-                del self._out[:sent]
+            with scope:
+                await self._write_queued()
+        except _BROKEN:
+            self._broken = True
         finally:
+            self._writer = None
             self._drained.set()
             self._drained = None
             self._out.clear()
             if (self.ws.done or self._broken) and self._scope is not None:
                 self._scope.cancel()
+
+    async def _write_queued(self) -> None:
+        while self._out:
+            await trio.lowlevel.wait_writable(self._socket)
+            try:
+                sent = os.write(self._fd, self._out)
+            except BlockingIOError:
+                continue
+            except OSError:
+                self._broken = True
+                return
+            del self._out[:sent]
 
 
 class _Owner:
@@ -489,7 +499,7 @@ class CsmsServer(_Owner):
     async def _handle(self, stream: trio.abc.Stream) -> None:
         ws = ServerWebSocket(self.policy, trio.current_time())
         if isinstance(stream, trio.SocketStream) and os.name == "posix":
-            conn: _Connection = _SocketConnection(self, stream, ws)
+            conn: _Connection = _SocketConnection(self, stream, ws, self._nursery)
         else:
             conn = _Connection(self, stream, ws)
         self._connections.add(conn)
