@@ -217,7 +217,6 @@ class _SocketConnection(_Connection):
         self, owner: _Owner, stream: trio.SocketStream, ws: _WebSocket, nursery: trio.Nursery
     ) -> None:
         super().__init__(owner, stream, ws)
-        self._socket = stream.socket
         self._fd = stream.socket.fileno()
         self._feeding = False
         self._broken = False
@@ -244,7 +243,7 @@ class _SocketConnection(_Connection):
             with trio.CancelScope(deadline=self._deadline) as scope:
                 self._scope = scope
                 while not (self.ws.done or self._broken):
-                    await trio.lowlevel.wait_readable(self._socket)
+                    await trio.lowlevel.wait_readable(self._fd)
                     self._read_now()
             self._scope = None
             if self._broken:
@@ -336,7 +335,7 @@ class _SocketConnection(_Connection):
 
     async def _write_queued(self) -> None:
         while self._out:
-            await trio.lowlevel.wait_writable(self._socket)
+            await trio.lowlevel.wait_writable(self._fd)
             try:
                 sent = os.write(self._fd, self._out)
             except BlockingIOError:
