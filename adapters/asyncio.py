@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import random
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import sys
+import types
+from asyncio.tasks import _enter_task, _leave_task
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Sequence
 from typing import Any
 
 from ocpp_sansio.config import CsmsConfig, StationConfig
@@ -47,6 +51,9 @@ from ._ws import (
 
 __all__ = ["CsmsServer", "CsmsSession", "Station", "connect", "serve"]
 
+#: Bytes read from a server connection at a time.
+_READ_SIZE = 65536
+
 
 class _FutureWaiter:
     __slots__ = ("future",)
@@ -78,6 +85,9 @@ class _Connection(asyncio.Protocol):
         self.finished: asyncio.Future[None] = self.loop.create_future()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        #: True while ``_feed`` runs: it flushes once at its end, so flushes asked for on
+        #: the way (by ``pump``) wait for that one.
+        self._feeding = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -103,18 +113,22 @@ class _Connection(asyncio.Protocol):
     def _feed(self, data: bytes | None) -> None:
         now = self.loop.time()
         session = self.session
-        if session is not None:
-            session.driver.receive(self.ws, data, now)
-            session.pump()
-        else:
-            ws = self.ws
-            ws.receive_data(data, now)
-            if ws.version is not None:
-                self.owner.opened(self, now)
+        self._feeding = True
+        try:
+            if session is not None:
+                session.driver.receive(self.ws, data, now)
+                session.pump()
             else:
-                for event in ws.events():
-                    if isinstance(event, Closed):
-                        self.owner.refused(self, event)
+                ws = self.ws
+                ws.receive_data(data, now)
+                if ws.version is not None:
+                    self.owner.opened(self, now)
+                else:
+                    for event in ws.events():
+                        if isinstance(event, Closed):
+                            self.owner.refused(self, event)
+        finally:
+            self._feeding = False
         self.flush()
 
     def _on_timer(self) -> None:
@@ -135,7 +149,7 @@ class _Connection(asyncio.Protocol):
     def flush(self) -> None:
         """Write what the WebSocket has, close when it is done, re-arm the timer."""
         transport = self.transport
-        if transport is None or transport.is_closing():
+        if self._feeding or transport is None or transport.is_closing():
             return
         data = self.ws.data_to_send()
         if data:
@@ -148,10 +162,13 @@ class _Connection(asyncio.Protocol):
             deadline = session.driver.next_deadline(self.ws)
         else:
             deadline = self.ws.next_deadline()
-        if deadline != self._timer_at:
+        # Re-armed only when the deadline moves earlier: most messages push the core's
+        # deadline later, and a timer that fires early is harmless (the core re-checks,
+        # then this re-arms for the deadline of the moment).
+        if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = None if deadline is None else self.loop.call_at(deadline, self._on_timer)
+            self._timer = self.loop.call_at(deadline, self._on_timer)
             self._timer_at = deadline
 
     def close(self, code: int, reason: str) -> None:
@@ -162,6 +179,22 @@ class _Connection(asyncio.Protocol):
         else:
             self.ws.close(code, reason, self.loop.time())
         self.flush()
+
+
+class _ServerConnection(_Connection, asyncio.BufferedProtocol):
+    """A connection the CSMS accepted. It reads into a buffer the server's connections
+    share: asyncio's plain reads allocate 256 KiB per ``recv``, which on loopback costs
+    more than the WebSocket and the core spend on a heartbeat."""
+
+    def __init__(self, owner: _Owner, ws: _WebSocket, buffer: memoryview) -> None:
+        super().__init__(owner, ws)
+        self._buffer = buffer
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._feed(bytes(self._buffer[:nbytes]))
 
 
 class _Owner:
@@ -222,7 +255,7 @@ class _Session(SessionView):
         driver = self.driver
         driver.flush()
         for generation, request in driver.take_requests():
-            self._spawn(self._run_request(generation, request))
+            self._start_request(generation, request)
         events = driver.take_events()
         if events and self._on_event is not None:
             if self._queue is None:
@@ -245,6 +278,9 @@ class _Session(SessionView):
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _start_request(self, generation: int, event: RequestReceived) -> None:
+        self._spawn(self._run_request(generation, event))
 
     async def _run_request(self, generation: int, event: RequestReceived) -> None:
         try:
@@ -270,6 +306,106 @@ class _Session(SessionView):
 # --- the CSMS ----------------------------------------------------------------------------------
 
 
+@types.coroutine
+def _resume(
+    coroutine: Coroutine[Any, Any, Any],
+    context: contextvars.Context,
+    yielded: Any,
+    error: BaseException | None = None,
+) -> Generator[Any, Any, Any]:
+    """Go on driving ``coroutine``, which suspended with ``yielded``, from the task that
+    awaits this: what that task's loop sends or throws goes in, each step in ``context``.
+    ``error`` is thrown in first instead of waiting."""
+    while True:
+        if error is not None:
+            step: Callable[[Any], Any] = coroutine.throw
+            argument: Any = error
+            error = None
+        else:
+            try:
+                argument = yield yielded
+                step = coroutine.send
+            except GeneratorExit:
+                coroutine.close()
+                raise
+            except BaseException as thrown:
+                step, argument = coroutine.throw, thrown
+        try:
+            yielded = context.run(step, argument)
+        except StopIteration as stop:
+            return stop.value
+
+
+class _SpareTask:
+    """A task started in advance and parked, for a coroutine begun inline to go on in if
+    it suspends. It is the current task during that first step, so the coroutine has one
+    task from its first line to its last (asyncio.timeout and TaskGroup work as usual)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.handoff: asyncio.Future[tuple[Any, contextvars.Context, Any]] = loop.create_future()
+        self.task = loop.create_task(self._continue())
+
+    async def _continue(self) -> Any:
+        try:
+            coroutine, context, yielded = await self.handoff
+        except asyncio.CancelledError as error:
+            if not self.handoff.done() or self.handoff.cancelled():
+                raise  # cancelled while parked
+            # Cancelled between the handoff and this step: the coroutine gets it where
+            # it suspended, as it would have in a task of its own.
+            coroutine, context, yielded = self.handoff.result()
+            return await _resume(coroutine, context, yielded, error)
+        return await _resume(coroutine, context, yielded)
+
+
+class _EagerStarter:
+    """Starts request handlers as tasks whose first step runs at once, in the caller.
+
+    A handler that answers without suspending costs no task and no trip through the
+    event loop, and its answer leaves in the same write as whatever the connection was
+    sending anyway. Python 3.12 has this built in (``eager_start``); on 3.11 a parked
+    :class:`_SpareTask` stands in as the current task during the first step and takes
+    the coroutine over if it suspends.
+    """
+
+    def __init__(self, tasks: set[asyncio.Task[Any]]) -> None:
+        self._tasks = tasks
+        self._spare: _SpareTask | None = None
+
+    def start(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        if asyncio.current_task(loop) is not None:  # inside a task: no first step inline
+            self._keep(loop.create_task(coroutine))
+            return
+        if sys.version_info >= (3, 12):
+            task = asyncio.Task(coroutine, loop=loop, eager_start=True)
+            if not task.done():
+                self._keep(task)
+            return
+        spare = self._spare
+        if spare is None or spare.task.done() or spare.task.cancelling():
+            spare = self._spare = _SpareTask(loop)
+            self._keep(spare.task)
+        context = contextvars.copy_context()
+        _enter_task(loop, spare.task)
+        try:
+            yielded = context.run(coroutine.send, None)
+        except StopIteration:
+            return
+        except asyncio.CancelledError:
+            return  # the coroutine cancelled itself: as a task, it would just end
+        finally:
+            _leave_task(loop, spare.task)
+        self._spare = None
+        if spare.handoff.done():  # the first step cancelled its own task
+            spare.handoff = loop.create_future()
+        spare.handoff.set_result((coroutine, context, yielded))
+
+    def _keep(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
 class CsmsSession(_Session):
     """One station as the CSMS sees it, kept across its reconnects."""
 
@@ -281,6 +417,10 @@ class CsmsSession(_Session):
         self.identity = identity
         #: The TLS client certificate of the current connection (security profile 3).
         self.peer_certificate: dict[str, Any] | None = None
+        self._starter = server._starter
+
+    def _start_request(self, generation: int, event: RequestReceived) -> None:
+        self._starter.start(self._run_request(generation, event))
 
     async def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the current connection in order and wait until it is gone."""
@@ -310,8 +450,11 @@ class CsmsServer(_Owner):
         self.port = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._starter = _EagerStarter(self._tasks)
         self._connections: set[_Connection] = set()
         self._stopped = asyncio.Event()
+        #: Every connection reads into this, one at a time, and copies out what it got.
+        self._read_buffer = memoryview(bytearray(_READ_SIZE))
 
     async def _start(self, host: str, port: int, backlog: int) -> None:
         loop = asyncio.get_running_loop()
@@ -329,7 +472,7 @@ class CsmsServer(_Owner):
 
     def _new_connection(self) -> _Connection:
         ws = ServerWebSocket(self.policy, asyncio.get_running_loop().time())
-        conn = _Connection(self, ws)
+        conn = _ServerConnection(self, ws, self._read_buffer)
         self._connections.add(conn)
         conn.finished.add_done_callback(lambda _: self._connections.discard(conn))
         return conn

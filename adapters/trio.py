@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -51,6 +52,8 @@ from ._ws import (
 __all__ = ["CsmsServer", "CsmsSession", "Station", "connect", "serve"]
 
 _BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+#: Bytes read from a server connection at a time.
+_READ_SIZE = 65536
 
 
 class _Waiter:
@@ -201,6 +204,150 @@ class _Connection:
         return None
 
 
+class _SocketConnection(_Connection):
+    """A connection the CSMS accepted on a plain TCP socket (POSIX).
+
+    One task waits for the socket to be readable, reads, and feeds the core; whatever
+    task produces frames (the reader, a request handler, ``session.call``) writes them to
+    the socket at once, without waking another task. Only when the kernel's send buffer
+    is full does a writer task wait for room. The timers ride on the reader's cancel
+    scope, whose deadline is only ever moved earlier: waking too early is harmless (the
+    core re-checks) and much cheaper than a new scope per message.
+    """
+
+    def __init__(
+        self, owner: _Owner, stream: trio.SocketStream, ws: _WebSocket, nursery: trio.Nursery
+    ) -> None:
+        super().__init__(owner, stream, ws)
+        self._fd = stream.socket.fileno()
+        self._feeding = False
+        self._broken = False
+        #: Where a writer task runs when the send buffer is full (no nursery per connection).
+        self._nursery = nursery
+        #: Set while a writer task waits for room in the send buffer.
+        self._drained: trio.Event | None = None
+        self._writer: trio.CancelScope | None = None
+
+    async def run(self) -> None:
+        try:
+            await self._serve()
+        finally:
+            if self._writer is not None:
+                self._writer.cancel()
+            if not self.ws.done:
+                self._feed(None)
+            self.finished.set()
+            with contextlib.suppress(*_BROKEN):
+                await trio.aclose_forcefully(self.stream)
+
+    async def _serve(self) -> None:
+        while True:
+            with trio.CancelScope(deadline=self._deadline) as scope:
+                self._scope = scope
+                while not (self.ws.done or self._broken):
+                    await trio.lowlevel.wait_readable(self._fd)
+                    self._read_now()
+            self._scope = None
+            if self._broken:
+                self._feed(None)
+            if self.ws.done:
+                if self._drained is not None:
+                    await self._drained.wait()
+                return
+            if trio.current_time() >= self._deadline:
+                self._on_timer()
+
+    def _read_now(self) -> None:
+        try:
+            data = os.read(self._fd, _READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        self._feed(data or None)
+
+    def _feed(self, data: bytes | None) -> None:
+        self._feeding = True
+        try:
+            super()._feed(data)
+        finally:
+            self._feeding = False
+        self.flush()
+
+    def _on_timer(self) -> None:
+        # The deadline this scope carried may be earlier than the core's now.
+        self._deadline, now = math.inf, max(trio.current_time(), self._deadline)
+        session = self.session
+        if session is not None:
+            session.driver.timer(self.ws, now)
+            session.pump()
+        else:
+            self.ws.handle_timer(now)
+            self._refused()
+        self.flush()
+
+    def flush(self) -> None:
+        """Write what the WebSocket has now; move the reader's deadline if it came closer."""
+        if self._feeding:
+            return
+        data = self.ws.data_to_send()
+        if data and not self._broken:
+            if self._drained is None:
+                self._write(data)
+            else:
+                self._out += data
+        session = self.session
+        deadline = session.driver.next_deadline(self.ws) if session else self.ws.next_deadline()
+        if deadline is not None and deadline < self._deadline:
+            self._deadline = deadline
+            if self._scope is not None:
+                self._scope.deadline = deadline
+        if (self.ws.done or self._broken) and self._scope is not None:
+            self._scope.cancel()
+
+    def _write(self, data: bytes) -> None:
+        try:
+            sent = os.write(self._fd, data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._broken = True
+            return
+        if sent < len(data):
+            self._out += data[sent:]
+            self._drained = trio.Event()
+            self._writer = trio.CancelScope()
+            self._nursery.start_soon(self._drain, self._writer)
+
+    async def _drain(self, scope: trio.CancelScope) -> None:
+        """Wait for room in the send buffer until everything queued is written."""
+        assert self._drained is not None
+        try:
+            with scope:
+                await self._write_queued()
+        except _BROKEN:
+            self._broken = True
+        finally:
+            self._writer = None
+            self._drained.set()
+            self._drained = None
+            self._out.clear()
+            if (self.ws.done or self._broken) and self._scope is not None:
+                self._scope.cancel()
+
+    async def _write_queued(self) -> None:
+        while self._out:
+            await trio.lowlevel.wait_writable(self._fd)
+            try:
+                sent = os.write(self._fd, self._out)
+            except BlockingIOError:
+                continue
+            except OSError:
+                self._broken = True
+                return
+            del self._out[:sent]
+
+
 class _Owner:
     """Who made a connection: the server, or a station."""
 
@@ -340,7 +487,11 @@ class CsmsServer(_Owner):
         self._stopped = trio.Event()
 
     async def _handle(self, stream: trio.abc.Stream) -> None:
-        conn = _Connection(self, stream, ServerWebSocket(self.policy, trio.current_time()))
+        ws = ServerWebSocket(self.policy, trio.current_time())
+        if isinstance(stream, trio.SocketStream) and os.name == "posix":
+            conn: _Connection = _SocketConnection(self, stream, ws, self._nursery)
+        else:
+            conn = _Connection(self, stream, ws)
         self._connections.add(conn)
         try:
             await conn.run()

@@ -11,12 +11,14 @@ Three kinds of process, all on loopback:
   WebSocket connections (subprotocol ocpp1.6, no compression), boots every station, then
   each station sends Heartbeat, waits for the answer and sends the next (one outstanding
   CALL per station, as OCPP requires) for ``--seconds``. It masks frames with a zero key,
-  so masking costs it nothing, and parses only frame headers: it must not be the
-  bottleneck. At most ``--connecting`` handshakes are in flight at once, so the kernel's
-  listen backlog is not what the boot storm measures;
+  so masking costs it nothing, parses only frame headers and reads into one shared
+  buffer: it must not be the bottleneck. At most ``--connecting`` handshakes are in
+  flight at once, so the kernel's listen backlog is not what the boot storm measures;
 * this orchestrator: starts each CSMS, reads its memory from /proc (VmRSS after start-up,
-  after the boot storm, and VmHWM, the peak), its CPU time, runs the generator, prints a
-  table and the figures as JSON.
+  after the boot storm, and VmHWM, the peak), its CPU time and the time it spent runnable
+  but waiting for a CPU (``/proc/PID/schedstat``), runs the generator, prints a table and
+  the figures as JSON. During the saturated window busy + waiting should be about 1 (the
+  CSMS always had work); busy alone below 1 means other processes took part of a core.
 
 Pings are off on every server (a 10 s run would only measure their timers). The threads
 adapter runs a thread per connection that wakes every 50 ms; it is measured at
@@ -207,7 +209,12 @@ class _Run:
             self.all_accepted.set_result(None)
 
 
-class _Station(asyncio.Protocol):
+#: What every generator connection reads into (asyncio's plain ``recv`` allocates 256 KiB
+#: per read, which would make the generator as costly as the CSMS it measures).
+_READ_BUFFER = memoryview(bytearray(65536))
+
+
+class _Station(asyncio.BufferedProtocol):
     def __init__(self, run: _Run, identity: str, port: int, connected: asyncio.Future[None]):
         self.run = run
         self.loop = asyncio.get_running_loop()
@@ -242,9 +249,12 @@ class _Station(asyncio.Protocol):
         self.run.failed += 1
         self.run.settled()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _READ_BUFFER
+
+    def buffer_updated(self, nbytes: int) -> None:
         buffer = self.buffer
-        buffer += data
+        buffer += _READ_BUFFER[:nbytes]
         if not self.open:
             end = buffer.find(b"\r\n\r\n")
             if end < 0:
@@ -436,6 +446,15 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _runqueue_seconds(pid: int) -> float | None:
+    """Seconds ``pid`` has spent runnable but waiting for a CPU (None: not reported)."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as schedstat:
+            return int(schedstat.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _spawn(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, HERE, *args],
@@ -480,8 +499,10 @@ def measure(
         after_boot = _proc_kib(server.pid, "VmRSS")
         assert next(generated) == "window start"
         cpu_before = _cpu_seconds(server.pid)
+        waited_before = _runqueue_seconds(server.pid)
         assert next(generated) == "window end"
         cpu = _cpu_seconds(server.pid) - cpu_before
+        waited_after = _runqueue_seconds(server.pid)
         result = json.loads(next(generated))
         generator.wait(60)
         peak = _proc_kib(server.pid, "VmHWM")
@@ -505,6 +526,13 @@ def measure(
         server_cpu_us_per_request=(
             cpu / (result["requests_per_s"] * seconds) * 1e6 if result["requests_per_s"] else None
         ),
+        # Saturated means busy + waiting for a CPU ≈ 1: the CSMS always had work.
+        server_cpu_share=cpu / seconds,
+        server_runqueue_share=(
+            (waited_after - waited_before) / seconds
+            if waited_before is not None and waited_after is not None
+            else None
+        ),
     )
     return result
 
@@ -516,15 +544,16 @@ def _cell(value: Any, spec: str) -> str:
 def report(results: list[dict[str, Any]]) -> str:
     lines = [
         "| CSMS | stations | accepted | boot storm (s) | CPU/boot (ms) | requests/s "
-        "| CPU/request (µs) | p50 / p99 saturated (ms) | p50 / p99 paced (ms) "
-        "| peak RSS (MiB) | RSS/connection (KiB) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| CPU/request (µs) | CSMS busy / waiting for a CPU | p50 / p99 saturated (ms) "
+        "| p50 / p99 paced (ms) | peak RSS (MiB) | RSS/connection (KiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
             f"| {r['server']} | {r['stations']} | {r['accepted']} "
             f"| {_cell(r['boot_storm_s'], '.1f')} | {_cell(r['server_cpu_ms_per_boot'], '.2f')} "
             f"| {r['requests_per_s']:.0f} | {_cell(r['server_cpu_us_per_request'], '.0f')} "
+            f"| {r['server_cpu_share']:.2f} / {_cell(r['server_runqueue_share'], '.2f')} "
             f"| {r['p50_ms']:.0f} / {r['p99_ms']:.0f} "
             f"| {r['paced_p50_ms']:.1f} / {r['paced_p99_ms']:.1f} "
             f"| {r['rss_peak_mib']:.0f} | {_cell(r['rss_per_connection_kib'], '.1f')} |"
@@ -665,7 +694,12 @@ def main() -> None:
     if ours and theirs and theirs[0]["requests_per_s"]:
         for r in ours:
             ratio = r["requests_per_s"] / theirs[0]["requests_per_s"]
-            print(f"{r['server']}: {ratio:.1f}x the ocpp package's requests/s")
+            line = f"{r['server']}: {ratio:.1f}x the ocpp package's requests/s"
+            if r["server_cpu_us_per_request"] and theirs[0]["server_cpu_us_per_request"]:
+                # What the ratio would be if each CSMS had had a whole core to itself.
+                per_cpu = theirs[0]["server_cpu_us_per_request"] / r["server_cpu_us_per_request"]
+                line += f", {per_cpu:.1f}x per CPU second"
+            print(line)
     print(json.dumps(results, indent=1))
 
 
