@@ -21,6 +21,7 @@ from ocpp_sansio.adapters._ws import (
     ServerWebSocket,
     TextReceived,
     WsOptions,
+    plain_text_frame,
 )
 
 QUIET = WsOptions(ping_interval=0)
@@ -193,3 +194,24 @@ def test_any_valid_request_a_wsproto_client_accepts_our_answer(
     client.receive_data(answer)
     [accepted] = list(client.events())
     assert isinstance(accepted, wse.AcceptConnection) and accepted.subprotocol == "ocpp1.6"
+
+
+SIZES = st.sampled_from([0, 1, 125, 126, 127, 65_535, 65_536, 65_537])
+
+
+@given(st.text(max_size=300) | st.builds(lambda n, c: c * n, SIZES, st.sampled_from("aé€😀")))
+def test_our_plain_text_frames_are_the_ones_wsproto_builds(text: str) -> None:
+    wsproto_server = wsproto.connection.Connection(wsproto.ConnectionType.SERVER)
+    assert plain_text_frame(text) == wsproto_server.send(wse.TextMessage(data=text))
+
+
+def test_a_server_without_compression_sends_plain_frames_a_client_reads() -> None:
+    client = wsproto.connection.Connection(wsproto.ConnectionType.CLIENT)
+    server = ServerWebSocket(ServerPolicy(versions=("1.6",), options=QUIET), 0.0)
+    server.receive_data(request(), 0.0)
+    server.data_to_send()
+    for text in ["x", "é" * 200, "y" * 70_000]:
+        server.send_text(text)
+        client.receive_data(server.data_to_send())
+        [message] = list(client.events())
+        assert isinstance(message, wse.TextMessage) and message.data == text
