@@ -117,6 +117,15 @@ def plain_text_frame(text: str) -> bytes:
     return b"\x81\x7f" + size.to_bytes(8, "big") + payload
 
 
+def _unmasked(payload: bytearray, mask: bytearray) -> bytes:
+    """A client frame's payload XOR its 4-byte masking key (RFC 6455 §5.3)."""
+    size = len(payload)
+    key = (mask * (size // 4 + 1))[:size]
+    return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(
+        size, "little"
+    )
+
+
 def _deflate(options: WsOptions) -> list[Extension]:
     if not options.compression:
         return []
@@ -394,7 +403,7 @@ class _WebSocket:
 
     def _on_event(self, event: ws.Event, now: float) -> None:
         if isinstance(event, ws.TextMessage):
-            self._on_text(event, now)
+            self._on_text(event.data, event.message_finished, now)
         elif isinstance(event, ws.Ping):
             self._out += self._conn.send(event.response())
         elif isinstance(event, ws.Pong):
@@ -408,16 +417,15 @@ class _WebSocket:
         else:
             self._on_handshake_event(event, now)
 
-    def _on_text(self, event: ws.TextMessage, now: float) -> None:
+    def _on_text(self, data: str, finished: bool, now: float) -> None:
         if self.phase is not Phase.OPEN:
             return
-        data = event.data
         self._size += len(data) if data.isascii() else len(data.encode("utf-8"))
         if self._size > self.options.max_message_size:
             self._parts.clear()
             self.close(MESSAGE_TOO_BIG, "message too big", now)
             return
-        if not event.message_finished:
+        if not finished:
             self._parts.append(data)
             return
         if self._parts:
@@ -458,10 +466,19 @@ class ServerWebSocket(_WebSocket):
         self.policy = policy
         self._head = bytearray()
         self._handshake_due = now + policy.options.handshake_timeout
+        #: Without extensions, complete masked text frames are read here (``_read_plain``)
+        #: and only the other frames reach wsproto, one whole frame at a time.
+        self._plain_receive = False
+        self._unread = bytearray()
+        #: wsproto is in the middle of a fragmented message (no text frame may bypass it).
+        self._fragmented = False
 
     def _receive(self, data: bytes | None, now: float) -> None:
         if self.phase is not Phase.HANDSHAKE:
-            super()._receive(data, now)
+            if self._plain_receive and data is not None:
+                self._read_plain(data, now)
+            else:
+                super()._receive(data, now)
             return
         if data is None:
             self._finish(ABNORMAL_CLOSURE, "the connection was cut", by_peer=True)
@@ -481,6 +498,52 @@ class ServerWebSocket(_WebSocket):
         self._on_request(request, now)
         if rest and not self.done:
             self.receive_data(rest, now)
+
+    def _read_plain(self, data: bytes, now: float) -> None:
+        """RFC 6455 §5.2 for the common case, giving exactly what wsproto would: a
+        complete, unfragmented, masked text frame becomes a message here; any other
+        frame goes to wsproto whole (it keeps the rules for those); a frame longer than
+        the message limit or with a non-minimal length hands the stream to wsproto."""
+        buffer = self._unread
+        buffer += data
+        size = len(buffer)
+        at = 0
+        while size - at >= 2 and not self.done:
+            first, second = buffer[at], buffer[at + 1]
+            length = second & 0x7F
+            start = at + 2
+            minimal = True
+            if length >= 126:
+                width = 2 if length == 126 else 8
+                if size - start < width:
+                    break
+                length = int.from_bytes(buffer[start : start + width], "big")
+                start += width
+                minimal = length >= (126 if width == 2 else 1 << 16)
+            if not minimal or length > self.options.max_message_size:
+                self._plain_receive = False
+                rest = bytes(buffer[at:])
+                buffer.clear()
+                super()._receive(rest, now)
+                return
+            masked = second & 0x80
+            end = start + 4 + length if masked else start + length
+            if end > size:
+                break
+            if first == 0x81 and masked and not self._fragmented:
+                try:
+                    text = _unmasked(buffer[start + 4 : end], buffer[start : start + 4]).decode()
+                except UnicodeDecodeError:
+                    super()._receive(bytes(buffer[at:end]), now)  # wsproto closes with 1007
+                else:
+                    self._on_text(text, True, now)
+            else:
+                opcode = first & 0x0F
+                if opcode in (1, 2) or (opcode == 0 and first & 0x80):
+                    self._fragmented = not first & 0x80
+                super()._receive(bytes(buffer[at:end]), now)
+            at = end
+        del buffer[:at]
 
     def _on_request(self, request: UpgradeRequest, now: float) -> None:
         version = next(
@@ -522,7 +585,7 @@ class ServerWebSocket(_WebSocket):
         agreed = server_extensions_handshake(request.extensions, offered) if offered else None
         enabled = [extension for extension in offered if extension.enabled()]
         self._conn = Connection(wsproto.ConnectionType.SERVER, enabled)
-        self._plain_frames = not enabled
+        self._plain_frames = self._plain_receive = not enabled
         self._out += accept_response(request.key, subprotocol, agreed)
         self._opened(now)
 

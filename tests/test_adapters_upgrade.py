@@ -215,3 +215,116 @@ def test_a_server_without_compression_sends_plain_frames_a_client_reads() -> Non
         client.receive_data(server.data_to_send())
         [message] = list(client.events())
         assert isinstance(message, wse.TextMessage) and message.data == text
+
+
+# --- reading client frames without wsproto (the common case), exactly as wsproto does ------
+
+
+@st.composite
+def client_frames(draw: st.DrawFn) -> bytes:
+    """One frame a client might send, valid or not: any opcode, FIN, RSV bits, masking,
+    length form (minimal or not), text that is or is not UTF-8."""
+    opcode = draw(st.sampled_from([1, 1, 1, 0, 2, 8, 9, 10, 3]))
+    fin = draw(st.booleans() | st.just(True))
+    rsv = draw(st.sampled_from([0, 0, 0, 0x40]))
+    masked = draw(st.booleans() | st.just(True) | st.just(True))
+    payload = draw(
+        st.text(max_size=40).map(str.encode)
+        | st.binary(max_size=20)
+        | st.builds(lambda n: b"x" * n, st.sampled_from([125, 126, 200, 70_000]))
+    )
+    if opcode == 8 and payload and draw(st.booleans()):
+        payload = draw(st.sampled_from([1000, 1001, 1005, 999, 3000])).to_bytes(2, "big")
+    size = len(payload)
+    form = draw(st.sampled_from(["minimal", "minimal", "126", "127"]))
+    if form == "127" or size >= 1 << 16:
+        header = bytes([127]) + size.to_bytes(8, "big")
+    elif form == "126" or size >= 126:
+        header = bytes([126]) + size.to_bytes(2, "big")
+    else:
+        header = bytes([size])
+    first = (0x80 if fin else 0) | rsv | opcode
+    if not masked:
+        return bytes([first, header[0]]) + header[1:] + payload
+    mask = draw(st.binary(min_size=4, max_size=4))
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([first, header[0] | 0x80]) + header[1:] + mask + body
+
+
+def opened_server(max_message_size: int = 1 << 20) -> ServerWebSocket:
+    options = WsOptions(ping_interval=0, max_message_size=max_message_size)
+    server = ServerWebSocket(ServerPolicy(versions=("1.6",), options=options), 0.0)
+    server.receive_data(request(), 0.0)
+    server.data_to_send()
+    server.events()
+    return server
+
+
+@given(
+    st.lists(client_frames(), max_size=6),
+    st.lists(st.integers(min_value=1, max_value=300), min_size=1, max_size=5),
+    st.sampled_from([1 << 20, 150]),
+)
+def test_plain_reading_gives_exactly_what_wsproto_gives(
+    frames: list[bytes], cuts: list[int], limit: int
+) -> None:
+    stream = b"".join(frames)
+    plain, through_wsproto = opened_server(limit), opened_server(limit)
+    through_wsproto._plain_receive = False
+    outcomes = []
+    for server in (plain, through_wsproto):
+        at, chunk = 0, 0
+        while at < len(stream) and not server.done:
+            step = cuts[chunk % len(cuts)]
+            server.receive_data(stream[at : at + step], 0.0)
+            at, chunk = at + step, chunk + 1
+        outcomes.append((_comparable(server.events()), _as_client_sees(server), server.done))
+    assert outcomes[0] == outcomes[1]
+
+
+def _comparable(events: list[object]) -> list[object]:
+    """Events, with where an invalid UTF-8 byte was found taken out of the close reason
+    (wsproto counts it from the start of the bytes it was given, which differ)."""
+    return [
+        re.sub(r"position [\d-]+", "position N", repr(event))
+        if isinstance(event, Closed)
+        else event
+        for event in events
+    ]
+
+
+def _as_client_sees(server: ServerWebSocket) -> list[object]:
+    client = wsproto.connection.Connection(wsproto.ConnectionType.CLIENT)
+    client.receive_data(server.data_to_send())
+    return [
+        (type(e).__name__, getattr(e, "code", None), getattr(e, "data", None))
+        for e in client.events()
+    ]
+
+
+def test_plain_reading_leaves_fragmented_messages_and_their_rules_to_wsproto() -> None:
+    client = wsproto.connection.Connection(wsproto.ConnectionType.CLIENT)
+    start = client.send(wse.TextMessage(data="frag", message_finished=False))
+    server = opened_server()
+    server.receive_data(start + client.send(wse.TextMessage(data="ment")), 0.0)
+    assert server.events() == [TextReceived(text="fragment")]
+    # A new text frame while a fragmented message is open breaks RFC 6455 §5.4.
+    server.receive_data(start + b"\x81\x80\x00\x00\x00\x00", 0.0)
+    [closed] = server.events()
+    assert isinstance(closed, Closed) and closed.code == 1002
+
+
+def test_plain_reading_takes_text_frames_split_anywhere_and_hands_pings_to_wsproto() -> None:
+    client = wsproto.connection.Connection(wsproto.ConnectionType.CLIENT)
+    stream = (
+        client.send(wse.TextMessage(data="one"))
+        + client.send(wse.Ping(payload=b"p"))
+        + client.send(wse.TextMessage(data="é" * 100))
+    )
+    server = opened_server()
+    for i in range(len(stream)):
+        server.receive_data(stream[i : i + 1], 0.0)
+    assert server.events() == [TextReceived(text="one"), TextReceived(text="é" * 100)]
+    client.receive_data(server.data_to_send())
+    assert [type(e) for e in client.events()] == [wse.Pong]
+    assert server._plain_receive
