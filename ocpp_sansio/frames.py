@@ -298,9 +298,13 @@ class _Decoder:
         self.codes = error_codes(version)
         self.registry = registry(version)
         self.specs = dict(self.registry)  # a plain dict: Mapping.get is slow
-        #: Action of a CALL -> its request decoded from an empty object when that is one
-        #: shared immutable instance, else _NOT_EMPTY; filled in as actions are met.
-        self.empty_requests: dict[str, Any] = {}
+        #: Action of a CALL -> its request decoded from an empty object, for the requests
+        #: all of whose fields are optional: one frozen instance, shared.
+        self.empty_requests: dict[str, Any] = {
+            name: spec.request()
+            for name, spec in self.specs.items()
+            if spec.response is not None and _all_optional(spec.request)
+        }
         #: Action -> the structure function of its response class, as actions are met.
         self.response_structures: dict[str, Any] = {}
         self.types = (CALL, CALLRESULT, CALLERROR) + (
@@ -360,19 +364,11 @@ class _Decoder:
             action=action,
         )
 
-    def learn_empty_request(self, action: str) -> Any:
-        spec = self.specs.get(action)
-        if spec is None:
-            return _NOT_EMPTY  # not remembered: the table stays as small as the registry
-        request = _empty_instance(spec.request) if spec.response is not None else None
-        self.empty_requests[action] = _NOT_EMPTY if request is None else request
-        return self.empty_requests[action]
-
     def decode_compact(
         self, text: str, start: int, message_id: str, action: str | None, response_to: str | None
     ) -> Frame | None:
         """A CALL (``action`` given) or CALLRESULT whose payload starts at ``start``, the
-        strings before it being plain (see _HEAD): only the payload goes through the JSON
+        strings before it being plain (see _CALL_HEAD): only the payload goes through the JSON
         parser. None for anything else (which ``decode_any`` then decodes, or refuses)."""
         try:
             payload, end = _scan(text, start)
@@ -386,8 +382,7 @@ class _Decoder:
             if len(text) > 2 * MAX_DEPTH and _too_deep(text, msg):
                 return None
             return self.call(msg, CALL, message_id)
-        msg = [CALLRESULT, message_id, payload]
-        if len(text) > 2 * MAX_DEPTH and _too_deep(text, msg):
+        if len(text) > 2 * MAX_DEPTH and _too_deep(text, [CALLRESULT, message_id, payload]):
             return None
         if payload.__class__ is dict and response_to is not None:
             structure = self.response_structures.get(response_to)
@@ -403,7 +398,7 @@ class _Decoder:
                     _set_result_id(frame, message_id)
                     _set_result_payload(frame, response)
                     return frame
-        return self.call_result(msg, message_id, response_to)
+        return self.call_result([CALLRESULT, message_id, payload], message_id, response_to)
 
     def learn_response_structure(self, action: str) -> Any:
         spec = self.specs.get(action)
@@ -563,21 +558,13 @@ class _Decoder:
         return cls(message_id=message_id, error_code=code, description=description, details=details)
 
 
-_NOT_EMPTY: Final = object()
-
-
-def _empty_instance(cls: type) -> Any:
-    """What an empty object decodes to as ``cls``, if that always is the same immutable
-    instance (all fields optional and None), else None."""
-    if getattr(cls, "__ocpp_open__", False):
-        return None  # its ``extra`` dict would be shared
-    try:
-        instance = structure_fn(cls)({})
-    except SchemaViolation:
-        return None
-    if any(getattr(instance, f.name) is not None for f in attrs.fields(cls)):
-        return None
-    return instance
+def _all_optional(cls: type) -> bool:
+    """Whether every field of ``cls`` is optional, so that an empty object decodes to
+    ``cls()``, with every field None. Not for open classes: their ``extra`` dict would be
+    shared."""
+    return not getattr(cls, "__ocpp_open__", False) and all(
+        f.default is None for f in attrs.fields(cls)
+    )
 
 
 _decoders: dict[str, _Decoder] = {}
@@ -585,14 +572,14 @@ _decoders: dict[str, _Decoder] = {}
 
 #: The start of a compact CALL or CALLRESULT whose strings hold nothing JSON would escape
 #: (anything but a quote, a backslash and U+0000 to U+001F), so that each string's text is
-#: its value: ``[2,"<id>","<action>",`` (group 3 when the payload is ``{}`` and ends the
-#: frame) or ``[3,"<id>",``. (A positive class with possessive repeats is the quickest
-#: form for the regular expression engine.)
+#: its value: ``[2,"<id>","<action>",`` or ``[3,"<id>",``; and a whole compact CALL with an
+#: empty object as payload. (A positive class with possessive repeats is the quickest form
+#: for the regular expression engine, and two expressions are quicker than one.)
 _PLAIN = r"[ !#-\[\]-\U0010ffff]"
-_HEAD = re.compile(
-    rf'\[(?:2,"({_PLAIN}{{0,{MAX_MESSAGE_ID_LENGTH}}}+)","({_PLAIN}*+)",(\{{\}}\]\Z)?'
-    rf'|3,"({_PLAIN}{{0,{MAX_MESSAGE_ID_LENGTH}}}+)",)'
-)
+_PLAIN_ID = f"{_PLAIN}{{0,{MAX_MESSAGE_ID_LENGTH}}}+"
+_CALL_HEAD = re.compile(rf'\[2,"({_PLAIN_ID})","({_PLAIN}*+)",').match
+_RESULT_HEAD = re.compile(rf'\[3,"({_PLAIN_ID})",').match
+_EMPTY_CALL = re.compile(rf'\[2,"({_PLAIN_ID})","({_PLAIN}*+)",\{{\}}\]').fullmatch
 _set_call_id, _set_call_action, _set_call_payload = _frame_setters(Call)
 _set_result_id, _set_result_payload = _frame_setters(CallResult)
 _new = object.__new__
@@ -604,35 +591,44 @@ def decode_frame(text: str, version: str, *, response_to: str | None = None) -> 
     ``response_to`` names the action of the CALL a CALLRESULT answers, so its payload can be
     typed; without it a CALLRESULT's payload stays the raw dict. Raises ``FrameError``.
     """
-    decoder = _decoders.get(version)
-    if decoder is None:
+    try:
+        decoder = _decoders[version]
+    except KeyError:
         decoder = _decoders[_check_version(version)] = _Decoder(version)
     try:
-        match = _HEAD.match(text)
+        match = _EMPTY_CALL(text)
     except TypeError:  # not a string: decode_any says what it is
-        match = None
+        return decoder.decode_any(text, response_to)
     if match is not None:
-        message_id, action, empty, result_id = match.groups()
-        if empty is not None:
-            # Maybe the commonest frame of all (Heartbeat, and every request with only
-            # optional fields), and no JSON parser needed.
-            request = decoder.empty_requests.get(action)
-            if request is None:
-                request = decoder.learn_empty_request(action)
-            if request is not _NOT_EMPTY:
-                frame = _new(Call)
-                _set_call_id(frame, message_id)
-                _set_call_action(frame, action)
-                _set_call_payload(frame, request)
-                return frame
-        if action is not None:
-            compact = decoder.decode_compact(
-                text, match.end(2) + 2, message_id, action, response_to
-            )
+        # Maybe the commonest frame of all (Heartbeat, and every request with only optional
+        # fields), and no JSON parser needed.
+        message_id, action = match.groups()
+        try:
+            request = decoder.empty_requests[action]
+        except KeyError:  # an unknown action, or one with required fields
+            pass
         else:
-            compact = decoder.decode_compact(text, match.end(), result_id, None, response_to)
+            frame = _new(Call)
+            _set_call_id(frame, message_id)
+            _set_call_action(frame, action)
+            _set_call_payload(frame, request)
+            return frame
+        compact = decoder.decode_compact(text, match.end(2) + 2, message_id, action, response_to)
         if compact is not None:
             return compact
+        return decoder.decode_any(text, response_to)
+    match = _RESULT_HEAD(text)
+    if match is not None:
+        compact = decoder.decode_compact(text, match.end(), match[1], None, response_to)
+        if compact is not None:
+            return compact
+    else:
+        match = _CALL_HEAD(text)
+        if match is not None:
+            message_id, action = match.groups()
+            compact = decoder.decode_compact(text, match.end(), message_id, action, response_to)
+            if compact is not None:
+                return compact
     return decoder.decode_any(text, response_to)
 
 

@@ -270,6 +270,18 @@ def test_decoding_valid_frames_of_every_action_matches_the_general_path(
     assert_decodes_alike(*case)
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_an_empty_payload_decodes_alike_for_every_action(version: str) -> None:
+    for action in ACTIONS:
+        for kind in (2, 3, 6):
+            text = json.dumps([kind, ID, action, {}] if kind != 3 else [kind, ID, {}])
+            compact = text.replace(", ", ",")
+            for response_to in (None, action) if kind == 3 else (None,):
+                if response_to is None or response_to in registry(version):
+                    assert_decodes_alike(compact, version, response_to)
+                    assert_decodes_alike(text, version, response_to)
+
+
 def test_an_empty_request_is_one_shared_frozen_instance_per_action() -> None:
     first = decode_frame('[2,"a","Heartbeat",{}]', "2.0.1")
     second = decode_frame('[2,"b","Heartbeat",{}]', "2.0.1")
