@@ -632,7 +632,8 @@ class _TextWriter:
             "_quote": _quote,
             "_datetime": datetime,
             "_UTC": UTC,
-            "_format_datetime": format_datetime,
+            "_D2": _TWO_DIGITS,
+            "_D3": _THREE_DIGITS,
             "_is_uri": _is_uri,
             "_is_multiple": _is_multiple,
         }
@@ -729,11 +730,22 @@ class _TextWriter:
             emit(ind, "else:")
             emit(ind + 1, "return None")
         elif tp is datetime:
-            # Only UTC instants: other zones, naive or odd tzinfo take the general path.
-            emit(ind, f"if {var}.__class__ is not _datetime or {var}.tzinfo is not _UTC:")
+            # format_datetime's quick case, inlined (digits and separators: nothing to
+            # escape); other zones, naive or odd datetimes take the general path.
+            v = var
+            emit(ind, f"if {v}.__class__ is not _datetime or {v}.tzinfo is not _UTC or (")
+            emit(ind + 1, f"{v}.year < 1000")
+            emit(ind, "):")
             emit(ind + 1, "return None")
-            # Digits and separators: nothing to escape.
-            emit(ind, f"{out} = {key + chr(34)!r} + _format_datetime({var}) + '\"'")
+            emit(ind, f"{out} = (")
+            emit(ind + 1, f"{key + chr(34)!r}")
+            emit(ind + 1, f"f'{{{v}.year}}-{{_D2[{v}.month]}}-{{_D2[{v}.day]}}'")
+            emit(ind + 1, f"f'T{{_D2[{v}.hour]}}:{{_D2[{v}.minute]}}:{{_D2[{v}.second]}}'")
+            emit(ind, ")")
+            emit(ind, f"if {v}.microsecond >= 1000:")
+            emit(ind + 1, f"{out} += f'.{{_D3[{v}.microsecond // 1000]}}Z\"'")
+            emit(ind, "else:")
+            emit(ind + 1, f"{out} += 'Z\"'")
         else:  # an enum: each member's text, computed once
             texts = {member: key + _quote(member.value) for member in tp}
             self.namespace[f"_texts_{f.name}"] = texts
