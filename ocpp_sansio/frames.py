@@ -13,13 +13,14 @@ import json
 import json.encoder as json_encoder
 import re
 import sys
+from collections.abc import Callable
 from typing import Any, Final
 
 import attrs
 import cattrs
 
 from .errors import FrameError, InvalidPayloadError, LocalProtocolError, SchemaViolation
-from .messages._codec import structure_fn, unstructure_fn
+from .messages._codec import slot_setters, structure_fn, text_fn, unstructure_fn
 from .messages._model import is_message_class
 from .messages._registry import Registry
 
@@ -82,6 +83,48 @@ class Send:
 
 
 Frame = Call | CallResult | CallError | CallResultError | Send
+
+
+def _frame_setters(cls: type) -> list[Callable[[Any, Any], None]]:
+    """The slot setters of frame class ``cls``. Setting the slots of an ``object.__new__``
+    instance builds a frame for a quarter of what attrs' frozen __init__ costs, which for
+    these classes (no validators, converters or hooks) does nothing more."""
+    setters = slot_setters(cls)
+    assert setters is not None, cls
+    return setters
+
+
+def _frame_builder(cls: type) -> Any:
+    """A function building ``cls`` from its fields in order (see _frame_setters)."""
+    setters = _frame_setters(cls)
+    new = object.__new__
+    if len(setters) == 3:
+        first, second, third = setters
+
+        def build3(a: Any, b: Any, c: Any) -> Any:
+            frame: Any = new(cls)
+            first(frame, a)
+            second(frame, b)
+            third(frame, c)
+            return frame
+
+        return build3
+    first, second = setters
+
+    def build2(a: Any, b: Any) -> Any:
+        frame: Any = new(cls)
+        first(frame, a)
+        second(frame, b)
+        return frame
+
+    return build2
+
+
+#: (message_id, action, payload) -> Call, and the like, for the decoder.
+_new_call = _frame_builder(Call)
+_new_send = _frame_builder(Send)
+#: (message_id, payload) -> CallResult
+_new_call_result = _frame_builder(CallResult)
 
 
 @attrs.frozen
@@ -254,6 +297,16 @@ class _Decoder:
         self.version = version
         self.codes = error_codes(version)
         self.registry = registry(version)
+        self.specs = dict(self.registry)  # a plain dict: Mapping.get is slow
+        #: Action of a CALL -> its request decoded from an empty object, for the requests
+        #: all of whose fields are optional: one frozen instance, shared.
+        self.empty_requests: dict[str, Any] = {
+            name: spec.request()
+            for name, spec in self.specs.items()
+            if spec.response is not None and _all_optional(spec.request)
+        }
+        #: Action -> the structure function of its response class, as actions are met.
+        self.response_structures: dict[str, Any] = {}
         self.types = (CALL, CALLRESULT, CALLERROR) + (
             (CALLRESULTERROR, SEND) if version == "2.1" else ()
         )
@@ -311,7 +364,51 @@ class _Decoder:
             action=action,
         )
 
-    def decode(self, text: str, response_to: str | None) -> Frame:
+    def decode_compact(
+        self, text: str, start: int, message_id: str, action: str | None, response_to: str | None
+    ) -> Frame | None:
+        """A CALL (``action`` given) or CALLRESULT whose payload starts at ``start``, the
+        strings before it being plain (see _CALL_HEAD): only the payload goes through the JSON
+        parser. None for anything else (which ``decode_any`` then decodes, or refuses)."""
+        try:
+            payload, end = _scan(text, start)
+        except (StopIteration, ValueError, RecursionError, TypeError):
+            return None
+        if end != len(text) - 1 or text[end] != "]":
+            return None
+        # From here on exactly what decode_any does with the same list.
+        if action is not None:
+            msg = [CALL, message_id, action, payload]
+            if len(text) > 2 * MAX_DEPTH and _too_deep(text, msg):
+                return None
+            return self.call(msg, CALL, message_id)
+        if len(text) > 2 * MAX_DEPTH and _too_deep(text, [CALLRESULT, message_id, payload]):
+            return None
+        if payload.__class__ is dict and response_to is not None:
+            structure = self.response_structures.get(response_to)
+            if structure is None:
+                structure = self.learn_response_structure(response_to)
+            if structure is not None:
+                try:
+                    response = structure(payload)
+                except SchemaViolation:
+                    pass  # call_result reports it
+                else:
+                    frame = _new(CallResult)
+                    _set_result_id(frame, message_id)
+                    _set_result_payload(frame, response)
+                    return frame
+        return self.call_result([CALLRESULT, message_id, payload], message_id, response_to)
+
+    def learn_response_structure(self, action: str) -> Any:
+        spec = self.specs.get(action)
+        if spec is None or spec.response is None:
+            return None  # call_result raises
+        structure = self.response_structures[action] = structure_fn(spec.response)
+        return structure
+
+    def decode_any(self, text: str, response_to: str | None) -> Frame:
+        """Decoding of any text: the reference for what the fast paths do."""
         try:
             msg = _loads(text)
         except (ValueError, RecursionError, TypeError) as exc:
@@ -365,7 +462,7 @@ class _Decoder:
         action = msg[2]
         if action.__class__ is not str:
             raise self.fail(self.codes.rpc, "the action must be a string", message_id, type_id)
-        spec = self.registry.get(action)
+        spec = self.specs.get(action)
         if spec is None:
             raise self.fail(
                 self.codes.not_implemented,
@@ -386,8 +483,8 @@ class _Decoder:
             )
         payload = self.payload(msg[3], spec.request, message_id, type_id, action)
         if type_id == SEND:
-            return Send(message_id=message_id, action=action, payload=payload)
-        return Call(message_id=message_id, action=action, payload=payload)
+            return _new_send(message_id, action, payload)  # type: ignore[no-any-return]
+        return _new_call(message_id, action, payload)  # type: ignore[no-any-return]
 
     def payload(
         self, raw: Any, cls: type, message_id: str, type_id: int, action: str | None
@@ -426,14 +523,14 @@ class _Decoder:
                 raise self.fail(
                     self.codes.format, "the payload must be a JSON object", message_id, CALLRESULT
                 )
-            return CallResult(message_id=message_id, payload=msg[2])
-        spec = self.registry.get(response_to)
+            return _new_call_result(message_id, msg[2])  # type: ignore[no-any-return]
+        spec = self.specs.get(response_to)
         if spec is None or spec.response is None:
             raise ValueError(
                 f"{response_to!r} is not an OCPP {self.version} action with a response"
             )
         payload = self.payload(msg[2], spec.response, message_id, CALLRESULT, response_to)
-        return CallResult(message_id=message_id, payload=payload)
+        return _new_call_result(message_id, payload)  # type: ignore[no-any-return]
 
     def call_error(
         self, msg: list[Any], type_id: int, message_id: str
@@ -461,7 +558,31 @@ class _Decoder:
         return cls(message_id=message_id, error_code=code, description=description, details=details)
 
 
+def _all_optional(cls: type) -> bool:
+    """Whether every field of ``cls`` is optional, so that an empty object decodes to
+    ``cls()``, with every field None. Not for open classes: their ``extra`` dict would be
+    shared."""
+    return not getattr(cls, "__ocpp_open__", False) and all(
+        f.default is None for f in attrs.fields(cls)
+    )
+
+
 _decoders: dict[str, _Decoder] = {}
+
+
+#: The start of a compact CALL or CALLRESULT whose strings hold nothing JSON would escape
+#: (anything but a quote, a backslash and U+0000 to U+001F), so that each string's text is
+#: its value: ``[2,"<id>","<action>",`` or ``[3,"<id>",``; and a whole compact CALL with an
+#: empty object as payload. (A positive class with possessive repeats is the quickest form
+#: for the regular expression engine, and two expressions are quicker than one.)
+_PLAIN = r"[ !#-\[\]-\U0010ffff]"
+_PLAIN_ID = f"{_PLAIN}{{0,{MAX_MESSAGE_ID_LENGTH}}}+"
+_CALL_HEAD = re.compile(rf'\[2,"({_PLAIN_ID})","({_PLAIN}*+)",').match
+_RESULT_HEAD = re.compile(rf'\[3,"({_PLAIN_ID})",').match
+_EMPTY_CALL = re.compile(rf'\[2,"({_PLAIN_ID})","({_PLAIN}*+)",\{{\}}\]').fullmatch
+_set_call_id, _set_call_action, _set_call_payload = _frame_setters(Call)
+_set_result_id, _set_result_payload = _frame_setters(CallResult)
+_new = object.__new__
 
 
 def decode_frame(text: str, version: str, *, response_to: str | None = None) -> Frame:
@@ -470,10 +591,45 @@ def decode_frame(text: str, version: str, *, response_to: str | None = None) -> 
     ``response_to`` names the action of the CALL a CALLRESULT answers, so its payload can be
     typed; without it a CALLRESULT's payload stays the raw dict. Raises ``FrameError``.
     """
-    decoder = _decoders.get(version)
-    if decoder is None:
+    try:
+        decoder = _decoders[version]
+    except KeyError:
         decoder = _decoders[_check_version(version)] = _Decoder(version)
-    return decoder.decode(text, response_to)
+    try:
+        match = _EMPTY_CALL(text)
+    except TypeError:  # not a string: decode_any says what it is
+        return decoder.decode_any(text, response_to)
+    if match is not None:
+        # Maybe the commonest frame of all (Heartbeat, and every request with only optional
+        # fields), and no JSON parser needed.
+        message_id, action = match.groups()
+        try:
+            request = decoder.empty_requests[action]
+        except KeyError:  # an unknown action, or one with required fields
+            pass
+        else:
+            frame = _new(Call)
+            _set_call_id(frame, message_id)
+            _set_call_action(frame, action)
+            _set_call_payload(frame, request)
+            return frame
+        compact = decoder.decode_compact(text, match.end(2) + 2, message_id, action, response_to)
+        if compact is not None:
+            return compact
+        return decoder.decode_any(text, response_to)
+    match = _RESULT_HEAD(text)
+    if match is not None:
+        compact = decoder.decode_compact(text, match.end(), match[1], None, response_to)
+        if compact is not None:
+            return compact
+    else:
+        match = _CALL_HEAD(text)
+        if match is not None:
+            message_id, action = match.groups()
+            compact = decoder.decode_compact(text, match.end(), message_id, action, response_to)
+            if compact is not None:
+                return compact
+    return decoder.decode_any(text, response_to)
 
 
 #: For each message class: the action it belongs to, and whether it is the request of a
@@ -533,6 +689,28 @@ def _check_str(value: Any, what: str) -> None:
         raise LocalProtocolError(f"{what} must be a string, not {type(value).__name__}")
 
 
+#: Payload class -> (action, ``,"<action>",``, its text function) for the requests of
+#: CALLs whose class has a text function (see ``text_fn``), else None.
+_CALL_TEXTS: dict[type, tuple[str, str, Any] | None] = {}
+#: Payload class -> its text function, for responses whose class has one, else None.
+_RESULT_TEXTS: dict[type, Any] = {}
+_quote = json_encoder.encode_basestring_ascii
+
+
+def _learn_call_text(cls: type) -> tuple[str, str, Any] | None:
+    role = _role_of(cls)
+    fn = text_fn(cls) if role is not None and role[1] == "request" else None
+    shortcut = None if fn is None or role is None else (role[0], f",{_quote(role[0])},", fn)
+    _CALL_TEXTS[cls] = shortcut
+    return shortcut
+
+
+def _learn_result_text(cls: type) -> Any:
+    role = _role_of(cls)
+    fn = _RESULT_TEXTS[cls] = text_fn(cls) if role is not None and role[1] == "response" else None
+    return fn
+
+
 def encode_frame(frame: Frame) -> str:
     """Compact JSON text of ``frame``.
 
@@ -541,6 +719,49 @@ def encode_frame(frame: Frame) -> str:
     answer repeats the id it answers whatever its length; a CALL or SEND id must have at
     most 36 characters. Error descriptions are cut to 255 characters.
     """
+    # The shortcut: a CALL or CALLRESULT whose payload class writes its own text (flat
+    # payloads such as Heartbeat's). Whatever it is not sure of goes the general way,
+    # which gives the same text or reports the error.
+    cls = frame.__class__
+    if cls is Call:
+        payload = frame.payload  # type: ignore[union-attr]
+        try:
+            call_text = _CALL_TEXTS[payload.__class__]
+        except KeyError:
+            call_text = _learn_call_text(payload.__class__)
+        if call_text is not None:
+            action, action_text, write = call_text
+            message_id = frame.message_id
+            given = frame.action  # type: ignore[union-attr]
+            if (
+                message_id.__class__ is str
+                and len(message_id) <= MAX_MESSAGE_ID_LENGTH
+                and (given is action or (given.__class__ is str and given == action))
+            ):
+                try:
+                    body = write(payload)
+                except ValueError:  # an int too long for str(): the general path says so
+                    body = None
+                if body is not None:
+                    return "[2," + _quote(message_id) + action_text + body + "]"  # type: ignore[no-any-return]
+    elif cls is CallResult:
+        payload = frame.payload  # type: ignore[union-attr]
+        try:
+            write = _RESULT_TEXTS[payload.__class__]
+        except KeyError:
+            write = _learn_result_text(payload.__class__)
+        if write is not None and frame.message_id.__class__ is str:
+            try:
+                body = write(payload)
+            except ValueError:
+                body = None
+            if body is not None:
+                return "[3," + _quote(frame.message_id) + "," + body + "]"  # type: ignore[no-any-return]
+    return _encode_any(frame)
+
+
+def _encode_any(frame: Frame) -> str:
+    """Encoding of any frame: the reference for what encode_frame's shortcut does."""
     cls = frame.__class__
     data: list[Any]
     if cls is Call or cls is Send:
