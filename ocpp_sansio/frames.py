@@ -711,6 +711,15 @@ def _learn_result_text(cls: type) -> Any:
     return fn
 
 
+def _written(write: Any, payload: Any) -> str | None:
+    """A payload's own text, or None to go the general way (which gives the same text or
+    reports the error, e.g. an int too long for str())."""
+    try:
+        return write(payload)  # type: ignore[no-any-return]
+    except ValueError:
+        return None
+
+
 def encode_frame(frame: Frame) -> str:
     """Compact JSON text of ``frame``.
 
@@ -738,12 +747,9 @@ def encode_frame(frame: Frame) -> str:
                 and len(message_id) <= MAX_MESSAGE_ID_LENGTH
                 and (given is action or (given.__class__ is str and given == action))
             ):
-                try:
-                    body = write(payload)
-                except ValueError:  # an int too long for str(): the general path says so
-                    body = None
+                body = _written(write, payload)
                 if body is not None:
-                    return "[2," + _quote(message_id) + action_text + body + "]"  # type: ignore[no-any-return]
+                    return "[2," + _quote(message_id) + action_text + body + "]"
     elif cls is CallResult:
         payload = frame.payload  # type: ignore[union-attr]
         try:
@@ -751,12 +757,9 @@ def encode_frame(frame: Frame) -> str:
         except KeyError:
             write = _learn_result_text(payload.__class__)
         if write is not None and frame.message_id.__class__ is str:
-            try:
-                body = write(payload)
-            except ValueError:
-                body = None
+            body = _written(write, payload)
             if body is not None:
-                return "[3," + _quote(frame.message_id) + "," + body + "]"  # type: ignore[no-any-return]
+                return "[3," + _quote(frame.message_id) + "," + body + "]"
     return _encode_any(frame)
 
 

@@ -324,6 +324,18 @@ def _unwrap_optional(tp: Any) -> Any:
     return tp
 
 
+def _out_of_range_conditions(var: str, limits: Limits) -> list[str]:
+    """Generated conditions, each true when ``var`` breaks one of ``limits``."""
+    conditions = []
+    if limits.minimum is not None:
+        conditions.append(f"{var} < {limits.minimum!r}")
+    if limits.maximum is not None:
+        conditions.append(f"{var} > {limits.maximum!r}")
+    if limits.multiple_of is not None:
+        conditions.append(f"not _is_multiple({var}, {limits.multiple_of!r})")
+    return conditions
+
+
 class _Generator:
     """Writes the source of one structure or unstructure function."""
 
@@ -481,13 +493,7 @@ class _Generator:
             raise TypeError(f"cannot generate a check for {tp!r}")
 
     def range_check(self, ind: int, var: str, limits: Limits, seg: str) -> None:
-        conditions = []
-        if limits.minimum is not None:
-            conditions.append(f"{var} < {limits.minimum!r}")
-        if limits.maximum is not None:
-            conditions.append(f"{var} > {limits.maximum!r}")
-        if limits.multiple_of is not None:
-            conditions.append(f"not _is_multiple({var}, {limits.multiple_of!r})")
+        conditions = _out_of_range_conditions(var, limits)
         if conditions:
             lim = self.name_for(limits, "limits")
             self.emit(ind, f"if {' or '.join(conditions)}:")
@@ -710,13 +716,7 @@ class _TextWriter:
                 emit(ind, f"if {var}.__class__ is not int and ({var}.__class__ is not float")
                 emit(ind + 1, f"or {var} - {var}):")
             emit(ind + 1, "return None")
-            conditions = []
-            if limits.minimum is not None:
-                conditions.append(f"{var} < {limits.minimum!r}")
-            if limits.maximum is not None:
-                conditions.append(f"{var} > {limits.maximum!r}")
-            if limits.multiple_of is not None:
-                conditions.append(f"not _is_multiple({var}, {limits.multiple_of!r})")
+            conditions = _out_of_range_conditions(var, limits)
             if conditions:
                 emit(ind, f"if {' or '.join(conditions)}:")
                 emit(ind + 1, "return None")
