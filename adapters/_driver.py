@@ -5,7 +5,7 @@ An adapter feeds bytes and the time in (``receive``, ``timer``), writes what ``w
 send, runs the requests ``take_requests()`` returns concurrently and answers them with
 ``answer`` / ``answer_exception``, and passes ``take_events()`` to the application. The
 rules live in the core; the driver only sorts its events, after the application's flows
-(``FlowHost``) had their turn.
+(``ocpp_sansio.flows.FlowHost``) had their turn.
 
 The policy around connections is here too, so every adapter follows the same one: when a
 station tries again and when it gives up (``StationDriver``), and which core a station's
@@ -14,7 +14,6 @@ new connection to a CSMS talks to (``CsmsCores``). Adapters only do the IO and t
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import uuid
@@ -37,6 +36,7 @@ from ocpp_sansio.events import (
     ResponseReceived,
     TransactionMessageDiscarded,
 )
+from ocpp_sansio.flows.host import FlowFactory, FlowHost
 from ocpp_sansio.frames import ERROR_CODES
 from ocpp_sansio.station import StationCore, is_transaction_message
 
@@ -165,67 +165,6 @@ class Backoff:
         while True:
             yield self.minimum * 2**doublings + rng.uniform(0, self.random_range)
             doublings = min(doublings + 1, self.repeat_times)
-
-
-# --- flows next to a core ----------------------------------------------------------------------
-
-
-#: ``flows(core)``: the ``ocpp_sansio.flows`` objects (or any with ``handle_event(event,
-#: now) -> bool``) that see a core's events before the application, in order.
-FlowFactory = Callable[[Any], Sequence[Any]]
-
-
-class FlowHost:
-    """A core's flows, run as docs/flows.md says: each core event goes through them in
-    order and the first that returns True keeps it; their timers and their own events are
-    collected here. Flows may lack ``events``, ``next_deadline`` / ``handle_timer``."""
-
-    def __init__(self, core: StationCore | CsmsCore, flows: Sequence[Any]) -> None:
-        for flow in flows:
-            if not callable(getattr(flow, "handle_event", None)):
-                raise TypeError(f"{type(flow).__name__} is not a flow: it has no handle_event")
-        self.core = core
-        self.flows = tuple(flows)
-        self._emitting = [f for f in self.flows if callable(getattr(f, "events", None))]
-        self._timed = [
-            f
-            for f in self.flows
-            if callable(getattr(f, "next_deadline", None))
-            and callable(getattr(f, "handle_timer", None))
-        ]
-
-    def route(self, event: Event, now: float) -> bool:
-        """True when a flow kept ``event``. A flow that raises keeps it: the error is
-        logged and a request it was answering gets an InternalError CALLERROR."""
-        for flow in self.flows:
-            try:
-                if flow.handle_event(event, now):
-                    return True
-            except Exception:
-                log.exception("%s failed on %r", type(flow).__name__, event)
-                if isinstance(event, RequestReceived):
-                    # (unless it answered before it failed)
-                    with contextlib.suppress(LocalProtocolError):
-                        self.core.send_error(event.message_id, "InternalError", type(flow).__name__)
-                return True
-        return False
-
-    def events(self) -> list[Any]:
-        """The flows' own events, flow by flow."""
-        out: list[Any] = []
-        for flow in self._emitting:
-            out += flow.events()
-        return out
-
-    def next_deadline(self) -> float | None:
-        deadlines = [d for f in self._timed if (d := f.next_deadline()) is not None]
-        return min(deadlines, default=None)
-
-    def handle_timer(self, now: float) -> None:
-        for flow in self._timed:
-            deadline = flow.next_deadline()
-            if deadline is not None and deadline <= now:
-                flow.handle_timer(now)
 
 
 # --- the driver ----------------------------------------------------------------------------------

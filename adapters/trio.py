@@ -21,6 +21,7 @@ import trio
 
 from ocpp_sansio.config import CsmsConfig, StationConfig
 from ocpp_sansio.events import RequestReceived
+from ocpp_sansio.flows.host import FlowFactory
 from ocpp_sansio.station import StationCore
 
 from ._driver import (
@@ -29,7 +30,6 @@ from ._driver import (
     CoreFactory,
     CsmsCores,
     Driver,
-    FlowFactory,
     OcppCallError,
     SessionView,
     StationDriver,

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from ocpp_sansio.adapters import (
     Backoff,
     ConnectFailed,
@@ -20,16 +21,14 @@ from ocpp_sansio.adapters import (
 from ocpp_sansio.adapters._driver import (
     CsmsCores,
     Driver,
-    FlowHost,
     StationDriver,
     station_core,
 )
 from ocpp_sansio.adapters._ws import Closed, Endpoint, Phase, TextReceived
-
 from ocpp_sansio.config import CsmsConfig
 from ocpp_sansio.csms import CsmsCore
 from ocpp_sansio.events import ErrorReceived, RequestReceived, ResponseReceived
-from ocpp_sansio.flows import CsmsTransactions16, DataTransferRouter
+from ocpp_sansio.flows import CsmsTransactions16, DataTransferRouter, FlowHost
 from ocpp_sansio.flows._base import FlowEvent
 from ocpp_sansio.messages import v16, v201
 from ocpp_sansio.station import StationCore

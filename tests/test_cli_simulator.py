@@ -11,14 +11,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from ocpp_sansio.adapters._demo_csms import EXERCISE, DemoCsms
-from ocpp_sansio.adapters._driver import FlowHost
-from ocpp_sansio.adapters._simulator import RebootRequested, SimulatedStation
 
 from ocpp_sansio import registry
 from ocpp_sansio._core import counter_ids
+from ocpp_sansio.apps.demo_csms import EXERCISE, DemoCsms
+from ocpp_sansio.apps.simulator import RebootRequested, SimulatedStation
 from ocpp_sansio.csms import CsmsCore
 from ocpp_sansio.events import ErrorReceived, RequestReceived, ResponseReceived
+from ocpp_sansio.flows import FlowHost
 from ocpp_sansio.flows._base import build
 from ocpp_sansio.messages import v16, v21, v201
 from ocpp_sansio.station import StationCore
@@ -37,7 +37,7 @@ class Rig:
         self.version = version
         self.m = MODULES[version]
         self.demo = DemoCsms(boot_status=boot_status, heartbeat_interval=300)
-        self.demo.wall_clock = lambda: EPOCH
+        self.demo.wall_clock = lambda now: EPOCH
         self.sim = SimulatedStation(
             "CS1", version, connectors=connectors, id_generator=counter_ids("s")
         )
@@ -443,7 +443,7 @@ def test_the_demo_exercise_runs_clean(version: str) -> None:
 
 def demo_answers(version: str, requests: list[Any]) -> list[Any]:
     """What the demo CSMS's flows answer to ``requests`` from a plain station, in memory."""
-    demo = DemoCsms(heartbeat_interval=300, wall_clock=lambda: EPOCH)
+    demo = DemoCsms(heartbeat_interval=300, wall_clock=lambda now: EPOCH)
     csms = CsmsCore(version, "CS1", id_generator=counter_ids("c"))
     flows = FlowHost(csms, demo.flows(csms))
     station = StationCore(

@@ -30,6 +30,7 @@ from .firmware import (
     FirmwareUpdateCanceled,
     FirmwareUpdater,
 )
+from .host import FlowFactory, FlowHost
 from .logs import DiagnosticsUploader, LogMonitor, LogUploader, UploadCanceled, UploadDue
 from .metering import MeterSampleDue, MeterSchedule
 from .remote import (
@@ -72,6 +73,8 @@ __all__ = [
     "FirmwareUpdateCanceled",
     "FirmwareUpdater",
     "FlowAnomaly",
+    "FlowFactory",
+    "FlowHost",
     "InMemoryCache",
     "InMemoryConfiguration",
     "InMemoryDeviceModel",

@@ -21,15 +21,7 @@ from typing import Any, TextIO
 
 import anyio
 
-from ocpp_sansio.events import (
-    Event,
-    ProtocolViolation,
-    RegistrationChanged,
-    RequestRefused,
-)
-from ocpp_sansio.frames import VERSIONS
-
-from . import (
+from ocpp_sansio.adapters import (
     DEFAULT_VERSIONS,
     Backoff,
     Connected,
@@ -39,10 +31,18 @@ from . import (
     WsOptions,
     uuid_ids,
 )
-from ._console import FrameLog, Progress, percentiles
-from ._demo_csms import BOOT_STATUSES, EXERCISE, BootAnswered, DemoCsms
-from ._simulator import RebootRequested, SimulatedStation
-from ._ws import Endpoint  # (parses the URL whose identity `load` numbers)
+from ocpp_sansio.adapters._ws import Endpoint  # (parses the URL whose identity `load` numbers)
+from ocpp_sansio.apps.demo_csms import BOOT_STATUSES, EXERCISE, BootAnswered, DemoCsms
+from ocpp_sansio.apps.simulator import RebootRequested, SimulatedStation
+from ocpp_sansio.events import (
+    Event,
+    ProtocolViolation,
+    RegistrationChanged,
+    RequestRefused,
+)
+from ocpp_sansio.frames import VERSIONS
+
+from .console import FrameLog, Progress, percentiles
 
 ADAPTERS = ("trio", "asyncio", "threads")
 #: Pause between the demo CSMS's requests to one station (s).
@@ -71,6 +71,11 @@ def _wall_clock(adapter: str) -> Callable[[float], datetime]:
         now = time.monotonic()
     wall = datetime.now(UTC)
     return lambda t: wall + timedelta(seconds=t - now)
+
+
+def _system_wall_clock(_now: float) -> datetime:
+    """The demo CSMS's wall clock: the system's, whatever the adapter's clock reads."""
+    return datetime.now(UTC)
 
 
 def _frame_observer(log: FrameLog | None, identity: str) -> Any:
@@ -239,6 +244,7 @@ def run_csms(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int
         boot_status=BOOT_STATUSES[args.boot],
         heartbeat_interval=args.heartbeat_interval,
         log=log,
+        wall_clock=_system_wall_clock,
     )
     if args.adapter == "threads":
         handler = _ThreadCsmsHandler(demo, log, exercise=args.exercise)
@@ -529,7 +535,7 @@ def _summary(out: TextIO, lives: Sequence[_StationLife], elapsed: float) -> int:
 
 
 def run_demo(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int:
-    demo = DemoCsms(heartbeat_interval=args.heartbeat_interval)
+    demo = DemoCsms(heartbeat_interval=args.heartbeat_interval, wall_clock=_system_wall_clock)
     host = "127.0.0.1"
     out.write(
         f"Demo: a CSMS and {args.stations} simulated stations on the {args.adapter} adapter, "
@@ -806,7 +812,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if log is not None:
             log.close()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
