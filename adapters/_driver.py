@@ -38,7 +38,8 @@ from ocpp_sansio.events import (
 )
 from ocpp_sansio.flows.host import FlowFactory, FlowHost
 from ocpp_sansio.frames import ERROR_CODES
-from ocpp_sansio.station import StationCore, is_transaction_message
+from ocpp_sansio.rules import is_transaction_message
+from ocpp_sansio.station import StationCore
 
 from ._ws import (
     INTERNAL_ERROR,

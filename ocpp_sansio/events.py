@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any
 
 import attrs
 
 from .errors import FrameError
-
-
-class RegistrationStatus(enum.Enum):
-    """Where a station stands with its CSMS (digest §3)."""
-
-    #: No BootNotification answered Accepted or Pending yet (after power-up, or after Rejected).
-    BOOTING = "Booting"
-    PENDING = "Pending"
-    ACCEPTED = "Accepted"
-    REJECTED = "Rejected"
+from .rules import RegistrationStatus as RegistrationStatus  # re-exported: events carry it
 
 
 @attrs.frozen(kw_only=True)

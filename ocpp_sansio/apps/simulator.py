@@ -557,10 +557,10 @@ class SimulatedStation:
         online = self.core.connected and self.core.registration is RegistrationStatus.ACCEPTED
         if not (online or force):
             return
-        try:
-            self.core.send_request(self._status_request(target, status, now), now)
-        except LocalProtocolError:
+        request = self._status_request(target, status, now)
+        if self.core.may_send(request) is not None:
             return
+        self.core.send_request(request, now)
         self._reported[target] = status
 
     def _status_request(self, target: int, status: str, now: float) -> Any:

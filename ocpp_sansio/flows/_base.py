@@ -24,7 +24,7 @@ from typing import Any, Union, get_args, get_origin
 
 import attrs
 
-from ..errors import InvalidPayloadError, LocalProtocolError
+from ..errors import LocalProtocolError
 from ..events import (
     CallFailed,
     CallTimedOut,
@@ -155,11 +155,9 @@ class Outbox:
         ``supersedes`` messages are dropped, since the triggered one reports the current
         state and older ones sent after it would contradict it."""
         self.discard(supersedes)
-        try:
+        if self.core.may_send(payload) is None:
             self._sent[self.core.send_request(payload, now)] = payload
-        except InvalidPayloadError:
-            raise
-        except LocalProtocolError:
+        else:
             self._waiting.append(payload)
 
     def discard(self, action: str) -> None:
@@ -172,14 +170,9 @@ class Outbox:
         if self._lost:
             self._waiting.extendleft(reversed(self._lost))
             self._lost.clear()
-        while self._waiting:
-            try:
-                message_id = self.core.send_request(self._waiting[0], now)
-            except InvalidPayloadError:
-                raise  # a bad message never becomes sendable: the caller must hear of it
-            except LocalProtocolError:
-                return
-            self._sent[message_id] = self._waiting.popleft()
+        # (an invalid message raises InvalidPayloadError: it never becomes sendable)
+        while self._waiting and self.core.may_send(self._waiting[0]) is None:
+            self._sent[self.core.send_request(self._waiting[0], now)] = self._waiting.popleft()
 
     def handle_event(self, event: Event, now: float) -> bool:
         """Settle our requests; True when ``event`` was about one of them."""
