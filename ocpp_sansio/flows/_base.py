@@ -172,7 +172,8 @@ class Outbox:
             self._lost.clear()
         # (an invalid message raises InvalidPayloadError: it never becomes sendable)
         while self._waiting and self.core.may_send(self._waiting[0]) is None:
-            self._sent[self.core.send_request(self._waiting[0], now)] = self._waiting.popleft()
+            message_id = self.core.send_request(self._waiting[0], now)
+            self._sent[message_id] = self._waiting.popleft()
 
     def handle_event(self, event: Event, now: float) -> bool:
         """Settle our requests; True when ``event`` was about one of them."""
