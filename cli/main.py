@@ -25,7 +25,7 @@ from ocpp_sansio.adapters import (
     DEFAULT_VERSIONS,
     Backoff,
     Connected,
-    ConnectionAttemptFailed,
+    ConnectFailed,
     Disconnected,
     OcppCallError,
     WsOptions,
@@ -97,7 +97,7 @@ def _note_event(log: FrameLog | None, identity: str, event: Event) -> None:
     elif isinstance(event, Disconnected):
         reason = f" {event.reason}" if event.reason else ""
         log.note(identity, f"disconnected ({event.code}{reason})")
-    elif isinstance(event, ConnectionAttemptFailed):
+    elif isinstance(event, ConnectFailed):
         retry = "" if event.error is None else f": {event.error}"
         log.note(identity, f"connection attempt failed{retry}")
     elif isinstance(event, RegistrationChanged):
@@ -357,7 +357,7 @@ class _StationLife:
         return station
 
     def seen(self, event: Event) -> None:
-        if isinstance(event, ConnectionAttemptFailed):
+        if isinstance(event, ConnectFailed):
             self.failed_attempts += 1
         _note_event(self.log, self.identity, event)
 

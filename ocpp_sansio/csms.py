@@ -18,9 +18,9 @@ from ._core import CoreBase
 from .config import CsmsConfig
 from .errors import LocalProtocolError
 from .events import (
-    CallFailed,
+    CallErrorReceived,
+    CallLost,
     CallTimedOut,
-    ErrorReceived,
     Event,
     HeartbeatOverdue,
     InvalidResponse,
@@ -125,7 +125,7 @@ class CsmsCore(CoreBase):
             forbidden = csms_gate(self.version, self.registration, entry.action)
             if forbidden is not None:
                 self._events.append(
-                    CallFailed(
+                    CallLost(
                         message_id=entry.message_id,
                         action=entry.action,
                         request=entry.payload,
@@ -146,7 +146,7 @@ class CsmsCore(CoreBase):
     def connection_lost(self, now: float) -> None:
         for entry in ([self._in_flight] if self._in_flight else []) + list(self._queue):
             self._events.append(
-                CallFailed(
+                CallLost(
                     message_id=entry.message_id,
                     action=entry.action,
                     request=entry.payload,
@@ -169,7 +169,7 @@ class CsmsCore(CoreBase):
         if isinstance(event, RequestReceived):
             self._on_request(event, now)
             return
-        if isinstance(event, ResponseReceived | ErrorReceived | InvalidResponse | CallTimedOut):
+        if isinstance(event, ResponseReceived | CallErrorReceived | InvalidResponse | CallTimedOut):
             if self._in_flight is not None and event.message_id == self._in_flight.message_id:
                 self._in_flight = None
             if isinstance(event, ResponseReceived):

@@ -18,10 +18,10 @@ from ._core import CoreBase, status_response
 from .config import StationConfig
 from .errors import LocalProtocolError
 from .events import (
-    CallFailed,
+    CallErrorReceived,
+    CallLost,
     CallTimedOut,
     ClockReport,
-    ErrorReceived,
     Event,
     InvalidResponse,
     Reconnected,
@@ -217,7 +217,7 @@ class StationCore(CoreBase):
 
     def _fail(self, entry: _Outgoing, reason: str) -> None:
         self._events.append(
-            CallFailed(
+            CallLost(
                 message_id=entry.message_id,
                 action=entry.action,
                 request=entry.payload,
@@ -313,7 +313,7 @@ class StationCore(CoreBase):
                 self._events.append(event)
                 self._on_response(entry, event.response, now)
                 return
-            if isinstance(event, ErrorReceived | InvalidResponse | CallTimedOut):
+            if isinstance(event, CallErrorReceived | InvalidResponse | CallTimedOut):
                 self._in_flight = None
                 self._events.append(event)
                 self._on_failure(entry, type(event).__name__, now)

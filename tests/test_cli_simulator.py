@@ -17,7 +17,7 @@ from ocpp_sansio._core import counter_ids
 from ocpp_sansio.apps.demo_csms import EXERCISE, DemoCsms
 from ocpp_sansio.apps.simulator import RebootRequested, SimulatedStation
 from ocpp_sansio.csms import CsmsCore
-from ocpp_sansio.events import ErrorReceived, RequestReceived, ResponseReceived
+from ocpp_sansio.events import CallErrorReceived, RequestReceived, ResponseReceived
 from ocpp_sansio.flows import FlowHost
 from ocpp_sansio.flows._base import build
 from ocpp_sansio.messages import v16, v21, v201
@@ -57,13 +57,13 @@ class Rig:
         assert not (isinstance(event, RequestReceived) and not self.flows.route(event, now)), event
 
     def call(self, request: Any, *, then: float = 0.1) -> Any:
-        """Send ``request`` from the CSMS; its answer (or the ErrorReceived)."""
+        """Send ``request`` from the CSMS; its answer (or the CallErrorReceived)."""
         message_id = self.pair.csms.send_request(request, self.pair.now)
         self.pair.advance(then)
         for event in self.pair.csms_events:
             if isinstance(event, ResponseReceived) and event.message_id == message_id:
                 return event.response
-            if isinstance(event, ErrorReceived) and event.message_id == message_id:
+            if isinstance(event, CallErrorReceived) and event.message_id == message_id:
                 return event
         raise AssertionError(f"no answer to {request!r}")
 
@@ -358,7 +358,7 @@ def test_a_request_nothing_handles_gets_not_supported(version: str) -> None:
     else:
         request = build(m.ClearDisplayMessageRequest, id=1)
     answer = rig.call(request)
-    assert isinstance(answer, ErrorReceived) and answer.error_code == "NotSupported"
+    assert isinstance(answer, CallErrorReceived) and answer.error_code == "NotSupported"
 
 
 @pytest.mark.parametrize("version", ALL_VERSIONS)
@@ -436,7 +436,7 @@ def test_the_demo_exercise_runs_clean(version: str) -> None:
         request = step(rig.demo, "CS1", version)
         if request is not None:
             answer = rig.call(request, then=2)
-            assert not isinstance(answer, ErrorReceived), answer
+            assert not isinstance(answer, CallErrorReceived), answer
     assert [a for a, _ in rig.sent()].count("StatusNotification") >= 3
     assert rig.sim.latencies and all(latency == 0 for latency in rig.sim.latencies)
 

@@ -17,9 +17,9 @@ import attrs
 
 from ..errors import LocalProtocolError
 from ..events import (
-    CallFailed,
+    CallErrorReceived,
+    CallLost,
     CallTimedOut,
-    ErrorReceived,
     Event,
     InvalidResponse,
     RequestReceived,
@@ -415,7 +415,7 @@ class Authorization(Emitter):
                 )
                 return True
             return False
-        if isinstance(event, ErrorReceived | InvalidResponse | CallTimedOut | CallFailed):
+        if isinstance(event, CallErrorReceived | InvalidResponse | CallTimedOut | CallLost):
             token = self._asked.pop(event.message_id, None)
             if token is not None:
                 self._decided(token, self._offline_decision(token, now))
