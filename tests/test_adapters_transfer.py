@@ -12,18 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 import trustme
-from ocpp_sansio.adapters.transfer import (
-    TransferError,
-    TransferFailure,
-    download,
-    download_async,
-    file_chunks,
-    upload,
-    upload_async,
-    upload_url,
-)
-
-from tests._transferkit import (
+from _transferkit import (
     HANG,
     PASSWORD,
     USER,
@@ -35,6 +24,16 @@ from tests._transferkit import (
     refusing_port,
     server_tls_context,
     silent_port,
+)
+from ocpp_sansio.adapters.transfer import (
+    TransferError,
+    TransferFailure,
+    download,
+    download_async,
+    file_chunks,
+    upload,
+    upload_async,
+    upload_url,
 )
 
 FIRMWARE = bytes(range(256)) * 1024  # 256 KiB
