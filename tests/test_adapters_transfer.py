@@ -8,10 +8,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 import trustme
+from _flowkit import Rig
 from _transferkit import (
     HANG,
     PASSWORD,
@@ -35,6 +37,9 @@ from ocpp_sansio.adapters.transfer import (
     upload_async,
     upload_url,
 )
+
+from ocpp_sansio.flows._base import build
+from ocpp_sansio.flows.logs import DiagnosticsUploader, LogUploader, UploadDue
 
 FIRMWARE = bytes(range(256)) * 1024  # 256 KiB
 #: Time limit for the tests that wait for one to pass.
@@ -580,3 +585,88 @@ async def test_cancelling_an_async_download_returns_at_once_and_cleans_up(
         while not nothing_left_in(tmp_path):
             await anyio.sleep(0.02)
     assert not target.exists()
+
+
+# --- the pieces in the upload flows -------------------------------------------------------------
+
+
+def run_upload(uploader: LogUploader | DiagnosticsUploader, rig: Rig, source: Path) -> None:
+    """What the upload code does on UploadDue: upload for real, report."""
+    (due,) = [e for e in uploader.events() if isinstance(e, UploadDue)]
+    uploader.upload_started(rig.now)
+    try:
+        upload(source, upload_url(due.location, due.filename), filename=due.filename, timeout=HANG)
+    except TransferError as error:
+        if isinstance(uploader, LogUploader):
+            uploader.upload_failed(rig.now, error.log_status)
+        else:
+            uploader.upload_failed(rig.now)
+        return
+    uploader.uploaded(rig.now)
+
+
+def log_request(rig: Rig, location: str, *, retries: int = 0) -> Any:
+    m = rig.m
+    return build(
+        m.GetLogRequest,
+        log=m.LogParameters(remote_location=location),
+        log_type="DiagnosticsLog",
+        request_id=5,
+        retries=retries,
+        retry_interval=10,
+    )
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1", "2.1"])
+def test_N01_FR_09_a_real_log_upload_reports_Uploaded(
+    version: str, http_base: str, files: HttpFiles, log_file: Path
+) -> None:
+    rig = Rig(version)
+    uploader = LogUploader(rig.station)
+    rig.station_flows.append(uploader)
+    rig.csms_sends(log_request(rig, f"{http_base}/upload/"))
+    run_upload(uploader, rig, log_file)
+    rig.flush()
+    assert rig.statuses("LogStatusNotification") == ["Uploading", "Uploaded"]
+    # N01.FR.21: the folder location got the file name of the GetLog answer.
+    assert files.received["DiagnosticsLog-5.log"][2] == log_file.read_bytes()
+
+
+@pytest.mark.parametrize("version", ["2.0.1", "2.1"])
+def test_N01_FR_10_a_refused_log_upload_reports_PermissionDenied_after_the_retries(
+    version: str, http_base: str, log_file: Path
+) -> None:
+    rig = Rig(version)
+    uploader = LogUploader(rig.station)
+    rig.station_flows.append(uploader)
+    rig.csms_sends(log_request(rig, f"{http_base}/readonly/", retries=1))
+    run_upload(uploader, rig, log_file)
+    rig.advance(10)  # retryInterval
+    run_upload(uploader, rig, log_file)
+    rig.flush()
+    assert rig.statuses("LogStatusNotification") == ["Uploading", "Uploading", "PermissionDenied"]
+
+
+def test_1_6_diagnostics_upload_over_ftp(ftp_base: str, ftp_root: Path, log_file: Path) -> None:
+    rig = Rig("1.6")
+    uploader = DiagnosticsUploader(rig.station)
+    rig.station_flows.append(uploader)
+    location = f"ftp://{USER}:{PASSWORD}@{ftp_base[6:]}/"
+    rig.csms_sends(rig.m.GetDiagnosticsRequest(location=location))
+    run_upload(uploader, rig, log_file)
+    rig.flush()
+    assert rig.statuses("DiagnosticsStatusNotification") == ["Uploading", "Uploaded"]
+    assert (ftp_root / "diagnostics.log").read_bytes() == log_file.read_bytes()
+
+
+def test_1_6_diagnostics_upload_that_fails_reports_UploadFailed(
+    ftp_base: str, log_file: Path
+) -> None:
+    rig = Rig("1.6")
+    uploader = DiagnosticsUploader(rig.station)
+    rig.station_flows.append(uploader)
+    location = f"ftp://{USER}:wrong@{ftp_base[6:]}/"
+    rig.csms_sends(rig.m.GetDiagnosticsRequest(location=location, retries=0))
+    run_upload(uploader, rig, log_file)
+    rig.flush()
+    assert rig.statuses("DiagnosticsStatusNotification") == ["Uploading", "UploadFailed"]
