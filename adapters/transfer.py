@@ -200,6 +200,8 @@ def upload(
     Build ``location`` from a GetLog remoteLocation with ``upload_url``.
     """
     _check_limits(timeout, 0)
+    if method not in ("PUT", "POST"):
+        raise ValueError(f"method must be PUT or POST, not {method!r}")
     clock = _Clock(timeout, cancel)
     path = Path(source)
     with _translated(location):
@@ -405,7 +407,14 @@ def _tls_context(
         return ssl_context
     context = ssl.create_default_context()
     if ca_file is not None:
-        context.load_verify_locations(cafile=ca_file)
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise TransferError(
+                TransferFailure.LOCAL,
+                urlunsplit(parts),
+                f"cannot load the CA file {ca_file}: {exc}",
+            ) from exc
     return context
 
 
@@ -556,8 +565,6 @@ def _http_upload(
     clock: _Clock,
     context: ssl.SSLContext | None,
 ) -> None:
-    if method not in ("PUT", "POST"):
-        raise ValueError(f"method must be PUT or POST, not {method!r}")
     headers = _http_headers(parts)
     head = tail = b""
     if method == "POST":

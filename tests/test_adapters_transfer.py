@@ -670,3 +670,15 @@ def test_1_6_diagnostics_upload_that_fails_reports_UploadFailed(
     run_upload(uploader, rig, log_file)
     rig.flush()
     assert rig.statuses("DiagnosticsStatusNotification") == ["Uploading", "UploadFailed"]
+
+
+def test_an_unreadable_ca_file_is_a_local_failure(https_base: str, tmp_path: Path) -> None:
+    with pytest.raises(TransferError) as excinfo:
+        download(f"{https_base}/files/fw.bin", tmp_path / "x", ca_file=tmp_path / "none.pem")
+    assert failure(excinfo) is TransferFailure.LOCAL
+    assert "CA file" in excinfo.value.detail
+
+
+def test_an_upload_method_must_be_put_or_post(log_file: Path) -> None:
+    with pytest.raises(ValueError, match="PUT or POST"):
+        upload(log_file, "http://127.0.0.1/x", method="PATCH")  # type: ignore[arg-type]
