@@ -22,6 +22,7 @@ from typing import Any
 import trustme
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
+from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import FTPServer
 
 #: The longest any test server stalls a client (the tests' time limits are far shorter).
@@ -217,12 +218,14 @@ def ftp_server(
     if without_size:
         attributes["proto_cmds"] = {k: v for k, v in base.proto_cmds.items() if k != "SIZE"}
     handler = type("Handler", (base,), attributes)
-    server = FTPServer(("127.0.0.1", 0), handler)
+    # An IO loop of its own: pyftpdlib's default is one per process, and two servers
+    # driving it from two threads garble each other's TLS streams.
+    server = FTPServer(("127.0.0.1", 0), handler, ioloop=IOLoop())
     stop = threading.Event()
 
     def serve() -> None:
         while not stop.is_set():
-            server.serve_forever(timeout=0.05, blocking=False, handle_exit=False)
+            server.ioloop.loop(0.05, blocking=False)  # serve_forever would log each turn
         server.close_all()
 
     thread = threading.Thread(target=serve)
