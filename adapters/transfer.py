@@ -586,7 +586,7 @@ def _http_upload(
             for piece in _pieces(head, body, tail):
                 sock.settimeout(clock.remaining())
                 connection.send(piece)
-        except (BrokenPipeError, ConnectionResetError) as exc:
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLEOFError) as exc:
             broken = exc  # the server may have answered before taking it all: read why
         sock.settimeout(clock.remaining())
         try:

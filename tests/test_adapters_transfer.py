@@ -91,8 +91,10 @@ def ftp_base(ftp_root: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def ftps_base(ftp_root: Path, ca: trustme.CA, tmp_path: Path) -> Iterator[str]:
-    certfile = tmp_path / "server.pem"
+def ftps_base(
+    ftp_root: Path, ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    certfile = tmp_path_factory.mktemp("cert") / "server.pem"
     ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(certfile))
     with ftp_server(ftp_root, tls_certfile=certfile) as base:
         yield base
@@ -682,3 +684,89 @@ def test_an_unreadable_ca_file_is_a_local_failure(https_base: str, tmp_path: Pat
 def test_an_upload_method_must_be_put_or_post(log_file: Path) -> None:
     with pytest.raises(ValueError, match="PUT or POST"):
         upload(log_file, "http://127.0.0.1/x", method="PATCH")  # type: ignore[arg-type]
+
+
+# --- every scheme: the same failures, the same answers ---------------------------------------
+
+SCHEMES = ["http", "https", "ftp", "ftps"]
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_every_scheme_reports_a_refused_connection(scheme: str, tmp_path: Path) -> None:
+    with refusing_port() as port, pytest.raises(TransferError) as excinfo:
+        download(f"{scheme}://127.0.0.1:{port}/fw.bin", tmp_path / "x", timeout=HANG)
+    assert failure(excinfo) is TransferFailure.REFUSED
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_every_scheme_times_out_on_a_silent_server(scheme: str, tmp_path: Path) -> None:
+    start = time.monotonic()
+    with silent_port() as port, pytest.raises(TransferError) as excinfo:
+        download(f"{scheme}://127.0.0.1:{port}/fw.bin", tmp_path / "x", timeout=SHORT)
+    assert failure(excinfo) is TransferFailure.TIMEOUT
+    assert elapsed(start) < SHORT + 1
+
+
+@pytest.fixture
+def bases(http_base: str, https_base: str, ftp_base: str, ftps_base: str) -> dict[str, str]:
+    login = f"{USER}:{PASSWORD}@"
+    return {
+        "http": http_base,
+        "https": https_base,
+        "ftp": f"ftp://{login}{ftp_base[6:]}",
+        "ftps": f"ftps://{login}{ftps_base[7:]}",
+    }
+
+
+def file_url(scheme: str, base: str, name: str) -> str:
+    return f"{base}/files/{name}" if scheme.startswith("http") else f"{base}/{name}"
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_every_scheme_downloads_and_uploads(
+    scheme: str, bases: dict[str, str], ca_file: Path, log_file: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "fw.bin"
+    download(file_url(scheme, bases[scheme], "fw.bin"), target, ca_file=ca_file, timeout=HANG)
+    assert target.read_bytes() == FIRMWARE
+    where = f"{bases[scheme]}/upload/" if scheme.startswith("http") else f"{bases[scheme]}/"
+    assert upload(log_file, upload_url(where, "d.log"), ca_file=ca_file, timeout=HANG) > 0
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_every_scheme_reports_a_missing_file(
+    scheme: str, bases: dict[str, str], ca_file: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(TransferError) as excinfo:
+        download(file_url(scheme, bases[scheme], "nope"), tmp_path / "x", ca_file=ca_file)
+    assert failure(excinfo) is TransferFailure.STATUS
+    assert excinfo.value.status == (404 if scheme.startswith("http") else 550)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_every_scheme_enforces_the_size_limit(
+    scheme: str, bases: dict[str, str], ca_file: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(TransferError) as excinfo:
+        download(
+            file_url(scheme, bases[scheme], "fw.bin"),
+            tmp_path / "x",
+            ca_file=ca_file,
+            max_bytes=len(FIRMWARE) - 1,
+        )
+    assert failure(excinfo) is TransferFailure.TOO_BIG
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_every_scheme_reports_a_refused_upload(
+    scheme: str, bases: dict[str, str], ca_file: Path, log_file: Path
+) -> None:
+    if scheme.startswith("http"):
+        location = f"{bases[scheme]}/readonly/d.log"
+    else:  # a wrong password
+        location = bases[scheme].replace(PASSWORD, "wrong") + "/d.log"
+    with pytest.raises(TransferError) as excinfo:
+        upload(log_file, location, ca_file=ca_file, timeout=HANG)
+    assert failure(excinfo) is TransferFailure.DENIED
+    assert excinfo.value.log_status == "PermissionDenied"
