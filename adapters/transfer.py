@@ -21,6 +21,7 @@ import enum
 import errno
 import ftplib
 import http.client
+import itertools
 import os
 import socket
 import ssl
@@ -28,7 +29,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Literal
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit, urlunsplit
@@ -172,7 +173,12 @@ def download(
                 else:
                     size = _ftp_download(parts, location, sink, clock, context)
             clock.remaining()  # a cancel that came during the last chunk still counts
-            os.replace(part, target)
+            try:
+                os.replace(part, target)
+            except OSError as exc:
+                raise TransferError(
+                    TransferFailure.LOCAL, location, f"cannot write {target}: {exc}"
+                ) from exc
         except BaseException:
             part.unlink(missing_ok=True)
             raise
@@ -219,7 +225,7 @@ def upload(
                 name = filename if filename is not None else path.name
                 _http_upload(parts, location, body, size, method, name, clock, context)
             else:
-                _ftp_upload(parts, location, body, clock, context)
+                _ftp_upload(parts, location, body, size, clock, context)
     return size
 
 
@@ -583,7 +589,7 @@ def _http_upload(
         connection.endheaders()
         broken: OSError | None = None
         try:
-            for piece in _pieces(head, body, tail):
+            for piece in itertools.chain((head,), _body_chunks(body, size, location), (tail,)):
                 sock.settimeout(clock.remaining())
                 connection.send(piece)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLEOFError) as exc:
@@ -615,13 +621,25 @@ def _multipart_frame(boundary: str, filename: str) -> tuple[bytes, bytes]:
     return head, tail
 
 
-def _pieces(head: bytes, body: BinaryIO, tail: bytes) -> Iterable[bytes]:
-    if head:
-        yield head
-    while chunk := body.read(CHUNK):
+def _body_chunks(body: BinaryIO, size: int, location: str) -> Iterator[bytes]:
+    """Exactly ``size`` bytes of the file, its size when the upload began: a log that grows
+    meanwhile goes as it was then (the length is announced), one that shrinks fails."""
+    left = size
+    while left > 0:
+        try:
+            chunk = body.read(min(CHUNK, left))
+        except OSError as exc:
+            raise TransferError(
+                TransferFailure.LOCAL, location, f"cannot read the file: {exc}"
+            ) from exc
+        if not chunk:
+            raise TransferError(
+                TransferFailure.LOCAL,
+                location,
+                f"the file shrank while it was sent ({size - left} of {size} bytes)",
+            )
+        left -= len(chunk)
         yield chunk
-    if tail:
-        yield tail
 
 
 # --- FTP(S) -------------------------------------------------------------------------------------
@@ -719,13 +737,14 @@ def _ftp_upload(
     parts: SplitResult,
     location: str,
     body: BinaryIO,
+    size: int,
     clock: _Clock,
     context: ssl.SSLContext | None,
 ) -> None:
     path = _ftp_path(parts, location)
     with _ftp_session(parts, clock, context) as ftp:
         with _control(ftp, clock).transfercmd(f"STOR {path}") as data:
-            while chunk := body.read(CHUNK):
+            for chunk in _body_chunks(body, size, location):
                 data.settimeout(clock.remaining())
                 data.sendall(chunk)
             if isinstance(data, ssl.SSLSocket):

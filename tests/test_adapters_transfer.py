@@ -3,6 +3,7 @@ and FTPS (pyftpdlib). One attempt per call; every failure says why."""
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 import time
@@ -30,6 +31,7 @@ from _transferkit import (
 from ocpp_sansio.adapters.transfer import (
     TransferError,
     TransferFailure,
+    _body_chunks,
     download,
     download_async,
     file_chunks,
@@ -770,3 +772,16 @@ def test_every_scheme_reports_a_refused_upload(
         upload(log_file, location, ca_file=ca_file, timeout=HANG)
     assert failure(excinfo) is TransferFailure.DENIED
     assert excinfo.value.log_status == "PermissionDenied"
+
+
+def test_an_upload_sends_the_file_as_it_was_when_it_began() -> None:
+    # A log that grows during the upload: the announced length is sent, no more.
+    growing = io.BytesIO(b"0123456789" + b"appended meanwhile")
+    assert b"".join(_body_chunks(growing, 10, "ftp://x/y")) == b"0123456789"
+
+
+def test_an_upload_of_a_file_that_shrank_is_a_local_failure() -> None:
+    with pytest.raises(TransferError) as excinfo:
+        list(_body_chunks(io.BytesIO(b"01234"), 10, "ftp://x/y"))
+    assert failure(excinfo) is TransferFailure.LOCAL
+    assert "shrank" in excinfo.value.detail
