@@ -41,6 +41,7 @@ def test_the_core_flows_and_apps_import_with_attrs_and_cattrs_only() -> None:
         ("wsproto", "ocpp_sansio.adapters.asyncio", "websocket"),
         ("trio", "ocpp_sansio.adapters.trio", "trio"),
         ("hypothesis", "ocpp_sansio.testing.strategies", "hypothesis"),
+        ("anyio", "ocpp_sansio.adapters.transfer", "transfer"),
     ],
 )
 def test_a_missing_extra_is_named(hidden: str, module: str, extra: str) -> None:
@@ -64,6 +65,19 @@ def test_from_testing_import_messages_without_hypothesis_names_the_extra() -> No
         "    print(error)\n"
     )
     assert "ocpp-sansio[hypothesis]" in run_python(code).stdout
+
+
+def test_firmware_signature_checks_without_cryptography_name_the_extra() -> None:
+    code = hiding("cryptography") + (
+        "from datetime import UTC, datetime\n"
+        "from ocpp_sansio.errors import MissingExtraError\n"
+        "from ocpp_sansio.firmware_signature import check_signing_certificate\n"
+        "try:\n"
+        "    check_signing_certificate('', [], datetime.now(UTC))\n"
+        "except MissingExtraError as error:\n"
+        "    print(error)\n"
+    )
+    assert "ocpp-sansio[crypto]" in run_python(code).stdout
 
 
 def test_the_command_without_its_extra_prints_one_line() -> None:
