@@ -1,6 +1,7 @@
 """Adapters that put the sans-IO core on real sockets: ``ocpp_sansio.adapters.trio``,
-``ocpp_sansio.adapters.asyncio`` and ``ocpp_sansio.adapters.threads`` (one shape, see
-docs/adapters.md), over the WebSocket glue they share.
+``ocpp_sansio.adapters.asyncio``, ``ocpp_sansio.adapters.threads`` and
+``ocpp_sansio.adapters.asgi`` (one shape, declared in ``ocpp_sansio.adapters.surface``; see
+docs/adapters.md), over one IO-free skeleton (``_skeleton``) and the WebSocket layer.
 
 How this folder becomes ``ocpp_sansio.adapters``: ``ocpp_sansio/adapters`` is a symbolic
 link to this top-level folder. Imports, editable installs, mypy and tracebacks all follow an
@@ -25,7 +26,16 @@ from ocpp_sansio.errors import (
 from ocpp_sansio.events import Connected, ConnectFailed, Disconnected
 
 with needs_extra("websocket", needed_by="ocpp_sansio.adapters"):
-    from ._driver import Backoff, uuid_ids
+    from ._driver import uuid_ids
+    from ._options import (
+        Backoff,
+        CoreFactory,
+        Direction,
+        FrameObserver,
+        ServerOptions,
+        StationOptions,
+        WallClock,
+    )
     from ._ws import DEFAULT_VERSIONS, SUBPROTOCOLS, WsOptions
 
 __all__ = [
@@ -38,11 +48,17 @@ __all__ = [
     "ConnectFailed",
     "ConnectFailedError",
     "Connected",
+    "CoreFactory",
     "CoreMismatch",
+    "Direction",
     "Disconnected",
+    "FrameObserver",
     "InvalidResponseError",
     "OcppCallError",
+    "ServerOptions",
+    "StationOptions",
     "TransactionMessageDiscardedError",
+    "WallClock",
     "WsOptions",
     "uuid_ids",
 ]

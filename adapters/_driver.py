@@ -17,12 +17,11 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-import attrs
-
-from ocpp_sansio.config import CsmsConfig, StationConfig
+from ocpp_sansio.config import StationConfig
 from ocpp_sansio.csms import CsmsCore
 from ocpp_sansio.errors import (
     CallLostError,
@@ -53,6 +52,13 @@ from ocpp_sansio.frames import ERROR_CODES
 from ocpp_sansio.rules import is_transaction_message
 from ocpp_sansio.station import StationCore
 
+from ._options import (
+    Direction,
+    FrameObserver,
+    ServerOptions,
+    StationOptions,
+    WallClock,
+)
 from ._ws import (
     INTERNAL_ERROR,
     NORMAL_CLOSURE,
@@ -62,11 +68,11 @@ from ._ws import (
     Phase,
     ServerPolicy,
     TextReceived,
-    WsOptions,
-    _WebSocket,
 )
 
 log = logging.getLogger("ocpp_sansio.adapters")
+#: Every frame, both ways, at DEBUG: ``<identity> <version> received|sent <text>``.
+frame_log = logging.getLogger("ocpp_sansio.adapters.frames")
 
 
 def uuid_ids() -> str:
@@ -74,35 +80,33 @@ def uuid_ids() -> str:
     return str(uuid.uuid4())
 
 
-# --- reconnect back-off -------------------------------------------------------------------------
-
-
-def _not_negative(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not value >= 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
-
-
-@attrs.frozen(kw_only=True)
-class Backoff:
-    """The station's reconnect waits (digest §2.4; 2.x OCPPCommCtrlr.RetryBackOff*).
-
-    Wait n (from 0) is ``minimum * 2**min(n, repeat_times)`` plus a new random part in
-    ``[0, random_range]``; a successful connection starts again from wait 0. 1.6 has no
-    such keys: the same scheme with these defaults.
-    """
-
-    minimum: float = attrs.field(default=10.0, validator=_not_negative)
-    random_range: float = attrs.field(default=10.0, validator=_not_negative)
-    repeat_times: int = attrs.field(default=5, validator=_not_negative)
-
-    def waits(self, rng: random.Random) -> Iterator[float]:
-        doublings = 0
-        while True:
-            yield self.minimum * 2**doublings + rng.uniform(0, self.random_range)
-            doublings = min(doublings + 1, self.repeat_times)
-
-
 # --- the driver ----------------------------------------------------------------------------------
+
+
+class Wire(Protocol):
+    """What the driver and the skeleton need of a connection's WebSocket: ``_ws``'s
+    byte-level ones, or the ASGI adapter's message-level one (the web server frames)."""
+
+    version: str | None
+    identity: str
+    phase: Phase
+
+    @property
+    def done(self) -> bool: ...
+
+    def receive_data(self, data: Any, now: float) -> None: ...
+
+    def events(self) -> list[Any]: ...
+
+    def data_to_send(self) -> Any: ...
+
+    def send_text(self, text: str) -> None: ...
+
+    def close(self, code: int = ..., reason: str = ..., now: float = ...) -> None: ...
+
+    def next_deadline(self) -> float | None: ...
+
+    def handle_timer(self, now: float) -> None: ...
 
 
 class Waiter(Protocol):
@@ -136,14 +140,35 @@ def _error_for(event: Event) -> BaseException:
     )
 
 
+def posix_wall_clock(now: float) -> datetime:
+    """The wall clock of a driver used on its own: ``now`` read as POSIX seconds (the
+    adapters give theirs, see ``_skeleton.wall_clock_for``)."""
+    return datetime.fromtimestamp(now, UTC)
+
+
 class Driver:
     """One core across its connections; ``ws`` is the connection it talks over now.
-    ``flows(core)`` gives the flows that see the core's events before the application."""
+    ``flows(core)`` gives the flows that see the core's events before the application;
+    ``observer`` sees every frame; ``wall_clock`` dates them (and is offered to the core's
+    flows: a core with a ``wall_clock`` attribute left unset gets this one)."""
 
-    def __init__(self, core: StationCore | CsmsCore, flows: FlowFactory | None = None) -> None:
+    def __init__(
+        self,
+        core: StationCore | CsmsCore,
+        flows: FlowFactory | None = None,
+        *,
+        identity: str = "",
+        observer: FrameObserver | None = None,
+        wall_clock: WallClock | None = None,
+    ) -> None:
         self.core = core
+        self.identity = identity or getattr(core, "identity", "")
+        self.observer = observer
+        self.wall_clock = wall_clock or posix_wall_clock
+        if getattr(core, "wall_clock", False) is None:
+            core.wall_clock = self.wall_clock  # type: ignore[union-attr]
         self.host = FlowHost(core, flows(core)) if flows is not None else None
-        self.ws: _WebSocket | None = None
+        self.ws: Wire | None = None
         #: The latest time an entry point was given (flows need one for every event).
         self.now = 0.0
         #: Station side: why the station stopped trying (``StationDriver``).
@@ -157,9 +182,20 @@ class Driver:
         self._requests: list[tuple[int, RequestReceived]] = []
         self._events: list[Event] = []
 
+    def _tap(self, direction: Direction, text: str, now: float) -> None:
+        """Show one frame to the observer and the frame logger."""
+        if frame_log.isEnabledFor(logging.DEBUG):
+            frame_log.debug("%s %s %s %s", self.identity, self.core.version, direction, text)
+        observer = self.observer
+        if observer is not None:
+            try:
+                observer(direction, self.identity, self.core.version, text, self.wall_clock(now))
+            except Exception:
+                log.exception("the frame observer failed")
+
     # --- connections ------------------------------------------------------------------------
 
-    def attach(self, ws: _WebSocket, now: float) -> None:
+    def attach(self, ws: Wire, now: float) -> None:
         """``ws`` finished its handshake: the core talks over it from now on."""
         assert ws.version == self.core.version, "a core keeps its version"
         self.now = now
@@ -181,13 +217,13 @@ class Driver:
         self._events.append(Disconnected(code=code, reason=reason))
         self.core.connection_lost(now)
 
-    def receive(self, ws: _WebSocket, data: bytes | None, now: float) -> None:
+    def receive(self, ws: Wire, data: bytes | None, now: float) -> None:
         """Bytes from ``ws``'s socket (None: end of file)."""
         self.now = now
         ws.receive_data(data, now)
         self._drain(ws, now)
 
-    def timer(self, ws: _WebSocket, now: float) -> None:
+    def timer(self, ws: Wire, now: float) -> None:
         self.now = now
         ws.handle_timer(now)
         self._drain(ws, now)
@@ -196,7 +232,7 @@ class Driver:
             if self.host is not None:
                 self.host.handle_timer(now)
 
-    def next_deadline(self, ws: _WebSocket) -> float | None:
+    def next_deadline(self, ws: Wire) -> float | None:
         """The earliest of the WebSocket's, the core's and the flows' deadlines (the core's
         and the flows' only on the current connection)."""
         own = ws.next_deadline()
@@ -211,16 +247,18 @@ class Driver:
             return core
         return own if core is None else min(own, core)
 
-    def close(self, ws: _WebSocket, code: int, reason: str, now: float) -> None:
+    def close(self, ws: Wire, code: int, reason: str, now: float) -> None:
         self.now = now
         ws.close(code, reason, now)
         self._drain(ws, now)
 
-    def _drain(self, ws: _WebSocket, now: float) -> None:
+    def _drain(self, ws: Wire, now: float) -> None:
         for event in ws.events():
             if ws is not self.ws:
                 continue  # a replaced connection: what it still says means nothing
             if type(event) is TextReceived:
+                if self.observer is not None or frame_log.isEnabledFor(logging.DEBUG):
+                    self._tap("received", event.text, now)
                 self.core.receive_text(event.text, now)
             elif type(event) is Closed:  # (Opened was handled by whoever attached ws)
                 self.detach(now, event.code, event.reason)
@@ -232,7 +270,11 @@ class Driver:
             self._sort_core_events()
         ws = self.ws
         if ws is not None:
-            for text in self.core.data_to_send():
+            texts = self.core.data_to_send()
+            if texts and (self.observer is not None or frame_log.isEnabledFor(logging.DEBUG)):
+                for text in texts:
+                    self._tap("sent", text, self.now)
+            for text in texts:
                 ws.send_text(text)
 
     # --- the application's calls ---------------------------------------------------------------
@@ -394,14 +436,9 @@ def station_core(
     return core
 
 
-#: ``factory(identity, version)``: the CsmsCore for a station whose connection negotiated
-#: ``version`` (called when the station first connects, or comes back with another version).
-CoreFactory = Callable[[str, str], CsmsCore]
-
-
 class _HasDriver(Protocol):
     driver: Driver
-    conn: Any
+    link: Any
 
 
 S = TypeVar("S", bound=_HasDriver)
@@ -410,59 +447,54 @@ S = TypeVar("S", bound=_HasDriver)
 class CsmsCores:
     """A CSMS's choice of core for each station connection: the session it had (one core
     per identity, case-insensitive, kept across reconnects) or a new one from the
-    application's ``factory`` (or a plain ``CsmsCore``), each with its own flows."""
+    application's ``core_factory`` (or a plain ``CsmsCore``), each with its own flows."""
 
-    def __init__(
-        self,
-        *,
-        factory: CoreFactory | None,
-        csms_config: CsmsConfig | None,
-        id_generator: Callable[[], str] | None,
-        flows: FlowFactory | None,
-    ) -> None:
-        if factory is not None and (csms_config is not None or id_generator is not None):
-            raise TypeError(
-                "csms_config and id_generator configure the cores serve() builds: "
-                "with core_factory, give them to your cores"
-            )
-        self.factory = factory
-        self.csms_config = csms_config
-        self.id_generator = id_generator or uuid_ids
-        self.flows = flows
+    def __init__(self, options: ServerOptions, wall_clock: WallClock) -> None:
+        self.options = options
+        self.id_generator = options.id_generator or uuid_ids
+        self.wall_clock = options.wall_clock or wall_clock
 
     def new_driver(self, identity: str, version: str) -> Driver:
-        if self.factory is None:
+        options = self.options
+        factory = options.core_factory
+        if factory is None:
             core = CsmsCore(
-                version, identity, config=self.csms_config, id_generator=self.id_generator
+                version, identity, config=options.csms_config, id_generator=self.id_generator
             )
-            return Driver(core, self.flows)
-        core = self.factory(identity, version)
-        if not isinstance(core, CsmsCore):
-            raise CoreMismatch(f"core_factory gave a {type(core).__name__}, not a CsmsCore")
-        if core.version != version:
-            raise CoreMismatch(
-                f"core_factory gave an OCPP {core.version} core for {identity!r}, "
-                f"whose connection negotiated {version}"
-            )
-        if core.identity.casefold() != identity.casefold():
-            raise CoreMismatch(f"core_factory gave {core.identity!r}'s core for {identity!r}")
-        if core.connected:
-            raise CoreMismatch(
-                f"core_factory gave a core that is connected elsewhere ({identity!r})"
-            )
-        return Driver(core, self.flows)
+        else:
+            core = factory(identity, version)
+            if not isinstance(core, CsmsCore):
+                raise CoreMismatch(f"core_factory gave a {type(core).__name__}, not a CsmsCore")
+            if core.version != version:
+                raise CoreMismatch(
+                    f"core_factory gave an OCPP {core.version} core for {identity!r}, "
+                    f"whose connection negotiated {version}"
+                )
+            if core.identity.casefold() != identity.casefold():
+                raise CoreMismatch(f"core_factory gave {core.identity!r}'s core for {identity!r}")
+            if core.connected:
+                raise CoreMismatch(
+                    f"core_factory gave a core that is connected elsewhere ({identity!r})"
+                )
+        return Driver(
+            core,
+            options.flows,
+            identity=identity,
+            observer=options.observer,
+            wall_clock=self.wall_clock,
+        )
 
     def place(
         self,
         sessions: MutableMapping[str, S],
-        ws: _WebSocket,
+        ws: Wire,
         now: float,
         new_session: Callable[[str, Driver], S],
     ) -> tuple[S, Any] | None:
-        """The session ``ws`` (just opened) belongs to, and the session's previous
-        connection when it still lingers (closed here in the driver: the adapter writes
-        what that produced). None when there is none: the core could not be made (the
-        factory raised, or CoreMismatch: logged, and ``ws`` closed with 1011)."""
+        """The session ``ws`` (just opened) belongs to, and the session's previous link
+        when it still lingers (closed here in the driver: the adapter transmits what that
+        produced). None when there is none: the core could not be made (the factory
+        raised, or CoreMismatch: logged, and ``ws`` closed with 1011)."""
         if ws.phase is not Phase.OPEN or ws.version is None:
             return None  # a connection whose core could not be made, still closing
         key = ws.identity.casefold()
@@ -479,35 +511,20 @@ class CsmsCores:
             session = sessions[key] = new_session(ws.identity, driver)
         else:
             old = session
-        lingering = old.conn if old is not None else None
+        lingering = old.link if old is not None else None
         if old is not None and lingering is not None:
             old.driver.close(lingering.ws, NORMAL_CLOSURE, "replaced by a new connection", now)
         return session, lingering
 
 
-def csms_setup(
-    *,
-    versions: Sequence[str],
-    csms_config: CsmsConfig | None,
-    core_factory: CoreFactory | None,
-    flows: FlowFactory | None,
-    auth: Callable[[str], str | bytes | None] | None,
-    known_identity: Callable[[str], bool] | None,
-    ws_options: WsOptions | None,
-    id_generator: Callable[[], str] | None,
-) -> tuple[ServerPolicy, CsmsCores]:
-    """The handshake policy and the cores of every adapter's ``serve()``, from its
-    arguments."""
-    cores = CsmsCores(
-        factory=core_factory, csms_config=csms_config, id_generator=id_generator, flows=flows
-    )
-    policy = ServerPolicy(
+def server_policy(versions: Sequence[str], options: ServerOptions) -> ServerPolicy:
+    """The handshake policy of every adapter's ``serve()``."""
+    return ServerPolicy(
         versions=tuple(versions),
-        known_identity=known_identity,
-        password_for=auth,
-        options=ws_options or WsOptions(),
+        known_identity=options.known_identity,
+        password_for=options.auth,
+        options=options.ws_options,
     )
-    return policy, cores
 
 
 # --- the station's connection policy --------------------------------------------------------------
@@ -515,9 +532,9 @@ def csms_setup(
 
 class StationDriver(Driver):
     """A station's one core across its connection attempts, with the policy every adapter
-    follows: a new attempt after each loss with the waits of ``backoff`` (digest §2.4),
-    given up after ``max_attempts`` failures in a row; the adapter only connects, runs the
-    connection, and sleeps the returned wait::
+    follows: a new attempt after each loss with the waits of ``backoff`` (OCPP 2.x
+    B04/OCPPCommCtrlr.RetryBackOff*), given up after ``max_attempts`` failures in a row;
+    the adapter only connects, runs the connection, and sleeps the returned wait::
 
         while (wait := driver.attempt_ended(...)) is not None: sleep(wait); connect again
     """
@@ -526,25 +543,28 @@ class StationDriver(Driver):
         self,
         core: StationCore,
         endpoint: Endpoint,
+        options: StationOptions,
         *,
-        password: str | bytes | None,
-        ws_options: WsOptions,
-        backoff: Backoff,
         rng: random.Random,
-        max_attempts: int | None,
-        flows: FlowFactory | None,
+        wall_clock: WallClock,
     ) -> None:
-        super().__init__(core, flows)
+        super().__init__(
+            core,
+            options.flows,
+            identity=endpoint.identity,
+            observer=options.observer,
+            wall_clock=options.wall_clock or wall_clock,
+        )
         self.endpoint = endpoint
-        self.password = password
-        self.options = ws_options
-        self.backoff = backoff
+        self.password = options.auth
+        self.options = options.ws_options
+        self.backoff = options.backoff
         self.rng = rng
-        self.max_attempts = max_attempts
+        self.max_attempts = options.max_attempts
         #: The application asked the station to close: no further attempt.
         self.closing = False
         self._failures = 0
-        self._waits = backoff.waits(rng)
+        self._waits = self.backoff.waits(rng)
         self._refusal: Closed | None = None
 
     @classmethod
@@ -555,35 +575,24 @@ class StationDriver(Driver):
         version: str | None,
         boot: Any,
         core: StationCore | None,
-        flows: FlowFactory | None,
-        station_config: StationConfig | None,
-        auth: str | bytes | None,
-        ws_options: WsOptions | None,
-        backoff: Backoff | None,
-        rng: random.Random | None,
-        max_attempts: int | None,
-        id_generator: Callable[[], str] | None,
+        options: StationOptions,
+        wall_clock: WallClock,
     ) -> StationDriver:
-        """The driver of every adapter's ``connect()``, from its arguments."""
-        rng = rng or random.Random()
+        """The driver of every adapter's ``connect()``, from its arguments. A URL that is
+        not ``ws[s]://host[:port]/.../IDENTITY`` is a ValueError saying why."""
+        endpoint = Endpoint.from_url(url)
+        if not endpoint.identity:
+            raise ValueError(f"the URL has no station identity as its last path segment: {url!r}")
+        rng = options.rng or random.Random()
         core = station_core(
             core,
             version=version,
             boot=boot,
-            station_config=station_config,
-            id_generator=id_generator,
+            station_config=options.station_config,
+            id_generator=options.id_generator,
             rng=rng,
         )
-        return cls(
-            core,
-            Endpoint.from_url(url),
-            password=auth,
-            ws_options=ws_options or WsOptions(),
-            backoff=backoff or Backoff(),
-            rng=rng,
-            max_attempts=max_attempts,
-            flows=flows,
-        )
+        return cls(core, endpoint, options, rng=rng, wall_clock=wall_clock)
 
     @property
     def trying(self) -> bool:
@@ -610,7 +619,7 @@ class StationDriver(Driver):
         self._refusal = closed
 
     def attempt_ended(
-        self, ws: _WebSocket | None, error: ConnectFailedError | None = None
+        self, ws: Wire | None, error: ConnectFailedError | None = None
     ) -> float | None:
         """An attempt is over: ``ws`` ran (its handshake may have failed), or ``error``
         says why no WebSocket started. Returns the wait before the next attempt, or None
@@ -643,7 +652,7 @@ class StationDriver(Driver):
         if self.host is not None and self.ws is None:
             self.host.handle_timer(now)
 
-    def stop(self) -> _WebSocket | None:
+    def stop(self) -> Wire | None:
         """The application closes the station: no more attempts. Returns the connection
         to close in order, if one is open."""
         self.closing = True
@@ -664,40 +673,3 @@ class StationDriver(Driver):
         if self.failure is not None:
             raise self.failure
         return False
-
-
-# --- the application's view of a session ---------------------------------------------------------
-
-
-class SessionView:
-    """What a CSMS session and a station show the application on every adapter."""
-
-    driver: Driver
-
-    @property
-    def core(self) -> Any:
-        return self.driver.core
-
-    @property
-    def version(self) -> str:
-        return self.driver.core.version
-
-    @property
-    def connected(self) -> bool:
-        return self.driver.ws is not None
-
-    @property
-    def registration(self) -> RegistrationStatus | None:
-        status: RegistrationStatus | None = self.driver.core.registration
-        return status
-
-    @property
-    def flows(self) -> tuple[Any, ...]:
-        """The flows that see this core's events first (from the ``flows`` factory)."""
-        host = self.driver.host
-        return host.flows if host is not None else ()
-
-    def state(self) -> tuple[Any, ...]:
-        """What ``wait_*`` calls wait on: a change here wakes them."""
-        driver = self.driver
-        return (driver.core.registration, driver.ws is not None, driver.failure)

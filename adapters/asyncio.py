@@ -1,9 +1,11 @@
 """The asyncio adapter: a CSMS server and a station client on asyncio's protocols.
 
-Each connection is an ``asyncio.Protocol``: bytes arrive in ``data_received``, go through
-the shared WebSocket glue into the core, and what comes out is written at once; timers are
-one ``loop.call_at`` handle per connection. Request handlers and ``on_event`` run as tasks,
-so a slow handler never holds up the connection (see docs/adapters.md).
+Only asyncio's side is here: the skeleton (``_skeleton``) does the rest. Each connection
+is an ``asyncio.Protocol`` that hands bytes to its link and writes what the link gives
+back at once; its timer is one ``loop.call_at`` handle. Request handlers start eagerly
+(a handler that answers without suspending costs no task and no trip through the loop)
+and ``on_event`` runs in a task per session. Leaving a block by any route closes in order
+first: a station with 1000, a CSMS every connection with 1001.
 """
 
 from __future__ import annotations
@@ -11,296 +13,157 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import random
 import ssl
 import sys
 import types
 from asyncio.tasks import _enter_task, _leave_task
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Sequence
+from typing import Any, cast
 
-from ocpp_sansio.config import CsmsConfig, StationConfig
-from ocpp_sansio.errors import ConnectFailedError, OcppCallError
-from ocpp_sansio.events import RequestReceived
-from ocpp_sansio.flows.host import FlowFactory
+from ocpp_sansio.events import Event, RequestReceived
 from ocpp_sansio.station import StationCore
 
-from ._driver import (
-    Backoff,
-    CoreFactory,
-    CsmsCores,
-    Driver,
-    SessionView,
-    StationDriver,
-    csms_setup,
-    handler_method,
-    log,
+from ._driver import Driver, StationDriver, Wire
+from ._options import ServerOptions, StationOptions
+from ._skeleton import (
+    Link,
+    LoopCsmsSession,
+    LoopSession,
+    LoopStation,
+    Server,
+    Transport,
+    wall_clock_for,
 )
-from ._ws import (
-    DEFAULT_VERSIONS,
-    GOING_AWAY,
-    NORMAL_CLOSURE,
-    ClientWebSocket,
-    Closed,
-    ServerPolicy,
-    ServerWebSocket,
-    WsOptions,
-    _WebSocket,
-)
+from ._ws import DEFAULT_VERSIONS
 
-__all__ = ["CsmsServer", "CsmsSession", "Station", "connect", "serve"]
+__all__ = ["CsmsServer", "CsmsSession", "Station", "connect", "serve", "wall_clock"]
 
 #: Bytes read from a server connection at a time.
 _READ_SIZE = 65536
 
 
-class _FutureWaiter:
-    __slots__ = ("future",)
-
-    def __init__(self, future: asyncio.Future[Any]) -> None:
-        self.future = future
-
-    def settle(self, response: Any, error: BaseException | None) -> None:
-        if not self.future.done():
-            if error is None:
-                self.future.set_result(response)
-            else:
-                self.future.set_exception(error)
+def wall_clock() -> Callable[[float], Any]:
+    """The event loop's clock read as UTC (what the flows get by default)."""
+    return wall_clock_for(asyncio.get_running_loop().time)
 
 
-async def _not_supported(session: Any, request: Any) -> Any:
-    raise OcppCallError("NotSupported", f"no handler for {type(request).__name__}")
+class _Protocol(asyncio.Protocol):
+    """One socket: hands what arrives to its link, writes what the link produces, runs
+    the link's timer."""
 
-
-class _Connection(asyncio.Protocol):
-    """One socket: feeds its WebSocket, writes what it has to send, runs its timer."""
-
-    def __init__(self, owner: _Owner, ws: _WebSocket) -> None:
-        self.owner = owner
-        self.ws = ws
+    def __init__(self, make_link: Callable[[Transport], Link]) -> None:
         self.loop = asyncio.get_running_loop()
-        self.session: _Session | None = None
         self.transport: asyncio.Transport | None = None
         self.finished: asyncio.Future[None] = self.loop.create_future()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        #: True while ``_feed`` runs: it flushes once at its end, so flushes asked for on
-        #: the way (by ``pump``) wait for that one.
-        self._feeding = False
+        self.link = make_link(self)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        if isinstance(self.ws, ClientWebSocket):
-            self.ws.start()
-        self.flush()
+        self.transport = cast(asyncio.Transport, transport)  # (uvloop's is not a subclass)
+        self.link.begin()
 
     def data_received(self, data: bytes) -> None:
-        self._feed(data)
+        self.link.received(data, self.loop.time())
 
     def eof_received(self) -> bool:
         return False  # close our side too; connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.ws.done:
-            self._feed(None)
-        if self._timer is not None:
-            self._timer.cancel()
+        if not self.link.ws.done:
+            self.link.received(None, self.loop.time())
+        self._cancel_timer()
         if not self.finished.done():
             self.finished.set_result(None)
 
-    def _feed(self, data: bytes | None) -> None:
-        now = self.loop.time()
-        session = self.session
-        self._feeding = True
-        try:
-            if session is not None:
-                session.driver.receive(self.ws, data, now)
-                session.pump()
-            else:
-                ws = self.ws
-                ws.receive_data(data, now)
-                if ws.version is not None:
-                    self.owner.opened(self, now)
-                else:
-                    for event in ws.events():
-                        if isinstance(event, Closed):
-                            self.owner.refused(self, event)
-        finally:
-            self._feeding = False
-        self.flush()
+    # --- the link's transport ---------------------------------------------------------------------
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        now = max(self.loop.time(), self._timer_at or 0.0)
-        self._timer_at = None
-        session = self.session
-        if session is not None:
-            session.driver.timer(self.ws, now)
-            session.pump()
-        else:
-            self.ws.handle_timer(now)
-            for event in self.ws.events():
-                if isinstance(event, Closed):
-                    self.owner.refused(self, event)
-        self.flush()
-
-    def flush(self) -> None:
-        """Write what the WebSocket has, close when it is done, re-arm the timer."""
+    def write(self, data: bytes) -> None:
         transport = self.transport
-        if self._feeding or transport is None or transport.is_closing():
-            return
-        data = self.ws.data_to_send()
-        if data:
+        if transport is not None and not transport.is_closing():
             transport.write(data)
-        if self.ws.done:
-            transport.close()
-            return
-        session = self.session
-        if session is not None:
-            deadline = session.driver.next_deadline(self.ws)
-        else:
-            deadline = self.ws.next_deadline()
+
+    def finish(self) -> None:
+        self._cancel_timer()
+        if self.transport is not None:
+            self.transport.close()  # after what was written
+
+    def arm(self, deadline: float | None) -> None:
         # Re-armed only when the deadline moves earlier: most messages push the core's
         # deadline later, and a timer that fires early is harmless (the core re-checks,
         # then this re-arms for the deadline of the moment).
         if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = self.loop.call_at(deadline, self._on_timer)
+            self._timer = self.loop.call_at(deadline, self._fire)
             self._timer_at = deadline
 
-    def close(self, code: int, reason: str) -> None:
-        session = self.session
-        if session is not None:
-            session.driver.close(self.ws, code, reason, self.loop.time())
-            session.pump()
-        else:
-            self.ws.close(code, reason, self.loop.time())
-        self.flush()
+    def peer_certificate(self) -> dict[str, Any] | None:
+        if self.transport is None:
+            return None
+        cert: dict[str, Any] | None = self.transport.get_extra_info("peercert")
+        return cert
+
+    def _fire(self) -> None:
+        now = max(self.loop.time(), self._timer_at or 0.0)
+        self._timer = self._timer_at = None
+        self.link.timer_fired(now)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = self._timer_at = None
 
 
-class _ServerConnection(_Connection, asyncio.BufferedProtocol):
+class _ServerProtocol(_Protocol, asyncio.BufferedProtocol):
     """A connection the CSMS accepted. It reads into a buffer the server's connections
     share: asyncio's plain reads allocate 256 KiB per ``recv``, which on loopback costs
     more than the WebSocket and the core spend on a heartbeat."""
 
-    def __init__(self, owner: _Owner, ws: _WebSocket, buffer: memoryview) -> None:
-        super().__init__(owner, ws)
+    def __init__(self, make_link: Callable[[Transport], Link], buffer: memoryview) -> None:
+        super().__init__(make_link)
         self._buffer = buffer
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._feed(bytes(self._buffer[:nbytes]))
+        self.link.received(bytes(self._buffer[:nbytes]), self.loop.time())
 
 
-class _Owner:
-    """Who made a connection: the server, or a station."""
+class _Asyncio(LoopSession):
+    """The asyncio side of a session: tasks kept in the owner's set, the loop's clock."""
 
-    def opened(self, conn: _Connection, now: float) -> None:
-        raise NotImplementedError
+    _new_event = asyncio.Event
+    _tasks: set[asyncio.Task[Any]]
+    _queue: asyncio.Queue[Event] | None = None
 
-    def refused(self, conn: _Connection, closed: Closed) -> None:
-        raise NotImplementedError
+    def _clock(self) -> float:
+        return asyncio.get_running_loop().time()
 
+    def _start_request(self, generation: int, request: RequestReceived) -> None:
+        self._spawn(self._run_request(generation, request))
 
-class _Session(SessionView):
-    """One core's life across connections, seen from the application."""
+    def _deliver(self, events: list[Event]) -> None:
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._spawn(self._deliver_forever(self._queue.get))
+        for event in events:
+            self._queue.put_nowait(event)
 
-    def __init__(
-        self,
-        driver: Driver,
-        on_request: Callable[[Any, Any], Awaitable[Any]],
-        on_event: Callable[[Any, Any], Awaitable[None]] | None,
-        tasks: set[asyncio.Task[Any]],
-    ) -> None:
-        self.driver = driver
-        self.conn: _Connection | None = None
-        self._on_request = on_request
-        self._on_event = on_event
-        self._tasks = tasks
-        self._queue: asyncio.Queue[Any] | None = None
-        self._changed = asyncio.Event()
-        self._seen = self.state()
-
-    async def call(self, request: Any) -> Any:
-        """Send ``request`` and return the typed response. Raises OcppCallError for a
-        CALLERROR, CallTimedOutError, CallLostError, InvalidResponseError or
-        TransactionMessageDiscardedError (all but the first are CallFailedError); and
-        LocalProtocolError at once when the protocol forbids sending it now. A 2.1 SEND
-        returns None at once."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        message_id = self.driver.call(request, _FutureWaiter(future), loop.time())
-        self.pump()
-        if message_id is None:
-            return None
-        try:
-            return await future
-        except asyncio.CancelledError:
-            self.driver.forget(message_id)
-            raise
-
-    def act(self, action: Callable[[float], Any]) -> Any:
-        """Run ``action(now)`` on the core or its flows (``transactions.start(...,
-        now=now)``), then send what it produced; returns what ``action`` returned."""
-        result = action(asyncio.get_running_loop().time())
-        self.pump()
-        return result
-
-    def pump(self) -> None:
-        """After anything touched the core: write its frames, start handlers, pass events."""
-        driver = self.driver
-        driver.flush()
-        for generation, request in driver.take_requests():
-            self._start_request(generation, request)
-        events = driver.take_events()
-        if events and self._on_event is not None:
-            if self._queue is None:
-                self._queue = asyncio.Queue()
-                self._spawn(self._deliver_events(self._queue))
-            for event in events:
-                self._queue.put_nowait(event)
-        if self.conn is not None:
-            self.conn.flush()
-        seen = self.state()
-        if seen != self._seen:
-            self._seen = seen
-            self._wake()
-
-    def _wake(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    def _spawn(self, coroutine: Awaitable[Any]) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _start_request(self, generation: int, event: RequestReceived) -> None:
-        self._spawn(self._run_request(generation, event))
+    async def _link_finished(self, link: Link) -> None:
+        await _finished(link)
 
-    async def _run_request(self, generation: int, event: RequestReceived) -> None:
-        try:
-            response = await self._on_request(self, event.request)
-        except Exception as error:
-            self.driver.answer_exception(generation, event.message_id, error)
-        else:
-            self.driver.answer(
-                generation, event.message_id, response, asyncio.get_running_loop().time()
-            )
-        self.pump()
 
-    async def _deliver_events(self, queue: asyncio.Queue[Any]) -> None:
-        assert self._on_event is not None
-        while True:
-            event = await queue.get()
-            try:
-                await self._on_event(self, event)
-            except Exception:
-                log.exception("on_event failed on %r", event)
+async def _finished(link: Link) -> None:
+    transport = link.transport
+    assert isinstance(transport, _Protocol)
+    await asyncio.shield(transport.finished)
 
 
 # --- the CSMS ----------------------------------------------------------------------------------
@@ -406,96 +269,53 @@ class _EagerStarter:
         task.add_done_callback(self._tasks.discard)
 
 
-class CsmsSession(_Session):
+class CsmsSession(_Asyncio, LoopCsmsSession):
     """One station as the CSMS sees it, kept across its reconnects."""
 
     def __init__(self, identity: str, driver: Driver, server: CsmsServer) -> None:
-        on_request = handler_method(server.handler, "on_request") or _not_supported
-        super().__init__(
-            driver, on_request, handler_method(server.handler, "on_event"), server._tasks
-        )
-        self.identity = identity
-        #: The TLS client certificate of the current connection (security profile 3).
-        self.peer_certificate: dict[str, Any] | None = None
+        self._tasks = server._tasks
         self._starter = server._starter
+        super().__init__(identity, driver, server)
 
-    def _start_request(self, generation: int, event: RequestReceived) -> None:
-        self._starter.start(self._run_request(generation, event))
-
-    async def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
-        """Close the current connection in order and wait until it is gone."""
-        conn = self.conn
-        if conn is not None:
-            conn.close(code, reason)
-            await conn.finished
+    def _start_request(self, generation: int, request: RequestReceived) -> None:
+        self._starter.start(self._run_request(generation, request))
 
 
-class CsmsServer(_Owner):
+class CsmsServer(Server):
     """A listening CSMS: ``port`` is the bound port, ``sessions`` the stations by
     identity (case-folded)."""
 
-    def __init__(
-        self,
-        handler: Any,
-        *,
-        policy: ServerPolicy,
-        cores: CsmsCores,
-        ssl_context: ssl.SSLContext | None,
-    ) -> None:
-        self.handler = handler
-        self.policy = policy
-        self.cores = cores
-        self.ssl_context = ssl_context
-        self.sessions: dict[str, CsmsSession] = {}
-        self.port = 0
+    sessions: dict[str, CsmsSession]
+
+    def __init__(self, handler: Any, versions: Sequence[str], options: ServerOptions) -> None:
+        super().__init__(handler, versions, options, asyncio.get_running_loop().time)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._starter = _EagerStarter(self._tasks)
-        self._connections: set[_Connection] = set()
         self._stopped = asyncio.Event()
         #: Every connection reads into this, one at a time, and copies out what it got.
         self._read_buffer = memoryview(bytearray(_READ_SIZE))
 
-    async def _start(self, host: str, port: int, backlog: int) -> None:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._new_connection,
-            host,
-            port,
-            ssl=self.ssl_context,
-            backlog=backlog,
-            ssl_handshake_timeout=self.policy.options.handshake_timeout
-            if self.ssl_context
-            else None,
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    def _new_connection(self) -> _Connection:
-        ws = ServerWebSocket(self.policy, asyncio.get_running_loop().time())
-        conn = _ServerConnection(self, ws, self._read_buffer)
-        self._connections.add(conn)
-        conn.finished.add_done_callback(lambda _: self._connections.discard(conn))
-        return conn
-
-    def opened(self, conn: _Connection, now: float) -> None:
-        placed = self.cores.place(self.sessions, conn.ws, now, self._new_session)
-        if placed is None:
-            return
-        session, lingering = placed
-        if lingering is not None:
-            lingering.flush()
-        conn.session = session
-        session.conn = conn
-        assert conn.transport is not None
-        session.peer_certificate = conn.transport.get_extra_info("peercert")
-        session.driver.attach(conn.ws, now)
-        session.pump()
-
     def _new_session(self, identity: str, driver: Driver) -> CsmsSession:
         return CsmsSession(identity, driver, self)
 
-    def refused(self, conn: _Connection, closed: Closed) -> None:
-        log.info("handshake refused: %s", closed.reason)
+    async def _start(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        context = self.options.ssl_context
+        self._server = await loop.create_server(
+            self._new_protocol,
+            host,
+            port,
+            ssl=context,
+            backlog=self.options.backlog,
+            ssl_handshake_timeout=self.policy.options.handshake_timeout if context else None,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def _new_protocol(self) -> _Protocol:
+        protocol = _ServerProtocol(self.new_link, self._read_buffer)
+        protocol.finished.add_done_callback(lambda _: self.links.discard(protocol.link))
+        return protocol
 
     async def serve_forever(self) -> None:
         """Wait until ``stop()`` is called (or the task is cancelled)."""
@@ -505,18 +325,19 @@ class CsmsServer(_Owner):
         self._stopped.set()
 
     async def aclose(self) -> None:
-        """Stop listening, close every connection with 1001, cancel handlers."""
+        """Stop listening, close every connection with 1001 (waiting up to
+        close_timeout for their answers), then cancel the handlers."""
         self._stopped.set()
         if self._server is not None:
             self._server.close()
-        for conn in list(self._connections):
-            conn.close(GOING_AWAY, "the CSMS is shutting down")
-        waiting = [conn.finished for conn in self._connections]
+        links = self.going_away()
+        protocols = [cast(_Protocol, link.transport) for link in links]
+        waiting = [p.finished for p in protocols if not p.finished.done()]
         if waiting:
             await asyncio.wait(waiting, timeout=self.policy.options.close_timeout)
-        for conn in list(self._connections):
-            if conn.transport is not None:
-                conn.transport.abort()
+        for protocol in protocols:
+            if protocol.transport is not None:
+                protocol.transport.abort()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -532,117 +353,77 @@ async def serve(
     port: int = 0,
     *,
     versions: Sequence[str] = DEFAULT_VERSIONS,
-    csms_config: CsmsConfig | None = None,
-    core_factory: CoreFactory | None = None,
-    flows: FlowFactory | None = None,
-    auth: Callable[[str], str | bytes | None] | None = None,
-    known_identity: Callable[[str], bool] | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    ws_options: WsOptions | None = None,
-    id_generator: Callable[[], str] | None = None,
-    backlog: int = 1024,
+    options: ServerOptions | None = None,
 ) -> AsyncIterator[CsmsServer]:
     """Run a CSMS at ``ws[s]://host:port/.../IDENTITY`` while the block runs.
 
-    ``handler.on_request(session, request)`` answers each station request (async; raise
+    ``handler.on_request(session, request)`` answers each station request (raise
     OcppCallError to answer with a CALLERROR); ``handler.on_event(session, event)`` gets
-    the rest, in order. ``versions`` in order of preference; ``auth(identity)`` returns the
-    station's Basic password (profiles 1, 2); ``known_identity(identity)`` False gives 404.
-    ``core_factory(identity, version)`` makes each station's CsmsCore (instead of
-    ``csms_config`` / ``id_generator``); ``flows(core)`` the flows that see its events first.
+    the rest, in order; either may be a coroutine function or a plain one. ``versions`` in
+    order of preference; ``options`` a ``ServerOptions``. Leaving the block by any route
+    closes every connection with 1001 first.
     """
-    policy, cores = csms_setup(
-        versions=versions,
-        csms_config=csms_config,
-        core_factory=core_factory,
-        flows=flows,
-        auth=auth,
-        known_identity=known_identity,
-        ws_options=ws_options,
-        id_generator=id_generator,
-    )
-    server = CsmsServer(handler, policy=policy, cores=cores, ssl_context=ssl_context)
-    await server._start(host, port, backlog)
+    server = CsmsServer(handler, versions, options or ServerOptions())
+    await server._start(host, port)
     try:
         yield server
     finally:
-        await server.aclose()
+        await _uncancelled(server.aclose())
+
+
+async def _uncancelled(closing: Coroutine[Any, Any, None]) -> None:
+    """Run ``closing`` to its end even when the caller is being cancelled (again: anyio
+    cancels at every await), then let the cancellation go on."""
+    task = asyncio.ensure_future(closing)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    task.result()
 
 
 # --- the station -------------------------------------------------------------------------------
 
 
-class Station(_Session, _Owner):
-    """A charging station connected to its CSMS, reconnecting with back-off (digest §2.4).
-
-    One StationCore for the whole life of the object: after a reconnect, registration and
-    held transaction messages resume without a new boot (B04).
-    """
-
-    driver: StationDriver
+class Station(_Asyncio, LoopStation):
+    """A charging station connected to its CSMS, reconnecting with back-off (B04)."""
 
     def __init__(
         self,
         driver: StationDriver,
         *,
-        on_request: Callable[[Any, Any], Awaitable[Any]] | None,
-        on_event: Callable[[Any, Any], Awaitable[None]] | None,
+        on_request: Callable[[Any, Any], Any] | None,
+        on_event: Callable[[Any, Any], Any] | None,
         ssl_context: ssl.SSLContext | None,
     ) -> None:
-        super().__init__(driver, on_request or _not_supported, on_event, set())
+        self._tasks = set()
+        super().__init__(driver, driver.endpoint.identity, on_request, on_event)
         self.endpoint = driver.endpoint
-        self.identity = driver.endpoint.identity
         self._ssl_context = ssl_context
 
-    @property
-    def failure(self) -> ConnectFailedError | None:
-        """Why the station stopped trying, when ``max_attempts`` ran out."""
-        return self.driver.failure
+    async def _sleep_until(self, deadline: float) -> None:
+        await asyncio.sleep(deadline - asyncio.get_running_loop().time())
 
-    async def wait_connected(self) -> None:
-        """Return once a connection is open (raise ConnectFailedError if attempts ran out)."""
-        while not self.driver.is_connected():
-            await self._changed.wait()
+    def _new_link(self, transport: Transport) -> Link:
+        ws = self.driver.new_websocket(self._clock())
+        self.link = Link(ws, self, transport)
+        return self.link
 
-    async def wait_registered(self) -> None:
-        """Return once the CSMS has accepted the station's boot."""
-        while not self.driver.is_registered():
-            await self._changed.wait()
-
-    async def _run(self) -> None:
-        driver = self.driver
-        while driver.trying:
-            try:
-                ws = await self._connect_once()
-            except ConnectFailedError as error:
-                wait = driver.attempt_ended(None, error)
-            else:
-                wait = driver.attempt_ended(ws)
-            self.pump()
-            if wait is None:
-                return
-            await self._wait_offline(asyncio.get_running_loop().time() + wait)
-
-    async def _wait_offline(self, until: float) -> None:
-        loop = asyncio.get_running_loop()
-        while (wake := self.driver.offline_wake(until)) < until:
-            await asyncio.sleep(wake - loop.time())
-            self.driver.offline_timer(loop.time())
-            self.pump()
-        await asyncio.sleep(until - loop.time())
-
-    async def _connect_once(self) -> _WebSocket:
+    async def _connect_once(self) -> Wire:
         loop = asyncio.get_running_loop()
         endpoint = self.endpoint
-        ws = self.driver.new_websocket(loop.time())
         timeout = self.driver.options.handshake_timeout
         context = self._ssl_context
         if endpoint.secure and context is None:
             context = ssl.create_default_context()
         try:
             async with asyncio.timeout(timeout):
-                _, conn = await loop.create_connection(
-                    lambda: _Connection(self, ws),
+                _, protocol = await loop.create_connection(
+                    lambda: _Protocol(self._new_link),
                     endpoint.host,
                     endpoint.port,
                     ssl=context if endpoint.secure else None,
@@ -651,28 +432,11 @@ class Station(_Session, _Owner):
         except (OSError, TimeoutError) as error:
             raise self.driver.unreachable(error) from error
         try:
-            await conn.finished
+            await protocol.finished
         finally:
-            if not conn.finished.done() and conn.transport is not None:
-                conn.transport.abort()  # cancelled: the station is closing
-        return ws
-
-    def opened(self, conn: _Connection, now: float) -> None:
-        self.conn = conn
-        conn.session = self
-        self.driver.attach(conn.ws, now)
-        self.pump()
-
-    def refused(self, conn: _Connection, closed: Closed) -> None:
-        self.driver.refused(closed)
-
-    async def aclose(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
-        """Close the connection in order and stop reconnecting."""
-        ws = self.driver.stop()
-        conn = self.conn
-        if conn is not None and ws is conn.ws:
-            conn.close(code, reason)
-            await conn.finished
+            if not protocol.finished.done() and protocol.transport is not None:
+                protocol.transport.close()  # cancelled: the station is closing
+        return protocol.link.ws
 
 
 @contextlib.asynccontextmanager
@@ -682,49 +446,37 @@ async def connect(
     version: str | None = None,
     boot: Any = None,
     core: StationCore | None = None,
-    flows: FlowFactory | None = None,
-    station_config: StationConfig | None = None,
-    on_request: Callable[[Any, Any], Awaitable[Any]] | None = None,
-    on_event: Callable[[Any, Any], Awaitable[None]] | None = None,
-    auth: str | bytes | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    ws_options: WsOptions | None = None,
-    backoff: Backoff | None = None,
-    rng: random.Random | None = None,
-    max_attempts: int | None = None,
-    id_generator: Callable[[], str] | None = None,
+    on_request: Callable[[Any, Any], Any] | None = None,
+    on_event: Callable[[Any, Any], Any] | None = None,
+    options: StationOptions | None = None,
 ) -> AsyncIterator[Station]:
     """Run a station connected to ``url`` (``ws[s]://host:port/.../IDENTITY``).
 
     The station boots with ``boot`` (or drives the application's own ``core``), answers
-    the CSMS with ``on_request(station, request)`` (async; raise OcppCallError for a
-    CALLERROR) and passes other events to ``on_event(station, event)``, after the
-    ``flows(core)`` had their turn. ``auth`` is the HTTP Basic password (bytes are sent as
-    they are: a 1.6 AuthorizationKey as raw bytes). It reconnects with ``backoff`` after
-    each loss; ``max_attempts`` consecutive failures end the attempts.
+    the CSMS with ``on_request(station, request)`` (raise OcppCallError for a CALLERROR)
+    and passes other events to ``on_event(station, event)``, after the flows had their
+    turn; ``options`` a ``StationOptions``. Leaving the block by any route closes with
+    1000 and waits up to close_timeout for the CSMS's answer.
     """
+    options = options or StationOptions()
     driver = StationDriver.for_url(
-        url,
-        version=version,
-        boot=boot,
-        core=core,
-        flows=flows,
-        station_config=station_config,
-        auth=auth,
-        ws_options=ws_options,
-        backoff=backoff,
-        rng=rng,
-        max_attempts=max_attempts,
-        id_generator=id_generator,
+        url, version=version, boot=boot, core=core, options=options, wall_clock=wall_clock()
     )
-    station = Station(driver, on_request=on_request, on_event=on_event, ssl_context=ssl_context)
+    station = Station(
+        driver, on_request=on_request, on_event=on_event, ssl_context=options.ssl_context
+    )
     runner = asyncio.ensure_future(station._run())
     try:
         yield station
     finally:
-        with contextlib.suppress(Exception):
+        await _uncancelled(_stop_station(station, runner))
+
+
+async def _stop_station(station: Station, runner: asyncio.Task[None]) -> None:
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(station.driver.options.close_timeout):
             await station.aclose()
-        runner.cancel()
-        for task in [runner, *station._tasks]:
-            task.cancel()
-        await asyncio.gather(runner, *station._tasks, return_exceptions=True)
+    tasks = [runner, *station._tasks]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

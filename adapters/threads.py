@@ -1,17 +1,20 @@
-"""The threads adapter: a CSMS server and a station client on blocking sockets.
+"""The threads adapter: a CSMS server and a station client on blocking code.
 
-Each connection has a reader thread that feeds received bytes through the shared WebSocket
-glue into the core and runs the timers between reads. Request handlers run in threads of
-their own and ``on_event`` in one thread per session, so a slow handler never holds up the
-connection. One lock per server (or station) guards the cores; bytes go out in order
-under a per-connection write lock (see docs/adapters.md).
+Only the threads' side is here: the skeleton (``_skeleton``) does the rest. One thread
+owns each socket: it sleeps in a selector until data, a wake-up or the link's next
+deadline, and is the only one to read or write the socket (an SSL socket must not be
+used from two threads). Other threads — request handlers, the application's ``call``
+and ``act`` — change the core under the session's lock, queue the bytes that produced
+and wake the owner through a socket pair. Handlers run in threads of their own and
+``on_event`` in one thread per session, so a slow handler never holds up a connection.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import queue
-import random
+import selectors
 import socket
 import ssl
 import threading
@@ -19,58 +22,26 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ocpp_sansio.config import CsmsConfig, StationConfig
-from ocpp_sansio.errors import ConnectFailedError, OcppCallError
-from ocpp_sansio.events import RequestReceived
-from ocpp_sansio.flows.host import FlowFactory
+from ocpp_sansio.events import Event, RequestReceived
 from ocpp_sansio.station import StationCore
 
-from ._driver import (
-    Backoff,
-    CoreFactory,
-    CsmsCores,
-    Driver,
-    SessionView,
-    StationDriver,
-    csms_setup,
-    handler_method,
-    log,
-)
-from ._ws import (
-    DEFAULT_VERSIONS,
-    GOING_AWAY,
-    NORMAL_CLOSURE,
-    ClientWebSocket,
-    Closed,
-    ServerPolicy,
-    ServerWebSocket,
-    WsOptions,
-    _WebSocket,
-)
+from ._driver import Driver, StationDriver, Wire, log
+from ._options import ServerOptions, StationOptions
+from ._skeleton import Link, Server, Session, StationMixin, wall_clock_for
+from ._ws import DEFAULT_VERSIONS, NORMAL_CLOSURE
 
-__all__ = ["CsmsServer", "CsmsSession", "Station", "connect", "serve"]
+__all__ = ["CsmsServer", "CsmsSession", "Station", "connect", "serve", "wall_clock"]
 
-#: The socket timeout: a reader wakes at least this often to run timers (also those that
-#: other threads moved, such as a new call's timeout).
-TICK = 0.05
+_READ_SIZE = 65536
+#: What a non-blocking socket raises when it must wait (TLS may need to read to write).
+_WAIT = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+#: The longest pause after a failing ``accept()`` (EMFILE, ENFILE, ENOBUFS ...).
+MAX_ACCEPT_PAUSE = 1.0
 
 
-class _Waiter:
-    __slots__ = ("done", "error", "response")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.response: Any = None
-        self.error: BaseException | None = None
-
-    def settle(self, response: Any, error: BaseException | None) -> None:
-        if not self.done.is_set():
-            self.response, self.error = response, error
-            self.done.set()
-
-
-def _not_supported(session: Any, request: Any) -> Any:
-    raise OcppCallError("NotSupported", f"no handler for {type(request).__name__}")
+def wall_clock() -> Callable[[float], Any]:
+    """The monotonic clock read as UTC (what the flows get by default)."""
+    return wall_clock_for(time.monotonic)
 
 
 def _start_thread(target: Callable[..., Any], *args: Any, name: str) -> threading.Thread:
@@ -79,191 +50,226 @@ def _start_thread(target: Callable[..., Any], *args: Any, name: str) -> threadin
     return thread
 
 
-class _Connection:
-    """One socket and its reader thread. State changes happen under ``lock``."""
+class _Wakeup:
+    """A socket pair another thread writes a byte to, to wake a selector."""
 
-    def __init__(
-        self, owner: _Owner, sock: socket.socket, ws: _WebSocket, lock: threading.RLock
-    ) -> None:
-        self.owner = owner
-        self.sock = sock
-        self.ws = ws
-        self.lock = lock
-        self.session: _Session | None = None
-        self.finished = threading.Event()
-        self._out = bytearray()
-        self._write_lock = threading.Lock()
-        self._closed = False
-        # One fixed timeout for both threads: the reader wakes every TICK to run timers,
-        # the writer retries until close_timeout (see _send).
-        sock.settimeout(TICK)
+    def __init__(self) -> None:
+        self.reader, self._writer = socket.socketpair()
+        self.reader.setblocking(False)
+        self._writer.setblocking(False)
+        self._pending = False
 
-    def run(self) -> None:
-        """Read until the WebSocket is done, then close the socket (the reader thread)."""
-        try:
-            if isinstance(self.ws, ClientWebSocket):
-                with self.lock:
-                    self.ws.start()
-                    self.flush()
-                self.write()
-            while not self.ws.done:
-                try:
-                    data: bytes | None = self.sock.recv(65536) or None
-                except TimeoutError:
-                    self._on_timer()
-                    continue
-                except OSError:
-                    data = None
-                with self.lock:
-                    self._feed(data)
-                self.write()
-                self._on_timer()
-        finally:
-            with self.lock:
-                if not self.ws.done:
-                    self._feed(None)
-            self._close_socket()
-            self.finished.set()
-
-    def _deadline(self) -> float | None:
-        session = self.session
-        return session.driver.next_deadline(self.ws) if session else self.ws.next_deadline()
-
-    def _feed(self, data: bytes | None) -> None:
-        now = time.monotonic()
-        session = self.session
-        if session is not None:
-            session.driver.receive(self.ws, data, now)
-            session.pump()
-        else:
-            ws = self.ws
-            ws.receive_data(data, now)
-            if ws.version is not None:
-                self.owner.opened(self, now)
-            else:
-                self._refused()
-        self.flush()
-
-    def _on_timer(self) -> None:
-        with self.lock:
-            deadline = self._deadline()
-            now = time.monotonic()
-            if deadline is None or now < deadline:
-                return
-            session = self.session
-            if session is not None:
-                session.driver.timer(self.ws, now)
-                session.pump()
-            else:
-                self.ws.handle_timer(now)
-                self._refused()
-            self.flush()
-        self.write()
-
-    def _refused(self) -> None:
-        for event in self.ws.events():
-            if isinstance(event, Closed):
-                self.owner.refused(self, event)
-
-    def flush(self) -> None:
-        """Take what the WebSocket has to send (call with the lock held, then ``write``)."""
-        self._out += self.ws.data_to_send()
-
-    def write(self) -> None:
-        """Send what ``flush`` took, in order; close the socket once the WebSocket is done."""
-        with self._write_lock:
-            with self.lock:
-                data = bytes(self._out)
-                self._out.clear()
-                done = self.ws.done
-            if data and not self._closed:
-                try:
-                    self._send(data)
-                except OSError:
-                    with self.lock:
-                        self._feed(None)
-                    done = True
-            if done:
-                self._close_socket()
-
-    def _send(self, data: bytes) -> None:
-        view = memoryview(data)
-        give_up = time.monotonic() + self.ws.options.close_timeout
-        while view:
-            try:
-                sent = self.sock.send(view)
-            except TimeoutError:
-                if time.monotonic() > give_up:
-                    raise
-                continue
-            view = view[sent:]
-
-    def _close_socket(self) -> None:
-        if not self._closed:
-            self._closed = True
+    def wake(self) -> None:
+        if not self._pending:
+            self._pending = True
             with contextlib.suppress(OSError):
-                self.sock.shutdown(socket.SHUT_RDWR)
-            self.sock.close()
+                self._writer.send(b"\0")
 
-    def close(self, code: int, reason: str) -> None:
-        with self.lock:
-            now = time.monotonic()
-            session = self.session
-            if session is not None:
-                session.driver.close(self.ws, code, reason, now)
-                session.pump()
-            else:
-                self.ws.close(code, reason, now)
-            self.flush()
-        self.write()
+    def clear(self) -> None:
+        self._pending = False
+        with contextlib.suppress(OSError):
+            while self.reader.recv(256):
+                pass
 
-    @property
+    def close(self) -> None:
+        self.reader.close()
+        self._writer.close()
+
+
+class _Socket:
+    """One socket and the thread that owns it. The link's transport: ``write``,
+    ``finish`` and ``arm`` run under ``lock`` in any thread, and only queue and wake."""
+
+    link: Link
+
+    def __init__(self, sock: socket.socket, lock: threading.RLock, close_timeout: float) -> None:
+        self.sock = sock
+        self.lock = lock
+        self.finished = threading.Event()
+        self._close_timeout = close_timeout
+        self._out = bytearray()
+        self._sending = memoryview(b"")
+        self._deadline: float | None = None
+        self._done = False
+        self._aborted = False
+        self._owner: int | None = None
+        self._wakeup = _Wakeup()
+
+    def write(self, data: bytes) -> None:
+        self._out += data
+        self._wake()
+
+    def finish(self) -> None:
+        self._done = True
+        self._wake()
+
+    def arm(self, deadline: float | None) -> None:
+        self._deadline = deadline
+        self._wake()
+
+    def abort(self) -> None:
+        """Stop now, whatever is unsent (from any thread)."""
+        self._aborted = True
+        self._wakeup.wake()
+
     def peer_certificate(self) -> dict[str, Any] | None:
         if isinstance(self.sock, ssl.SSLSocket):
             cert: dict[str, Any] | None = self.sock.getpeercert()
             return cert
         return None
 
+    def _wake(self) -> None:
+        if threading.get_ident() != self._owner:
+            self._wakeup.wake()
 
-class _Owner:
-    """Who made a connection: the server, or a station."""
+    def run(self) -> None:
+        """The owner thread: serve the link until its WebSocket is done."""
+        self._owner = threading.get_ident()
+        self.sock.setblocking(False)
+        selector = selectors.DefaultSelector()
+        selector.register(self._wakeup.reader, selectors.EVENT_READ)
+        selector.register(self.sock, selectors.EVENT_READ)
+        try:
+            with self.lock:
+                self.link.begin()
+            self._serve(selector)
+        finally:
+            with self.lock:
+                if not self.link.ws.done:
+                    self.link.received(None, time.monotonic())
+            selector.close()
+            self._close()
 
-    def opened(self, conn: _Connection, now: float) -> None:
-        raise NotImplementedError
+    def _serve(self, selector: selectors.BaseSelector) -> None:
+        sock = self.sock
+        watching = selectors.EVENT_READ
+        give_up: float | None = None
+        while not self._aborted:
+            if not self._flush():
+                with self.lock:
+                    self.link.received(None, time.monotonic())
+                return
+            if self._done:
+                give_up = give_up or time.monotonic() + self._close_timeout
+                if not self._sending or time.monotonic() >= give_up:
+                    return
+            wanted = selectors.EVENT_READ | (selectors.EVENT_WRITE if self._sending else 0)
+            if wanted != watching:
+                selector.modify(sock, wanted)
+                watching = wanted
+            due = give_up if self._done else self._deadline
+            timeout = None if due is None else max(0.0, due - time.monotonic())
+            # Decrypted bytes an SSL socket holds do not make it readable to select().
+            buffered = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+            ready = selector.select(0 if buffered else timeout)
+            readable = buffered
+            for key, mask in ready:
+                if key.fileobj is self._wakeup.reader:
+                    self._wakeup.clear()
+                elif mask & selectors.EVENT_READ:
+                    readable = True
+            if readable and not self._done:
+                data = self._receive()
+                if data is not False:
+                    with self.lock:
+                        self.link.received(data, time.monotonic())
+            deadline = self._deadline
+            if deadline is not None and not self._done and time.monotonic() >= deadline:
+                with self.lock:
+                    self.link.timer_fired(time.monotonic())
 
-    def refused(self, conn: _Connection, closed: Closed) -> None:
-        raise NotImplementedError
+    def _receive(self) -> bytes | bool | None:
+        """What the socket has (None: end of file; False: nothing after all)."""
+        sock = self.sock
+        try:
+            data = sock.recv(_READ_SIZE)
+            if isinstance(sock, ssl.SSLSocket):
+                while data and sock.pending():
+                    data += sock.recv(sock.pending())
+        except _WAIT:
+            return False
+        except OSError:
+            return None
+        return data or None
+
+    def _flush(self) -> bool:
+        """Send what is queued, as far as the socket takes it; False when it broke."""
+        if not self._sending:
+            with self.lock:
+                if not self._out:
+                    return True
+                self._sending = memoryview(bytes(self._out))
+                self._out.clear()
+        try:
+            while self._sending:
+                self._sending = self._sending[self.sock.send(self._sending) :]
+        except _WAIT:
+            pass
+        except OSError:
+            self._sending = memoryview(b"")
+            return False
+        return True
+
+    def _close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self._wakeup.close()
+        self.finished.set()
 
 
-class _Session(SessionView):
-    """One core's life across connections, seen from the application."""
+def _transport(link: Link) -> _Socket:
+    transport = link.transport
+    assert isinstance(transport, _Socket)
+    return transport
+
+
+class _Threads(Session):
+    """The threads' side of a session: the core changes under ``lock`` (the skeleton's
+    entry points take it here), requests run in threads, waiters wait on a condition."""
+
+    lock: threading.RLock
+    _events: queue.SimpleQueue[Event | None] | None = None
 
     def __init__(
         self,
         driver: Driver,
-        on_request: Callable[[Any, Any], Any],
-        on_event: Callable[[Any, Any], None] | None,
-        lock: threading.RLock,
+        identity: str,
+        on_request: Callable[[Any, Any], Any] | None,
+        on_event: Callable[[Any, Any], Any] | None,
     ) -> None:
-        self.driver = driver
-        self.conn: _Connection | None = None
-        self.lock = lock
-        self._on_request = on_request
-        self._on_event = on_event
-        self._events: queue.SimpleQueue[Any] | None = None
-        self._changed = threading.Condition(lock)
+        self._change = threading.Condition(self.lock)
+        super().__init__(driver, identity, on_request, on_event)
+
+    def _clock(self) -> float:
+        return time.monotonic()
+
+    def _changed(self) -> None:
+        self._change.notify_all()
+
+    def _start_request(self, generation: int, request: RequestReceived) -> None:
+        _start_thread(self._run_request, generation, request, name="ocpp-request")
+
+    def _deliver(self, events: list[Event]) -> None:
+        if self._events is None:
+            self._events = queue.SimpleQueue()
+            _start_thread(self._deliver_events, self._events, name="ocpp-events")
+        for event in events:
+            self._events.put(event)
+
+    def start_call(self, request: Any, waiter: Any) -> str | None:
+        with self.lock:
+            return super().start_call(request, waiter)
 
     def act(self, action: Callable[[float], Any]) -> Any:
-        """Run ``action(now)`` on the core or its flows (``transactions.start(...,
-        now=now)``) under the lock, then send what it produced; returns what ``action``
-        returned."""
         with self.lock:
-            result = action(time.monotonic())
-            self.pump()
-            conn = self.conn
-        if conn is not None:
-            conn.write()
-        return result
+            return super().act(action)
+
+    def answered(
+        self, generation: int, message_id: str, response: Any, error: BaseException | None
+    ) -> None:
+        with self.lock:
+            super().answered(generation, message_id, response, error)
 
     def call(self, request: Any, timeout: float | None = None) -> Any:
         """Send ``request`` and return the typed response. Raises OcppCallError for a
@@ -272,198 +278,162 @@ class _Session(SessionView):
         LocalProtocolError at once when the protocol forbids sending it now. A 2.1 SEND
         returns None at once. ``timeout`` bounds the wait (TimeoutError), for example for
         a transaction message held while offline; the request itself stays sent."""
-        waiter = _Waiter()
-        with self.lock:
-            message_id = self.driver.call(request, waiter, time.monotonic())
-            self.pump()
-            conn = self.conn
-        if conn is not None:
-            conn.write()
+        done = threading.Event()
+        outcome: list[Any] = []
+
+        class Waiter:
+            def settle(self, response: Any, error: BaseException | None) -> None:
+                if not done.is_set():
+                    outcome[:] = [response, error]
+                    done.set()
+
+        message_id = self.start_call(request, Waiter())
         if message_id is None:
             return None
-        if not waiter.done.wait(timeout):
+        if not done.wait(timeout):
             with self.lock:
                 self.driver.forget(message_id)
             raise TimeoutError(f"no outcome for {message_id} within {timeout} s")
-        if waiter.error is not None:
-            raise waiter.error
-        return waiter.response
-
-    def pump(self) -> None:
-        """After anything touched the core (lock held): take its frames, start handlers,
-        pass events. The caller then writes with ``conn.write()``."""
-        driver = self.driver
-        driver.flush()
-        for generation, request in driver.take_requests():
-            _start_thread(self._run_request, generation, request, name="ocpp-request")
-        events = driver.take_events()
-        if events and self._on_event is not None:
-            if self._events is None:
-                self._events = queue.SimpleQueue()
-                _start_thread(self._deliver_events, self._events, name="ocpp-events")
-            for event in events:
-                self._events.put(event)
-        if self.conn is not None:
-            self.conn.flush()
-        self._changed.notify_all()
+        response, error = outcome
+        if error is not None:
+            raise error
+        return response
 
     def _run_request(self, generation: int, event: RequestReceived) -> None:
         try:
             response = self._on_request(self, event.request)
+            if inspect.isawaitable(response):
+                with contextlib.suppress(AttributeError):
+                    response.close()  # type: ignore[attr-defined]
+                raise TypeError("on the threads adapter, on_request must be a plain function")
         except Exception as error:
-            with self.lock:
-                self.driver.answer_exception(generation, event.message_id, error)
-                self.pump()
+            self.answered(generation, event.message_id, None, error)
         else:
-            with self.lock:
-                self.driver.answer(generation, event.message_id, response, time.monotonic())
-                self.pump()
-        conn = self.conn
-        if conn is not None:
-            conn.write()
+            self.answered(generation, event.message_id, response, None)
+
+    def _deliver_events(self, events: queue.SimpleQueue[Event | None]) -> None:
+        on_event = self._on_event
+        assert on_event is not None
+        while (event := events.get()) is not None:
+            try:
+                on_event(self, event)
+            except Exception:
+                log.exception("on_event failed on %r", event)
 
     def _stop_events(self) -> None:
         """Let the event thread finish once it has delivered what is queued."""
         if self._events is not None:
             self._events.put(None)
 
-    def _deliver_events(self, events: queue.SimpleQueue[Any]) -> None:
-        assert self._on_event is not None
-        while True:
-            event = events.get()
-            if event is None:
-                return
-            try:
-                self._on_event(self, event)
-            except Exception:
-                log.exception("on_event failed on %r", event)
-
 
 # --- the CSMS ----------------------------------------------------------------------------------
 
 
-class CsmsSession(_Session):
+class CsmsSession(_Threads):
     """One station as the CSMS sees it, kept across its reconnects."""
 
     def __init__(self, identity: str, driver: Driver, server: CsmsServer) -> None:
-        on_request = handler_method(server.handler, "on_request") or _not_supported
-        super().__init__(
-            driver, on_request, handler_method(server.handler, "on_event"), server.lock
-        )
-        self.identity = identity
-        #: The TLS client certificate of the current connection (security profile 3).
-        self.peer_certificate: dict[str, Any] | None = None
+        self.lock = server.lock
+        super().__init__(driver, identity, server.on_request, server.on_event)
 
     def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the current connection in order and wait until it is gone."""
-        conn = self.conn
-        if conn is not None:
-            conn.close(code, reason)
-            conn.finished.wait()
+        with self.lock:
+            link = self.link
+            if link is None or link.ws is not self.driver.ws:
+                return
+            link.close(code, reason, time.monotonic())
+        _transport(link).finished.wait()
 
 
-class CsmsServer(_Owner):
+class CsmsServer(Server):
     """A listening CSMS: ``port`` is the bound port, ``sessions`` the stations by
     identity (case-folded)."""
 
-    def __init__(
-        self,
-        handler: Any,
-        *,
-        policy: ServerPolicy,
-        cores: CsmsCores,
-        ssl_context: ssl.SSLContext | None,
-    ) -> None:
-        self.handler = handler
-        self.policy = policy
-        self.cores = cores
-        self.ssl_context = ssl_context
-        self.sessions: dict[str, CsmsSession] = {}
-        self.port = 0
+    sessions: dict[str, CsmsSession]
+
+    def __init__(self, handler: Any, versions: Sequence[str], options: ServerOptions) -> None:
+        super().__init__(handler, versions, options, time.monotonic)
         self.lock = threading.RLock()
         self._listener: socket.socket | None = None
-        self._connections: set[_Connection] = set()
         self._stopped = threading.Event()
+        self._wakeup = _Wakeup()
         self._accepting: threading.Thread | None = None
-
-    def _start(self, host: str, port: int, backlog: int) -> None:
-        listener = socket.create_server((host, port), backlog=backlog)
-        listener.settimeout(TICK)
-        self._listener = listener
-        self.port = listener.getsockname()[1]
-        self._accepting = _start_thread(self._accept, name="ocpp-accept")
-
-    def _accept(self) -> None:
-        assert self._listener is not None
-        while not self._stopped.is_set():
-            try:
-                sock, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            _start_thread(self._handle, sock, name="ocpp-connection")
-
-    def _handle(self, sock: socket.socket) -> None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.ssl_context is not None:
-            try:
-                sock.settimeout(self.policy.options.handshake_timeout)
-                sock = self.ssl_context.wrap_socket(sock, server_side=True)
-            except (OSError, ssl.SSLError) as error:
-                log.info("TLS handshake failed: %s", error)
-                sock.close()
-                return
-        conn = _Connection(self, sock, ServerWebSocket(self.policy, time.monotonic()), self.lock)
-        with self.lock:
-            self._connections.add(conn)
-        try:
-            conn.run()
-        except Exception:
-            log.exception("connection failed")
-        finally:
-            with self.lock:
-                self._connections.discard(conn)
-
-    def opened(self, conn: _Connection, now: float) -> None:
-        placed = self.cores.place(self.sessions, conn.ws, now, self._new_session)
-        if placed is None:
-            return
-        session, lingering = placed
-        if lingering is not None:
-            lingering.flush()
-            _start_thread(lingering.write, name="ocpp-close")
-        conn.session = session
-        session.conn = conn
-        session.peer_certificate = conn.peer_certificate
-        session.driver.attach(conn.ws, now)
-        session.pump()
 
     def _new_session(self, identity: str, driver: Driver) -> CsmsSession:
         return CsmsSession(identity, driver, self)
 
-    def refused(self, conn: _Connection, closed: Closed) -> None:
-        log.info("handshake refused: %s", closed.reason)
+    def _start(self, host: str, port: int) -> None:
+        listener = socket.create_server((host, port), backlog=self.options.backlog)
+        listener.setblocking(False)
+        self._listener = listener
+        self.port = listener.getsockname()[1]
+        self._accepting = _start_thread(self._accept, listener, name="ocpp-accept")
+
+    def _accept(self, listener: socket.socket) -> None:
+        """Accept until stopped. A failing accept (out of descriptors, of buffers) pauses
+        and tries again, doubling the pause up to MAX_ACCEPT_PAUSE: never fatal."""
+        selector = selectors.DefaultSelector()
+        selector.register(listener, selectors.EVENT_READ)
+        selector.register(self._wakeup.reader, selectors.EVENT_READ)
+        pause = 0.0
+        with selector:
+            while not self._stopped.is_set():
+                selector.select()
+                try:
+                    sock, _ = listener.accept()
+                except _WAIT:
+                    continue
+                except OSError as error:
+                    pause = min(max(2 * pause, 0.01), MAX_ACCEPT_PAUSE)
+                    log.warning("accept failed (%s); trying again in %.2f s", error, pause)
+                    self._stopped.wait(pause)
+                    continue
+                pause = 0.0
+                _start_thread(self._handle, sock, name="ocpp-connection")
+
+    def _handle(self, sock: socket.socket) -> None:
+        sock.setblocking(True)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        options = self.options
+        if options.ssl_context is not None:
+            try:
+                sock.settimeout(options.ws_options.handshake_timeout)
+                sock = options.ssl_context.wrap_socket(sock, server_side=True)
+            except (OSError, ssl.SSLError) as error:
+                log.info("TLS handshake failed: %s", error)
+                sock.close()
+                return
+        transport = _Socket(sock, self.lock, options.ws_options.close_timeout)
+        with self.lock:
+            transport.link = link = self.new_link(transport)
+        try:
+            transport.run()
+        except Exception:
+            log.exception("connection failed")
+        finally:
+            with self.lock:
+                self.links.discard(link)
 
     def serve_forever(self) -> None:
         """Block until ``stop()`` is called."""
         self._stopped.wait()
 
     def stop(self) -> None:
-        """Stop listening and close every connection with 1001."""
+        """Stop listening and close every connection with 1001 (waiting up to
+        close_timeout for their answers)."""
         self._stopped.set()
+        self._wakeup.wake()
         if self._accepting is not None:
             self._accepting.join()
         if self._listener is not None:
             self._listener.close()
         with self.lock:
-            connections = list(self._connections)
-        for conn in connections:
-            conn.close(GOING_AWAY, "the CSMS is shutting down")
+            transports = [_transport(link) for link in self.going_away()]
         deadline = time.monotonic() + self.policy.options.close_timeout
-        for conn in connections:
-            if not conn.finished.wait(max(0.0, deadline - time.monotonic())):
-                conn._close_socket()
+        for transport in transports:
+            if not transport.finished.wait(max(0.0, deadline - time.monotonic())):
+                transport.abort()
         for session in list(self.sessions.values()):
             session._stop_events()
 
@@ -475,38 +445,18 @@ def serve(
     port: int = 0,
     *,
     versions: Sequence[str] = DEFAULT_VERSIONS,
-    csms_config: CsmsConfig | None = None,
-    core_factory: CoreFactory | None = None,
-    flows: FlowFactory | None = None,
-    auth: Callable[[str], str | bytes | None] | None = None,
-    known_identity: Callable[[str], bool] | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    ws_options: WsOptions | None = None,
-    id_generator: Callable[[], str] | None = None,
-    backlog: int = 1024,
+    options: ServerOptions | None = None,
 ) -> Iterator[CsmsServer]:
     """Run a CSMS at ``ws[s]://host:port/.../IDENTITY`` while the block runs.
 
     ``handler.on_request(session, request)`` answers each station request (a plain
     function, run in its own thread; raise OcppCallError to answer with a CALLERROR);
     ``handler.on_event(session, event)`` gets the rest, in order. ``versions`` in order of
-    preference; ``auth(identity)`` returns the station's Basic password (profiles 1, 2);
-    ``known_identity(identity)`` False gives 404. ``core_factory(identity, version)`` makes
-    each station's CsmsCore (instead of ``csms_config`` / ``id_generator``); ``flows(core)``
-    the flows that see its events first.
+    preference; ``options`` a ``ServerOptions``. Leaving the block by any route closes
+    every connection with 1001 first.
     """
-    policy, cores = csms_setup(
-        versions=versions,
-        csms_config=csms_config,
-        core_factory=core_factory,
-        flows=flows,
-        auth=auth,
-        known_identity=known_identity,
-        ws_options=ws_options,
-        id_generator=id_generator,
-    )
-    server = CsmsServer(handler, policy=policy, cores=cores, ssl_context=ssl_context)
-    server._start(host, port, backlog)
+    server = CsmsServer(handler, versions, options or ServerOptions())
+    server._start(host, port)
     try:
         yield server
     finally:
@@ -516,12 +466,8 @@ def serve(
 # --- the station -------------------------------------------------------------------------------
 
 
-class Station(_Session, _Owner):
-    """A charging station connected to its CSMS, reconnecting with back-off (digest §2.4).
-
-    One StationCore for the whole life of the object: after a reconnect, registration and
-    held transaction messages resume without a new boot (B04).
-    """
+class Station(StationMixin, _Threads):
+    """A charging station connected to its CSMS, reconnecting with back-off (B04)."""
 
     driver: StationDriver
 
@@ -530,50 +476,38 @@ class Station(_Session, _Owner):
         driver: StationDriver,
         *,
         on_request: Callable[[Any, Any], Any] | None,
-        on_event: Callable[[Any, Any], None] | None,
+        on_event: Callable[[Any, Any], Any] | None,
         ssl_context: ssl.SSLContext | None,
     ) -> None:
-        super().__init__(driver, on_request or _not_supported, on_event, threading.RLock())
+        self.lock = threading.RLock()
+        super().__init__(driver, driver.endpoint.identity, on_request, on_event)
         self.endpoint = driver.endpoint
-        self.identity = driver.endpoint.identity
         self._ssl_context = ssl_context
         self._stopped = threading.Event()
         self._runner: threading.Thread | None = None
-
-    @property
-    def failure(self) -> ConnectFailedError | None:
-        """Why the station stopped trying, when ``max_attempts`` ran out."""
-        return self.driver.failure
 
     def wait_connected(self, timeout: float | None = None) -> bool:
         """Wait until a connection is open; False on timeout. Raises ConnectFailedError when
         the attempts ran out."""
         with self.lock:
-            return bool(self._changed.wait_for(self.driver.is_connected, timeout))
+            return bool(self._change.wait_for(self.driver.is_connected, timeout))
 
     def wait_registered(self, timeout: float | None = None) -> bool:
         """Wait until the CSMS has accepted the station's boot; False on timeout."""
         with self.lock:
-            return bool(self._changed.wait_for(self.driver.is_registered, timeout))
-
-    def _start(self) -> None:
-        self._runner = _start_thread(self._run, name="ocpp-station")
+            return bool(self._change.wait_for(self.driver.is_registered, timeout))
 
     def _run(self) -> None:
         driver = self.driver
         while driver.trying:
+            ws = error = None
             try:
                 ws = self._connect_once()
-            except ConnectFailedError as error:
-                with self.lock:
-                    wait = driver.attempt_ended(None, error)
-                    self.pump()
-            else:
-                if ws is None:
-                    return  # closed before it started
-                with self.lock:
-                    wait = driver.attempt_ended(ws)
-                    self.pump()
+            except ConnectionError as failed:
+                error = driver.unreachable(failed)
+            with self.lock:
+                wait = driver.attempt_ended(ws, error)
+                self.transmit()
             if wait is None or self._wait_offline(time.monotonic() + wait):
                 return
 
@@ -584,49 +518,46 @@ class Station(_Session, _Owner):
                 return True
             with self.lock:
                 self.driver.offline_timer(time.monotonic())
-                self.pump()
+                self.transmit()
         return self._stopped.wait(max(0.0, until - time.monotonic()))
 
-    def _connect_once(self) -> _WebSocket | None:
+    def _connect_once(self) -> Wire:
         endpoint = self.endpoint
+        options = self.driver.options
         try:
             sock = socket.create_connection(
-                (endpoint.host, endpoint.port), timeout=self.driver.options.handshake_timeout
+                (endpoint.host, endpoint.port), timeout=options.handshake_timeout
             )
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if endpoint.secure:
                 context = self._ssl_context or ssl.create_default_context()
                 sock = context.wrap_socket(sock, server_hostname=endpoint.host)
         except OSError as error:
-            raise self.driver.unreachable(error) from error
+            raise ConnectionError(error) from error
+        transport = _Socket(sock, self.lock, options.close_timeout)
         with self.lock:
-            conn = _Connection(self, sock, self.driver.new_websocket(time.monotonic()), self.lock)
-            self.conn = conn
+            ws = self.driver.new_websocket(time.monotonic())
+            transport.link = self.link = Link(ws, self, transport)
         if self._stopped.is_set():
-            conn._close_socket()
-            return None
-        conn.run()
-        return conn.ws
-
-    def opened(self, conn: _Connection, now: float) -> None:
-        conn.session = self
-        self.driver.attach(conn.ws, now)
-        self.pump()
-
-    def refused(self, conn: _Connection, closed: Closed) -> None:
-        self.driver.refused(closed)
+            transport.abort()
+        transport.run()
+        return ws
 
     def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
-        """Close the connection in order and stop reconnecting."""
+        """Close the connection in order (waiting up to close_timeout for the CSMS's
+        answer) and stop reconnecting."""
         self._stopped.set()
         with self.lock:
-            ws = self.driver.stop()
-            conn = self.conn
-        if conn is not None:
-            if ws is conn.ws:
-                conn.close(code, reason)
-                conn.finished.wait(self.driver.options.close_timeout)
-            conn._close_socket()  # no answer in time, or still in its handshake
+            self.driver.stop()
+            link = self.link
+            current = link is not None and link.ws is self.driver.ws
+            if link is not None and current:
+                link.close(code, reason, time.monotonic())
+        if link is not None:
+            transport = _transport(link)
+            if current:
+                transport.finished.wait(self.driver.options.close_timeout)
+            transport.abort()  # no answer in time, or still in its handshake
         if self._runner is not None:
             self._runner.join(self.driver.options.handshake_timeout)
         self._stop_events()
@@ -639,44 +570,27 @@ def connect(
     version: str | None = None,
     boot: Any = None,
     core: StationCore | None = None,
-    flows: FlowFactory | None = None,
-    station_config: StationConfig | None = None,
     on_request: Callable[[Any, Any], Any] | None = None,
-    on_event: Callable[[Any, Any], None] | None = None,
-    auth: str | bytes | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    ws_options: WsOptions | None = None,
-    backoff: Backoff | None = None,
-    rng: random.Random | None = None,
-    max_attempts: int | None = None,
-    id_generator: Callable[[], str] | None = None,
+    on_event: Callable[[Any, Any], Any] | None = None,
+    options: StationOptions | None = None,
 ) -> Iterator[Station]:
     """Run a station connected to ``url`` (``ws[s]://host:port/.../IDENTITY``).
 
     The station boots with ``boot`` (or drives the application's own ``core``), answers
     the CSMS with ``on_request(station, request)`` (a plain function, run in its own
     thread; raise OcppCallError for a CALLERROR) and passes other events to
-    ``on_event(station, event)``, after the ``flows(core)`` had their turn. ``auth`` is the
-    HTTP Basic password (bytes are sent as they are: a 1.6 AuthorizationKey as raw bytes).
-    It reconnects with ``backoff`` after each loss; ``max_attempts`` consecutive failures
-    end the attempts.
+    ``on_event(station, event)``, after the flows had their turn; ``options`` a
+    ``StationOptions``. Leaving the block by any route closes with 1000 and waits up to
+    close_timeout for the CSMS's answer.
     """
+    options = options or StationOptions()
     driver = StationDriver.for_url(
-        url,
-        version=version,
-        boot=boot,
-        core=core,
-        flows=flows,
-        station_config=station_config,
-        auth=auth,
-        ws_options=ws_options,
-        backoff=backoff,
-        rng=rng,
-        max_attempts=max_attempts,
-        id_generator=id_generator,
+        url, version=version, boot=boot, core=core, options=options, wall_clock=wall_clock()
     )
-    station = Station(driver, on_request=on_request, on_event=on_event, ssl_context=ssl_context)
-    station._start()
+    station = Station(
+        driver, on_request=on_request, on_event=on_event, ssl_context=options.ssl_context
+    )
+    station._runner = _start_thread(station._run, name="ocpp-station")
     try:
         yield station
     finally:

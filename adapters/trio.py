@@ -1,10 +1,12 @@
 """The trio adapter: a CSMS server and a station client with structured concurrency.
 
-Each connection runs two tasks: a reader that feeds received bytes through the shared
-WebSocket glue into the core, and a service task that writes what comes out and runs the
-timers (its cancel scope's deadline is the next deadline, moved whenever it changes).
-Request handlers and ``on_event`` run as tasks in the server's (or station's) nursery, so a
-slow handler never holds up the connection (see docs/adapters.md).
+Only trio's side is here: the skeleton (``_skeleton``) does the rest. A connection the
+CSMS accepted on plain TCP is one task waiting for its socket to be readable and reading
+it directly; any other stream (TLS, a station's connection) has a reader task and a task
+that writes and runs the timer. Handlers and ``on_event`` run as tasks in a nursery that
+the caller's cancellation does not reach, so that leaving a block by any route (exit,
+cancellation, a timeout, Ctrl-C) first closes in order: a station with 1000, a CSMS every
+connection with 1001, each waiting up to ``close_timeout`` for the answer.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import random
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from ocpp_sansio.errors import needs_extra
@@ -22,107 +23,91 @@ from ocpp_sansio.errors import needs_extra
 with needs_extra("trio", needed_by="ocpp_sansio.adapters.trio"):
     import trio
 
-from ocpp_sansio.config import CsmsConfig, StationConfig
-from ocpp_sansio.errors import ConnectFailedError, OcppCallError
-from ocpp_sansio.events import RequestReceived
-from ocpp_sansio.flows.host import FlowFactory
+from ocpp_sansio.events import Event, RequestReceived
 from ocpp_sansio.station import StationCore
 
-from ._driver import (
-    Backoff,
-    CoreFactory,
-    CsmsCores,
-    Driver,
-    SessionView,
-    StationDriver,
-    csms_setup,
-    handler_method,
-    log,
+from ._driver import Driver, StationDriver, Wire, log
+from ._options import ServerOptions, StationOptions
+from ._skeleton import (
+    Link,
+    LoopCsmsSession,
+    LoopSession,
+    LoopStation,
+    Server,
+    wall_clock_for,
 )
-from ._ws import (
-    DEFAULT_VERSIONS,
-    GOING_AWAY,
-    NORMAL_CLOSURE,
-    ClientWebSocket,
-    Closed,
-    ServerPolicy,
-    ServerWebSocket,
-    WsOptions,
-    _WebSocket,
-)
+from ._ws import DEFAULT_VERSIONS
 
-__all__ = ["CsmsServer", "CsmsSession", "Station", "connect", "serve"]
+__all__ = ["CsmsServer", "CsmsSession", "Station", "connect", "serve", "wall_clock"]
 
 _BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
-#: Bytes read from a server connection at a time.
+#: Bytes read from a connection at a time.
 _READ_SIZE = 65536
 
 
-class _Waiter:
-    __slots__ = ("done", "error", "response")
-
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.response: Any = None
-        self.error: BaseException | None = None
-
-    def settle(self, response: Any, error: BaseException | None) -> None:
-        if not self.done.is_set():
-            self.response, self.error = response, error
-            self.done.set()
-
-    async def wait(self) -> Any:
-        await self.done.wait()
-        if self.error is not None:
-            raise self.error
-        return self.response
+def wall_clock() -> Callable[[float], Any]:
+    """trio's clock read as UTC (what the flows get by default); call inside ``trio.run``."""
+    return wall_clock_for(trio.current_time)
 
 
-async def _not_supported(session: Any, request: Any) -> Any:
-    raise OcppCallError("NotSupported", f"no handler for {type(request).__name__}")
+class _Stream:
+    """A link over a trio stream: a reader task feeds it; a service task writes what the
+    link produced and fires its timer (its cancel scope's deadline)."""
 
+    link: Link
 
-class _Connection:
-    """One stream: a reader task feeds the WebSocket; a service task writes and runs timers."""
-
-    def __init__(self, owner: _Owner, stream: trio.abc.Stream, ws: _WebSocket) -> None:
-        self.owner = owner
+    def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
-        self.ws = ws
-        self.session: _Session | None = None
         self.finished = trio.Event()
         self._out = bytearray()
         self._wakeup = trio.Event()
         self._deadline = math.inf
         self._scope: trio.CancelScope | None = None
+        self._done = False
+
+    def write(self, data: bytes) -> None:
+        self._out += data
+        self._wakeup.set()
+
+    def finish(self) -> None:
+        self._done = True
+        self._wakeup.set()
+
+    def arm(self, deadline: float | None) -> None:
+        self._deadline = math.inf if deadline is None else deadline
+        if self._scope is not None:
+            self._scope.deadline = self._deadline
+
+    def peer_certificate(self) -> dict[str, Any] | None:
+        if isinstance(self.stream, trio.SSLStream):
+            cert: dict[str, Any] | None = self.stream.getpeercert()
+            return cert
+        return None
 
     async def run(self) -> None:
-        """Serve the connection until its WebSocket is done, then close the stream."""
+        """Serve the link until its WebSocket is done, then close the stream."""
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._read)
+                self.link.begin()
                 await self._service()
                 nursery.cancel_scope.cancel()
         finally:
-            # Settle first: under an outer cancellation aclose_forcefully raises Cancelled.
-            if not self.ws.done:
-                self._feed(None)
+            if not self.link.ws.done:
+                self.link.received(None, trio.current_time())
             self.finished.set()
             with contextlib.suppress(*_BROKEN):
                 await trio.aclose_forcefully(self.stream)
 
     async def _read(self) -> None:
-        while not self.ws.done:
+        while not self._done:
             try:
-                data = bytes(await self.stream.receive_some(65536))  # no copy for bytes
+                data = bytes(await self.stream.receive_some(_READ_SIZE))
             except _BROKEN:
                 data = b""
-            self._feed(data or None)
+            self.link.received(data or None, trio.current_time())
 
     async def _service(self) -> None:
-        if isinstance(self.ws, ClientWebSocket):
-            self.ws.start()
-            self.flush()
         while True:
             with trio.CancelScope(deadline=self._deadline) as scope:
                 self._scope = scope
@@ -131,113 +116,92 @@ class _Connection:
             if self._wakeup.is_set():
                 self._wakeup = trio.Event()
             if trio.current_time() >= self._deadline:
-                self._on_timer()
+                self.link.timer_fired(max(trio.current_time(), self._deadline))
             while self._out:
                 data = bytes(self._out)
                 self._out.clear()
                 try:
                     await self.stream.send_all(data)
                 except _BROKEN:
-                    self._feed(None)
+                    self.link.received(None, trio.current_time())
                     return
-            if self.ws.done:
+            if self._done:
                 return
 
-    def _feed(self, data: bytes | None) -> None:
-        now = trio.current_time()
-        session = self.session
-        if session is not None:
-            session.driver.receive(self.ws, data, now)
-            session.pump()
-        else:
-            ws = self.ws
-            ws.receive_data(data, now)
-            if ws.version is not None:
-                self.owner.opened(self, now)
-            else:
-                self._refused()
-        self.flush()
 
-    def _on_timer(self) -> None:
-        now = max(trio.current_time(), self._deadline)
-        session = self.session
-        if session is not None:
-            session.driver.timer(self.ws, now)
-            session.pump()
-        else:
-            self.ws.handle_timer(now)
-            self._refused()
-        self.flush()
+class _Socket:
+    """A link the CSMS accepted on a plain TCP socket (POSIX).
 
-    def _refused(self) -> None:
-        for event in self.ws.events():
-            if isinstance(event, Closed):
-                self.owner.refused(self, event)
-
-    def flush(self) -> None:
-        """Hand what the WebSocket has to the service task and move its deadline."""
-        self._out += self.ws.data_to_send()
-        session = self.session
-        if session is not None:
-            deadline = session.driver.next_deadline(self.ws)
-        else:
-            deadline = self.ws.next_deadline()
-        self._deadline = math.inf if deadline is None else deadline
-        if self._scope is not None:
-            self._scope.deadline = self._deadline
-        if self._out or self.ws.done:
-            self._wakeup.set()
-
-    def close(self, code: int, reason: str) -> None:
-        now = trio.current_time()
-        session = self.session
-        if session is not None:
-            session.driver.close(self.ws, code, reason, now)
-            session.pump()
-        else:
-            self.ws.close(code, reason, now)
-        self.flush()
-
-    @property
-    def peer_certificate(self) -> dict[str, Any] | None:
-        if isinstance(self.stream, trio.SSLStream):
-            cert: dict[str, Any] | None = self.stream.getpeercert()
-            return cert
-        return None
-
-
-class _SocketConnection(_Connection):
-    """A connection the CSMS accepted on a plain TCP socket (POSIX).
-
-    One task waits for the socket to be readable, reads, and feeds the core; whatever
-    task produces frames (the reader, a request handler, ``session.call``) writes them to
-    the socket at once, without waking another task. Only when the kernel's send buffer
-    is full does a writer task wait for room. The timers ride on the reader's cancel
-    scope, whose deadline is only ever moved earlier: waking too early is harmless (the
-    core re-checks) and much cheaper than a new scope per message.
+    One task waits for the socket to be readable and reads it; whatever task produced
+    frames writes them to the socket at once. Only when the kernel's send buffer is full
+    does a writer task wait for room. The timer rides on the reader's cancel scope, whose
+    deadline is only ever moved earlier: waking early is harmless (the core re-checks)
+    and much cheaper than a new scope per message.
     """
 
-    def __init__(
-        self, owner: _Owner, stream: trio.SocketStream, ws: _WebSocket, nursery: trio.Nursery
-    ) -> None:
-        super().__init__(owner, stream, ws)
+    link: Link
+
+    def __init__(self, stream: trio.SocketStream, nursery: trio.Nursery) -> None:
+        self.stream = stream
+        self.finished = trio.Event()
         self._fd = stream.socket.fileno()
-        self._feeding = False
-        self._broken = False
-        #: Where a writer task runs when the send buffer is full (no nursery per connection).
         self._nursery = nursery
+        self._out = bytearray()
+        self._deadline = math.inf
+        self._scope: trio.CancelScope | None = None
+        self._done = False
+        self._broken = False
         #: Set while a writer task waits for room in the send buffer.
         self._drained: trio.Event | None = None
         self._writer: trio.CancelScope | None = None
 
+    def write(self, data: bytes) -> None:
+        if self._broken:
+            return
+        if self._drained is not None:
+            self._out += data
+            return
+        try:
+            sent = os.write(self._fd, data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._break()
+            return
+        if sent < len(data):
+            self._out += data[sent:]
+            self._drained = trio.Event()
+            self._writer = trio.CancelScope()
+            self._nursery.start_soon(self._drain, self._writer)
+
+    def finish(self) -> None:
+        self._done = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def arm(self, deadline: float | None) -> None:
+        if deadline is not None and deadline < self._deadline:
+            self._deadline = deadline
+            if self._scope is not None:
+                self._scope.deadline = deadline
+
+    def peer_certificate(self) -> dict[str, Any] | None:
+        return None
+
+    def _break(self) -> None:
+        self._broken = True
+        if self._scope is not None:
+            self._scope.cancel()
+
     async def run(self) -> None:
         try:
+            self.link.begin()
             await self._serve()
         finally:
             if self._writer is not None:
                 self._writer.cancel()
-            if not self.ws.done:
-                self._feed(None)
+            if not self.link.ws.done:
+                self.link.received(None, trio.current_time())
             self.finished.set()
             with contextlib.suppress(*_BROKEN):
                 await trio.aclose_forcefully(self.stream)
@@ -246,281 +210,142 @@ class _SocketConnection(_Connection):
         while True:
             with trio.CancelScope(deadline=self._deadline) as scope:
                 self._scope = scope
-                while not (self.ws.done or self._broken):
+                while not (self._done or self._broken):
                     await trio.lowlevel.wait_readable(self._fd)
-                    self._read_now()
+                    try:
+                        data = os.read(self._fd, _READ_SIZE)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        data = b""
+                    self.link.received(data or None, trio.current_time())
             self._scope = None
-            if self._broken:
-                self._feed(None)
-            if self.ws.done:
+            if self._broken and not self._done:
+                self.link.received(None, trio.current_time())
+            if self._done or self._broken:
                 if self._drained is not None:
                     await self._drained.wait()
                 return
             if trio.current_time() >= self._deadline:
-                self._on_timer()
-
-    def _read_now(self) -> None:
-        try:
-            data = os.read(self._fd, _READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        self._feed(data or None)
-
-    def _feed(self, data: bytes | None) -> None:
-        self._feeding = True
-        try:
-            super()._feed(data)
-        finally:
-            self._feeding = False
-        self.flush()
-
-    def _on_timer(self) -> None:
-        # The deadline this scope carried may be earlier than the core's now.
-        self._deadline, now = math.inf, max(trio.current_time(), self._deadline)
-        session = self.session
-        if session is not None:
-            session.driver.timer(self.ws, now)
-            session.pump()
-        else:
-            self.ws.handle_timer(now)
-            self._refused()
-        self.flush()
-
-    def flush(self) -> None:
-        """Write what the WebSocket has now; move the reader's deadline if it came closer."""
-        if self._feeding:
-            return
-        data = self.ws.data_to_send()
-        if data and not self._broken:
-            if self._drained is None:
-                self._write(data)
-            else:
-                self._out += data
-        session = self.session
-        deadline = session.driver.next_deadline(self.ws) if session else self.ws.next_deadline()
-        if deadline is not None and deadline < self._deadline:
-            self._deadline = deadline
-            if self._scope is not None:
-                self._scope.deadline = deadline
-        if (self.ws.done or self._broken) and self._scope is not None:
-            self._scope.cancel()
-
-    def _write(self, data: bytes) -> None:
-        try:
-            sent = os.write(self._fd, data)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            self._broken = True
-            return
-        if sent < len(data):
-            self._out += data[sent:]
-            self._drained = trio.Event()
-            self._writer = trio.CancelScope()
-            self._nursery.start_soon(self._drain, self._writer)
+                # The deadline this scope carried may be earlier than the core's now.
+                self._deadline, now = math.inf, max(trio.current_time(), self._deadline)
+                self.link.timer_fired(now)
 
     async def _drain(self, scope: trio.CancelScope) -> None:
         """Wait for room in the send buffer until everything queued is written."""
         assert self._drained is not None
         try:
             with scope:
-                await self._write_queued()
-        except _BROKEN:
-            self._broken = True
+                while self._out and not self._broken:
+                    await trio.lowlevel.wait_writable(self._fd)
+                    try:
+                        del self._out[: os.write(self._fd, self._out)]
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        self._break()
         finally:
             self._writer = None
             self._drained.set()
             self._drained = None
             self._out.clear()
-            if (self.ws.done or self._broken) and self._scope is not None:
+            if self._done and self._scope is not None:
                 self._scope.cancel()
 
-    async def _write_queued(self) -> None:
-        while self._out:
-            await trio.lowlevel.wait_writable(self._fd)
-            try:
-                sent = os.write(self._fd, self._out)
-            except BlockingIOError:
-                continue
-            except OSError:
-                self._broken = True
-                return
-            del self._out[:sent]
+
+class _Trio(LoopSession):
+    """The trio side of a session: tasks in the owner's nursery, trio's clock."""
+
+    _new_event = trio.Event
+    _nursery: trio.Nursery
+    _events_in: trio.MemorySendChannel[Event] | None = None
+
+    def _clock(self) -> float:
+        return trio.current_time()
+
+    def _start_request(self, generation: int, request: RequestReceived) -> None:
+        self._nursery.start_soon(self._run_request, generation, request)
+
+    def _deliver(self, events: list[Event]) -> None:
+        if self._events_in is None:
+            self._events_in, events_out = trio.open_memory_channel[Event](math.inf)
+            self._nursery.start_soon(self._deliver_forever, events_out.receive)
+        for event in events:
+            self._events_in.send_nowait(event)
+
+    async def _link_finished(self, link: Link) -> None:
+        await _finished(link)
 
 
-class _Owner:
-    """Who made a connection: the server, or a station."""
-
-    def opened(self, conn: _Connection, now: float) -> None:
-        raise NotImplementedError
-
-    def refused(self, conn: _Connection, closed: Closed) -> None:
-        raise NotImplementedError
+async def _finished(link: Link) -> None:
+    transport = link.transport
+    assert isinstance(transport, _Stream | _Socket)
+    await transport.finished.wait()
 
 
-class _Session(SessionView):
-    """One core's life across connections, seen from the application."""
+@contextlib.asynccontextmanager
+async def _guarded() -> AsyncIterator[tuple[trio.Nursery, trio.CancelScope]]:
+    """A nursery the caller's cancellation does not reach, and the scope that ends it:
+    the caller closes in order first, then cancels the scope."""
 
-    def __init__(
-        self,
-        driver: Driver,
-        on_request: Callable[[Any, Any], Awaitable[Any]],
-        on_event: Callable[[Any, Any], Awaitable[None]] | None,
-        nursery: trio.Nursery,
-    ) -> None:
-        self.driver = driver
-        self.conn: _Connection | None = None
-        self._on_request = on_request
-        self._on_event = on_event
-        self._nursery = nursery
-        self._events_in: trio.MemorySendChannel[Any] | None = None
-        self._changed = trio.Event()
-        self._seen = self.state()
+    async def hold(scope: trio.CancelScope, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        with scope:
+            async with trio.open_nursery() as inner:
+                task_status.started(inner)
+                await trio.sleep_forever()
 
-    async def call(self, request: Any) -> Any:
-        """Send ``request`` and return the typed response. Raises OcppCallError for a
-        CALLERROR, CallTimedOutError, CallLostError, InvalidResponseError or
-        TransactionMessageDiscardedError (all but the first are CallFailedError); and
-        LocalProtocolError at once when the protocol forbids sending it now. A 2.1 SEND
-        returns None at once."""
-        waiter = _Waiter()
-        message_id = self.driver.call(request, waiter, trio.current_time())
-        self.pump()
-        if message_id is None:
-            return None
+    async with trio.open_nursery() as outer:
+        scope = trio.CancelScope(shield=True)
         try:
-            return await waiter.wait()
+            yield await outer.start(hold, scope), scope
         finally:
-            if not waiter.done.is_set():
-                self.driver.forget(message_id)
-
-    def act(self, action: Callable[[float], Any]) -> Any:
-        """Run ``action(now)`` on the core or its flows (``transactions.start(...,
-        now=now)``), then send what it produced; returns what ``action`` returned."""
-        result = action(trio.current_time())
-        self.pump()
-        return result
-
-    def pump(self) -> None:
-        """After anything touched the core: write its frames, start handlers, pass events."""
-        driver = self.driver
-        driver.flush()
-        for generation, request in driver.take_requests():
-            self._nursery.start_soon(self._run_request, generation, request)
-        events = driver.take_events()
-        if events and self._on_event is not None:
-            if self._events_in is None:
-                self._events_in, events_out = trio.open_memory_channel[Any](math.inf)
-                self._nursery.start_soon(self._deliver_events, events_out)
-            for event in events:
-                self._events_in.send_nowait(event)
-        if self.conn is not None:
-            self.conn.flush()
-        seen = self.state()
-        if seen != self._seen:
-            self._seen = seen
-            self._wake()
-
-    def _wake(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
-
-    async def _run_request(self, generation: int, event: RequestReceived) -> None:
-        try:
-            response = await self._on_request(self, event.request)
-        except Exception as error:
-            self.driver.answer_exception(generation, event.message_id, error)
-        else:
-            self.driver.answer(generation, event.message_id, response, trio.current_time())
-        self.pump()
-
-    async def _deliver_events(self, events: trio.MemoryReceiveChannel[Any]) -> None:
-        assert self._on_event is not None
-        async for event in events:
-            try:
-                await self._on_event(self, event)
-            except Exception:
-                log.exception("on_event failed on %r", event)
+            scope.cancel()
 
 
 # --- the CSMS ----------------------------------------------------------------------------------
 
 
-class CsmsSession(_Session):
+class CsmsSession(_Trio, LoopCsmsSession):
     """One station as the CSMS sees it, kept across its reconnects."""
 
     def __init__(self, identity: str, driver: Driver, server: CsmsServer) -> None:
-        on_request = handler_method(server.handler, "on_request") or _not_supported
-        super().__init__(
-            driver, on_request, handler_method(server.handler, "on_event"), server._nursery
-        )
-        self.identity = identity
-        #: The TLS client certificate of the current connection (security profile 3).
-        self.peer_certificate: dict[str, Any] | None = None
-
-    async def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
-        """Close the current connection in order and wait until it is gone."""
-        conn = self.conn
-        if conn is not None:
-            conn.close(code, reason)
-            await conn.finished.wait()
+        self._nursery = server._nursery
+        super().__init__(identity, driver, server)
 
 
-class CsmsServer(_Owner):
+class CsmsServer(Server):
     """A listening CSMS: ``port`` is the bound port, ``sessions`` the stations by
     identity (case-folded)."""
 
+    sessions: dict[str, CsmsSession]
+
     def __init__(
-        self,
-        handler: Any,
-        *,
-        policy: ServerPolicy,
-        cores: CsmsCores,
-        nursery: trio.Nursery,
+        self, handler: Any, versions: Sequence[str], options: ServerOptions, nursery: trio.Nursery
     ) -> None:
-        self.handler = handler
-        self.policy = policy
-        self.cores = cores
-        self.sessions: dict[str, CsmsSession] = {}
-        self.port = 0
+        super().__init__(handler, versions, options, trio.current_time)
         self._nursery = nursery
-        self._connections: set[_Connection] = set()
         self._stopped = trio.Event()
-
-    async def _handle(self, stream: trio.abc.Stream) -> None:
-        ws = ServerWebSocket(self.policy, trio.current_time())
-        if isinstance(stream, trio.SocketStream) and os.name == "posix":
-            conn: _Connection = _SocketConnection(self, stream, ws, self._nursery)
-        else:
-            conn = _Connection(self, stream, ws)
-        self._connections.add(conn)
-        try:
-            await conn.run()
-        except Exception:
-            log.exception("connection failed")
-        finally:
-            self._connections.discard(conn)
-
-    def opened(self, conn: _Connection, now: float) -> None:
-        placed = self.cores.place(self.sessions, conn.ws, now, self._new_session)
-        if placed is None:
-            return
-        session, lingering = placed
-        if lingering is not None:
-            lingering.flush()
-        conn.session = session
-        session.conn = conn
-        session.peer_certificate = conn.peer_certificate
-        session.driver.attach(conn.ws, now)
-        session.pump()
+        self._listening = trio.CancelScope()
 
     def _new_session(self, identity: str, driver: Driver) -> CsmsSession:
         return CsmsSession(identity, driver, self)
 
-    def refused(self, conn: _Connection, closed: Closed) -> None:
-        log.info("handshake refused: %s", closed.reason)
+    async def _listen(self, listeners: list[trio.abc.Listener[Any]]) -> None:
+        with self._listening:
+            await trio.serve_listeners(self._handle, listeners)
+
+    async def _handle(self, stream: trio.abc.Stream) -> None:
+        if isinstance(stream, trio.SocketStream) and os.name == "posix":
+            transport: _Stream | _Socket = _Socket(stream, self._nursery)
+        else:
+            transport = _Stream(stream)
+        transport.link = link = self.new_link(transport)
+        try:
+            await transport.run()
+        except Exception:
+            log.exception("connection failed")
+        finally:
+            self.links.discard(link)
 
     async def serve_forever(self) -> None:
         """Wait until ``stop()`` is called (or the task is cancelled)."""
@@ -530,14 +355,14 @@ class CsmsServer(_Owner):
         self._stopped.set()
 
     async def aclose(self) -> None:
-        """Close every connection with 1001, then stop everything the server runs."""
+        """Stop listening, close every connection with 1001 (waiting up to
+        close_timeout for their answers), then end the handlers."""
         self._stopped.set()
-        for conn in list(self._connections):
-            conn.close(GOING_AWAY, "the CSMS is shutting down")
+        self._listening.cancel()
+        links = self.going_away()
         with trio.move_on_after(self.policy.options.close_timeout):
-            for conn in list(self._connections):
-                await conn.finished.wait()
-        self._nursery.cancel_scope.cancel()
+            for link in links:
+                await _finished(link)
 
 
 @contextlib.asynccontextmanager
@@ -547,113 +372,57 @@ async def serve(
     port: int = 0,
     *,
     versions: Sequence[str] = DEFAULT_VERSIONS,
-    csms_config: CsmsConfig | None = None,
-    core_factory: CoreFactory | None = None,
-    flows: FlowFactory | None = None,
-    auth: Callable[[str], str | bytes | None] | None = None,
-    known_identity: Callable[[str], bool] | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    ws_options: WsOptions | None = None,
-    id_generator: Callable[[], str] | None = None,
-    backlog: int = 1024,
+    options: ServerOptions | None = None,
 ) -> AsyncIterator[CsmsServer]:
     """Run a CSMS at ``ws[s]://host:port/.../IDENTITY`` while the block runs.
 
-    ``handler.on_request(session, request)`` answers each station request (async; raise
+    ``handler.on_request(session, request)`` answers each station request (raise
     OcppCallError to answer with a CALLERROR); ``handler.on_event(session, event)`` gets
-    the rest, in order. ``versions`` in order of preference; ``auth(identity)`` returns the
-    station's Basic password (profiles 1, 2); ``known_identity(identity)`` False gives 404.
-    ``core_factory(identity, version)`` makes each station's CsmsCore (instead of
-    ``csms_config`` / ``id_generator``); ``flows(core)`` the flows that see its events first.
+    the rest, in order; either may be a coroutine function or a plain one. ``versions`` in
+    order of preference; ``options`` a ``ServerOptions``. Leaving the block by any route
+    closes every connection with 1001 first.
     """
-    policy, cores = csms_setup(
-        versions=versions,
-        csms_config=csms_config,
-        core_factory=core_factory,
-        flows=flows,
-        auth=auth,
-        known_identity=known_identity,
-        ws_options=ws_options,
-        id_generator=id_generator,
-    )
-    async with trio.open_nursery() as nursery:
-        server = CsmsServer(handler, policy=policy, cores=cores, nursery=nursery)
-        tcp = await trio.open_tcp_listeners(port, host=host, backlog=backlog)
+    options = options or ServerOptions()
+    async with _guarded() as (nursery, scope):
+        server = CsmsServer(handler, versions, options, nursery)
+        tcp = await trio.open_tcp_listeners(port, host=host, backlog=options.backlog)
         server.port = tcp[0].socket.getsockname()[1]
         listeners: list[trio.abc.Listener[Any]] = list(tcp)
-        if ssl_context is not None:
-            listeners = [trio.SSLListener(listener, ssl_context) for listener in tcp]
-        nursery.start_soon(trio.serve_listeners, server._handle, listeners)
+        if options.ssl_context is not None:
+            listeners = [trio.SSLListener(listener, options.ssl_context) for listener in tcp]
+        nursery.start_soon(server._listen, listeners)
         try:
             yield server
         finally:
             with trio.CancelScope(shield=True):
                 await server.aclose()
+            scope.cancel()
 
 
 # --- the station -------------------------------------------------------------------------------
 
 
-class Station(_Session, _Owner):
-    """A charging station connected to its CSMS, reconnecting with back-off (digest §2.4).
-
-    One StationCore for the whole life of the object: after a reconnect, registration and
-    held transaction messages resume without a new boot (B04).
-    """
-
-    driver: StationDriver
+class Station(_Trio, LoopStation):
+    """A charging station connected to its CSMS, reconnecting with back-off (B04)."""
 
     def __init__(
         self,
         driver: StationDriver,
         *,
-        on_request: Callable[[Any, Any], Awaitable[Any]] | None,
-        on_event: Callable[[Any, Any], Awaitable[None]] | None,
+        on_request: Callable[[Any, Any], Any] | None,
+        on_event: Callable[[Any, Any], Any] | None,
         ssl_context: ssl.SSLContext | None,
         nursery: trio.Nursery,
     ) -> None:
-        super().__init__(driver, on_request or _not_supported, on_event, nursery)
+        self._nursery = nursery
+        super().__init__(driver, driver.endpoint.identity, on_request, on_event)
         self.endpoint = driver.endpoint
-        self.identity = driver.endpoint.identity
         self._ssl_context = ssl_context
 
-    @property
-    def failure(self) -> ConnectFailedError | None:
-        """Why the station stopped trying, when ``max_attempts`` ran out."""
-        return self.driver.failure
+    async def _sleep_until(self, deadline: float) -> None:
+        await trio.sleep_until(deadline)
 
-    async def wait_connected(self) -> None:
-        """Return once a connection is open (raise ConnectFailedError if attempts ran out)."""
-        while not self.driver.is_connected():
-            await self._changed.wait()
-
-    async def wait_registered(self) -> None:
-        """Return once the CSMS has accepted the station's boot."""
-        while not self.driver.is_registered():
-            await self._changed.wait()
-
-    async def _run(self) -> None:
-        driver = self.driver
-        while driver.trying:
-            try:
-                ws = await self._connect_once()
-            except ConnectFailedError as error:
-                wait = driver.attempt_ended(None, error)
-            else:
-                wait = driver.attempt_ended(ws)
-            self.pump()
-            if wait is None:
-                return
-            await self._wait_offline(trio.current_time() + wait)
-
-    async def _wait_offline(self, until: float) -> None:
-        while (wake := self.driver.offline_wake(until)) < until:
-            await trio.sleep_until(wake)
-            self.driver.offline_timer(trio.current_time())
-            self.pump()
-        await trio.sleep_until(until)
-
-    async def _connect_once(self) -> _WebSocket:
+    async def _connect_once(self) -> Wire:
         endpoint = self.endpoint
         try:
             with trio.fail_after(self.driver.options.handshake_timeout):
@@ -664,26 +433,11 @@ class Station(_Session, _Owner):
                     await stream.do_handshake()
         except (*_BROKEN, trio.TooSlowError) as error:
             raise self.driver.unreachable(error) from error
-        conn = _Connection(self, stream, self.driver.new_websocket(trio.current_time()))
-        self.conn = conn
-        await conn.run()
-        return conn.ws
-
-    def opened(self, conn: _Connection, now: float) -> None:
-        conn.session = self
-        self.driver.attach(conn.ws, now)
-        self.pump()
-
-    def refused(self, conn: _Connection, closed: Closed) -> None:
-        self.driver.refused(closed)
-
-    async def aclose(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
-        """Close the connection in order and stop reconnecting."""
-        ws = self.driver.stop()
-        conn = self.conn
-        if conn is not None and ws is conn.ws:
-            conn.close(code, reason)
-            await conn.finished.wait()
+        transport = _Stream(stream)
+        ws = self.driver.new_websocket(trio.current_time())
+        transport.link = self.link = Link(ws, self, transport)
+        await transport.run()
+        return ws
 
 
 @contextlib.asynccontextmanager
@@ -693,53 +447,37 @@ async def connect(
     version: str | None = None,
     boot: Any = None,
     core: StationCore | None = None,
-    flows: FlowFactory | None = None,
-    station_config: StationConfig | None = None,
-    on_request: Callable[[Any, Any], Awaitable[Any]] | None = None,
-    on_event: Callable[[Any, Any], Awaitable[None]] | None = None,
-    auth: str | bytes | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    ws_options: WsOptions | None = None,
-    backoff: Backoff | None = None,
-    rng: random.Random | None = None,
-    max_attempts: int | None = None,
-    id_generator: Callable[[], str] | None = None,
+    on_request: Callable[[Any, Any], Any] | None = None,
+    on_event: Callable[[Any, Any], Any] | None = None,
+    options: StationOptions | None = None,
 ) -> AsyncIterator[Station]:
     """Run a station connected to ``url`` (``ws[s]://host:port/.../IDENTITY``).
 
     The station boots with ``boot`` (or drives the application's own ``core``), answers
-    the CSMS with ``on_request(station, request)`` (async; raise OcppCallError for a
-    CALLERROR) and passes other events to ``on_event(station, event)``, after the
-    ``flows(core)`` had their turn. ``auth`` is the HTTP Basic password (bytes are sent as
-    they are: a 1.6 AuthorizationKey as raw bytes). It reconnects with ``backoff`` after
-    each loss; ``max_attempts`` consecutive failures end the attempts.
+    the CSMS with ``on_request(station, request)`` (raise OcppCallError for a CALLERROR)
+    and passes other events to ``on_event(station, event)``, after the flows had their
+    turn; ``options`` a ``StationOptions``. Leaving the block by any route closes with
+    1000 and waits up to close_timeout for the CSMS's answer.
     """
+    options = options or StationOptions()
     driver = StationDriver.for_url(
-        url,
-        version=version,
-        boot=boot,
-        core=core,
-        flows=flows,
-        station_config=station_config,
-        auth=auth,
-        ws_options=ws_options,
-        backoff=backoff,
-        rng=rng,
-        max_attempts=max_attempts,
-        id_generator=id_generator,
+        url, version=version, boot=boot, core=core, options=options, wall_clock=wall_clock()
     )
-    async with trio.open_nursery() as nursery:
+    async with _guarded() as (nursery, scope):
         station = Station(
             driver,
             on_request=on_request,
             on_event=on_event,
-            ssl_context=ssl_context,
+            ssl_context=options.ssl_context,
             nursery=nursery,
         )
         nursery.start_soon(station._run)
         try:
             yield station
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(driver.options.close_timeout):
+            with (
+                trio.CancelScope(shield=True),
+                trio.move_on_after(options.ws_options.close_timeout),
+            ):
                 await station.aclose()
-            nursery.cancel_scope.cancel()
+            scope.cancel()

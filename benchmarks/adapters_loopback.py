@@ -27,8 +27,9 @@ from typing import Any
 
 import anyio
 import trio
-from ocpp_sansio.adapters._ws import ServerPolicy, ServerWebSocket, TextReceived, WsOptions
 
+from ocpp_sansio.adapters import ServerOptions
+from ocpp_sansio.adapters._ws import ServerPolicy, ServerWebSocket, TextReceived, WsOptions
 from ocpp_sansio.testing.builders import minimal
 
 OPTIONS = WsOptions(ping_interval=0)
@@ -122,7 +123,7 @@ class _Csms:
 async def adapter_asyncio(ready: Any) -> None:
     from ocpp_sansio.adapters.asyncio import serve
 
-    async with serve(_Csms(), ws_options=OPTIONS) as server:
+    async with serve(_Csms(), options=ServerOptions(ws_options=OPTIONS)) as server:
         ready.send(server.port)
         await server.serve_forever()
 
@@ -130,7 +131,7 @@ async def adapter_asyncio(ready: Any) -> None:
 async def adapter_trio(ready: Any) -> None:
     from ocpp_sansio.adapters.trio import serve
 
-    async with serve(_Csms(), ws_options=OPTIONS) as server:
+    async with serve(_Csms(), options=ServerOptions(ws_options=OPTIONS)) as server:
         ready.send(server.port)
         await server.serve_forever()
 

@@ -107,15 +107,13 @@ def serve(kind: str) -> None:
     if kind == "ocpp":
         asyncio.run(_serve_ocpp())
         return
-    from ocpp_sansio.adapters import WsOptions
+    from ocpp_sansio.adapters import ServerOptions, WsOptions
 
-    options = WsOptions(ping_interval=0)
+    options = ServerOptions(ws_options=WsOptions(ping_interval=0), backlog=4096)
     if kind == "threads":
         from ocpp_sansio.adapters import threads
 
-        with threads.serve(
-            _ThreadHandler(), versions=[VERSION], ws_options=options, backlog=4096
-        ) as server:
+        with threads.serve(_ThreadHandler(), versions=[VERSION], options=options) as server:
             _announce(server.port)
             sys.stdin.read()
         return
@@ -124,9 +122,7 @@ def serve(kind: str) -> None:
     module = __import__(f"ocpp_sansio.adapters.{kind}", fromlist=["serve"])
 
     async def main() -> None:
-        async with module.serve(
-            _AsyncHandler(), versions=[VERSION], ws_options=options, backlog=4096
-        ) as server:
+        async with module.serve(_AsyncHandler(), versions=[VERSION], options=options) as server:
             _announce(server.port)
             await anyio.to_thread.run_sync(sys.stdin.read, abandon_on_cancel=True)
 
@@ -578,10 +574,9 @@ def _cpu_per_call(fn: Any, count: int) -> float:
 def breakdown(count: int = 2000) -> dict[str, float]:
     """CPU per step of a boot and of a heartbeat on our CSMS side, without sockets or an
     event loop: what the WebSocket layer (wsproto, h11), the core and the driver cost."""
+    from ocpp_sansio import decode_frame, encode_frame
     from ocpp_sansio.adapters._driver import Driver
     from ocpp_sansio.adapters._ws import ServerPolicy, ServerWebSocket, WsOptions
-
-    from ocpp_sansio import decode_frame, encode_frame
     from ocpp_sansio.csms import CsmsCore
     from ocpp_sansio.frames import CallResult
 

@@ -32,6 +32,8 @@ from ocpp_sansio.adapters import (
     ConnectFailed,
     Disconnected,
     OcppCallError,
+    ServerOptions,
+    StationOptions,
     WsOptions,
     uuid_ids,
 )
@@ -206,15 +208,13 @@ class _ThreadCsmsHandler(_CsmsApp):
 
 def _serve(adapter: str, handler: Any, demo: DemoCsms, host: str, port: int) -> Any:
     """The adapter's server hosting the demo's cores and flows."""
-    return _adapter(adapter).serve(
-        handler,
-        host,
-        port,
+    options = ServerOptions(
         core_factory=demo.core,
         flows=demo.flows,
         ws_options=WsOptions(ping_interval=0),
         backlog=4096,
     )
+    return _adapter(adapter).serve(handler, host, port, options=options)
 
 
 @contextlib.asynccontextmanager
@@ -294,9 +294,8 @@ async def _async_station(
     """The adapter's station driving ``core`` (the simulator brings its own). A station
     life ends by cancellation: trio's ``connect`` shields its own close; under anyio the
     asyncio one needs a shield around its exit (anyio cancels again at every await)."""
-    manager = _adapter(adapter).connect(
-        url, core=core, on_event=on_event, auth=password, ssl_context=ssl_context, backoff=backoff
-    )
+    options = StationOptions(auth=password, ssl_context=ssl_context, backoff=backoff)
+    manager = _adapter(adapter).connect(url, core=core, on_event=on_event, options=options)
     if adapter == "trio":
         async with manager as station:
             yield station
@@ -318,8 +317,9 @@ def _thread_station(
     ssl_context: ssl.SSLContext | None,
     backoff: Backoff,
 ) -> contextlib.AbstractContextManager[Any]:
+    options = StationOptions(auth=password, ssl_context=ssl_context, backoff=backoff)
     return _adapter("threads").connect(  # type: ignore[no-any-return]
-        url, core=core, on_event=on_event, auth=password, ssl_context=ssl_context, backoff=backoff
+        url, core=core, on_event=on_event, options=options
     )
 
 

@@ -5,9 +5,9 @@ import random
 from datetime import UTC, datetime
 
 import trio
-from ocpp_sansio.adapters import OcppCallError
-from ocpp_sansio.adapters.trio import connect, serve
 
+from ocpp_sansio.adapters import OcppCallError, ServerOptions, StationOptions
+from ocpp_sansio.adapters.trio import connect, serve
 from ocpp_sansio.config import CsmsConfig, StationConfig
 from ocpp_sansio.csms import CsmsCore
 from ocpp_sansio.flows import (
@@ -56,7 +56,8 @@ def station_flows(core):
 
 
 async def main():
-    async with serve(Csms(), "127.0.0.1", 0, core_factory=csms_core, flows=csms_flows) as server:
+    options = ServerOptions(core_factory=csms_core, flows=csms_flows)
+    async with serve(Csms(), "127.0.0.1", 0, options=options) as server:
         boot = v201.BootNotificationRequest(
             charging_station=v201.ChargingStation(model="Demo", vendor_name="Example"),
             reason=v201.BootReasonEnum.POWER_UP,
@@ -70,7 +71,8 @@ async def main():
                 answered.set()
 
         url = f"ws://127.0.0.1:{server.port}/ocpp/CS001"
-        async with connect(url, core=core, flows=station_flows, on_event=on_event) as station:
+        station_options = StationOptions(flows=station_flows)
+        async with connect(url, core=core, on_event=on_event, options=station_options) as station:
             await station.wait_registered()
             (transactions,) = station.flows
             token = v201.IdToken(id_token="TAG-1", type=v201.IdTokenEnum.CENTRAL)

@@ -21,12 +21,18 @@ import anyio.to_thread
 import attrs
 import wsproto
 import wsproto.events as wse
-from ocpp_sansio.adapters import Backoff, OcppCallError, WsOptions
+
+from ocpp_sansio import registry
+from ocpp_sansio.adapters import (
+    Backoff,
+    OcppCallError,
+    ServerOptions,
+    StationOptions,
+    WsOptions,
+)
 from ocpp_sansio.adapters import asyncio as asyncio_adapter
 from ocpp_sansio.adapters import threads as threads_adapter
 from ocpp_sansio.adapters import trio as trio_adapter
-
-from ocpp_sansio import registry
 from ocpp_sansio.events import Event
 from ocpp_sansio.testing.builders import minimal
 
@@ -171,24 +177,34 @@ class Kit:
         return SyncApp(script) if self.blocking else AsyncApp(script)
 
     @contextlib.asynccontextmanager
-    async def serve(self, script: Script, **kwargs: Any) -> AsyncIterator[Any]:
-        kwargs.setdefault("ws_options", QUIET)
-        async with self._enter(self.module.serve(self.app(script), "127.0.0.1", 0, **kwargs)) as s:
-            yield s
+    async def serve(
+        self, script: Script, *, versions: Any = None, **options: Any
+    ) -> AsyncIterator[Any]:
+        """``serve()`` with ``ServerOptions(**options)`` (quiet pings by default)."""
+        options.setdefault("ws_options", QUIET)
+        extra = {} if versions is None else {"versions": versions}
+        manager = self.module.serve(
+            self.app(script), "127.0.0.1", 0, options=ServerOptions(**options), **extra
+        )
+        async with self._enter(manager) as server:
+            yield server
 
     @contextlib.asynccontextmanager
     async def connect(
         self, url: str, version: str, script: Script | None = None, **kwargs: Any
     ) -> AsyncIterator[Any]:
+        """``connect()``: ``core``, ``on_request``, ``on_event`` (and ``version``/``boot``
+        unless a core is given) as arguments, the rest as ``StationOptions``."""
         kwargs.setdefault("ws_options", QUIET)
         kwargs.setdefault("backoff", FAST_BACKOFF)
+        direct = {k: kwargs.pop(k) for k in ("core", "on_request", "on_event") if k in kwargs}
         if script is not None:
             app = self.app(script)
-            kwargs.setdefault("on_request", app.on_request)
-            kwargs.setdefault("on_event", app.on_event)
-        if "core" not in kwargs:  # else the application's core knows its version and boot
-            kwargs.update(version=version, boot=boot(version))
-        manager = self.module.connect(url, **kwargs)
+            direct.setdefault("on_request", app.on_request)
+            direct.setdefault("on_event", app.on_event)
+        if "core" not in direct:  # else the application's core knows its version and boot
+            direct.update(version=version, boot=kwargs.pop("boot", boot(version)))
+        manager = self.module.connect(url, options=StationOptions(**kwargs), **direct)
         async with self._enter(manager) as station:
             yield station
 

@@ -16,12 +16,14 @@ from ocpp_sansio.adapters import (
     ConnectFailed,
     ConnectFailedError,
     CoreMismatch,
-    WsOptions,
+    ServerOptions,
+    StationOptions,
 )
 from ocpp_sansio.adapters._driver import (
     CsmsCores,
     Driver,
     StationDriver,
+    posix_wall_clock,
     station_core,
 )
 from ocpp_sansio.adapters._ws import Closed, Endpoint, Phase, TextReceived
@@ -77,15 +79,12 @@ class FakeWs:
 
 def station_driver(**options: Any) -> StationDriver:
     options.setdefault("backoff", Backoff(minimum=1, random_range=0, repeat_times=2))
-    options.setdefault("max_attempts", None)
     return StationDriver(
         StationCore("1.6", BOOT_16),
         Endpoint.from_url("ws://127.0.0.1:9/CS1"),
-        password=None,
-        ws_options=WsOptions(),
+        StationOptions(**options),
         rng=random.Random(1),
-        flows=None,
-        **options,
+        wall_clock=posix_wall_clock,
     )
 
 
@@ -186,14 +185,7 @@ def test_connect_refuses_a_core_that_does_not_fit(
 
 
 def csms_cores(**options: Any) -> CsmsCores:
-    arguments: dict[str, Any] = {
-        "factory": None,
-        "csms_config": None,
-        "id_generator": None,
-        "flows": None,
-    }
-    arguments.update(options)
-    return CsmsCores(**arguments)
+    return CsmsCores(ServerOptions(**options), posix_wall_clock)
 
 
 def test_core_factory_makes_each_stations_core_and_flows_see_it() -> None:
@@ -208,7 +200,7 @@ def test_core_factory_makes_each_stations_core_and_flows_see_it() -> None:
         seen.append(core)
         return [DataTransferRouter(core)]
 
-    driver = csms_cores(factory=factory, flows=flows).new_driver("CS1", "2.0.1")
+    driver = csms_cores(core_factory=factory, flows=flows).new_driver("CS1", "2.0.1")
     assert made == [("CS1", "2.0.1")]
     assert seen == [driver.core] and driver.core.config.call_timeout == 7
     assert driver.host is not None and isinstance(driver.host.flows[0], DataTransferRouter)
@@ -226,19 +218,19 @@ def test_a_core_factory_that_gives_a_core_that_does_not_fit_is_refused(
     made: Any, problem: str
 ) -> None:
     with pytest.raises(CoreMismatch, match=problem):
-        csms_cores(factory=made).new_driver("CS1", "2.0.1")
+        csms_cores(core_factory=made).new_driver("CS1", "2.0.1")
 
 
 def test_core_factory_excludes_the_options_of_the_cores_serve_builds() -> None:
     with pytest.raises(TypeError):
-        csms_cores(factory=lambda i, v: CsmsCore(v, i), csms_config=CsmsConfig())
+        csms_cores(core_factory=lambda i, v: CsmsCore(v, i), csms_config=CsmsConfig())
 
 
 class Session:
     def __init__(self, identity: str, driver: Driver) -> None:
         self.identity = identity
         self.driver = driver
-        self.conn: Any = None
+        self.link: Any = None
 
 
 class Conn:
@@ -253,11 +245,11 @@ def test_a_station_keeps_its_session_across_connections_and_a_new_version_gets_a
     placed = cores.place(sessions, first, 0.0, Session)  # type: ignore[arg-type]
     assert placed is not None and placed[1] is None
     session = placed[0]
-    session.conn = Conn(first)
+    session.link = Conn(first)
     session.driver.attach(first, 0.0)  # type: ignore[arg-type]
     again = cores.place(sessions, FakeWs("1.6", "cs1"), 1.0, Session)  # type: ignore[arg-type]
     assert again is not None and again[0] is session
-    assert again[1] is session.conn and first.closed == (1000, "replaced by a new connection")
+    assert again[1] is session.link and first.closed == (1000, "replaced by a new connection")
     other = cores.place(sessions, FakeWs("2.0.1", "CS1"), 2.0, Session)  # type: ignore[arg-type]
     assert other is not None and other[0] is not session and other[0].driver.core.version == "2.0.1"
     assert list(sessions) == ["cs1"]
@@ -386,7 +378,7 @@ def test_the_driver_runs_flows_before_the_application_with_their_timers() -> Non
 def test_a_connection_whose_core_cannot_be_made_is_closed_with_1011(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    cores = csms_cores(factory=lambda identity, version: CsmsCore("1.6", identity))
+    cores = csms_cores(core_factory=lambda identity, version: CsmsCore("1.6", identity))
     sessions: dict[str, Session] = {}
     ws = FakeWs("2.0.1", "CS1")
     assert cores.place(sessions, ws, 0.0, Session) is None  # type: ignore[arg-type]

@@ -40,6 +40,8 @@ from ocpp_sansio.adapters import (
     ConnectFailedError,
     Disconnected,
     OcppCallError,
+    ServerOptions,
+    StationOptions,
     WsOptions,
 )
 from ocpp_sansio.adapters import threads as threads_adapter
@@ -566,9 +568,12 @@ def test_threads_call_gives_up_waiting_after_its_timeout() -> None:
     version = "2.0.1"
     csms = Script(delays={"Authorize": 1.0})
     with (
-        threads_adapter.serve(SyncApp(csms), ws_options=QUIET) as server,
+        threads_adapter.serve(SyncApp(csms), options=ServerOptions(ws_options=QUIET)) as server,
         threads_adapter.connect(
-            url(server), version=version, boot=boot(version), ws_options=QUIET
+            url(server),
+            version=version,
+            boot=boot(version),
+            options=StationOptions(ws_options=QUIET),
         ) as station,
     ):
         assert station.wait_registered(TIMEOUT)

@@ -18,9 +18,10 @@ import pytest
 import wsproto
 import wsproto.events as wse
 from _adapterkit import QUIET
+
+from ocpp_sansio.adapters import ServerOptions
 from ocpp_sansio.adapters import asyncio as asyncio_adapter
 from ocpp_sansio.adapters import trio as trio_adapter
-
 from ocpp_sansio.messages import v16
 
 pytestmark = pytest.mark.anyio
@@ -109,7 +110,7 @@ async def test_an_answer_bigger_than_the_socket_buffers_arrives_whole_and_in_ord
 ) -> None:
     with anyio.fail_after(30):
         async with adapter(anyio_backend).serve(
-            BigAnswers(), versions=["1.6"], ws_options=QUIET
+            BigAnswers(), versions=["1.6"], options=ServerOptions(ws_options=QUIET)
         ) as server:
 
             def station() -> list[list[Any]]:
@@ -190,7 +191,7 @@ async def test_a_handler_keeps_its_task_and_context_across_its_first_suspension(
     handler = Probing()
     with anyio.fail_after(10):
         async with adapter(anyio_backend).serve(
-            handler, versions=["1.6"], ws_options=QUIET
+            handler, versions=["1.6"], options=ServerOptions(ws_options=QUIET)
         ) as server:
 
             def station() -> list[list[Any]]:
@@ -224,7 +225,7 @@ async def test_a_handler_failing_after_it_suspended_gets_an_internal_error(
 ) -> None:
     with anyio.fail_after(10):
         async with adapter(anyio_backend).serve(
-            Probing(), versions=["1.6"], ws_options=QUIET
+            Probing(), versions=["1.6"], options=ServerOptions(ws_options=QUIET)
         ) as server:
 
             def station() -> list[Any]:
@@ -246,7 +247,7 @@ async def test_stopping_the_server_cancels_a_suspended_handler(anyio_backend: st
     raw: list[RawStation] = []
     with anyio.fail_after(10):
         async with adapter(anyio_backend).serve(
-            handler, versions=["1.6"], ws_options=QUIET
+            handler, versions=["1.6"], options=ServerOptions(ws_options=QUIET)
         ) as server:
 
             def station() -> None:

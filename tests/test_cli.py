@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ocpp_sansio.adapters import WsOptions
+from ocpp_sansio.adapters import ServerOptions, WsOptions
 from ocpp_sansio.adapters import threads as threads_adapter
 from ocpp_sansio.apps.demo_csms import DemoCsms
 from ocpp_sansio.cli.commands import build_parser, main
@@ -165,7 +165,9 @@ def test_rejected_station_exits_with_failure() -> None:
 def test_load_summary(capsys: pytest.CaptureFixture[str]) -> None:
     options = WsOptions(ping_interval=0)
     demo = DemoCsms(heartbeat_interval=1)
-    with threads_adapter.serve(object(), flows=demo.flows, ws_options=options) as server:
+    with threads_adapter.serve(
+        object(), options=ServerOptions(flows=demo.flows, ws_options=options)
+    ) as server:
         code = main(
             [
                 "load",

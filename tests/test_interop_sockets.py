@@ -42,9 +42,8 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import serve as ws_serve
 from websockets.typing import Subprotocol
 
-from ocpp_sansio.adapters import OcppCallError, WsOptions
+from ocpp_sansio.adapters import Backoff, OcppCallError, ServerOptions, WsOptions, uuid_ids
 from ocpp_sansio.adapters import threads as threads_adapter
-from ocpp_sansio.adapters._driver import Backoff, uuid_ids
 from ocpp_sansio.apps.demo_csms import DemoCsms
 from ocpp_sansio.apps.simulator import SimulatedStation
 from ocpp_sansio.cli.commands import _adapter, _async_station, _thread_station, _wall_clock
@@ -122,7 +121,8 @@ def our_csms(adapter: str) -> Iterator[OurCsms]:
     recorder = _Recorder()
     if adapter == "threads":
         with threads_adapter.serve(
-            _ThreadHandler(recorder), ws_options=QUIET, flows=recorder.demo.flows
+            _ThreadHandler(recorder),
+            options=ServerOptions(ws_options=QUIET, flows=recorder.demo.flows),
         ) as server:
 
             def call(identity: str, request: Any) -> Any:
@@ -135,7 +135,8 @@ def our_csms(adapter: str) -> Iterator[OurCsms]:
 
     async def main() -> None:
         async with _adapter(adapter).serve(
-            _AsyncHandler(recorder), ws_options=QUIET, flows=recorder.demo.flows
+            _AsyncHandler(recorder),
+            options=ServerOptions(ws_options=QUIET, flows=recorder.demo.flows),
         ) as server:
             ready.put((server, anyio.lowlevel.current_token()))
             while not stop.is_set():

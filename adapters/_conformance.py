@@ -1,0 +1,53 @@
+"""mypy's check that every adapter offers the surface ``surface`` declares: each
+assignment below fails the type check when an adapter's ``serve``, ``connect``, server,
+session or station drifts from it. (Imported by a test too, so it stays importable.)"""
+
+from __future__ import annotations
+
+from . import asyncio as asyncio_adapter
+from . import threads as threads_adapter
+from . import trio as trio_adapter
+from .surface import (
+    AsyncConnect,
+    AsyncCsmsSession,
+    AsyncServe,
+    AsyncServer,
+    AsyncStation,
+    SyncConnect,
+    SyncCsmsSession,
+    SyncServe,
+    SyncServer,
+    SyncStation,
+)
+
+SERVE: dict[str, AsyncServe] = {"trio": trio_adapter.serve, "asyncio": asyncio_adapter.serve}
+CONNECT: dict[str, AsyncConnect] = {
+    "trio": trio_adapter.connect,
+    "asyncio": asyncio_adapter.connect,
+}
+SYNC_SERVE: SyncServe = threads_adapter.serve
+SYNC_CONNECT: SyncConnect = threads_adapter.connect
+
+
+def trio_objects(
+    server: trio_adapter.CsmsServer,
+    session: trio_adapter.CsmsSession,
+    station: trio_adapter.Station,
+) -> tuple[AsyncServer, AsyncCsmsSession, AsyncStation]:
+    return server, session, station
+
+
+def asyncio_objects(
+    server: asyncio_adapter.CsmsServer,
+    session: asyncio_adapter.CsmsSession,
+    station: asyncio_adapter.Station,
+) -> tuple[AsyncServer, AsyncCsmsSession, AsyncStation]:
+    return server, session, station
+
+
+def threads_objects(
+    server: threads_adapter.CsmsServer,
+    session: threads_adapter.CsmsSession,
+    station: threads_adapter.Station,
+) -> tuple[SyncServer, SyncCsmsSession, SyncStation]:
+    return server, session, station

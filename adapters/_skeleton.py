@@ -1,0 +1,504 @@
+"""The adapter skeleton: what every adapter does per socket and per session, written once
+and free of IO. An adapter (trio, asyncio, threads, ASGI) supplies only its socket, its
+tasks or threads and its timer, through three small seams:
+
+- a ``Transport`` per socket: ``write(data)``, ``finish()`` (the WebSocket is done: close
+  the socket once what was written is out), ``arm(deadline)`` (the one timer) and
+  ``peer_certificate()``;
+- a ``Session`` subclass: how a request handler starts, how events reach ``on_event``,
+  who is told when the state changes, and the clock;
+- for a CSMS, a ``Server`` subclass that makes its sessions; for a station, the reconnect
+  loop of ``LoopStation`` (or the threads adapter's own) over ``StationDriver``'s policy.
+
+The path of a frame: bytes → ``Link.received`` → WebSocket (``_ws``) → ``Driver`` → core →
+flows → ``Session.process`` (handlers started, events passed on) → ``Link.transmit``.
+Every entry point — data received, timer fired, close, and the application's calls
+(``Session.transmit``) — ends in one ``transmit()``, after aioquic's: it writes what the
+WebSocket produced, finishes the socket when the WebSocket is done, and re-arms the timer.
+An entry point reached inside another (a handler answering at once) simply transmits
+earlier; bytes still leave in order, because they are taken from the WebSocket in order.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from ocpp_sansio.errors import ConnectFailedError, OcppCallError
+from ocpp_sansio.events import Event, RegistrationStatus, RequestReceived
+
+from ._driver import CsmsCores, Driver, StationDriver, Wire, handler_method, log, server_policy
+from ._options import ServerOptions, WallClock
+from ._ws import GOING_AWAY, NORMAL_CLOSURE, ClientWebSocket, Closed, ServerWebSocket
+
+#: The reason every adapter gives its stations when the CSMS stops (close code 1001).
+SHUTTING_DOWN = "the CSMS is shutting down"
+
+
+def wall_clock_for(clock: Callable[[], float]) -> WallClock:
+    """The wall clock an adapter offers its flows by default: its own clock ``clock()``
+    (monotonic, trio's, the event loop's) mapped onto UTC at the moment of the reading."""
+
+    def wall_clock(now: float) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=now - clock())
+
+    return wall_clock
+
+
+def not_supported(session: Any, request: Any) -> Any:
+    """The answer when the application gave no ``on_request``."""
+    raise OcppCallError("NotSupported", f"no handler for {type(request).__name__}")
+
+
+class Transport(Protocol):
+    """One socket as the skeleton uses it; the adapter does the IO."""
+
+    def write(self, data: Any) -> None: ...
+
+    def finish(self) -> None: ...
+
+    def arm(self, deadline: float | None) -> None: ...
+
+    def peer_certificate(self) -> dict[str, Any] | None: ...
+
+
+class Owner(Protocol):
+    """Who made a link: the server (places it in a session) or a station."""
+
+    def opened(self, link: Link, now: float) -> None: ...
+
+    def refused(self, link: Link, closed: Closed) -> None: ...
+
+
+class Link:
+    """One socket's plumbing: its WebSocket and, once the handshake placed it, its session."""
+
+    __slots__ = ("owner", "session", "transport", "ws")
+
+    def __init__(self, ws: Wire, owner: Owner, transport: Transport) -> None:
+        self.ws = ws
+        self.owner = owner
+        self.transport = transport
+        self.session: Session | None = None
+
+    # --- entry points: each ends in transmit() ---------------------------------------------------
+
+    def begin(self) -> None:
+        """The socket is open: a station sends its upgrade request; both arm the handshake
+        deadline."""
+        if isinstance(self.ws, ClientWebSocket):
+            self.ws.start()
+        self.transmit()
+
+    def accepted(self, now: float) -> None:
+        """(ASGI) The web server completed the handshake our policy approved: place the
+        link."""
+        self._handshake(now)
+        self.transmit()
+
+    def received(self, data: Any, now: float) -> None:
+        """Bytes from the socket (None: end of file)."""
+        session = self.session
+        if session is not None:
+            session.driver.receive(self.ws, data, now)
+            session.process()
+        else:
+            self.ws.receive_data(data, now)
+            self._handshake(now)
+        self.transmit()
+
+    def timer_fired(self, now: float) -> None:
+        session = self.session
+        if session is not None:
+            session.driver.timer(self.ws, now)
+            session.process()
+        else:
+            self.ws.handle_timer(now)
+            self._handshake(now)
+        self.transmit()
+
+    def close(self, code: int, reason: str, now: float) -> None:
+        """Start an orderly close (the peer's answer, or close_timeout, finishes it)."""
+        session = self.session
+        if session is not None:
+            session.driver.close(self.ws, code, reason, now)
+            session.process()
+        else:
+            self.ws.close(code, reason, now)
+        self.transmit()
+
+    def transmit(self) -> None:
+        """Write what the WebSocket produced; finish the socket once it is done; re-arm
+        the timer for the earliest deadline of the WebSocket, the core and the flows."""
+        ws = self.ws
+        data = ws.data_to_send()
+        if data:
+            self.transport.write(data)
+        if ws.done:
+            self.transport.finish()
+            return
+        session = self.session
+        self.transport.arm(
+            ws.next_deadline() if session is None else session.driver.next_deadline(ws)
+        )
+
+    def _handshake(self, now: float) -> None:
+        ws = self.ws
+        if ws.version is not None:
+            self.owner.opened(self, now)
+            return
+        for event in ws.events():
+            if isinstance(event, Closed):
+                self.owner.refused(self, event)
+
+
+class Session:
+    """One core's life across connections, as the application sees it on every adapter:
+    a CSMS's session of one station, or the station itself."""
+
+    def __init__(
+        self,
+        driver: Driver,
+        identity: str,
+        on_request: Callable[[Any, Any], Any] | None,
+        on_event: Callable[[Any, Any], Any] | None,
+    ) -> None:
+        self.driver = driver
+        self.identity = identity
+        #: The link the core talks over now (or last did).
+        self.link: Link | None = None
+        #: The TLS certificate the peer showed on the current connection (a CSMS's
+        #: session: the station's client certificate, security profile 3).
+        self.peer_certificate: dict[str, Any] | None = None
+        self._on_request = on_request or not_supported
+        self._on_event = on_event
+        self._seen = self.state()
+
+    # --- what the adapter supplies ---------------------------------------------------------------
+
+    def _clock(self) -> float:
+        raise NotImplementedError
+
+    def _start_request(self, generation: int, request: RequestReceived) -> None:
+        """Run ``on_request`` concurrently and hand its outcome to ``answered``."""
+        raise NotImplementedError
+
+    def _deliver(self, events: list[Event]) -> None:
+        """Queue ``events`` for ``on_event``, in order, one at a time."""
+        raise NotImplementedError
+
+    def _changed(self) -> None:
+        """Wake whoever waits on ``state()``."""
+        raise NotImplementedError
+
+    # --- what the application sees ---------------------------------------------------------------
+
+    @property
+    def core(self) -> Any:
+        return self.driver.core
+
+    @property
+    def version(self) -> str:
+        return self.driver.core.version
+
+    @property
+    def connected(self) -> bool:
+        return self.driver.ws is not None
+
+    @property
+    def registration(self) -> RegistrationStatus | None:
+        status: RegistrationStatus | None = self.driver.core.registration
+        return status
+
+    @property
+    def flows(self) -> tuple[Any, ...]:
+        """The flows that see this core's events first (from the ``flows`` factory)."""
+        host = self.driver.host
+        return host.flows if host is not None else ()
+
+    def state(self) -> tuple[Any, ...]:
+        """What ``wait_*`` calls wait on: a change here wakes them."""
+        driver = self.driver
+        return (driver.core.registration, driver.ws is not None, driver.failure)
+
+    # --- the plumbing ----------------------------------------------------------------------------
+
+    def process(self) -> None:
+        """After anything touched the core: frames onto the WebSocket, handlers started,
+        events passed on, waiters woken. Every entry point runs this, then transmits."""
+        driver = self.driver
+        driver.flush()
+        for generation, request in driver.take_requests():
+            self._start_request(generation, request)
+        events = driver.take_events()
+        if events and self._on_event is not None:
+            self._deliver(events)
+        seen = self.state()
+        if seen != self._seen:
+            self._seen = seen
+            self._changed()
+
+    def transmit(self) -> None:
+        """The end of an application's entry point: process, then transmit on the link."""
+        self.process()
+        link = self.link
+        if link is not None:
+            link.transmit()
+
+    def start_call(self, request: Any, waiter: Any) -> str | None:
+        """Send ``request`` (LocalProtocolError at once when the protocol forbids it);
+        ``waiter.settle`` learns the outcome. None for a 2.1 SEND (never answered)."""
+        message_id = self.driver.call(request, waiter, self._clock())
+        self.transmit()
+        return message_id
+
+    def act(self, action: Callable[[float], Any]) -> Any:
+        """Run ``action(now)`` on the core or its flows (``transactions.start(...,
+        now=now)``), then send what it produced; returns what ``action`` returned."""
+        result = action(self._clock())
+        self.transmit()
+        return result
+
+    def answered(
+        self, generation: int, message_id: str, response: Any, error: BaseException | None
+    ) -> None:
+        """A request handler's outcome (``error`` when it raised)."""
+        if error is None:
+            self.driver.answer(generation, message_id, response, self._clock())
+        else:
+            self.driver.answer_exception(generation, message_id, error)
+        self.transmit()
+
+    def opened(self, link: Link, now: float) -> None:
+        """(Station) ``link`` finished its handshake: the core talks over it."""
+        link.session = self
+        self.link = link
+        self.driver.attach(link.ws, now)
+        self.process()
+
+
+class Server:
+    """A CSMS's stations: sessions by identity (case-folded) and every open link. The
+    adapter's server listens, accepts, and makes its sessions (``_new_session``)."""
+
+    def __init__(
+        self, handler: Any, versions: Any, options: ServerOptions, clock: Callable[[], float]
+    ) -> None:
+        self.handler = handler
+        self.options = options
+        self.policy = server_policy(versions, options)
+        self.cores = CsmsCores(options, wall_clock_for(clock))
+        self.sessions: dict[str, Any] = {}
+        self.links: set[Link] = set()
+        self.port = 0
+        self.on_request = handler_method(handler, "on_request")
+        self.on_event = handler_method(handler, "on_event")
+        self._clock = clock
+
+    def _new_session(self, identity: str, driver: Driver) -> Session:
+        raise NotImplementedError
+
+    def new_link(self, transport: Transport) -> Link:
+        """A connection was accepted: its link, judged by the handshake policy."""
+        link = Link(ServerWebSocket(self.policy, self._clock()), self, transport)
+        self.links.add(link)
+        return link
+
+    def opened(self, link: Link, now: float) -> None:
+        placed = self.cores.place(self.sessions, link.ws, now, self._new_session)
+        if placed is None:
+            return
+        session, lingering = placed
+        if lingering is not None:
+            lingering.transmit()  # its close frame ("replaced by a new connection")
+        link.session = session
+        session.link = link
+        session.peer_certificate = link.transport.peer_certificate()
+        session.driver.attach(link.ws, now)
+        session.process()
+
+    def refused(self, link: Link, closed: Closed) -> None:
+        log.info("handshake refused: %s", closed.reason)
+
+    def going_away(self) -> list[Link]:
+        """Close every link with 1001; returns them, for the adapter to wait on."""
+        now = self._clock()
+        links = list(self.links)
+        for link in links:
+            link.close(GOING_AWAY, SHUTTING_DOWN, now)
+        return links
+
+
+# --- the async adapters' shared half ------------------------------------------------------------
+
+
+class AsyncEvent(Protocol):
+    def set(self) -> None: ...
+
+    def is_set(self) -> bool: ...
+
+    async def wait(self) -> Any: ...
+
+
+class _AsyncWaiter:
+    __slots__ = ("done", "error", "response")
+
+    def __init__(self, done: AsyncEvent) -> None:
+        self.done = done
+        self.response: Any = None
+        self.error: BaseException | None = None
+
+    def settle(self, response: Any, error: BaseException | None) -> None:
+        if not self.done.is_set():
+            self.response, self.error = response, error
+            self.done.set()
+
+
+class LoopSession(Session):
+    """A session on an event loop (trio, asyncio, ASGI): handlers may be coroutine
+    functions or plain ones. The adapter gives ``_new_event`` (its Event class)."""
+
+    _new_event: Callable[[], AsyncEvent]
+
+    def __init__(
+        self,
+        driver: Driver,
+        identity: str,
+        on_request: Callable[[Any, Any], Any] | None,
+        on_event: Callable[[Any, Any], Any] | None,
+    ) -> None:
+        super().__init__(driver, identity, on_request, on_event)
+        self._change = self._new_event()
+
+    def _changed(self) -> None:
+        self._change.set()
+        self._change = self._new_event()
+
+    async def call(self, request: Any) -> Any:
+        """Send ``request`` and return the typed response. Raises OcppCallError for a
+        CALLERROR, CallTimedOutError, CallLostError, InvalidResponseError or
+        TransactionMessageDiscardedError (all but the first are CallFailedError); and
+        LocalProtocolError at once when the protocol forbids sending it now. A 2.1 SEND
+        returns None at once."""
+        waiter = _AsyncWaiter(self._new_event())
+        message_id = self.start_call(request, waiter)
+        if message_id is None:
+            return None
+        try:
+            await waiter.done.wait()
+        finally:
+            if not waiter.done.is_set():
+                self.driver.forget(message_id)
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.response
+
+    async def _run_request(self, generation: int, event: RequestReceived) -> None:
+        try:
+            response = self._on_request(self, event.request)
+            if inspect.isawaitable(response):
+                response = await response
+        except Exception as error:
+            self.answered(generation, event.message_id, None, error)
+        else:
+            self.answered(generation, event.message_id, response, None)
+
+    async def _deliver_forever(self, next_event: Callable[[], Awaitable[Event]]) -> None:
+        on_event = self._on_event
+        assert on_event is not None
+        while True:
+            event = await next_event()
+            try:
+                result = on_event(self, event)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("on_event failed on %r", event)
+
+    async def _link_finished(self, link: Link) -> None:
+        """Return once ``link``'s socket is closed."""
+        raise NotImplementedError
+
+    async def _close_link(self, code: int, reason: str) -> None:
+        link = self.link
+        if link is not None and link.ws is self.driver.ws:
+            link.close(code, reason, self._clock())
+            await self._link_finished(link)
+
+
+class LoopCsmsSession(LoopSession):
+    """One station as the CSMS sees it, kept across its reconnects."""
+
+    def __init__(self, identity: str, driver: Driver, server: Server) -> None:
+        super().__init__(driver, identity, server.on_request, server.on_event)
+
+    async def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
+        """Close the current connection in order and wait until it is gone."""
+        await self._close_link(code, reason)
+
+
+class StationMixin:
+    """What a station adds to its session on every adapter: the reconnect policy's
+    verdicts and the station's own handshake outcomes."""
+
+    driver: StationDriver
+
+    @property
+    def failure(self) -> ConnectFailedError | None:
+        """Why the station stopped trying, when ``max_attempts`` ran out."""
+        return self.driver.failure
+
+    def refused(self, link: Link, closed: Closed) -> None:
+        self.driver.refused(closed)
+
+
+class LoopStation(StationMixin, LoopSession):
+    """A charging station connected to its CSMS, reconnecting with back-off; one
+    StationCore for its whole life, so registration and held transaction messages resume
+    after a reconnect without a new boot (B04). The adapter connects and sleeps."""
+
+    driver: StationDriver
+
+    async def _connect_once(self) -> Wire:
+        """Open a socket to the CSMS and run one link until it ends; its WebSocket."""
+        raise NotImplementedError
+
+    async def _sleep_until(self, deadline: float) -> None:
+        raise NotImplementedError
+
+    async def wait_connected(self) -> None:
+        """Return once a connection is open (raise ConnectFailedError if attempts ran out)."""
+        while not self.driver.is_connected():
+            await self._change.wait()
+
+    async def wait_registered(self) -> None:
+        """Return once the CSMS has accepted the station's boot."""
+        while not self.driver.is_registered():
+            await self._change.wait()
+
+    async def _run(self) -> None:
+        driver = self.driver
+        while driver.trying:
+            try:
+                ws = await self._connect_once()
+            except ConnectFailedError as error:
+                wait = driver.attempt_ended(None, error)
+            else:
+                wait = driver.attempt_ended(ws)
+            self.transmit()
+            if wait is None:
+                return
+            until = self._clock() + wait
+            while (wake := driver.offline_wake(until)) < until:
+                await self._sleep_until(wake)
+                driver.offline_timer(self._clock())
+                self.transmit()
+            await self._sleep_until(until)
+
+    async def aclose(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
+        """Close the connection in order (waiting for the CSMS's answer up to
+        close_timeout) and stop reconnecting."""
+        self.driver.stop()
+        await self._close_link(code, reason)

@@ -1,0 +1,306 @@
+"""The ASGI adapter: a CSMS as an ASGI application, for uvicorn, hypercorn, or a path in a
+Starlette or FastAPI application::
+
+    app = asgi_app(handler, versions=["2.0.1", "1.6"])      # the whole application
+    api.mount("/ocpp", asgi_app(handler))                    # or a path of a bigger one
+
+The station identity is the last path segment. The same handlers, flows and options as
+``serve()``: the handshake is judged by the same policy (subprotocol in our order of
+preference, identity, ``known_identity``, HTTP Basic for security profiles 1 and 2 behind
+a TLS-terminating server), and each station's session lives in ``app.sessions`` across
+its reconnects. The web server frames the WebSocket and answers pings, so the link's
+WebSocket here is message-level; everything else is the skeleton's (``_skeleton``).
+Runs under asyncio or trio (through anyio).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from ocpp_sansio.errors import needs_extra
+
+with needs_extra("asgi", needed_by="ocpp_sansio.adapters.asgi"):
+    import anyio
+    import anyio.abc
+
+from ocpp_sansio.events import Event, RequestReceived
+
+from ._driver import Driver, log
+from ._options import ServerOptions
+from ._skeleton import Link, LoopCsmsSession, Server
+from ._ws import (
+    ABNORMAL_CLOSURE,
+    DEFAULT_VERSIONS,
+    MESSAGE_TOO_BIG,
+    NORMAL_CLOSURE,
+    SUBPROTOCOLS,
+    UNSUPPORTED_DATA,
+    Closed,
+    Opened,
+    Phase,
+    ServerWebSocket,
+    TextReceived,
+    WsOptions,
+)
+
+__all__ = ["CsmsSession", "OcppAsgi", "asgi_app"]
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+def asgi_app(
+    handler: Any,
+    *,
+    versions: Sequence[str] = DEFAULT_VERSIONS,
+    options: ServerOptions | None = None,
+) -> OcppAsgi:
+    """An ASGI application serving ``handler`` (as ``serve()`` does) to the stations that
+    connect, ``versions`` in our order of preference. ``options.ssl_context`` and
+    ``backlog`` belong to the web server here; pings and compression too."""
+    return OcppAsgi(handler, versions, options or ServerOptions())
+
+
+class _Messages:
+    """A link's WebSocket when the web server does the framing: text messages in and out,
+    the message size limit, and the close. (Pings and the closing handshake are the web
+    server's.)"""
+
+    def __init__(self, identity: str, version: str, options: WsOptions) -> None:
+        self.identity = identity
+        self.version: str | None = version
+        self.phase = Phase.OPEN
+        self._limit = options.max_message_size
+        self._out: list[dict[str, Any]] = []
+        self._events: list[Any] = []
+
+    @property
+    def done(self) -> bool:
+        return self.phase is Phase.DONE
+
+    def receive_data(self, message: MutableMapping[str, Any] | None, now: float) -> None:
+        if self.done:
+            return
+        if message is None or message["type"] == "websocket.disconnect":
+            code = ABNORMAL_CLOSURE if message is None else int(message.get("code", 1005))
+            self._finish(code, "the station closed the connection", by_peer=True)
+            return
+        text = message.get("text")
+        if text is None:
+            self.close(UNSUPPORTED_DATA, "OCPP-J uses text messages only")
+        elif len(text.encode()) > self._limit:
+            self.close(MESSAGE_TOO_BIG, "message too big")
+        else:
+            self._events.append(TextReceived(text=text))
+
+    def send_text(self, text: str) -> None:
+        if self.phase is Phase.OPEN:
+            self._out.append({"type": "websocket.send", "text": text})
+
+    def close(self, code: int = NORMAL_CLOSURE, reason: str = "", now: float = 0.0) -> None:
+        if self.phase is Phase.OPEN:
+            self._out.append({"type": "websocket.close", "code": code, "reason": reason})
+            self._finish(code, reason, by_peer=False)
+
+    def _finish(self, code: int, reason: str, *, by_peer: bool) -> None:
+        self.phase = Phase.DONE
+        self._events.append(Closed(code=code, reason=reason, by_peer=by_peer))
+
+    def data_to_send(self) -> list[dict[str, Any]]:
+        out, self._out = self._out, []
+        return out
+
+    def events(self) -> list[Any]:
+        out, self._events = self._events, []
+        return out
+
+    def next_deadline(self) -> float | None:
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        pass
+
+
+class _Sender:
+    """A link's transport: a task sends the queued ASGI messages and fires the timer."""
+
+    def __init__(self, send: Send, tasks: anyio.abc.TaskGroup) -> None:
+        self._send = send
+        #: The connection's task group: its session's handlers run there.
+        self.tasks = tasks
+        self._out: list[dict[str, Any]] = []
+        self._wakeup = anyio.Event()
+        self._deadline = math.inf
+        self._done = False
+        self.finished = anyio.Event()
+
+    def write(self, messages: list[dict[str, Any]]) -> None:
+        self._out += messages
+        self._wakeup.set()
+
+    def finish(self) -> None:
+        self._done = True
+        self._wakeup.set()
+
+    def arm(self, deadline: float | None) -> None:
+        self._deadline = math.inf if deadline is None else deadline
+        self._wakeup.set()
+
+    def peer_certificate(self) -> dict[str, Any] | None:
+        return None  # TLS ends at the web server
+
+    async def run(self, link: Link) -> None:
+        while True:
+            with anyio.move_on_after(max(0.0, self._deadline - anyio.current_time())):
+                await self._wakeup.wait()
+            self._wakeup = anyio.Event()
+            if anyio.current_time() >= self._deadline:
+                link.timer_fired(anyio.current_time())
+            while self._out:
+                try:
+                    await self._send(self._out.pop(0))
+                except OSError:
+                    link.received(None, anyio.current_time())
+                    return
+            if self._done:
+                return
+
+
+class CsmsSession(LoopCsmsSession):
+    """One station as the CSMS sees it, kept across its reconnects. Its handlers and
+    ``on_event`` run in the task group of its current connection."""
+
+    _new_event = anyio.Event
+    _events_in: Any = None
+    _events_nursery: anyio.abc.TaskGroup | None = None
+
+    def __init__(self, identity: str, driver: Driver, server: OcppAsgi) -> None:
+        super().__init__(identity, driver, server)
+
+    def _clock(self) -> float:
+        return anyio.current_time()
+
+    @property
+    def _nursery(self) -> anyio.abc.TaskGroup:
+        assert self.link is not None and isinstance(self.link.transport, _Sender)
+        return self.link.transport.tasks
+
+    def _start_request(self, generation: int, request: RequestReceived) -> None:
+        self._nursery.start_soon(self._run_request, generation, request)
+
+    def _deliver(self, events: list[Event]) -> None:
+        if self._events_nursery is not self._nursery:
+            self._events_nursery = self._nursery
+            self._events_in, events_out = anyio.create_memory_object_stream[Event](math.inf)
+            self._nursery.start_soon(self._deliver_forever, events_out.receive)
+        for event in events:
+            self._events_in.send_nowait(event)
+
+    async def _link_finished(self, link: Link) -> None:
+        transport = link.transport
+        assert isinstance(transport, _Sender)
+        await transport.finished.wait()
+
+
+class OcppAsgi(Server):
+    """The ASGI application ``asgi_app`` returns; ``sessions`` holds the stations by
+    identity (case-folded), as ``serve()``'s server does."""
+
+    sessions: dict[str, CsmsSession]
+
+    def __init__(self, handler: Any, versions: Sequence[str], options: ServerOptions) -> None:
+        super().__init__(handler, versions, options, anyio.current_time)
+        self._judge = ServerWebSocket  # the handshake policy, exactly as ``serve()`` applies it
+
+    def _new_session(self, identity: str, driver: Driver) -> CsmsSession:
+        return CsmsSession(identity, driver, self)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        else:
+            body = b"This is an OCPP-J endpoint: connect with a WebSocket.\n"
+            await send({"type": "http.response.start", "status": 426, "headers": []})
+            await send({"type": "http.response.body", "body": body})
+
+    async def aclose(self) -> None:
+        """Close every station's connection with 1001 (the web server may then stop)."""
+        links = self.going_away()
+        with anyio.move_on_after(self.policy.options.close_timeout):
+            for link in links:
+                transport = link.transport
+                assert isinstance(transport, _Sender)
+                await transport.finished.wait()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _verdict(self, scope: Scope) -> Opened | Closed:
+        """The handshake policy's verdict on this upgrade request (the web server has
+        checked the WebSocket parts of it)."""
+        target = scope.get("raw_path") or quote(scope["path"]).encode()
+        head = [b"GET " + target + b" HTTP/1.1", b"Host: asgi", b"Upgrade: websocket"]
+        head += [b"Connection: Upgrade", b"Sec-WebSocket-Version: 13"]
+        head.append(b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==")
+        if scope.get("subprotocols"):
+            head.append(b"Sec-WebSocket-Protocol: " + ", ".join(scope["subprotocols"]).encode())
+        head += [b"Authorization: " + v for k, v in scope["headers"] if k == b"authorization"]
+        ws = self._judge(self.policy, anyio.current_time())
+        ws.receive_data(b"\r\n".join(head) + b"\r\n\r\n", anyio.current_time())
+        (verdict,) = [e for e in ws.events() if isinstance(e, Opened | Closed)]
+        return verdict
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (await receive())["type"] != "websocket.connect":
+            return
+        verdict = self._verdict(scope)
+        if isinstance(verdict, Closed):
+            await self._refuse(scope, send, verdict)
+            return
+        await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOLS[verdict.version]})
+        ws = _Messages(verdict.identity, verdict.version, self.policy.options)
+        async with anyio.create_task_group() as tasks:
+            sender = _Sender(send, tasks)
+            link = Link(ws, self, sender)
+            self.links.add(link)
+            try:
+                link.accepted(anyio.current_time())
+                tasks.start_soon(self._read, link, receive)
+                await sender.run(link)
+            finally:
+                self.links.discard(link)
+                sender.finished.set()
+                tasks.cancel_scope.cancel()
+
+    async def _read(self, link: Link, receive: Receive) -> None:
+        while not link.ws.done:
+            link.received(await receive(), anyio.current_time())
+
+    async def _refuse(self, scope: Scope, send: Send, refused: Closed) -> None:
+        log.info("handshake refused: %s", refused.reason)
+        if refused.status is None:  # no common subprotocol: open, then close with 1002
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": refused.code, "reason": refused.reason})
+        elif "websocket.http.response" in scope.get("extensions", {}):
+            headers = [(b"content-type", b"text/plain; charset=utf-8")]
+            if refused.status == 401:
+                headers.append((b"www-authenticate", b'Basic realm="OCPP", charset="UTF-8"'))
+            start = {"type": "websocket.http.response.start", "status": refused.status}
+            await send({**start, "headers": headers})
+            body = refused.reason.encode() + b"\n"
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await send({"type": "websocket.close", "code": 1008, "reason": refused.reason})
