@@ -3,7 +3,10 @@ self-contained demo, each on the trio, asyncio or threads adapter.
 
 The same application code runs everywhere: ``DemoCsms``'s flows answer for the CSMS and
 ``SimulatedStation`` is the station (both free of IO); what differs per adapter is only
-the few lines that open a server or a station connection, here.
+the few lines that open a server or a station connection, here. Frames reach the console
+through the adapters' frame observer. SIGINT and SIGTERM are a requested stop on every
+adapter: every connection closes in order, the command prints one line and its summary
+and exits 0.
 """
 
 from __future__ import annotations
@@ -11,13 +14,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import signal
 import ssl
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, NoReturn, TextIO
 
 from ocpp_sansio.errors import needs_extra
 
@@ -64,19 +68,9 @@ def _adapter(name: str) -> Any:
 
 
 def _wall_clock(adapter: str) -> Callable[[float], datetime]:
-    """Maps the adapter's clock (trio, asyncio or monotonic time) to UTC wall time."""
-    if adapter == "trio":
-        import trio
-
-        now = trio.current_time()
-    elif adapter == "asyncio":
-        import asyncio
-
-        now = asyncio.get_running_loop().time()
-    else:
-        now = time.monotonic()
-    wall = datetime.now(UTC)
-    return lambda t: wall + timedelta(seconds=t - now)
+    """The adapter's own wall clock (its clock read as UTC); call it under that adapter."""
+    clock: Callable[[float], datetime] = _adapter(adapter).wall_clock()
+    return clock
 
 
 def _system_wall_clock(_now: float) -> datetime:
@@ -84,12 +78,13 @@ def _system_wall_clock(_now: float) -> datetime:
     return datetime.now(UTC)
 
 
-def _frame_observer(log: FrameLog | None, identity: str) -> Any:
+def _frame_observer(log: FrameLog | None) -> Any:
+    """A station's frame observer printing each frame, or None without a console."""
     if log is None:
         return None
 
-    def observe(direction: str, text: str, now: float | None) -> None:
-        log.frame(identity, "station" if direction == "out" else "csms", text)
+    def observe(direction: str, identity: str, version: str, text: str, _: datetime) -> None:
+        log.frame(identity, "station" if direction == "sent" else "csms", text)
 
     return observe
 
@@ -122,10 +117,66 @@ def _ssl_context(cafile: str | None) -> ssl.SSLContext | None:
     return ssl.create_default_context(cafile=cafile) if cafile else None
 
 
-@contextlib.contextmanager
-def _interruptible() -> Iterator[None]:
-    with contextlib.suppress(KeyboardInterrupt):
-        yield
+class _StopRequested(Exception):
+    """SIGINT or SIGTERM while a threads-adapter command runs."""
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _run_async(adapter: str, main: Callable[[], Awaitable[None]]) -> str | None:
+    """Run ``main`` under ``adapter`` until it returns or SIGINT/SIGTERM stops it: then it
+    is cancelled, which closes every connection in order. The signal's name, if any."""
+    stopped: list[str] = []
+
+    async def guarded() -> None:
+        async with anyio.create_task_group() as tasks:
+
+            async def watch() -> None:
+                with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
+                    async for number in signals:
+                        stopped.append(signal.Signals(number).name)
+                        tasks.cancel_scope.cancel()
+                        return
+
+            tasks.start_soon(watch)
+            await main()
+            tasks.cancel_scope.cancel()
+
+    try:
+        anyio.run(guarded, backend=adapter)
+    except* KeyboardInterrupt:  # Ctrl-C before the signal receiver was in place
+        stopped.append("SIGINT")
+    return stopped[0] if stopped else None
+
+
+def _run_blocking(main: Callable[[], None]) -> str | None:
+    """Run ``main`` (threads adapter) until it returns or SIGINT/SIGTERM stops it: the
+    signal unwinds ``main``'s ``with`` blocks, which close in order. The signal's name."""
+
+    def stop(number: int, _frame: Any) -> NoReturn:
+        raise _StopRequested(signal.Signals(number).name)
+
+    previous = {number: signal.signal(number, stop) for number in STOP_SIGNALS}
+    try:
+        main()
+    except _StopRequested as requested:
+        return str(requested)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    return None
+
+
+def _notes(args: argparse.Namespace, out: TextIO) -> TextIO:
+    """Where the closing lines go: stdout, or stderr when stdout carries only JSON lines."""
+    return sys.stderr if getattr(args, "json_log", False) else out
+
+
+def _stopped_by(out: TextIO, name: str | None) -> None:
+    if name is not None:
+        out.write(f"stopping ({name}): closing the connections\n")
+        out.flush()
 
 
 # --- the CSMS ------------------------------------------------------------------------------------
@@ -207,10 +258,10 @@ class _ThreadCsmsHandler(_CsmsApp):
 
 
 def _serve(adapter: str, handler: Any, demo: DemoCsms, host: str, port: int) -> Any:
-    """The adapter's server hosting the demo's cores and flows."""
+    """The adapter's server hosting the demo's flows, its frames on the demo's console."""
     options = ServerOptions(
-        core_factory=demo.core,
         flows=demo.flows,
+        observer=demo.observe if demo.log is not None else None,
         ws_options=WsOptions(ping_interval=0),
         backlog=4096,
     )
@@ -250,30 +301,39 @@ def run_csms(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int
         log=log,
         wall_clock=_system_wall_clock,
     )
+    started = time.monotonic()
+    seen: list[Any] = []
     if args.adapter == "threads":
         handler = _ThreadCsmsHandler(demo, log, exercise=args.exercise)
-        with (
-            _interruptible(),
-            _serve("threads", handler, demo, args.host, args.port) as server,
-        ):
-            _listening(out, args.host, server.port, args.adapter)
-            if args.duration is None:
-                server.serve_forever()
-            else:
-                time.sleep(args.duration)
-        return 0
 
-    async def main() -> None:
-        async with _async_csms(
-            args.adapter, demo, log, args.host, args.port, exercise=args.exercise
-        ) as server:
-            _listening(out, args.host, server.port, args.adapter)
-            if args.duration is None:
-                await anyio.sleep_forever()
-            await anyio.sleep(args.duration)
+        def serve_blocking() -> None:
+            with _serve("threads", handler, demo, args.host, args.port) as server:
+                seen.append(server)
+                _listening(out, args.host, server.port, args.adapter)
+                if args.duration is None:
+                    server.serve_forever()
+                else:
+                    time.sleep(args.duration)
 
-    with _interruptible():
-        anyio.run(main, backend=args.adapter)
+        stopped = _run_blocking(serve_blocking)
+    else:
+
+        async def main() -> None:
+            async with _async_csms(
+                args.adapter, demo, log, args.host, args.port, exercise=args.exercise
+            ) as server:
+                seen.append(server)
+                _listening(out, args.host, server.port, args.adapter)
+                if args.duration is None:
+                    await anyio.sleep_forever()
+                await anyio.sleep(args.duration)
+
+        stopped = _run_async(args.adapter, main)
+    notes = _notes(args, out)
+    _stopped_by(notes, stopped)
+    stations = len(seen[0].sessions) if seen else 0
+    elapsed = time.monotonic() - started
+    notes.write(f"CSMS stopped after {elapsed:.1f} s; {stations} stations seen\n")
     return 0
 
 
@@ -290,22 +350,17 @@ async def _async_station(
     password: str | None,
     ssl_context: ssl.SSLContext | None,
     backoff: Backoff,
+    observer: Any = None,
 ) -> AsyncIterator[Any]:
     """The adapter's station driving ``core`` (the simulator brings its own). A station
-    life ends by cancellation: trio's ``connect`` shields its own close; under anyio the
-    asyncio one needs a shield around its exit (anyio cancels again at every await)."""
-    options = StationOptions(auth=password, ssl_context=ssl_context, backoff=backoff)
-    manager = _adapter(adapter).connect(url, core=core, on_event=on_event, options=options)
-    if adapter == "trio":
-        async with manager as station:
-            yield station
-        return
-    station = await manager.__aenter__()
-    try:
+    life ends by cancellation; ``connect`` then closes in order (1000) on either loop."""
+    options = StationOptions(
+        auth=password, ssl_context=ssl_context, backoff=backoff, observer=observer
+    )
+    async with _adapter(adapter).connect(
+        url, core=core, on_event=on_event, options=options
+    ) as station:
         yield station
-    finally:
-        with anyio.CancelScope(shield=True):
-            await manager.__aexit__(None, None, None)
 
 
 def _thread_station(
@@ -316,8 +371,11 @@ def _thread_station(
     password: str | None,
     ssl_context: ssl.SSLContext | None,
     backoff: Backoff,
+    observer: Any = None,
 ) -> contextlib.AbstractContextManager[Any]:
-    options = StationOptions(auth=password, ssl_context=ssl_context, backoff=backoff)
+    options = StationOptions(
+        auth=password, ssl_context=ssl_context, backoff=backoff, observer=observer
+    )
     return _adapter("threads").connect(  # type: ignore[no-any-return]
         url, core=core, on_event=on_event, options=options
     )
@@ -350,7 +408,6 @@ class _StationLife:
             connectors=self.args.connectors,
             wall_clock=wall_clock,
             id_generator=uuid_ids,
-            on_frame=_frame_observer(self.log, self.identity),
         )
         self.stations.append(station)
         return station
@@ -384,6 +441,7 @@ class _StationLife:
                 password=self.args.password,
                 ssl_context=_ssl_context(self.args.cafile),
                 backoff=self.backoff,
+                observer=_frame_observer(self.log),
             ):
                 await reboot.wait()
             reboot = anyio.Event()
@@ -406,6 +464,7 @@ class _StationLife:
                 password=self.args.password,
                 ssl_context=_ssl_context(self.args.cafile),
                 backoff=self.backoff,
+                observer=_frame_observer(self.log),
             ):
                 while not (reboot.is_set() or stop.wait(0.05)):
                     pass
@@ -417,11 +476,17 @@ class _StationLife:
 def run_station(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int:
     identity = Endpoint.from_url(args.url).identity
     life = _StationLife(args, identity, args.url, log)
-    with _interruptible():
-        _run_lives(args.adapter, [life], args.duration)
-    station = life.stations[-1] if life.stations else None
-    accepted = station is not None and station.accepted_at is not None
-    return 0 if accepted or args.duration is None else 1
+    started = time.monotonic()
+    stopped = _run_lives(args.adapter, [life], args.duration)
+    notes = _notes(args, out)
+    _stopped_by(notes, stopped)
+    accepted = any(station.accepted_at is not None for station in life.stations)
+    notes.write(
+        f"station {identity} stopped after {time.monotonic() - started:.1f} s; "
+        f"{'accepted' if accepted else 'never accepted'}, "
+        f"{life.failed_attempts} failed connection attempts\n"
+    )
+    return 0 if accepted or args.duration is None or stopped else 1
 
 
 def _run_lives(
@@ -431,28 +496,32 @@ def _run_lives(
     *,
     ramp: float = 0.0,
     progress: Callable[[], None] | None = None,
-) -> None:
-    """Run every station for ``duration`` seconds (None: until interrupted)."""
+) -> str | None:
+    """Run every station for ``duration`` seconds (None: until SIGINT or SIGTERM, whose
+    name is returned)."""
     if adapter == "threads":
         stop = threading.Event()
-        threads = []
-        for index, life in enumerate(lives):
-            if ramp:
-                time.sleep(ramp / len(lives) if index else 0)
-            thread = threading.Thread(target=life.run_blocking, args=(stop,), daemon=True)
-            thread.start()
-            threads.append(thread)
-        try:
-            deadline = None if duration is None else time.monotonic() + duration
-            while deadline is None or time.monotonic() < deadline:
-                if progress is not None:
-                    progress()
-                time.sleep(0.25)
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join(10)
-        return
+        threads: list[threading.Thread] = []
+
+        def run_threads() -> None:
+            try:
+                for index, life in enumerate(lives):
+                    if ramp:
+                        time.sleep(ramp / len(lives) if index else 0)
+                    thread = threading.Thread(target=life.run_blocking, args=(stop,), daemon=True)
+                    thread.start()
+                    threads.append(thread)
+                deadline = None if duration is None else time.monotonic() + duration
+                while deadline is None or time.monotonic() < deadline:
+                    if progress is not None:
+                        progress()
+                    time.sleep(0.25)
+            finally:
+                stop.set()
+                for thread in threads:
+                    thread.join(10)
+
+        return _run_blocking(run_threads)
 
     async def main() -> None:
         with anyio.move_on_after(duration if duration is not None else float("inf")):
@@ -464,7 +533,7 @@ def _run_lives(
                         await anyio.sleep(ramp / len(lives))
                     tasks.start_soon(life.run_async, adapter)
 
-    anyio.run(main, backend=adapter)
+    return _run_async(adapter, main)
 
 
 async def _show_progress(progress: Callable[[], None]) -> None:
@@ -500,10 +569,10 @@ def run_load(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int
         failed = sum(life.failed_attempts for life in lives)
         bar.show(accepted, f"accepted, {connected} connected, {failed} failed attempts")
 
-    with _interruptible():
-        _run_lives(args.adapter, lives, args.duration, ramp=args.ramp, progress=progress)
+    stopped = _run_lives(args.adapter, lives, args.duration, ramp=args.ramp, progress=progress)
     progress()
     bar.finish()
+    _stopped_by(out, stopped)
     elapsed = time.monotonic() - started
     return _summary(out, lives, elapsed)
 
@@ -563,19 +632,21 @@ def run_demo(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int
 
     if args.adapter == "threads":
         handler = _ThreadCsmsHandler(demo, None, exercise=True)
-        with _interruptible(), _serve("threads", handler, demo, host, 0) as server:
-            _run_lives("threads", lives_for(server.port), args.duration)
-        return 0
+        with _serve("threads", handler, demo, host, 0) as server:
+            stopped = _run_lives("threads", lives_for(server.port), args.duration)
+    else:
 
-    async def main() -> None:
-        async with _async_csms(args.adapter, demo, None, host, 0, exercise=True) as server:
-            with anyio.move_on_after(args.duration):
-                async with anyio.create_task_group() as tasks:
-                    for life in lives_for(server.port):
-                        tasks.start_soon(life.run_async, args.adapter)
+        async def main() -> None:
+            async with _async_csms(args.adapter, demo, None, host, 0, exercise=True) as server:
+                with anyio.move_on_after(args.duration):
+                    async with anyio.create_task_group() as tasks:
+                        for life in lives_for(server.port):
+                            tasks.start_soon(life.run_async, args.adapter)
 
-    with _interruptible():
-        anyio.run(main, backend=args.adapter)
+        stopped = _run_async(args.adapter, main)
+    notes = _notes(args, out)
+    _stopped_by(notes, stopped)
+    notes.write("demo finished\n")
     return 0
 
 
@@ -594,6 +665,27 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
     return value
+
+
+def _station_url(text: str) -> str:
+    """A ws:// or wss:// URL ending in a station identity (the CSMS needs one)."""
+    try:
+        endpoint = Endpoint.from_url(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if not endpoint.identity:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no station identity: end it with /<identity>, "
+            "e.g. ws://127.0.0.1:9000/CS001"
+        )
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """A mistake on the command line (an unknown option, a bad value) is one line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _port(text: str) -> int:
@@ -651,7 +743,7 @@ def _add_station_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ocpp-sansio",
         description="OCPP-J 1.6, 2.0.1 and 2.1 on a sans-IO core: run a demo central "
         "system, simulated charging stations, a load test, or a self-contained demo.",
@@ -724,6 +816,7 @@ def build_parser() -> argparse.ArgumentParser:
     station.add_argument(
         "--url",
         required=True,
+        type=_station_url,
         help="ws:// or wss:// URL of the CSMS ending in the station identity, "
         "e.g. ws://127.0.0.1:9000/CS001",
     )
@@ -749,6 +842,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument(
         "--url",
         required=True,
+        type=_station_url,
         help="URL prefix, e.g. ws://127.0.0.1:9000/LOAD gives LOAD-1 … LOAD-N",
     )
     load.add_argument(
@@ -812,8 +906,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = None
     if not getattr(args, "quiet", False) and args.command != "load":
         log = FrameLog(sys.stdout, json_lines=args.json_log)
+    failure: BaseException | None = None
     try:
-        return int(args.run(args, sys.stdout, log))
+        try:
+            return int(args.run(args, sys.stdout, log))
+        except* OSError as failed:  # a port in use, no permission: one line, no traceback
+            failure = failed.exceptions[0]
+        print(f"ocpp-sansio: {failure}", file=sys.stderr)
+        return 1
     finally:
         if log is not None:
             log.close()

@@ -25,6 +25,10 @@ EXPECTED = {
     "trio_pair.py": PAIR,
     "threads_pair.py": PAIR,
     "trio_flows.py": ["csms: TransactionReport", "station: the CSMS answered seqNo 0"],
+    "fastapi_csms.py": [
+        "stations: {'CS001': {'version': '2.0.1', 'connected': True}}",
+        "the station says Accepted",
+    ],
 }
 EXAMPLES = list(EXPECTED)
 TIMEOUT = 15
@@ -72,6 +76,7 @@ RUNNERS = {
     "trio_pair.py": run_trio,
     "threads_pair.py": run_threads,
     "trio_flows.py": run_trio,
+    "fastapi_csms.py": run_asyncio,
 }
 
 

@@ -1,19 +1,20 @@
 """The demo central system, for every adapter: its policy as flows every station's core
 hosts, and the demonstration script.
 
-``DemoCsms`` hands ``serve()`` a core factory (``core``: a CsmsCore whose frames are logged)
-and a flows factory (``flows``): the transaction flow gives 1.6 transactions their ids and
-answers 2.x TransactionEvents (authorizing everyone), the DataTransfer router answers
-UnknownVendorId (no vendor is registered), and ``DemoAnswers`` applies the boot policy
-(``--boot``, ``--heartbeat-interval``), accepts every Authorize and acknowledges the rest.
-``EXERCISE`` is what the ``demo`` command asks of each station once it is accepted; the
-adapters' glue (in ``cli``) runs it.
+``DemoCsms`` hands ``serve()`` a flows factory (``flows``) and a frame observer
+(``observe``, which logs each frame to the console when one is given): the transaction
+flow gives 1.6 transactions their ids and answers 2.x TransactionEvents (authorizing
+everyone), the DataTransfer router answers UnknownVendorId (no vendor is registered), and
+``DemoAnswers`` applies the boot policy (``--boot``, ``--heartbeat-interval``), accepts
+every Authorize and acknowledges the rest. ``EXERCISE`` is what the ``demo`` command asks
+of each station once it is accepted; the adapters' glue (in ``cli``) runs it.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 import attrs
@@ -90,27 +91,9 @@ class DemoAnswers:
         return out
 
 
-class _LoggedCore(CsmsCore):
-    """A CsmsCore that logs every frame as it crosses (one line each)."""
-
-    def __init__(self, version: str, identity: str, log: FrameSink) -> None:
-        super().__init__(version, identity)
-        self._log = log
-
-    def receive_text(self, text: str, now: float) -> None:
-        self._log.frame(self.identity, "station", text)
-        super().receive_text(text, now)
-
-    def data_to_send(self) -> list[str]:
-        out = super().data_to_send()
-        for text in out:
-            self._log.frame(self.identity, "csms", text)
-        return out
-
-
 class DemoCsms:
-    """The demo CSMS's policy, shared by every station and adapter: pass ``core`` as
-    ``serve(core_factory=)`` and ``flows`` as ``serve(flows=)``."""
+    """The demo CSMS's policy, shared by every station and adapter: pass ``flows`` and
+    ``observe`` to ``serve()``'s options (``ServerOptions(flows=, observer=)``)."""
 
     def __init__(
         self,
@@ -130,11 +113,10 @@ class DemoCsms:
         #: Each station's transaction flow, by identity (case-folded).
         self._transactions: dict[str, Any] = {}
 
-    def core(self, identity: str, version: str) -> CsmsCore:
-        """The core factory: a plain core, or one that logs its frames."""
-        if self.log is None:
-            return CsmsCore(version, identity)
-        return _LoggedCore(version, identity, self.log)
+    def observe(self, direction: str, identity: str, version: str, text: str, _: datetime) -> None:
+        """The frame observer: one line per frame on the console, if there is one."""
+        if self.log is not None:
+            self.log.frame(identity, "station" if direction == "received" else "csms", text)
 
     def flows(self, core: CsmsCore) -> list[Any]:
         """The flows factory: the CSMS-side flows in order, the demo's answers last."""

@@ -1,0 +1,190 @@
+"""The ASGI adapter under a real uvicorn: the PyPI ``ocpp`` package's charge point (over
+``websockets``) runs its whole scenario against it for 1.6 and 2.0.1 on one endpoint, as
+against ``serve()``; the handshake policy (subprotocol, identity from the path, HTTP Basic)
+answers as ``serve()`` does; our own station connects; ``aclose()`` closes with 1001."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+from test_interop_sockets import (
+    QUIET,
+    SCENARIO_TIMEOUT,
+    OurCsms,
+    _AsyncHandler,
+    _Recorder,
+    expected_malformed,
+    their_station_scenario,
+)
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
+
+from ocpp_sansio.adapters import ServerOptions, StationOptions
+from ocpp_sansio.adapters.asgi import OcppAsgi, asgi_app
+from ocpp_sansio.adapters.asyncio import connect
+from ocpp_sansio.events import ProtocolViolation
+from ocpp_sansio.messages import v201
+
+pytestmark = pytest.mark.interop
+
+BOOT_201 = v201.BootNotificationRequest(
+    charging_station=v201.ChargingStation(model="M", vendor_name="V"),
+    reason=v201.BootReasonEnum.POWER_UP,
+)
+
+
+class Uvicorn:
+    """uvicorn serving ``app`` on a free loopback port, in a thread with its own loop."""
+
+    def __init__(self, app: Any) -> None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        async def serve() -> None:
+            self.loop = asyncio.get_running_loop()
+            await self.server.serve()
+
+        asyncio.run(serve())
+
+    @property
+    def port(self) -> int:
+        port: int = self.server.servers[0].sockets[0].getsockname()[1]
+        return port
+
+    def run(self, coroutine: Any) -> Any:
+        """Run ``coroutine`` on uvicorn's loop and wait for its result."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(SCENARIO_TIMEOUT)
+
+    def __enter__(self) -> Uvicorn:
+        self._thread.start()
+        for _ in range(500):
+            if self.server.started:
+                return self
+            self._thread.join(0.01)
+        raise AssertionError("uvicorn did not start")
+
+    def __exit__(self, *_: Any) -> None:
+        self.server.should_exit = True
+        self._thread.join(10)
+        assert not self._thread.is_alive()
+
+
+@contextlib.contextmanager
+def asgi_csms(**options: Any) -> Iterator[tuple[OurCsms, Uvicorn, OcppAsgi]]:
+    recorder = _Recorder()
+    app = asgi_app(
+        _AsyncHandler(recorder),
+        versions=["2.0.1", "1.6"],
+        options=ServerOptions(ws_options=QUIET, flows=recorder.demo.flows, **options),
+    )
+    with Uvicorn(app) as web:
+
+        def call(identity: str, request: Any) -> Any:
+            return web.run(app.sessions[identity.casefold()].call(request))
+
+        yield OurCsms(web.port, recorder, call), web, app
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_their_charge_point_against_the_asgi_app_under_uvicorn(version: str) -> None:
+    """Both versions on one endpoint; identity from the path; the same answers, flows and
+    protocol checks as serve()."""
+    identity = f"THEIRS-asgi-{version}"
+    with asgi_csms() as (csms, _web, app):
+        asyncio.run(
+            asyncio.wait_for(their_station_scenario(csms, version, identity), SCENARIO_TIMEOUT)
+        )
+        assert app.sessions[identity.casefold()].identity == identity
+        assert app.sessions[identity.casefold()].version == version
+        violations = csms.recorder.of_type(ProtocolViolation)
+        assert len(violations) == len(expected_malformed(version)) + (version == "1.6")
+
+
+def _basic(identity: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{identity}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def test_basic_auth_behind_a_tls_terminating_server_answers_as_serve_does() -> None:
+    """Security profiles 1 and 2: the password is checked (401 otherwise); the identity is
+    the last path segment, however the application is mounted."""
+    passwords = {"CS-AUTH": "s3cret-s3cret-16"}
+    with asgi_csms(auth=passwords.get) as (csms, _web, _app):
+
+        async def attempt(password: str | None) -> str:
+            headers = _basic("CS-AUTH", password) if password else None
+            try:
+                async with ws_connect(
+                    f"ws://127.0.0.1:{csms.port}/some/prefix/CS-AUTH",
+                    subprotocols=[Subprotocol("ocpp2.0.1")],
+                    additional_headers=headers,
+                ) as ws:
+                    return str(ws.subprotocol)
+            except InvalidStatus as refused:
+                return str(refused.response.status_code)
+
+        assert asyncio.run(attempt(None)) == "401"
+        assert asyncio.run(attempt("wrong-password-00")) == "401"
+        assert asyncio.run(attempt("s3cret-s3cret-16")) == "ocpp2.0.1"
+
+
+def test_no_common_subprotocol_is_closed_with_1002() -> None:
+    with asgi_csms() as (csms, _web, _app):
+
+        async def attempt() -> int | None:
+            async with ws_connect(
+                f"ws://127.0.0.1:{csms.port}/ocpp/CS9", subprotocols=[Subprotocol("ocpp9")]
+            ) as ws:
+                with pytest.raises(ConnectionClosed) as closed:
+                    await asyncio.wait_for(ws.recv(), 5)
+                return closed.value.rcvd.code if closed.value.rcvd else None
+
+        assert asyncio.run(attempt()) == 1002
+
+
+def test_our_station_registers_and_aclose_closes_it_with_1001() -> None:
+    with asgi_csms() as (csms, web, app):
+
+        async def station() -> int | None:
+            codes: list[int] = []
+
+            async def on_event(_station: Any, event: Any) -> None:
+                if type(event).__name__ == "Disconnected":
+                    codes.append(event.code)
+
+            options = StationOptions(ws_options=QUIET, max_attempts=1)
+            url = f"ws://127.0.0.1:{csms.port}/ocpp/OURS1"
+            async with connect(
+                url, version="2.0.1", boot=BOOT_201, on_event=on_event, options=options
+            ) as st:
+                await st.wait_registered()
+                await asyncio.to_thread(web.run, app.aclose())
+                for _ in range(200):
+                    if codes:
+                        break
+                    await asyncio.sleep(0.01)
+            return codes[0] if codes else None
+
+        assert asyncio.run(asyncio.wait_for(station(), SCENARIO_TIMEOUT)) == 1001
+
+
+def test_plain_http_gets_426() -> None:
+    import urllib.error
+    import urllib.request
+
+    with asgi_csms() as (csms, _web, _app):
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(f"http://127.0.0.1:{csms.port}/ocpp/CS1", timeout=5)
+        assert answer.value.code == 426
