@@ -294,12 +294,24 @@ async def _guarded() -> AsyncIterator[tuple[trio.Nursery, trio.CancelScope]]:
                 task_status.started(inner)
                 await trio.sleep_forever()
 
-    async with trio.open_nursery() as outer:
-        scope = trio.CancelScope(shield=True)
+    try:
+        async with trio.open_nursery() as outer:
+            scope = trio.CancelScope(shield=True)
+            try:
+                yield await outer.start(hold, scope), scope
+            finally:
+                scope.cancel()
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) != 1:
+            raise
+        # What left the caller's block (its error, a cancellation, KeyboardInterrupt)
+        # leaves this block as it came, not wrapped in the nursery's group.
+        raised = group.exceptions[0]
+        context, cause = raised.__context__, raised.__cause__
         try:
-            yield await outer.start(hold, scope), scope
+            raise raised
         finally:
-            scope.cancel()
+            raised.__context__, raised.__cause__ = context, cause
 
 
 # --- the CSMS ----------------------------------------------------------------------------------
