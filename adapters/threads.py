@@ -66,10 +66,12 @@ class _Wakeup:
                 self._writer.send(b"\0")
 
     def clear(self) -> None:
-        self._pending = False
+        """Drain, then allow the next wake-up: a wake-up skipped meanwhile changed state
+        the owner looks at before it sleeps again."""
         with contextlib.suppress(OSError):
             while self.reader.recv(256):
                 pass
+        self._pending = False
 
     def close(self) -> None:
         self.reader.close()
