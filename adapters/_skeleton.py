@@ -22,16 +22,29 @@ earlier; bytes still leave in order, because they are taken from the WebSocket i
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+import attrs
 
 from ocpp_sansio.errors import ConnectFailedError, OcppCallError
 from ocpp_sansio.events import Event, RegistrationStatus, RequestReceived
+from ocpp_sansio.station import StationCore
 
 from ._driver import CsmsCores, Driver, StationDriver, Wire, handler_method, log, server_policy
-from ._options import ServerOptions, WallClock
-from ._ws import GOING_AWAY, NORMAL_CLOSURE, ClientWebSocket, Closed, ServerWebSocket
+from ._options import ServerOptions, StationOptions, WallClock
+from ._ws import (
+    DEFAULT_VERSIONS,
+    GOING_AWAY,
+    NORMAL_CLOSURE,
+    ClientWebSocket,
+    Closed,
+    ServerWebSocket,
+)
+from .surface import Connect, Serve
+
+Made = TypeVar("Made")
 
 #: The reason every adapter gives its stations when the CSMS stops (close code 1001).
 SHUTTING_DOWN = "the CSMS is shutting down"
@@ -45,6 +58,84 @@ def wall_clock_for(clock: Callable[[], float]) -> WallClock:
         return datetime.now(UTC) + timedelta(seconds=now - clock())
 
     return wall_clock
+
+
+# --- serve() and connect(), declared once --------------------------------------------------------
+
+
+def serve_function(
+    start: Callable[[Any, str, int, Sequence[str], ServerOptions], Made],
+) -> Serve[Made]:
+    """An adapter's ``serve()``: the common signature, then ``start(handler, host, port,
+    versions, options)`` gives the adapter's context manager."""
+
+    def serve(
+        handler: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        versions: Sequence[str] = DEFAULT_VERSIONS,
+        options: ServerOptions | None = None,
+    ) -> Made:
+        """Run a CSMS at ``ws[s]://host:port/.../IDENTITY`` while the block runs.
+
+        ``handler.on_request(session, request)`` answers each station request (raise
+        OcppCallError to answer with a CALLERROR); ``handler.on_event(session, event)``
+        gets the rest, in order. Plain methods work on every adapter, coroutine methods on
+        the event-loop ones. ``versions`` in our order of preference; ``options`` a
+        ``ServerOptions``. Leaving the block by any route stops listening and closes every
+        connection with 1001 first.
+        """
+        return start(handler, host, port, versions, options or ServerOptions())
+
+    serve.__module__ = start.__module__
+    return serve
+
+
+@attrs.frozen
+class StationSetup:
+    """What ``connect()`` was given, for the adapter to run a station with."""
+
+    driver: StationDriver
+    options: StationOptions
+    on_request: Callable[[Any, Any], Any] | None
+    on_event: Callable[[Any, Any], Any] | None
+
+
+def connect_function(
+    start: Callable[[StationSetup], Made], wall_clock: Callable[[], WallClock]
+) -> Connect[Made]:
+    """An adapter's ``connect()``: the common signature and checks, then ``start(setup)``
+    gives the adapter's context manager; ``wall_clock()`` its clock read as UTC."""
+
+    def connect(
+        url: str,
+        *,
+        version: str | None = None,
+        boot: Any = None,
+        core: StationCore | None = None,
+        on_request: Callable[[Any, Any], Any] | None = None,
+        on_event: Callable[[Any, Any], Any] | None = None,
+        options: StationOptions | None = None,
+    ) -> Made:
+        """Run a station connected to ``url`` (``ws[s]://host:port/.../IDENTITY``; any other
+        URL is a ValueError at once).
+
+        The station boots with ``boot`` for ``version`` (or drives the application's own
+        ``core``), answers the CSMS with ``on_request(station, request)`` (raise
+        OcppCallError for a CALLERROR) and passes other events to ``on_event(station,
+        event)``, after the flows had their turn; ``options`` a ``StationOptions``. It
+        reconnects with back-off after each loss. Leaving the block by any route closes
+        with 1000 and waits up to close_timeout for the CSMS's answer.
+        """
+        options = options or StationOptions()
+        driver = StationDriver.for_url(
+            url, version=version, boot=boot, core=core, options=options, wall_clock=wall_clock()
+        )
+        return start(StationSetup(driver, options, on_request, on_event))
+
+    connect.__module__ = start.__module__
+    return connect
 
 
 def not_supported(session: Any, request: Any) -> Any:
@@ -175,10 +266,15 @@ class Session:
         self._on_request = on_request or not_supported
         self._on_event = on_event
         self._seen = self.state()
+        #: What ``wait_*`` calls wait on (an Event, a Condition: the adapter's kind).
+        self._change = self._new_change()
 
     # --- what the adapter supplies ---------------------------------------------------------------
 
     def _clock(self) -> float:
+        raise NotImplementedError
+
+    def _new_change(self) -> Any:
         raise NotImplementedError
 
     def _start_request(self, generation: int, request: RequestReceived) -> None:
@@ -279,6 +375,29 @@ class Session:
         self.process()
 
 
+class Waiter:
+    """Where one ``call()`` learns its outcome: ``done`` (an Event of the adapter's kind,
+    anything with ``set`` and ``is_set``) is set once it is settled."""
+
+    __slots__ = ("done", "error", "response")
+
+    def __init__(self, done: Any) -> None:
+        self.done = done
+        self.response: Any = None
+        self.error: BaseException | None = None
+
+    def settle(self, response: Any, error: BaseException | None) -> None:
+        if not self.done.is_set():
+            self.response, self.error = response, error
+            self.done.set()
+
+    def outcome(self) -> Any:
+        """The response, or raise the error the call ended with."""
+        if self.error is not None:
+            raise self.error
+        return self.response
+
+
 class Server:
     """A CSMS's stations: sessions by identity (case-folded) and every open link. The
     adapter's server listens, accepts, and makes its sessions (``_new_session``)."""
@@ -342,35 +461,14 @@ class AsyncEvent(Protocol):
     async def wait(self) -> Any: ...
 
 
-class _AsyncWaiter:
-    __slots__ = ("done", "error", "response")
-
-    def __init__(self, done: AsyncEvent) -> None:
-        self.done = done
-        self.response: Any = None
-        self.error: BaseException | None = None
-
-    def settle(self, response: Any, error: BaseException | None) -> None:
-        if not self.done.is_set():
-            self.response, self.error = response, error
-            self.done.set()
-
-
 class LoopSession(Session):
     """A session on an event loop (trio, asyncio, ASGI): handlers may be coroutine
     functions or plain ones. The adapter gives ``_new_event`` (its Event class)."""
 
     _new_event: Callable[[], AsyncEvent]
 
-    def __init__(
-        self,
-        driver: Driver,
-        identity: str,
-        on_request: Callable[[Any, Any], Any] | None,
-        on_event: Callable[[Any, Any], Any] | None,
-    ) -> None:
-        super().__init__(driver, identity, on_request, on_event)
-        self._change = self._new_event()
+    def _new_change(self) -> AsyncEvent:
+        return self._new_event()
 
     def _changed(self) -> None:
         self._change.set()
@@ -382,7 +480,7 @@ class LoopSession(Session):
         TransactionMessageDiscardedError (all but the first are CallFailedError); and
         LocalProtocolError at once when the protocol forbids sending it now. A 2.1 SEND
         returns None at once."""
-        waiter = _AsyncWaiter(self._new_event())
+        waiter = Waiter(self._new_event())
         message_id = self.start_call(request, waiter)
         if message_id is None:
             return None
@@ -391,9 +489,7 @@ class LoopSession(Session):
         finally:
             if not waiter.done.is_set():
                 self.driver.forget(message_id)
-        if waiter.error is not None:
-            raise waiter.error
-        return waiter.response
+        return waiter.outcome()
 
     async def _run_request(self, generation: int, event: RequestReceived) -> None:
         try:
@@ -428,6 +524,25 @@ class LoopSession(Session):
             await self._link_finished(link)
 
 
+class LoopServer(Server):
+    """A CSMS server on an event loop: ``serve_forever()`` until ``stop()``."""
+
+    _new_event: Callable[[], AsyncEvent]
+
+    def __init__(
+        self, handler: Any, versions: Any, options: ServerOptions, clock: Callable[[], float]
+    ) -> None:
+        super().__init__(handler, versions, options, clock)
+        self._stopped = self._new_event()
+
+    async def serve_forever(self) -> None:
+        """Wait until ``stop()`` is called (or the task is cancelled)."""
+        await self._stopped.wait()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
 class LoopCsmsSession(LoopSession):
     """One station as the CSMS sees it, kept across its reconnects."""
 
@@ -439,11 +554,17 @@ class LoopCsmsSession(LoopSession):
         await self._close_link(code, reason)
 
 
-class StationMixin:
-    """What a station adds to its session on every adapter: the reconnect policy's
-    verdicts and the station's own handshake outcomes."""
+class StationMixin(Session):
+    """What a station adds to its session on every adapter: what ``connect()`` was given,
+    the reconnect policy's verdicts and the station's own handshake outcomes."""
 
     driver: StationDriver
+
+    def __init__(self, setup: StationSetup) -> None:
+        driver = setup.driver
+        super().__init__(driver, driver.endpoint.identity, setup.on_request, setup.on_event)
+        self.endpoint = driver.endpoint
+        self._ssl_context = setup.options.ssl_context
 
     @property
     def failure(self) -> ConnectFailedError | None:

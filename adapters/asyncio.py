@@ -12,29 +12,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import ssl
-import sys
-import types
-from asyncio.tasks import _enter_task, _leave_task
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, cast
 
 from ocpp_sansio.events import Event, RequestReceived
-from ocpp_sansio.station import StationCore
 
-from ._driver import Driver, StationDriver, Wire
-from ._options import ServerOptions, StationOptions
+from ._driver import Driver, Wire
+from ._eager import EagerStarter
+from ._options import ServerOptions
 from ._skeleton import (
     Link,
     LoopCsmsSession,
+    LoopServer,
     LoopSession,
     LoopStation,
-    Server,
+    StationSetup,
     Transport,
+    connect_function,
+    serve_function,
     wall_clock_for,
 )
-from ._ws import DEFAULT_VERSIONS
 
 __all__ = ["CsmsServer", "CsmsSession", "Station", "connect", "serve", "wall_clock"]
 
@@ -169,106 +167,6 @@ async def _finished(link: Link) -> None:
 # --- the CSMS ----------------------------------------------------------------------------------
 
 
-@types.coroutine
-def _resume(
-    coroutine: Coroutine[Any, Any, Any],
-    context: contextvars.Context,
-    yielded: Any,
-    error: BaseException | None = None,
-) -> Generator[Any, Any, Any]:
-    """Go on driving ``coroutine``, which suspended with ``yielded``, from the task that
-    awaits this: what that task's loop sends or throws goes in, each step in ``context``.
-    ``error`` is thrown in first instead of waiting."""
-    while True:
-        if error is not None:
-            step: Callable[[Any], Any] = coroutine.throw
-            argument: Any = error
-            error = None
-        else:
-            try:
-                argument = yield yielded
-                step = coroutine.send
-            except GeneratorExit:
-                coroutine.close()
-                raise
-            except BaseException as thrown:
-                step, argument = coroutine.throw, thrown
-        try:
-            yielded = context.run(step, argument)
-        except StopIteration as stop:
-            return stop.value
-
-
-class _SpareTask:
-    """A task started in advance and parked, for a coroutine begun inline to go on in if
-    it suspends. It is the current task during that first step, so the coroutine has one
-    task from its first line to its last (asyncio.timeout and TaskGroup work as usual)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.handoff: asyncio.Future[tuple[Any, contextvars.Context, Any]] = loop.create_future()
-        self.task = loop.create_task(self._continue())
-
-    async def _continue(self) -> Any:
-        try:
-            coroutine, context, yielded = await self.handoff
-        except asyncio.CancelledError as error:
-            if not self.handoff.done() or self.handoff.cancelled():
-                raise  # cancelled while parked
-            # Cancelled between the handoff and this step: the coroutine gets it where
-            # it suspended, as it would have in a task of its own.
-            coroutine, context, yielded = self.handoff.result()
-            return await _resume(coroutine, context, yielded, error)
-        return await _resume(coroutine, context, yielded)
-
-
-class _EagerStarter:
-    """Starts request handlers as tasks whose first step runs at once, in the caller.
-
-    A handler that answers without suspending costs no task and no trip through the
-    event loop, and its answer leaves in the same write as whatever the connection was
-    sending anyway. Python 3.12 has this built in (``eager_start``); on 3.11 a parked
-    :class:`_SpareTask` stands in as the current task during the first step and takes
-    the coroutine over if it suspends.
-    """
-
-    def __init__(self, tasks: set[asyncio.Task[Any]]) -> None:
-        self._tasks = tasks
-        self._spare: _SpareTask | None = None
-
-    def start(self, coroutine: Coroutine[Any, Any, Any]) -> None:
-        loop = asyncio.get_running_loop()
-        if asyncio.current_task(loop) is not None:  # inside a task: no first step inline
-            self._keep(loop.create_task(coroutine))
-            return
-        if sys.version_info >= (3, 12):
-            task = asyncio.Task(coroutine, loop=loop, eager_start=True)
-            if not task.done():
-                self._keep(task)
-            return
-        spare = self._spare
-        if spare is None or spare.task.done() or spare.task.cancelling():
-            spare = self._spare = _SpareTask(loop)
-            self._keep(spare.task)
-        context = contextvars.copy_context()
-        _enter_task(loop, spare.task)
-        try:
-            yielded = context.run(coroutine.send, None)
-        except StopIteration:
-            return
-        except asyncio.CancelledError:
-            return  # the coroutine cancelled itself: as a task, it would just end
-        finally:
-            _leave_task(loop, spare.task)
-        self._spare = None
-        if spare.handoff.done():  # the first step cancelled its own task
-            spare.handoff = loop.create_future()
-        spare.handoff.set_result((coroutine, context, yielded))
-
-    def _keep(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-
 class CsmsSession(_Asyncio, LoopCsmsSession):
     """One station as the CSMS sees it, kept across its reconnects."""
 
@@ -281,18 +179,18 @@ class CsmsSession(_Asyncio, LoopCsmsSession):
         self._starter.start(self._run_request(generation, request))
 
 
-class CsmsServer(Server):
+class CsmsServer(LoopServer):
     """A listening CSMS: ``port`` is the bound port, ``sessions`` the stations by
     identity (case-folded)."""
 
+    _new_event = asyncio.Event
     sessions: dict[str, CsmsSession]
 
     def __init__(self, handler: Any, versions: Sequence[str], options: ServerOptions) -> None:
         super().__init__(handler, versions, options, asyncio.get_running_loop().time)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._starter = _EagerStarter(self._tasks)
-        self._stopped = asyncio.Event()
+        self._starter = EagerStarter(self._tasks)
         #: Every connection reads into this, one at a time, and copies out what it got.
         self._read_buffer = memoryview(bytearray(_READ_SIZE))
 
@@ -317,13 +215,6 @@ class CsmsServer(Server):
         protocol.finished.add_done_callback(lambda _: self.links.discard(protocol.link))
         return protocol
 
-    async def serve_forever(self) -> None:
-        """Wait until ``stop()`` is called (or the task is cancelled)."""
-        await self._stopped.wait()
-
-    def stop(self) -> None:
-        self._stopped.set()
-
     async def aclose(self) -> None:
         """Stop listening, close every connection with 1001 (waiting up to
         close_timeout for their answers), then cancel the handlers."""
@@ -347,28 +238,18 @@ class CsmsServer(Server):
 
 
 @contextlib.asynccontextmanager
-async def serve(
-    handler: Any,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    *,
-    versions: Sequence[str] = DEFAULT_VERSIONS,
-    options: ServerOptions | None = None,
+async def _serving(
+    handler: Any, host: str, port: int, versions: Sequence[str], options: ServerOptions
 ) -> AsyncIterator[CsmsServer]:
-    """Run a CSMS at ``ws[s]://host:port/.../IDENTITY`` while the block runs.
-
-    ``handler.on_request(session, request)`` answers each station request (raise
-    OcppCallError to answer with a CALLERROR); ``handler.on_event(session, event)`` gets
-    the rest, in order; either may be a coroutine function or a plain one. ``versions`` in
-    order of preference; ``options`` a ``ServerOptions``. Leaving the block by any route
-    closes every connection with 1001 first.
-    """
-    server = CsmsServer(handler, versions, options or ServerOptions())
+    server = CsmsServer(handler, versions, options)
     await server._start(host, port)
     try:
         yield server
     finally:
         await _uncancelled(server.aclose())
+
+
+serve = serve_function(_serving)
 
 
 async def _uncancelled(closing: Coroutine[Any, Any, None]) -> None:
@@ -392,18 +273,9 @@ async def _uncancelled(closing: Coroutine[Any, Any, None]) -> None:
 class Station(_Asyncio, LoopStation):
     """A charging station connected to its CSMS, reconnecting with back-off (B04)."""
 
-    def __init__(
-        self,
-        driver: StationDriver,
-        *,
-        on_request: Callable[[Any, Any], Any] | None,
-        on_event: Callable[[Any, Any], Any] | None,
-        ssl_context: ssl.SSLContext | None,
-    ) -> None:
+    def __init__(self, setup: StationSetup) -> None:
         self._tasks = set()
-        super().__init__(driver, driver.endpoint.identity, on_request, on_event)
-        self.endpoint = driver.endpoint
-        self._ssl_context = ssl_context
+        super().__init__(setup)
 
     async def _sleep_until(self, deadline: float) -> None:
         await asyncio.sleep(deadline - asyncio.get_running_loop().time())
@@ -440,36 +312,16 @@ class Station(_Asyncio, LoopStation):
 
 
 @contextlib.asynccontextmanager
-async def connect(
-    url: str,
-    *,
-    version: str | None = None,
-    boot: Any = None,
-    core: StationCore | None = None,
-    on_request: Callable[[Any, Any], Any] | None = None,
-    on_event: Callable[[Any, Any], Any] | None = None,
-    options: StationOptions | None = None,
-) -> AsyncIterator[Station]:
-    """Run a station connected to ``url`` (``ws[s]://host:port/.../IDENTITY``).
-
-    The station boots with ``boot`` (or drives the application's own ``core``), answers
-    the CSMS with ``on_request(station, request)`` (raise OcppCallError for a CALLERROR)
-    and passes other events to ``on_event(station, event)``, after the flows had their
-    turn; ``options`` a ``StationOptions``. Leaving the block by any route closes with
-    1000 and waits up to close_timeout for the CSMS's answer.
-    """
-    options = options or StationOptions()
-    driver = StationDriver.for_url(
-        url, version=version, boot=boot, core=core, options=options, wall_clock=wall_clock()
-    )
-    station = Station(
-        driver, on_request=on_request, on_event=on_event, ssl_context=options.ssl_context
-    )
+async def _station(setup: StationSetup) -> AsyncIterator[Station]:
+    station = Station(setup)
     runner = asyncio.ensure_future(station._run())
     try:
         yield station
     finally:
         await _uncancelled(_stop_station(station, runner))
+
+
+connect = connect_function(_station, wall_clock)
 
 
 async def _stop_station(station: Station, runner: asyncio.Task[None]) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ocpp_sansio.errors import ConnectFailedError
 from ocpp_sansio.events import RegistrationStatus
@@ -26,7 +26,9 @@ __all__ = [
     "AsyncServe",
     "AsyncServer",
     "AsyncStation",
+    "Connect",
     "Handler",
+    "Serve",
     "SessionBase",
     "SyncConnect",
     "SyncCsmsSession",
@@ -34,6 +36,41 @@ __all__ = [
     "SyncServer",
     "SyncStation",
 ]
+
+
+Made = TypeVar("Made", covariant=True)
+
+
+class Serve(Protocol[Made]):
+    """``serve(handler, host, port, *, versions, options)``, the same on every adapter;
+    ``Made`` is what it returns (an async or a plain context manager of its server)."""
+
+    def __call__(
+        self,
+        handler: Any,
+        host: str = ...,
+        port: int = ...,
+        *,
+        versions: Sequence[str] = ...,
+        options: ServerOptions | None = ...,
+    ) -> Made: ...
+
+
+class Connect(Protocol[Made]):
+    """``connect(url, *, version, boot, core, on_request, on_event, options)``, the same on
+    every adapter; ``Made`` is what it returns (a context manager of its station)."""
+
+    def __call__(
+        self,
+        url: str,
+        *,
+        version: str | None = ...,
+        boot: Any = ...,
+        core: Any = ...,
+        on_request: Callable[[Any, Any], Any] | None = ...,
+        on_event: Callable[[Any, Any], Any] | None = ...,
+        options: StationOptions | None = ...,
+    ) -> Made: ...
 
 
 class Handler(Protocol):
@@ -107,30 +144,10 @@ class AsyncStation(SessionBase, Protocol):
     async def aclose(self, code: int = ..., reason: str = ...) -> None: ...
 
 
-class AsyncServe(Protocol):
-    def __call__(
-        self,
-        handler: Any,
-        host: str = ...,
-        port: int = ...,
-        *,
-        versions: Sequence[str] = ...,
-        options: ServerOptions | None = ...,
-    ) -> AbstractAsyncContextManager[AsyncServer]: ...
+AsyncServe = Serve[AbstractAsyncContextManager[AsyncServer]]
 
 
-class AsyncConnect(Protocol):
-    def __call__(
-        self,
-        url: str,
-        *,
-        version: str | None = ...,
-        boot: Any = ...,
-        core: Any = ...,
-        on_request: Callable[[Any, Any], Any] | None = ...,
-        on_event: Callable[[Any, Any], Any] | None = ...,
-        options: StationOptions | None = ...,
-    ) -> AbstractAsyncContextManager[AsyncStation]: ...
+AsyncConnect = Connect[AbstractAsyncContextManager[AsyncStation]]
 
 
 # --- threads -------------------------------------------------------------------------------------
@@ -167,27 +184,7 @@ class SyncStation(SessionBase, Protocol):
     def close(self, code: int = ..., reason: str = ...) -> None: ...
 
 
-class SyncServe(Protocol):
-    def __call__(
-        self,
-        handler: Any,
-        host: str = ...,
-        port: int = ...,
-        *,
-        versions: Sequence[str] = ...,
-        options: ServerOptions | None = ...,
-    ) -> AbstractContextManager[SyncServer]: ...
+SyncServe = Serve[AbstractContextManager[SyncServer]]
 
 
-class SyncConnect(Protocol):
-    def __call__(
-        self,
-        url: str,
-        *,
-        version: str | None = ...,
-        boot: Any = ...,
-        core: Any = ...,
-        on_request: Callable[[Any, Any], Any] | None = ...,
-        on_event: Callable[[Any, Any], Any] | None = ...,
-        options: StationOptions | None = ...,
-    ) -> AbstractContextManager[SyncStation]: ...
+SyncConnect = Connect[AbstractContextManager[SyncStation]]

@@ -1,11 +1,10 @@
 """The threads adapter: a CSMS server and a station client on blocking code.
 
 Only the threads' side is here: the skeleton (``_skeleton``) does the rest. One thread
-owns each socket: it sleeps in a selector until data, a wake-up or the link's next
-deadline, and is the only one to read or write the socket (an SSL socket must not be
-used from two threads). Other threads — request handlers, the application's ``call``
-and ``act`` — change the core under the session's lock, queue the bytes that produced
-and wake the owner through a socket pair. Handlers run in threads of their own and
+owns each socket (``_selector``): it sleeps until data, a wake-up or the link's next
+deadline, and is the only one to read or write the socket. Other threads — request
+handlers, the application's ``call`` and ``act`` — change the core under the session's
+lock, queue the bytes that produced and wake the owner. Handlers run in threads of their own and
 ``on_event`` in one thread per session, so a slow handler never holds up a connection.
 """
 
@@ -23,18 +22,25 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ocpp_sansio.events import Event, RequestReceived
-from ocpp_sansio.station import StationCore
 
 from ._driver import Driver, StationDriver, Wire, log
-from ._options import ServerOptions, StationOptions
-from ._skeleton import Link, Server, Session, StationMixin, wall_clock_for
-from ._ws import DEFAULT_VERSIONS, NORMAL_CLOSURE
+from ._options import ServerOptions
+from ._selector import WAIT, OwnedSocket, Wakeup, transport_of
+from ._skeleton import (
+    Link,
+    Server,
+    Session,
+    StationMixin,
+    StationSetup,
+    Waiter,
+    connect_function,
+    serve_function,
+    wall_clock_for,
+)
+from ._ws import NORMAL_CLOSURE
 
 __all__ = ["CsmsServer", "CsmsSession", "Station", "connect", "serve", "wall_clock"]
 
-_READ_SIZE = 65536
-#: What a non-blocking socket raises when it must wait (TLS may need to read to write).
-_WAIT = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 #: The longest pause after a failing ``accept()`` (EMFILE, ENFILE, ENOBUFS ...).
 MAX_ACCEPT_PAUSE = 1.0
 
@@ -50,182 +56,6 @@ def _start_thread(target: Callable[..., Any], *args: Any, name: str) -> threadin
     return thread
 
 
-class _Wakeup:
-    """A socket pair another thread writes a byte to, to wake a selector."""
-
-    def __init__(self) -> None:
-        self.reader, self._writer = socket.socketpair()
-        self.reader.setblocking(False)
-        self._writer.setblocking(False)
-        self._pending = False
-
-    def wake(self) -> None:
-        if not self._pending:
-            self._pending = True
-            with contextlib.suppress(OSError):
-                self._writer.send(b"\0")
-
-    def clear(self) -> None:
-        """Drain, then allow the next wake-up: a wake-up skipped meanwhile changed state
-        the owner looks at before it sleeps again."""
-        with contextlib.suppress(OSError):
-            while self.reader.recv(256):
-                pass
-        self._pending = False
-
-    def close(self) -> None:
-        self.reader.close()
-        self._writer.close()
-
-
-class _Socket:
-    """One socket and the thread that owns it. The link's transport: ``write``,
-    ``finish`` and ``arm`` run under ``lock`` in any thread, and only queue and wake."""
-
-    link: Link
-
-    def __init__(self, sock: socket.socket, lock: threading.RLock, close_timeout: float) -> None:
-        self.sock = sock
-        self.lock = lock
-        self.finished = threading.Event()
-        self._close_timeout = close_timeout
-        self._out = bytearray()
-        self._sending = memoryview(b"")
-        self._deadline: float | None = None
-        self._done = False
-        self._aborted = False
-        self._owner: int | None = None
-        self._wakeup = _Wakeup()
-
-    def write(self, data: bytes) -> None:
-        self._out += data
-        self._wake()
-
-    def finish(self) -> None:
-        self._done = True
-        self._wake()
-
-    def arm(self, deadline: float | None) -> None:
-        self._deadline = deadline
-        self._wake()
-
-    def abort(self) -> None:
-        """Stop now, whatever is unsent (from any thread)."""
-        self._aborted = True
-        self._wakeup.wake()
-
-    def peer_certificate(self) -> dict[str, Any] | None:
-        if isinstance(self.sock, ssl.SSLSocket):
-            cert: dict[str, Any] | None = self.sock.getpeercert()
-            return cert
-        return None
-
-    def _wake(self) -> None:
-        if threading.get_ident() != self._owner:
-            self._wakeup.wake()
-
-    def run(self) -> None:
-        """The owner thread: serve the link until its WebSocket is done."""
-        self._owner = threading.get_ident()
-        self.sock.setblocking(False)
-        selector = selectors.DefaultSelector()
-        selector.register(self._wakeup.reader, selectors.EVENT_READ)
-        selector.register(self.sock, selectors.EVENT_READ)
-        try:
-            with self.lock:
-                self.link.begin()
-            self._serve(selector)
-        finally:
-            with self.lock:
-                if not self.link.ws.done:
-                    self.link.received(None, time.monotonic())
-            selector.close()
-            self._close()
-
-    def _serve(self, selector: selectors.BaseSelector) -> None:
-        sock = self.sock
-        watching = selectors.EVENT_READ
-        give_up: float | None = None
-        while not self._aborted:
-            if not self._flush():
-                with self.lock:
-                    self.link.received(None, time.monotonic())
-                return
-            if self._done:
-                give_up = give_up or time.monotonic() + self._close_timeout
-                if not self._sending or time.monotonic() >= give_up:
-                    return
-            wanted = selectors.EVENT_READ | (selectors.EVENT_WRITE if self._sending else 0)
-            if wanted != watching:
-                selector.modify(sock, wanted)
-                watching = wanted
-            due = give_up if self._done else self._deadline
-            timeout = None if due is None else max(0.0, due - time.monotonic())
-            # Decrypted bytes an SSL socket holds do not make it readable to select().
-            buffered = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
-            ready = selector.select(0 if buffered else timeout)
-            readable = buffered
-            for key, mask in ready:
-                if key.fileobj is self._wakeup.reader:
-                    self._wakeup.clear()
-                elif mask & selectors.EVENT_READ:
-                    readable = True
-            if readable and not self._done:
-                data = self._receive()
-                if data is not False:
-                    with self.lock:
-                        self.link.received(data, time.monotonic())
-            deadline = self._deadline
-            if deadline is not None and not self._done and time.monotonic() >= deadline:
-                with self.lock:
-                    self.link.timer_fired(time.monotonic())
-
-    def _receive(self) -> bytes | bool | None:
-        """What the socket has (None: end of file; False: nothing after all)."""
-        sock = self.sock
-        try:
-            data = sock.recv(_READ_SIZE)
-            if isinstance(sock, ssl.SSLSocket):
-                while data and sock.pending():
-                    data += sock.recv(sock.pending())
-        except _WAIT:
-            return False
-        except OSError:
-            return None
-        return data or None
-
-    def _flush(self) -> bool:
-        """Send what is queued, as far as the socket takes it; False when it broke."""
-        if not self._sending:
-            with self.lock:
-                if not self._out:
-                    return True
-                self._sending = memoryview(bytes(self._out))
-                self._out.clear()
-        try:
-            while self._sending:
-                self._sending = self._sending[self.sock.send(self._sending) :]
-        except _WAIT:
-            pass
-        except OSError:
-            self._sending = memoryview(b"")
-            return False
-        return True
-
-    def _close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-        self._wakeup.close()
-        self.finished.set()
-
-
-def _transport(link: Link) -> _Socket:
-    transport = link.transport
-    assert isinstance(transport, _Socket)
-    return transport
-
-
 class _Threads(Session):
     """The threads' side of a session: the core changes under ``lock`` (the skeleton's
     entry points take it here), requests run in threads, waiters wait on a condition."""
@@ -233,15 +63,8 @@ class _Threads(Session):
     lock: threading.RLock
     _events: queue.SimpleQueue[Event | None] | None = None
 
-    def __init__(
-        self,
-        driver: Driver,
-        identity: str,
-        on_request: Callable[[Any, Any], Any] | None,
-        on_event: Callable[[Any, Any], Any] | None,
-    ) -> None:
-        self._change = threading.Condition(self.lock)
-        super().__init__(driver, identity, on_request, on_event)
+    def _new_change(self) -> threading.Condition:
+        return threading.Condition(self.lock)
 
     def _clock(self) -> float:
         return time.monotonic()
@@ -274,32 +97,18 @@ class _Threads(Session):
             super().answered(generation, message_id, response, error)
 
     def call(self, request: Any, timeout: float | None = None) -> Any:
-        """Send ``request`` and return the typed response. Raises OcppCallError for a
-        CALLERROR, CallTimedOutError, CallLostError, InvalidResponseError or
-        TransactionMessageDiscardedError (all but the first are CallFailedError); and
-        LocalProtocolError at once when the protocol forbids sending it now. A 2.1 SEND
-        returns None at once. ``timeout`` bounds the wait (TimeoutError), for example for
-        a transaction message held while offline; the request itself stays sent."""
-        done = threading.Event()
-        outcome: list[Any] = []
-
-        class Waiter:
-            def settle(self, response: Any, error: BaseException | None) -> None:
-                if not done.is_set():
-                    outcome[:] = [response, error]
-                    done.set()
-
-        message_id = self.start_call(request, Waiter())
+        """The event-loop adapters' ``call()``, blocking. ``timeout`` bounds the wait
+        (TimeoutError), for example for a transaction message held while offline; the
+        request itself stays sent."""
+        waiter = Waiter(threading.Event())
+        message_id = self.start_call(request, waiter)
         if message_id is None:
             return None
-        if not done.wait(timeout):
+        if not waiter.done.wait(timeout):
             with self.lock:
                 self.driver.forget(message_id)
             raise TimeoutError(f"no outcome for {message_id} within {timeout} s")
-        response, error = outcome
-        if error is not None:
-            raise error
-        return response
+        return waiter.outcome()
 
     def _run_request(self, generation: int, event: RequestReceived) -> None:
         try:
@@ -345,7 +154,7 @@ class CsmsSession(_Threads):
             if link is None or link.ws is not self.driver.ws:
                 return
             link.close(code, reason, time.monotonic())
-        _transport(link).finished.wait()
+        transport_of(link).finished.wait()
 
 
 class CsmsServer(Server):
@@ -359,7 +168,7 @@ class CsmsServer(Server):
         self.lock = threading.RLock()
         self._listener: socket.socket | None = None
         self._stopped = threading.Event()
-        self._wakeup = _Wakeup()
+        self._wakeup = Wakeup()
         self._accepting: threading.Thread | None = None
 
     def _new_session(self, identity: str, driver: Driver) -> CsmsSession:
@@ -384,7 +193,7 @@ class CsmsServer(Server):
                 selector.select()
                 try:
                     sock, _ = listener.accept()
-                except _WAIT:
+                except WAIT:
                     continue
                 except OSError as error:
                     pause = min(max(2 * pause, 0.01), MAX_ACCEPT_PAUSE)
@@ -406,7 +215,7 @@ class CsmsServer(Server):
                 log.info("TLS handshake failed: %s", error)
                 sock.close()
                 return
-        transport = _Socket(sock, self.lock, options.ws_options.close_timeout)
+        transport = OwnedSocket(sock, self.lock, options.ws_options.close_timeout)
         with self.lock:
             transport.link = link = self.new_link(transport)
         try:
@@ -431,7 +240,7 @@ class CsmsServer(Server):
         if self._listener is not None:
             self._listener.close()
         with self.lock:
-            transports = [_transport(link) for link in self.going_away()]
+            transports = [transport_of(link) for link in self.going_away()]
         deadline = time.monotonic() + self.policy.options.close_timeout
         for transport in transports:
             if not transport.finished.wait(max(0.0, deadline - time.monotonic())):
@@ -441,28 +250,18 @@ class CsmsServer(Server):
 
 
 @contextlib.contextmanager
-def serve(
-    handler: Any,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    *,
-    versions: Sequence[str] = DEFAULT_VERSIONS,
-    options: ServerOptions | None = None,
+def _serving(
+    handler: Any, host: str, port: int, versions: Sequence[str], options: ServerOptions
 ) -> Iterator[CsmsServer]:
-    """Run a CSMS at ``ws[s]://host:port/.../IDENTITY`` while the block runs.
-
-    ``handler.on_request(session, request)`` answers each station request (a plain
-    function, run in its own thread; raise OcppCallError to answer with a CALLERROR);
-    ``handler.on_event(session, event)`` gets the rest, in order. ``versions`` in order of
-    preference; ``options`` a ``ServerOptions``. Leaving the block by any route closes
-    every connection with 1001 first.
-    """
-    server = CsmsServer(handler, versions, options or ServerOptions())
+    server = CsmsServer(handler, versions, options)
     server._start(host, port)
     try:
         yield server
     finally:
         server.stop()
+
+
+serve = serve_function(_serving)
 
 
 # --- the station -------------------------------------------------------------------------------
@@ -473,18 +272,9 @@ class Station(StationMixin, _Threads):
 
     driver: StationDriver
 
-    def __init__(
-        self,
-        driver: StationDriver,
-        *,
-        on_request: Callable[[Any, Any], Any] | None,
-        on_event: Callable[[Any, Any], Any] | None,
-        ssl_context: ssl.SSLContext | None,
-    ) -> None:
+    def __init__(self, setup: StationSetup) -> None:
         self.lock = threading.RLock()
-        super().__init__(driver, driver.endpoint.identity, on_request, on_event)
-        self.endpoint = driver.endpoint
-        self._ssl_context = ssl_context
+        super().__init__(setup)
         self._stopped = threading.Event()
         self._runner: threading.Thread | None = None
 
@@ -536,7 +326,7 @@ class Station(StationMixin, _Threads):
                 sock = context.wrap_socket(sock, server_hostname=endpoint.host)
         except OSError as error:
             raise ConnectionError(error) from error
-        transport = _Socket(sock, self.lock, options.close_timeout)
+        transport = OwnedSocket(sock, self.lock, options.close_timeout)
         with self.lock:
             ws = self.driver.new_websocket(time.monotonic())
             transport.link = self.link = Link(ws, self, transport)
@@ -556,7 +346,7 @@ class Station(StationMixin, _Threads):
             if link is not None and current:
                 link.close(code, reason, time.monotonic())
         if link is not None:
-            transport = _transport(link)
+            transport = transport_of(link)
             if current:
                 transport.finished.wait(self.driver.options.close_timeout)
             transport.abort()  # no answer in time, or still in its handshake
@@ -566,34 +356,13 @@ class Station(StationMixin, _Threads):
 
 
 @contextlib.contextmanager
-def connect(
-    url: str,
-    *,
-    version: str | None = None,
-    boot: Any = None,
-    core: StationCore | None = None,
-    on_request: Callable[[Any, Any], Any] | None = None,
-    on_event: Callable[[Any, Any], Any] | None = None,
-    options: StationOptions | None = None,
-) -> Iterator[Station]:
-    """Run a station connected to ``url`` (``ws[s]://host:port/.../IDENTITY``).
-
-    The station boots with ``boot`` (or drives the application's own ``core``), answers
-    the CSMS with ``on_request(station, request)`` (a plain function, run in its own
-    thread; raise OcppCallError for a CALLERROR) and passes other events to
-    ``on_event(station, event)``, after the flows had their turn; ``options`` a
-    ``StationOptions``. Leaving the block by any route closes with 1000 and waits up to
-    close_timeout for the CSMS's answer.
-    """
-    options = options or StationOptions()
-    driver = StationDriver.for_url(
-        url, version=version, boot=boot, core=core, options=options, wall_clock=wall_clock()
-    )
-    station = Station(
-        driver, on_request=on_request, on_event=on_event, ssl_context=options.ssl_context
-    )
+def _station(setup: StationSetup) -> Iterator[Station]:
+    station = Station(setup)
     station._runner = _start_thread(station._run, name="ocpp-station")
     try:
         yield station
     finally:
         station.close()
+
+
+connect = connect_function(_station, wall_clock)

@@ -24,19 +24,20 @@ with needs_extra("trio", needed_by="ocpp_sansio.adapters.trio"):
     import trio
 
 from ocpp_sansio.events import Event, RequestReceived
-from ocpp_sansio.station import StationCore
 
-from ._driver import Driver, StationDriver, Wire, log
-from ._options import ServerOptions, StationOptions
+from ._driver import Driver, Wire, log
+from ._options import ServerOptions
 from ._skeleton import (
     Link,
     LoopCsmsSession,
+    LoopServer,
     LoopSession,
     LoopStation,
-    Server,
+    StationSetup,
+    connect_function,
+    serve_function,
     wall_clock_for,
 )
-from ._ws import DEFAULT_VERSIONS
 
 __all__ = ["CsmsServer", "CsmsSession", "Station", "connect", "serve", "wall_clock"]
 
@@ -325,10 +326,11 @@ class CsmsSession(_Trio, LoopCsmsSession):
         super().__init__(identity, driver, server)
 
 
-class CsmsServer(Server):
+class CsmsServer(LoopServer):
     """A listening CSMS: ``port`` is the bound port, ``sessions`` the stations by
     identity (case-folded)."""
 
+    _new_event = trio.Event
     sessions: dict[str, CsmsSession]
 
     def __init__(
@@ -336,7 +338,6 @@ class CsmsServer(Server):
     ) -> None:
         super().__init__(handler, versions, options, trio.current_time)
         self._nursery = nursery
-        self._stopped = trio.Event()
         self._listening = trio.CancelScope()
 
     def _new_session(self, identity: str, driver: Driver) -> CsmsSession:
@@ -359,13 +360,6 @@ class CsmsServer(Server):
         finally:
             self.links.discard(link)
 
-    async def serve_forever(self) -> None:
-        """Wait until ``stop()`` is called (or the task is cancelled)."""
-        await self._stopped.wait()
-
-    def stop(self) -> None:
-        self._stopped.set()
-
     async def aclose(self) -> None:
         """Stop listening, close every connection with 1001 (waiting up to
         close_timeout for their answers), then end the handlers."""
@@ -378,23 +372,9 @@ class CsmsServer(Server):
 
 
 @contextlib.asynccontextmanager
-async def serve(
-    handler: Any,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    *,
-    versions: Sequence[str] = DEFAULT_VERSIONS,
-    options: ServerOptions | None = None,
+async def _serving(
+    handler: Any, host: str, port: int, versions: Sequence[str], options: ServerOptions
 ) -> AsyncIterator[CsmsServer]:
-    """Run a CSMS at ``ws[s]://host:port/.../IDENTITY`` while the block runs.
-
-    ``handler.on_request(session, request)`` answers each station request (raise
-    OcppCallError to answer with a CALLERROR); ``handler.on_event(session, event)`` gets
-    the rest, in order; either may be a coroutine function or a plain one. ``versions`` in
-    order of preference; ``options`` a ``ServerOptions``. Leaving the block by any route
-    closes every connection with 1001 first.
-    """
-    options = options or ServerOptions()
     async with _guarded() as (nursery, scope):
         server = CsmsServer(handler, versions, options, nursery)
         tcp = await trio.open_tcp_listeners(port, host=host, backlog=options.backlog)
@@ -411,25 +391,18 @@ async def serve(
             scope.cancel()
 
 
+serve = serve_function(_serving)
+
+
 # --- the station -------------------------------------------------------------------------------
 
 
 class Station(_Trio, LoopStation):
     """A charging station connected to its CSMS, reconnecting with back-off (B04)."""
 
-    def __init__(
-        self,
-        driver: StationDriver,
-        *,
-        on_request: Callable[[Any, Any], Any] | None,
-        on_event: Callable[[Any, Any], Any] | None,
-        ssl_context: ssl.SSLContext | None,
-        nursery: trio.Nursery,
-    ) -> None:
+    def __init__(self, setup: StationSetup, nursery: trio.Nursery) -> None:
         self._nursery = nursery
-        super().__init__(driver, driver.endpoint.identity, on_request, on_event)
-        self.endpoint = driver.endpoint
-        self._ssl_context = ssl_context
+        super().__init__(setup)
 
     async def _sleep_until(self, deadline: float) -> None:
         await trio.sleep_until(deadline)
@@ -453,43 +426,17 @@ class Station(_Trio, LoopStation):
 
 
 @contextlib.asynccontextmanager
-async def connect(
-    url: str,
-    *,
-    version: str | None = None,
-    boot: Any = None,
-    core: StationCore | None = None,
-    on_request: Callable[[Any, Any], Any] | None = None,
-    on_event: Callable[[Any, Any], Any] | None = None,
-    options: StationOptions | None = None,
-) -> AsyncIterator[Station]:
-    """Run a station connected to ``url`` (``ws[s]://host:port/.../IDENTITY``).
-
-    The station boots with ``boot`` (or drives the application's own ``core``), answers
-    the CSMS with ``on_request(station, request)`` (raise OcppCallError for a CALLERROR)
-    and passes other events to ``on_event(station, event)``, after the flows had their
-    turn; ``options`` a ``StationOptions``. Leaving the block by any route closes with
-    1000 and waits up to close_timeout for the CSMS's answer.
-    """
-    options = options or StationOptions()
-    driver = StationDriver.for_url(
-        url, version=version, boot=boot, core=core, options=options, wall_clock=wall_clock()
-    )
+async def _station(setup: StationSetup) -> AsyncIterator[Station]:
     async with _guarded() as (nursery, scope):
-        station = Station(
-            driver,
-            on_request=on_request,
-            on_event=on_event,
-            ssl_context=options.ssl_context,
-            nursery=nursery,
-        )
+        station = Station(setup, nursery)
         nursery.start_soon(station._run)
         try:
             yield station
         finally:
-            with (
-                trio.CancelScope(shield=True),
-                trio.move_on_after(options.ws_options.close_timeout),
-            ):
-                await station.aclose()
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(setup.options.ws_options.close_timeout):
+                    await station.aclose()
             scope.cancel()
+
+
+connect = connect_function(_station, wall_clock)
