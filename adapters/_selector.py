@@ -7,6 +7,7 @@ the core under the link's lock and only queue bytes, move the deadline and wake 
 from __future__ import annotations
 
 import contextlib
+import os
 import selectors
 import socket
 import ssl
@@ -22,31 +23,46 @@ WAIT = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWrit
 
 
 class Wakeup:
-    """A socket pair another thread writes a byte to, to wake a selector."""
+    """What another thread signals to wake a selector: ``fd`` becomes readable. An
+    eventfd where the system has one (one descriptor), else a socket pair."""
 
     def __init__(self) -> None:
-        self.reader, self._writer = socket.socketpair()
-        self.reader.setblocking(False)
-        self._writer.setblocking(False)
         self._pending = False
+        self._pair: tuple[socket.socket, socket.socket] | None = None
+        if hasattr(os, "eventfd"):
+            self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        else:  # pragma: no cover - not Linux
+            self._pair = socket.socketpair()
+            for end in self._pair:
+                end.setblocking(False)
+            self.fd = self._pair[0].fileno()
 
     def wake(self) -> None:
         if not self._pending:
             self._pending = True
             with contextlib.suppress(OSError):
-                self._writer.send(b"\0")
+                if self._pair is None:
+                    os.eventfd_write(self.fd, 1)
+                else:  # pragma: no cover
+                    self._pair[1].send(b"\0")
 
     def clear(self) -> None:
         """Drain, then allow the next wake-up: a wake-up skipped meanwhile changed state
         the owner looks at before it sleeps again."""
         with contextlib.suppress(OSError):
-            while self.reader.recv(256):
-                pass
+            if self._pair is None:
+                os.eventfd_read(self.fd)
+            else:  # pragma: no cover
+                while self._pair[0].recv(256):
+                    pass
         self._pending = False
 
     def close(self) -> None:
-        self.reader.close()
-        self._writer.close()
+        if self._pair is None:
+            os.close(self.fd)
+        else:  # pragma: no cover
+            for end in self._pair:
+                end.close()
 
 
 class OwnedSocket:
@@ -99,8 +115,9 @@ class OwnedSocket:
         """The owner thread: serve the link until its WebSocket is done."""
         self._owner = threading.get_ident()
         self.sock.setblocking(False)
-        selector = selectors.DefaultSelector()
-        selector.register(self._wakeup.reader, selectors.EVENT_READ)
+        # poll(2), not epoll: no descriptor of its own per connection.
+        selector = selectors.PollSelector()
+        selector.register(self._wakeup.fd, selectors.EVENT_READ)
         selector.register(self.sock, selectors.EVENT_READ)
         try:
             with self.lock:
@@ -137,7 +154,7 @@ class OwnedSocket:
             ready = selector.select(0 if buffered else timeout)
             readable = buffered
             for key, mask in ready:
-                if key.fileobj is self._wakeup.reader:
+                if key.fd == self._wakeup.fd:
                     self._wakeup.clear()
                 elif mask & selectors.EVENT_READ:
                     readable = True

@@ -184,9 +184,9 @@ class CsmsServer(Server):
     def _accept(self, listener: socket.socket) -> None:
         """Accept until stopped. A failing accept (out of descriptors, of buffers) pauses
         and tries again, doubling the pause up to MAX_ACCEPT_PAUSE: never fatal."""
-        selector = selectors.DefaultSelector()
+        selector = selectors.PollSelector()
         selector.register(listener, selectors.EVENT_READ)
-        selector.register(self._wakeup.reader, selectors.EVENT_READ)
+        selector.register(self._wakeup.fd, selectors.EVENT_READ)
         pause = 0.0
         with selector:
             while not self._stopped.is_set():
@@ -237,6 +237,7 @@ class CsmsServer(Server):
         self._wakeup.wake()
         if self._accepting is not None:
             self._accepting.join()
+        self._wakeup.close()
         if self._listener is not None:
             self._listener.close()
         with self.lock:

@@ -15,6 +15,8 @@ import pytest
 import trio
 import trio.lowlevel
 
+from ocpp_sansio.adapters.asgi import OcppAsgi
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 TIMEOUT = 15
@@ -42,7 +44,7 @@ def free_port() -> int:
 
 
 def test_the_adapter_examples_run_against_each_other(capsys: pytest.CaptureFixture[str]) -> None:
-    trio_csms, asyncio_station, threads_station = blocks("python")
+    trio_csms, asyncio_station, threads_station, asgi_csms = blocks("python")
     port = str(free_port())
     namespace: dict[str, Any] = {}
     exec(trio_csms.replace("9000", port).replace("trio.run(main)", ""), namespace)
@@ -77,3 +79,8 @@ def test_the_adapter_examples_run_against_each_other(capsys: pytest.CaptureFixtu
     assert not server.is_alive()
     printed = capsys.readouterr().out
     assert printed.count("HeartbeatResponse(current_time=") == 2
+    # The ASGI block mounts the same handler class in a FastAPI application.
+    asgi_namespace: dict[str, Any] = {"Csms": namespace["Csms"]}
+    exec(asgi_csms, asgi_namespace)
+    (mount,) = [r for r in asgi_namespace["api"].routes if getattr(r, "path", "") == "/ocpp"]
+    assert isinstance(mount.app, OcppAsgi)
