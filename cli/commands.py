@@ -574,7 +574,8 @@ def run_load(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int
     bar.finish()
     _stopped_by(out, stopped)
     elapsed = time.monotonic() - started
-    return _summary(out, lives, elapsed)
+    status = _summary(out, lives, elapsed)
+    return 0 if stopped else status
 
 
 def _summary(out: TextIO, lives: Sequence[_StationLife], elapsed: float) -> int:
@@ -837,7 +838,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="N simulated stations at once against one CSMS: identities are the URL's "
         "last segment with -1, -2, … appended. Shows a progress bar on stderr and prints a "
         "summary: connected, accepted, failures, boot time and request latency percentiles. "
-        "The exit status is 1 when a station was never accepted.",
+        "The exit status is 1 when a station was never accepted (0 when stopped by "
+        "SIGINT or SIGTERM).",
     )
     load.add_argument(
         "--url",

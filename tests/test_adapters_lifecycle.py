@@ -329,6 +329,25 @@ def test_the_csms_command_stopped_by_a_signal_closes_with_1001_and_exits_0(
     assert "Traceback" not in err, err
 
 
+def test_the_load_command_stopped_by_sigterm_prints_its_summary(peer: Peer) -> None:
+    url = peer.serve().rsplit("/", 1)[0] + "/LOAD"
+    load = subprocess.Popen(
+        [*COMMAND, "load", "--url", url, "--stations", "2", "--version", "1.6", "--duration", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert peer.connected.wait(TIMEOUT), "no station connected"
+        code, out, err = _stop(load, signal.SIGTERM)
+    finally:
+        load.kill()
+    assert peer.code() == 1000
+    assert code == 0, err
+    assert "stopping (SIGTERM)" in out and "stations: 2  connected: 2" in out, out
+    assert "Traceback" not in err, err
+
+
 @pytest.mark.parametrize(
     ("arguments", "problem"),
     [
