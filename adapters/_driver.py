@@ -164,6 +164,8 @@ class Driver:
         self.core = core
         self.identity = identity or getattr(core, "identity", "")
         self.observer = observer
+        #: Frames go to the observer or the frame logger (checked as a connection opens).
+        self._tapping = observer is not None
         self.wall_clock = wall_clock or posix_wall_clock
         if getattr(core, "wall_clock", False) is None:
             core.wall_clock = self.wall_clock  # type: ignore[union-attr]
@@ -203,6 +205,7 @@ class Driver:
             self.detach(now, 1000, "replaced by a new connection")
         self._sort_core_events()
         self.ws = ws
+        self._tapping = self.observer is not None or frame_log.isEnabledFor(logging.DEBUG)
         self.generation += 1
         self._events.append(Connected(version=ws.version))
         self.core.connection_made(now)
@@ -257,7 +260,7 @@ class Driver:
             if ws is not self.ws:
                 continue  # a replaced connection: what it still says means nothing
             if type(event) is TextReceived:
-                if self.observer is not None or frame_log.isEnabledFor(logging.DEBUG):
+                if self._tapping:
                     self._tap("received", event.text, now)
                 self.core.receive_text(event.text, now)
             elif type(event) is Closed:  # (Opened was handled by whoever attached ws)
@@ -271,7 +274,7 @@ class Driver:
         ws = self.ws
         if ws is not None:
             texts = self.core.data_to_send()
-            if texts and (self.observer is not None or frame_log.isEnabledFor(logging.DEBUG)):
+            if texts and self._tapping:
                 for text in texts:
                     self._tap("sent", text, self.now)
             for text in texts:

@@ -24,10 +24,13 @@ WAIT = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWrit
 
 class Wakeup:
     """What another thread signals to wake a selector: ``fd`` becomes readable. An
-    eventfd where the system has one (one descriptor), else a socket pair."""
+    eventfd where the system has one (one descriptor), else a socket pair. Waking after
+    ``close()`` does nothing (the descriptor's number may already belong to another file)."""
 
     def __init__(self) -> None:
         self._pending = False
+        self._lock = threading.Lock()
+        self._closed = False
         self._pair: tuple[socket.socket, socket.socket] | None = None
         if hasattr(os, "eventfd"):
             self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -38,9 +41,11 @@ class Wakeup:
             self.fd = self._pair[0].fileno()
 
     def wake(self) -> None:
-        if not self._pending:
-            self._pending = True
-            with contextlib.suppress(OSError):
+        if self._pending:
+            return
+        with self._lock, contextlib.suppress(OSError):
+            if not self._closed:
+                self._pending = True
                 if self._pair is None:
                     os.eventfd_write(self.fd, 1)
                 else:  # pragma: no cover
@@ -58,11 +63,15 @@ class Wakeup:
         self._pending = False
 
     def close(self) -> None:
-        if self._pair is None:
-            os.close(self.fd)
-        else:  # pragma: no cover
-            for end in self._pair:
-                end.close()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._pair is None:
+                os.close(self.fd)
+            else:  # pragma: no cover
+                for end in self._pair:
+                    end.close()
 
 
 class OwnedSocket:

@@ -264,6 +264,8 @@ class Session:
         #: session: the station's client certificate, security profile 3).
         self.peer_certificate: dict[str, Any] | None = None
         self._on_request = on_request or not_supported
+        #: ``on_request`` is a coroutine function: known once, not per request.
+        self._awaited = inspect.iscoroutinefunction(self._on_request)
         self._on_event = on_event
         self._seen = self.state()
         #: What ``wait_*`` calls wait on (an Event, a Condition: the adapter's kind).
@@ -493,9 +495,12 @@ class LoopSession(Session):
 
     async def _run_request(self, generation: int, event: RequestReceived) -> None:
         try:
-            response = self._on_request(self, event.request)
-            if inspect.isawaitable(response):
-                response = await response
+            if self._awaited:
+                response = await self._on_request(self, event.request)
+            else:
+                response = self._on_request(self, event.request)
+                if inspect.isawaitable(response):
+                    response = await response
         except Exception as error:
             self.answered(generation, event.message_id, None, error)
         else:
