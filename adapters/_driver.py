@@ -183,6 +183,11 @@ class Driver:
         self._durable: set[str] = set()
         self._requests: list[tuple[int, RequestReceived]] = []
         self._events: list[Event] = []
+        #: Bumped by every method that may change a deadline: ``next_deadline`` is
+        #: computed again only after a change (one entry point may transmit twice when
+        #: a handler answers inline).
+        self.changes = 0
+        self._deadline: tuple[int, Wire, float | None] | None = None
 
     def _tap(self, direction: Direction, text: str, now: float) -> None:
         """Show one frame to the observer and the frame logger."""
@@ -199,6 +204,7 @@ class Driver:
 
     def attach(self, ws: Wire, now: float) -> None:
         """``ws`` finished its handshake: the core talks over it from now on."""
+        self.changes += 1
         assert ws.version == self.core.version, "a core keeps its version"
         self.now = now
         if self.ws is not None:
@@ -212,6 +218,7 @@ class Driver:
         self._drain(ws, now)
 
     def detach(self, now: float, code: int, reason: str) -> None:
+        self.changes += 1
         if self.ws is None:
             return
         self.now = now
@@ -222,11 +229,13 @@ class Driver:
 
     def receive(self, ws: Wire, data: bytes | None, now: float) -> None:
         """Bytes from ``ws``'s socket (None: end of file)."""
+        self.changes += 1
         self.now = now
         ws.receive_data(data, now)
         self._drain(ws, now)
 
     def timer(self, ws: Wire, now: float) -> None:
+        self.changes += 1
         self.now = now
         ws.handle_timer(now)
         self._drain(ws, now)
@@ -238,6 +247,9 @@ class Driver:
     def next_deadline(self, ws: Wire) -> float | None:
         """The earliest of the WebSocket's, the core's and the flows' deadlines (the core's
         and the flows' only on the current connection)."""
+        known = self._deadline
+        if known is not None and known[0] == self.changes and known[1] is ws:
+            return known[2]
         own = ws.next_deadline()
         if ws is not self.ws:
             return own
@@ -246,11 +258,12 @@ class Driver:
             flows = self.host.next_deadline()
             if flows is not None and (core is None or flows < core):
                 core = flows
-        if own is None:
-            return core
-        return own if core is None else min(own, core)
+        deadline = core if own is None else own if core is None else min(own, core)
+        self._deadline = (self.changes, ws, deadline)
+        return deadline
 
     def close(self, ws: Wire, code: int, reason: str, now: float) -> None:
+        self.changes += 1
         self.now = now
         ws.close(code, reason, now)
         self._drain(ws, now)
@@ -269,6 +282,7 @@ class Driver:
     def flush(self) -> None:
         """Move the core's frames onto the current WebSocket (after the flows answered
         what they take)."""
+        self.changes += 1
         if self.host is not None:
             self._sort_core_events()
         ws = self.ws
@@ -285,6 +299,7 @@ class Driver:
     def call(self, payload: Any, waiter: Waiter, now: float) -> str | None:
         """Send ``payload``; ``waiter`` learns the outcome. Returns the message id, or None
         for a 2.1 SEND (never answered). Raises LocalProtocolError when the core refuses."""
+        self.changes += 1
         self.now = now
         message_id = self.core.send_request(payload, now)
         spec = self.core.registry.for_payload(payload)
@@ -297,13 +312,27 @@ class Driver:
 
     def forget(self, message_id: str) -> None:
         """The caller stopped waiting (cancelled); the request itself stays sent."""
+        self.changes += 1
         self._waiters.pop(message_id, None)
         self._durable.discard(message_id)
 
     # --- what the adapter acts on --------------------------------------------------------------
 
+    def take_work(self) -> tuple[list[tuple[int, RequestReceived]], list[Event]]:
+        """``take_requests()`` and ``take_events()`` at once (the core's events sorted
+        once): what every entry point of an adapter acts on."""
+        self.changes += 1
+        self._sort_core_events()
+        requests, events = self._requests, self._events
+        if requests:
+            self._requests = []
+        if events:
+            self._events = []
+        return requests, events
+
     def take_requests(self) -> list[tuple[int, RequestReceived]]:
         """The peer's requests to run, each with the generation to answer under."""
+        self.changes += 1
         self._sort_core_events()
         out = self._requests
         self._requests = []
@@ -311,6 +340,7 @@ class Driver:
 
     def take_events(self) -> list[Event]:
         """Events for the application's ``on_event``, oldest first."""
+        self.changes += 1
         self._sort_core_events()
         out = self._events
         self._events = []
@@ -318,6 +348,7 @@ class Driver:
 
     def report(self, event: Event) -> None:
         """An event of the adapter's own for the application, after the core's so far."""
+        self.changes += 1
         self._sort_core_events()
         self._events.append(event)
 
@@ -358,6 +389,7 @@ class Driver:
 
     def answer(self, generation: int, message_id: str, response: Any, now: float) -> None:
         """The handler's answer to the peer's request ``message_id``."""
+        self.changes += 1
         if generation != self.generation or self.ws is None:
             return  # its connection is gone; the peer will ask again if it still cares
         self.now = now
@@ -369,6 +401,7 @@ class Driver:
 
     def answer_exception(self, generation: int, message_id: str, error: BaseException) -> None:
         """The handler raised ``error`` instead of answering."""
+        self.changes += 1
         if generation != self.generation or self.ws is None:
             return
         if isinstance(error, OcppCallError):
@@ -651,6 +684,7 @@ class StationDriver(Driver):
     def offline_timer(self, now: float) -> None:
         """Run the flows' timers while no connection is open; what they send is held or
         refused by the core as offline rules say. The adapter then pumps events."""
+        self.changes += 1
         self.now = now
         if self.host is not None and self.ws is None:
             self.host.handle_timer(now)
@@ -658,6 +692,7 @@ class StationDriver(Driver):
     def stop(self) -> Wire | None:
         """The application closes the station: no more attempts. Returns the connection
         to close in order, if one is open."""
+        self.changes += 1
         self.closing = True
         return self.ws
 

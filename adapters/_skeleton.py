@@ -328,12 +328,12 @@ class Session:
         events passed on, waiters woken. Every entry point runs this, then transmits."""
         driver = self.driver
         driver.flush()
-        for generation, request in driver.take_requests():
+        requests, events = driver.take_work()
+        for generation, request in requests:
             self._start_request(generation, request)
-        events = driver.take_events()
         if events and self._on_event is not None:
             self._deliver(events)
-        seen = self.state()
+        seen = (driver.core.registration, driver.ws is not None, driver.failure)  # state()
         if seen != self._seen:
             self._seen = seen
             self._changed()
@@ -356,6 +356,7 @@ class Session:
         """Run ``action(now)`` on the core or its flows (``transactions.start(...,
         now=now)``), then send what it produced; returns what ``action`` returned."""
         result = action(self._clock())
+        self.driver.changes += 1  # the action may have moved a deadline of the core's
         self.transmit()
         return result
 
