@@ -1,7 +1,8 @@
 """The ASGI adapter under a real uvicorn: the PyPI ``ocpp`` package's charge point (over
 ``websockets``) runs its whole scenario against it for 1.6 and 2.0.1 on one endpoint, as
 against ``serve()``; the handshake policy (subprotocol, identity from the path, HTTP Basic)
-answers as ``serve()`` does; our own station connects; ``aclose()`` closes with 1001."""
+answers as ``serve()`` does; our own station connects; ``aclose()`` closes with 1001. And
+under hypercorn's trio worker."""
 
 from __future__ import annotations
 
@@ -188,3 +189,63 @@ def test_plain_http_gets_426() -> None:
         with pytest.raises(urllib.error.HTTPError) as answer:
             urllib.request.urlopen(f"http://127.0.0.1:{csms.port}/ocpp/CS1", timeout=5)
         assert answer.value.code == 426
+
+
+def test_the_asgi_app_under_hypercorn_on_trio() -> None:
+    """The same application on trio: hypercorn's trio worker, our station registering and
+    the CSMS asking it something."""
+    import functools
+
+    import trio
+    from hypercorn.config import Config
+    from hypercorn.trio import serve as hypercorn_serve
+
+    from ocpp_sansio.adapters import threads as threads_adapter
+
+    recorder = _Recorder()
+    app = asgi_app(
+        _AsyncHandler(recorder),
+        versions=["2.0.1", "1.6"],
+        options=ServerOptions(ws_options=QUIET, flows=recorder.demo.flows),
+    )
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.loglevel = "WARNING"
+    heard: list[str] = []
+
+    def station(port: int) -> None:
+        def answers(_station: Any, request: Any) -> Any:
+            heard.append(type(request).__name__)
+            return v201.ChangeAvailabilityResponse(
+                status=v201.ChangeAvailabilityStatusEnum.ACCEPTED
+            )
+
+        with threads_adapter.connect(
+            f"ws://127.0.0.1:{port}/ocpp/HYPER1",
+            version="2.0.1",
+            boot=BOOT_201,
+            on_request=answers,
+            options=StationOptions(ws_options=QUIET),
+        ) as st:
+            assert st.wait_registered(SCENARIO_TIMEOUT)
+            st.call(v201.HeartbeatRequest())
+            session = app.sessions["hyper1"]
+            request = v201.ChangeAvailabilityRequest(
+                operational_status=v201.OperationalStatusEnum.OPERATIVE
+            )
+            answer = trio.from_thread.run(session.call, request)
+            assert str(answer.status) == "Accepted"
+
+    async def main() -> None:
+        stop = trio.Event()
+        with trio.fail_after(SCENARIO_TIMEOUT):
+            async with trio.open_nursery() as nursery:
+                binds = await nursery.start(
+                    functools.partial(hypercorn_serve, app, config, shutdown_trigger=stop.wait)
+                )
+                port = int(binds[0].rsplit(":", 1)[1])
+                await trio.to_thread.run_sync(station, port)
+                stop.set()
+
+    trio.run(main)
+    assert heard == ["ChangeAvailabilityRequest"]
