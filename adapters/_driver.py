@@ -230,9 +230,11 @@ class Driver:
         what they take)."""
         if self.host is not None:
             self._sort_core_events()
+        # Asked for offline too: a core with a store commits there (docs/store.md).
+        frames = self.core.data_to_send()
         ws = self.ws
         if ws is not None:
-            for text in self.core.data_to_send():
+            for text in frames:
                 ws.send_text(text)
 
     # --- the application's calls ---------------------------------------------------------------

@@ -8,7 +8,8 @@ GetReport with the messages they bring, and watches heartbeat health.
 
 from __future__ import annotations
 
-from collections import deque
+import json
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +17,7 @@ import attrs
 
 from ._core import CoreBase
 from .config import CsmsConfig
-from .errors import LocalProtocolError
+from .errors import LocalProtocolError, StoreMismatch
 from .events import (
     CallErrorReceived,
     CallLost,
@@ -27,7 +28,9 @@ from .events import (
     RegistrationStatus,
     RequestReceived,
     ResponseReceived,
+    RetryAnswered,
 )
+from .messages._codec import structure_fn, unstructure
 from .messages._registry import Role
 from .rules import (
     ACCEPTED,
@@ -35,13 +38,20 @@ from .rules import (
     TRIGGER_ACTIONS,
     csms_gate,
     csms_refusal,
+    is_transaction_message,
     scope_of,
     trigger_scope,
     triggered_action,
 )
+from .store._api import AnsweredMessage, CsmsStationStore, dump
 
 #: How long an accepted TriggerMessage keeps exempting its messages.
 TRIGGER_WINDOW = 60.0
+
+#: How many answers to transaction messages a core keeps per station, to answer a retry
+#: the same way. A station resends at most the one it had in flight (its queue waits
+#: behind it), so a few cover every station that keeps to the rules.
+REMEMBERED_ANSWERS = 32
 
 
 @attrs.define(eq=False)
@@ -49,6 +59,25 @@ class _Outgoing:
     message_id: str
     action: str
     payload: Any
+
+
+@attrs.define(eq=False)
+class _Answer:
+    """Our answer to a transaction message, for a retry of it."""
+
+    message_id: str
+    action: str
+    #: 2.x: transactionId/seqNo/eventType, which a retry with a new message id repeats.
+    key: str
+    request: Any
+    response: Any
+
+
+def _retry_key(action: str, request: Any) -> str:
+    if action != "TransactionEvent":
+        return ""
+    info = request.transaction_info
+    return f"{info.transaction_id}/{request.seq_no}/{request.event_type}"
 
 
 @attrs.define(eq=False)
@@ -77,6 +106,7 @@ class CsmsCore(CoreBase):
         id_generator: Callable[[], str] | None = None,
         registration: RegistrationStatus | None = None,
         heartbeat_interval: float | None = None,
+        store: CsmsStationStore | None = None,
     ) -> None:
         config = config or CsmsConfig()
         super().__init__(version, call_timeout=config.call_timeout, id_generator=id_generator)
@@ -89,11 +119,106 @@ class CsmsCore(CoreBase):
         self._queue: deque[_Outgoing] = deque()
         self._in_flight: _Outgoing | None = None
         self._expected: list[_Expectation] = []
+        #: Answers to the latest transaction messages, by message id, oldest first.
+        self._answers: OrderedDict[str, _Answer] = OrderedDict()
+        self._answer_keys: dict[str, str] = {}
+        #: The station's registration and our latest answers, across CSMS restarts.
+        self.store = store
+        if store is not None:
+            self._open_store(store)
 
     def reconfigure(self, config: CsmsConfig) -> None:
         """Use ``config`` from now on; what is already scheduled keeps its time."""
         self.config = config
         self._set_call_timeout(config.call_timeout)
+
+    # --- the durable store (docs/store.md) ----------------------------------------------------
+
+    def _open_store(self, store: CsmsStationStore) -> None:
+        if store.identity.casefold() != self.identity.casefold():
+            raise StoreMismatch(
+                f"the store is station {store.identity!r}'s, not {self.identity!r}'s"
+            )
+        saved = store.load("registration")
+        if saved is not None and self.registration is None:
+            # B04: a station resumes without a boot after our restart too.
+            self.registration = RegistrationStatus(saved["status"])
+            if self.heartbeat_interval is None:
+                self.heartbeat_interval = saved["interval"]
+        for kept in store.answers():
+            spec = self.registry[kept.action]
+            assert spec.response is not None
+            self._keep_answer(
+                _Answer(
+                    kept.message_id,
+                    kept.action,
+                    kept.key,
+                    structure_fn(spec.request)(json.loads(kept.request)),
+                    structure_fn(spec.response)(json.loads(kept.response)),
+                )
+            )
+
+    def commit(self) -> None:
+        """Make the store's writes durable (``data_to_send`` does it first)."""
+        if self.store is not None:
+            self.store.commit()
+
+    def data_to_send(self) -> list[str]:
+        """Text frames to write, once what they answer is in the store."""
+        if self.store is not None:
+            self.store.commit()
+        return super().data_to_send()
+
+    # --- answers to transaction messages, for their retries -------------------------------------
+
+    def send_response(self, message_id: str, response: Any, now: float) -> None:
+        channel = self.channel
+        action = channel.unanswered.get(message_id) if channel is not None else None
+        request = self._inbound.get(message_id)
+        super().send_response(message_id, response, now)
+        if action is not None and is_transaction_message(action, request):
+            answer = _Answer(message_id, action, _retry_key(action, request), request, response)
+            self._keep_answer(answer)
+            if self.store is not None:
+                self.store.remember(
+                    AnsweredMessage(
+                        message_id,
+                        action,
+                        answer.key,
+                        dump(unstructure(request)),
+                        dump(unstructure(response)),
+                    )
+                )
+
+    def _keep_answer(self, answer: _Answer) -> None:
+        old = self._answers.pop(answer.message_id, None)
+        if old is not None and self._answer_keys.get(old.key) == old.message_id:
+            del self._answer_keys[old.key]
+        self._answers[answer.message_id] = answer
+        if answer.key:
+            self._answer_keys[answer.key] = answer.message_id
+        while len(self._answers) > REMEMBERED_ANSWERS:
+            _, oldest = self._answers.popitem(last=False)
+            if self._answer_keys.get(oldest.key) == oldest.message_id:
+                del self._answer_keys[oldest.key]
+            if self.store is not None:
+                self.store.forget(oldest.message_id)
+
+    def _first_answer(self, message_id: str, action: str, request: Any) -> _Answer | None:
+        """Our answer to the message this one repeats: the same message id with the same
+        request (2.x: the same transaction, seqNo and event type, ``offline`` may have
+        been set since, E11.FR.07), or in 2.x the same transaction, seqNo and event type
+        under another message id."""
+        key = _retry_key(action, request)
+        answer = self._answers.get(message_id)
+        if (
+            answer is not None
+            and answer.action == action
+            and (answer.key == key if key else answer.request == request)
+        ):
+            return answer
+        first_id = self._answer_keys.get(key) if key else None
+        return self._answers[first_id] if first_id is not None else None
 
     # --- our requests -------------------------------------------------------------------------
 
@@ -192,6 +317,21 @@ class CsmsCore(CoreBase):
         if rule is not None:
             self._refuse(event, "SecurityError", rule)
             return
+        if is_transaction_message(event.action, event.request):
+            first = self._first_answer(event.message_id, event.action, event.request)
+            if first is not None:
+                # A retry of a message we answered: the same answer, not a second report.
+                CoreBase.send_response(self, event.message_id, first.response, now)
+                self._events.append(
+                    RetryAnswered(
+                        message_id=event.message_id,
+                        action=event.action,
+                        request=event.request,
+                        response=first.response,
+                        first_message_id=first.message_id,
+                    )
+                )
+                return
         self._events.append(event)
 
     def _answered(self, action: str, request: Any, response: Any, now: float) -> None:
@@ -200,6 +340,11 @@ class CsmsCore(CoreBase):
         self.registration = RegistrationStatus(str(response.status))
         if self.registration is ACCEPTED and response.interval > 0:
             self.heartbeat_interval = float(response.interval)
+        if self.store is not None:
+            self.store.save(
+                "registration",
+                {"status": self.registration.value, "interval": self.heartbeat_interval},
+            )
 
     # --- what we asked for ----------------------------------------------------------------------
 

@@ -139,6 +139,16 @@ class ConnectFailedError(OcppError):
         self.status = status
 
 
+class StoreError(OcppError):
+    """The durable store cannot be read or written as the station or CSMS needs it."""
+
+
+class StoreMismatch(StoreError):
+    """A store that belongs elsewhere: another station's identity, another OCPP version,
+    the other side (a CSMS database opened for a station), or a schema newer than this
+    ocpp-sansio knows. Nothing in it was changed."""
+
+
 class MissingExtraError(ModuleNotFoundError):
     """An optional part was used without the package it needs; the message names the
     extra that installs it (``pip install 'ocpp-sansio[trio]'``)."""

@@ -173,6 +173,21 @@ class Reconnected(Event):
 
 
 @attrs.frozen(kw_only=True)
+class RetryAnswered(Event):
+    """CSMS side: the station sent again a transaction message we had already answered
+    (same message id, or in 2.x the same transaction and seqNo): its answer was lost, or
+    the station restarted before it could count it delivered. We sent the first answer
+    again; the request was not handed to the flows or the application a second time."""
+
+    message_id: str
+    action: str
+    request: Any
+    response: Any
+    #: The message id the first copy came with (differs only for a 2.x seqNo match).
+    first_message_id: str
+
+
+@attrs.frozen(kw_only=True)
 class HeartbeatOverdue(Event):
     """CSMS side: nothing arrived from the station for longer than its heartbeat interval
     allows."""

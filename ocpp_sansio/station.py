@@ -14,9 +14,9 @@ from typing import Any
 
 import attrs
 
-from ._core import CoreBase, status_response
+from ._core import CoreBase, counter_ids, status_response
 from .config import StationConfig
-from .errors import LocalProtocolError
+from .errors import LocalProtocolError, StoreMismatch
 from .events import (
     CallErrorReceived,
     CallLost,
@@ -33,7 +33,7 @@ from .events import (
     TransactionMessageDiscarded,
     TriggerAccepted,
 )
-from .frames import Call, encode_frame
+from .frames import Call, decode_frame, encode_frame
 from .messages._registry import Role
 from .rules import (
     ACCEPTED,
@@ -49,6 +49,7 @@ from .rules import (
     station_refusal,
     triggered_action,
 )
+from .store._api import HeldMessage, StationStore
 
 
 @attrs.define(eq=False)
@@ -88,6 +89,7 @@ class StationCore(CoreBase):
         config: StationConfig | None = None,
         id_generator: Callable[[], str] | None = None,
         rng: random.Random | None = None,
+        store: StationStore | None = None,
     ) -> None:
         config = config or StationConfig()
         super().__init__(version, call_timeout=config.call_timeout, id_generator=id_generator)
@@ -112,6 +114,10 @@ class StationCore(CoreBase):
         self._in_flight: _Outgoing | None = None
         self._triggers: list[_OpenTrigger] = []
         self._requested_reports: set[int] = set()
+        #: Where held transaction messages are kept across restarts (docs/store.md).
+        self.store = store
+        if store is not None:
+            self._open_store(store, id_generator)
 
     # --- the application's requests -----------------------------------------------------
 
@@ -129,7 +135,12 @@ class StationCore(CoreBase):
         transactional = is_transaction_message(action, payload)
         requested = self._claim_trigger(action, payload) or self._claim_report(action, payload)
         entry = self._entry(action, payload, transactional, requested)
-        (self._held if transactional else self._queue).append(entry)
+        if transactional:
+            self._held.append(entry)
+            if self.store is not None:
+                self.store.hold(HeldMessage(entry.message_id, action, entry.text))
+        else:
+            self._queue.append(entry)
         self._pump(now)
         return entry.message_id
 
@@ -176,6 +187,15 @@ class StationCore(CoreBase):
         )
 
     @property
+    def held_calls(self) -> list[tuple[str, Any]]:
+        """(message id, request) of the transaction-related messages not yet delivered,
+        oldest first: flows restored after a restart follow them by id."""
+        items = [(entry.message_id, entry.payload) for entry in self._held]
+        if self._in_flight is not None and self._in_flight.transactional:
+            items.insert(0, (self._in_flight.message_id, self._in_flight.payload))
+        return items
+
+    @property
     def held_requests(self) -> list[Any]:
         """Transaction-related requests not yet delivered, oldest first (persist these
         across a reboot and submit them again to the next core)."""
@@ -183,6 +203,41 @@ class StationCore(CoreBase):
         if self._in_flight is not None and self._in_flight.transactional:
             items.insert(0, self._in_flight.payload)
         return items
+
+    # --- the durable store (docs/store.md) ------------------------------------------------
+
+    def _open_store(self, store: StationStore, id_generator: Callable[[], str] | None) -> None:
+        """A new power-up: count it, and take back the messages an earlier one left."""
+        if store.version != self.version:
+            raise StoreMismatch(
+                f"the store holds OCPP {store.version} state; this core speaks {self.version}"
+            )
+        power_up = store.begin_power_up()
+        if id_generator is None:
+            # Ids unique per identity across restarts: the power-up's number, then a count.
+            self._new_id = counter_ids(f"{power_up}-")
+        for held in store.held_messages():
+            payload = decode_frame(held.frame, self.version).payload  # type: ignore[union-attr]
+            if held.action == "TransactionEvent" and not payload.offline:
+                # E11.FR.07: the restart took the station offline with these queued.
+                payload = attrs.evolve(payload, offline=True)
+            self._seq += 1
+            entry = _Outgoing(
+                self._seq, held.message_id, held.action, payload, held.frame, True, held.attempts
+            )
+            self._held.append(entry)
+
+    def commit(self) -> None:
+        """Make the store's writes durable (``data_to_send`` does it before it hands out
+        frames; call it after feeding the core while nothing is sent, e.g. offline)."""
+        if self.store is not None:
+            self.store.commit()
+
+    def data_to_send(self) -> list[str]:
+        """Text frames to write, once everything they depend on is in the store."""
+        if self.store is not None:
+            self.store.commit()
+        return super().data_to_send()
 
     # --- connection ---------------------------------------------------------------------
 
@@ -310,6 +365,8 @@ class StationCore(CoreBase):
         if entry is not None and getattr(event, "message_id", None) == entry.message_id:
             if isinstance(event, ResponseReceived):
                 self._in_flight = None
+                if entry.transactional and self.store is not None:
+                    self.store.release(entry.message_id)
                 self._events.append(event)
                 self._on_response(entry, event.response, now)
                 return
@@ -333,7 +390,10 @@ class StationCore(CoreBase):
         if not entry.transactional:
             return
         entry.attempts += 1
+        store = self.store
         if entry.attempts >= self.config.transaction_message_attempts:
+            if store is not None:
+                store.release(entry.message_id)
             self._events.append(
                 TransactionMessageDiscarded(
                     message_id=entry.message_id,
@@ -344,6 +404,8 @@ class StationCore(CoreBase):
                 )
             )
             return
+        if store is not None:
+            store.count_attempt(entry.message_id, entry.attempts)
         # E13.FR.03: wait the interval times the number of transmissions so far.
         entry.not_before = now + self.config.transaction_message_retry_interval * entry.attempts
         self._held.appendleft(entry)
