@@ -41,6 +41,7 @@ from .availability import (
     ResetAccepted,
     ResetCompleted,
     ResetDue,
+    ResetSnapshot,
 )
 from .configuration import (
     Configuration16,
@@ -95,6 +96,7 @@ from .logs import (
     UploadKind,
     UploadPhase,
     UploadProgress,
+    UploadSnapshot,
     UploadStatusReported,
 )
 from .metering import (
@@ -139,6 +141,7 @@ from .transactions import (
     TransactionFinished16,
     TransactionReport,
     Transactions16,
+    Transactions16Snapshot,
     TransactionStarted16,
     TransactionState,
     uuid_transaction_ids,
@@ -230,6 +233,7 @@ __all__ = [
     "ResetAccepted",
     "ResetCompleted",
     "ResetDue",
+    "ResetSnapshot",
     "SampleKind",
     "StartTransactionDiscarded",
     "Transaction",
@@ -246,12 +250,14 @@ __all__ = [
     "TransactionStarted16",
     "TransactionState",
     "Transactions16",
+    "Transactions16Snapshot",
     "UnlockRequested",
     "UploadCanceled",
     "UploadDue",
     "UploadKind",
     "UploadPhase",
     "UploadProgress",
+    "UploadSnapshot",
     "UploadStatusReported",
     "VariableChanged",
     "VariableKey",

@@ -285,6 +285,16 @@ class ResetDue(FlowEvent):
     held: tuple[Any, ...]
 
 
+@attrs.frozen(kw_only=True)
+class ResetSnapshot:
+    """What a restart must not lose of a reset: an OnIdle reset accepted or scheduled and
+    not yet due (``pending``: its kind and EVSE), and the kind of the station reset the
+    station was carrying out (``rebooting``): the next boot's reason comes from it."""
+
+    pending: tuple[str, int | None] | None = None
+    rebooting: str | None = None
+
+
 class _Pending:
     """A reset on its way: waiting for idle (OnIdle), for transactions to stop, or for
     their messages to be answered."""
@@ -330,6 +340,8 @@ class Reset(Emitter):
         self.grace = core.config.call_timeout if grace is None else grace
         self._pending: _Pending | None = None
         self._reboot_pending = False
+        #: The kind of the station reset that is due (what the next boot follows).
+        self._rebooting: str | None = None
         activity.subscribe(self._activity_changed)
 
     @property
@@ -448,6 +460,7 @@ class Reset(Emitter):
         self._release_hold()
         if evse_id is None:
             self._reboot_pending = True
+            self._rebooting = kind
         held = tuple(self.core.held_requests) if evse_id is None else ()
         self._emit(ResetDue(kind=kind, evse_id=evse_id, held=held))
 
@@ -459,6 +472,32 @@ class Reset(Emitter):
         return self._pending.drain_until if self._pending is not None else None
 
     def handle_timer(self, now: float) -> None:
+        self._progress(now)
+
+    # --- across a restart (docs/store.md)
+
+    def snapshot(self) -> ResetSnapshot | None:
+        """The reset a restart must not lose, or None. A station reset of another kind
+        still on its way counts as carried out by the restart: only its kind is kept."""
+        pending = self._pending
+        if pending is not None and pending.kind == "OnIdle":
+            return ResetSnapshot(pending=(pending.kind, pending.evse_id))
+        if pending is not None and pending.evse_id is None:
+            return ResetSnapshot(rebooting=pending.kind)
+        if self._rebooting is not None:
+            return ResetSnapshot(rebooting=self._rebooting)
+        return None
+
+    def restore(self, snapshot: ResetSnapshot, now: float) -> None:
+        """Take back an OnIdle reset a previous power-up had not carried out yet: it is
+        due once its scope is idle, as before (B12.FR.01). ``rebooting`` is not taken
+        back: that reset is done, and only chose this boot's reason."""
+        if snapshot.pending is None:
+            return
+        kind, evse_id = snapshot.pending
+        self._pending = _Pending(kind, evse_id, wait_for_idle=True)
+        if self.availability is not None and not self._idle(evse_id):
+            self.availability.hold("reset", STATION if evse_id is None else (evse_id, None))
         self._progress(now)
 
 

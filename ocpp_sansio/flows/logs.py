@@ -125,6 +125,20 @@ class _Upload:
     reported: str | None = None
 
 
+@attrs.frozen(kw_only=True)
+class UploadSnapshot:
+    """An upload a restart must not lose: pass it to the next power-up's ``restore``."""
+
+    request: Any
+    request_id: int | None
+    location: str
+    filename: str
+    attempts: int
+    retry_interval: float
+    attempts_made: int
+    reported: str | None
+
+
 class _Uploader(Emitter):
     """The shared station-side machinery of both kinds."""
 
@@ -311,6 +325,26 @@ class _Uploader(Emitter):
             and self.phase is UploadPhase.RETRY_WAIT
         ):
             self._due(now)
+
+    # --- across a restart (docs/store.md)
+
+    def snapshot(self) -> UploadSnapshot | None:
+        """The upload in progress, or None."""
+        upload = self._upload
+        if upload is None or not self.running:
+            return None
+        return UploadSnapshot(**attrs.asdict(upload, recurse=False))
+
+    def restore(self, snapshot: UploadSnapshot, now: float) -> None:
+        """Take back an upload a previous power-up had not finished: it is due again at
+        once (a restart ends every wait). Attempts made still count, but one always
+        remains: the restart may have cut the last one short."""
+        upload = _Upload(**attrs.asdict(snapshot, recurse=False))
+        upload.attempts_made = min(upload.attempts_made, upload.attempts - 1)
+        self._upload = upload
+        if self.activity is not None:
+            self.activity.task_started(self._task(), now)
+        self._due(now)
 
 
 class DiagnosticsUploader(_Uploader):
