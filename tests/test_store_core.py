@@ -282,3 +282,34 @@ def test_a_restarted_csms_still_knows_its_last_answers() -> None:
 def test_a_csms_store_of_another_station_is_refused() -> None:
     with pytest.raises(StoreMismatch, match="'CS2'"):
         CsmsCore("1.6", "CS1", store=MemoryCsmsStore().station("CS2"))
+
+
+def test_the_adapters_driver_commits_offline_too() -> None:
+    """A transaction message made while offline is committed by the driver's flush (the
+    adapters' one way to push a core's output), not only when frames go out."""
+    from ocpp_sansio.adapters._driver import StationDriver
+
+    store = MemoryStationStore("CS1", "2.0.1")
+    core = station("2.0.1", store)
+    driver = StationDriver.for_url(
+        "ws://127.0.0.1:9/CS1",
+        version=None,
+        boot=None,
+        core=core,
+        flows=None,
+        station_config=None,
+        auth=None,
+        ws_options=None,
+        backoff=None,
+        rng=random.Random(0),
+        max_attempts=None,
+        id_generator=None,
+    )
+
+    class Waiter:
+        def settle(self, response: Any, error: BaseException | None) -> None: ...
+
+    driver.call(transaction_message("2.0.1", 0), Waiter(), 0.0)
+    assert store.reopen().held_messages() == []
+    driver.flush()  # no connection: nothing to write, but the store commits
+    assert len(store.reopen().held_messages()) == 1

@@ -38,8 +38,11 @@ def open_station_store(
     return open_sqlite(path, identity, version, synchronous=synchronous)
 
 
-def open_csms_store(path: str | os.PathLike[str], *, synchronous: str = "FULL") -> SqliteCsmsStore:
-    """The SQLite store of a CSMS at ``path``; ``.station(identity)`` gives each core's."""
+def open_csms_store(
+    path: str | os.PathLike[str], *, synchronous: str = "NORMAL"
+) -> SqliteCsmsStore:
+    """The SQLite store of a CSMS at ``path``; ``.station(identity)`` gives each core's.
+    NORMAL by default: all stations commit to this one file (docs/store.md)."""
     from .sqlite import SqliteCsmsStore
 
     return SqliteCsmsStore(path, synchronous=synchronous)

@@ -1,10 +1,10 @@
 """The default stores: one SQLite file per station, one per CSMS (the standard library's
 sqlite3, write-ahead log).
 
-Durability is SQLite's ``synchronous`` setting. FULL (the default) syncs the log to disk at
-every commit: a commit survives a power cut. NORMAL syncs only at checkpoints: a commit
-survives the process being killed, but a power cut may take back the last ones. docs/store.md
-gives the price of each (benchmarks/store.py measures it).
+Durability is SQLite's ``synchronous`` setting. FULL (a station's default) syncs the log to
+disk at every commit: a commit survives a power cut. NORMAL (a CSMS's default) syncs only at
+checkpoints: a commit survives the process being killed, but a power cut may take back the
+last ones. docs/store.md gives the price of each (benchmarks/store.py measures it).
 
 A file is locked to the process that opened it (SQLite's exclusive locking mode), so two
 processes can never send the same held messages. A killed process leaves no lock behind.
@@ -240,9 +240,11 @@ class SqliteStationStore:
 
 class SqliteCsmsStore:
     """A CSMS's stores in one SQLite file: ``station(identity)`` is one station's
-    ``CsmsStationStore`` (identities compare case-insensitively)."""
+    ``CsmsStationStore`` (identities compare case-insensitively). Every station commits to
+    this one file, so the default is NORMAL: FULL would cap the whole CSMS at the disk's
+    syncs per second (docs/store.md)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL") -> None:
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL") -> None:
         self._database = _Database(
             path,
             role="csms",
