@@ -197,8 +197,9 @@ class StationCore(CoreBase):
 
     @property
     def held_requests(self) -> list[Any]:
-        """Transaction-related requests not yet delivered, oldest first (persist these
-        across a reboot and submit them again to the next core)."""
+        """Transaction-related requests not yet delivered, oldest first. With a ``store``
+        they survive a restart on their own (docs/store.md); without one, submit them
+        again to the next core."""
         items = [entry.payload for entry in self._held]
         if self._in_flight is not None and self._in_flight.transactional:
             items.insert(0, self._in_flight.payload)
