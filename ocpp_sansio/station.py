@@ -16,7 +16,7 @@ import attrs
 
 from ._core import CoreBase, counter_ids, status_response
 from .config import StationConfig
-from .errors import LocalProtocolError, StoreMismatch
+from .errors import FrameError, LocalProtocolError, StoreError, StoreMismatch
 from .events import (
     CallErrorReceived,
     CallLost,
@@ -218,7 +218,12 @@ class StationCore(CoreBase):
             # Ids unique per identity across restarts: the power-up's number, then a count.
             self._new_id = counter_ids(f"{power_up}-")
         for held in store.held_messages():
-            payload = decode_frame(held.frame, self.version).payload  # type: ignore[union-attr]
+            try:
+                payload = decode_frame(held.frame, self.version).payload  # type: ignore[union-attr]
+            except FrameError as error:
+                raise StoreError(
+                    f"held message {held.message_id} ({held.action}) cannot be read back: {error}"
+                ) from error
             if held.action == "TransactionEvent" and not payload.offline:
                 # E11.FR.07: the restart took the station offline with these queued.
                 payload = attrs.evolve(payload, offline=True)

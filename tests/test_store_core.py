@@ -22,7 +22,7 @@ from _corekit import (
 from ocpp_sansio._core import counter_ids
 from ocpp_sansio.config import StationConfig
 from ocpp_sansio.csms import CsmsCore
-from ocpp_sansio.errors import StoreMismatch
+from ocpp_sansio.errors import StoreError, StoreMismatch
 from ocpp_sansio.events import (
     RegistrationStatus,
     RequestReceived,
@@ -30,7 +30,7 @@ from ocpp_sansio.events import (
     TransactionMessageDiscarded,
 )
 from ocpp_sansio.station import StationCore
-from ocpp_sansio.store import MemoryCsmsStore, MemoryStationStore
+from ocpp_sansio.store import HeldMessage, MemoryCsmsStore, MemoryStationStore
 from ocpp_sansio.testing.pair import TO_CSMS, TO_STATION, InMemoryPair
 
 
@@ -313,3 +313,11 @@ def test_the_adapters_driver_commits_offline_too() -> None:
     assert store.reopen().held_messages() == []
     driver.flush()  # no connection: nothing to write, but the store commits
     assert len(store.reopen().held_messages()) == 1
+
+
+def test_a_held_frame_that_cannot_be_read_back_is_a_store_error() -> None:
+    store = MemoryStationStore("CS1", "2.0.1")
+    store.hold(HeldMessage("1-1", "TransactionEvent", '[2,"1-1","TransactionEvent",{}]'))
+    store.commit()
+    with pytest.raises(StoreError, match=r"held message 1-1 \(TransactionEvent\) cannot"):
+        station("2.0.1", store.reopen())

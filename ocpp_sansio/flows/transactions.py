@@ -805,7 +805,9 @@ class TransactionEvents(Emitter):
         if self._running or self._sent:
             raise LocalProtocolError("restore a TransactionEvents before it starts anything")
         known = {tx.transaction_id: tx for tx in transactions}
-        self._running = dict(known)
+        self._running = {
+            tx_id: tx for tx_id, tx in known.items() if tx.state is TransactionState.RUNNING
+        }
         for message_id, request in self.core.held_calls:
             if type(request) is not self._m.TransactionEventRequest:
                 continue
