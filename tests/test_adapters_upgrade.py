@@ -13,6 +13,7 @@ import wsproto
 import wsproto.events as wse
 from hypothesis import given
 from hypothesis import strategies as st
+
 from ocpp_sansio.adapters._upgrade import MAX_HEAD, accept_token
 from ocpp_sansio.adapters._ws import (
     Closed,
