@@ -346,7 +346,12 @@ class CsmsSession(_Session):
     """One station as the CSMS sees it, kept across its reconnects."""
 
     def __init__(self, identity: str, driver: Driver, server: CsmsServer) -> None:
-        on_request = handler_method(server.handler, "on_request") or _not_supported
+        # A handler with both entries (a Router) gives its blocking one here.
+        on_request = (
+            handler_method(server.handler, "on_request_sync")
+            or handler_method(server.handler, "on_request")
+            or _not_supported
+        )
         super().__init__(
             driver, on_request, handler_method(server.handler, "on_event"), server.lock
         )

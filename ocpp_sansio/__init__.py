@@ -1,13 +1,15 @@
 """ocpp-sansio: OCPP-J 1.6, 2.0.1 and 2.1 without IO.
 
 Text and the current time go in; typed events and outgoing frames come out. This is the one
-import place for the cores, their configuration, every core event and every exception;
-the flows are in ``ocpp_sansio.flows``, the message classes in ``ocpp_sansio.messages``
-and the adapters that put it all on sockets in ``ocpp_sansio.adapters``.
+import place for the cores, their configuration, the ``Router``, every core event and every
+exception; the flows are in ``ocpp_sansio.flows``, the message classes in
+``ocpp_sansio.messages`` and the adapters that put it all on sockets in
+``ocpp_sansio.adapters``.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .calls import SupportsBlockingCall, SupportsCall
 from .config import CsmsConfig, StationConfig
 from .csms import CsmsCore
 from .errors import (
@@ -61,7 +63,9 @@ from .frames import (
     make_converter,
     registry,
 )
+from .messages._model import Request
 from .messages._registry import ActionSpec, Registry, Role
+from .router import Router
 from .rules import RegistrationStatus
 from .station import StationCore
 
@@ -108,14 +112,18 @@ __all__ = [
     "RegistrationChanged",
     "RegistrationStatus",
     "Registry",
+    "Request",
     "RequestReceived",
     "RequestRefused",
     "ResponseReceived",
     "Role",
+    "Router",
     "SchemaViolation",
     "Send",
     "StationConfig",
     "StationCore",
+    "SupportsBlockingCall",
+    "SupportsCall",
     "TransactionMessageDiscarded",
     "TransactionMessageDiscardedError",
     "TriggerAccepted",
