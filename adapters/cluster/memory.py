@@ -231,7 +231,7 @@ class MemoryEngine:
         if previous is not None and not previous.released and cluster._alive(previous.lease):
             replaced = Claim(key, previous.node, previous.lease, previous.epoch)
             holder = cluster._leases[previous.lease].engine
-            if holder._fenced is not None and not holder._dead:
+            if holder is not self and holder._fenced is not None and not holder._dead:
                 asyncio.get_running_loop().call_soon(holder._fenced, replaced)
         return Admission(claim, state, replaced)
 

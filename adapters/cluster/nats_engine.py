@@ -297,13 +297,17 @@ class NatsEngine:
                 continue  # another claim won the race: read again and claim after it
             self._revisions[key] = (epoch, written)
             replaced = None
-            if previous and not previous.get("released") and previous["lease"]:
+            if previous and not previous.get("released"):
                 old = Claim(key, previous["node"], previous["lease"], int(previous["epoch"]))
-                await self._nc.publish(
-                    self._subject(old.lease, "fence"), _dumps({"key": key, "epoch": old.epoch})
-                )
-                if await self._lease_alive(old.lease):
-                    replaced = old
+                if old.lease == lease:
+                    replaced = old  # this node's own: it closes the old connection itself
+                else:
+                    await self._nc.publish(
+                        self._subject(old.lease, "fence"),
+                        _dumps({"key": key, "epoch": old.epoch}),
+                    )
+                    if await self._lease_alive(old.lease):
+                        replaced = old
             return Admission(Claim(key, self.node, lease, epoch), state, replaced)
         raise ClusterUnavailable(f"{identity!r}: too many concurrent claims")
 
