@@ -154,10 +154,14 @@ async def station(
     server: CsmsServer, identity: str, log: StationLog, version: str = "2.0.1", core: Any = None
 ) -> AsyncIterator[Any]:
     """A station connected to ``server`` (booted, or going on with ``core``)."""
-    options: dict[str, Any] = {"core": core} if core is not None else {
-        "version": version,
-        "boot": boot(version),
-    }
+    options: dict[str, Any] = (
+        {"core": core}
+        if core is not None
+        else {
+            "version": version,
+            "boot": boot(version),
+        }
+    )
     async with connect(
         station_url(server, identity),
         on_request=log.on_request,

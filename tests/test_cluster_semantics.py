@@ -137,16 +137,18 @@ async def test_a_newer_connection_on_another_node_wins_and_the_old_one_is_closed
         csms_node(engines, "B") as (server_b, _),
     ):
         old_log, new_log = StationLog(), StationLog()
-        async with station(server_a, "CS010", old_log) as old:
-            async with station(server_b, "CS010", new_log):
-                await until(lambda: bool(old_log.closes))
-                assert "fenced" in old_log.closes[0].reason
-                assert not old.connected
-                caller = ClusterClient(await engines.engine())
-                owner = await caller.engine.owner("CS010")
-                assert owner is not None and owner.node == "B"
-                await caller.call("CS010", availability("2.0.1"), version="2.0.1")
-                assert len(new_log.requests) == 1 and old_log.requests == []
+        async with (
+            station(server_a, "CS010", old_log) as old,
+            station(server_b, "CS010", new_log),
+        ):
+            await until(lambda: bool(old_log.closes))
+            assert "fenced" in old_log.closes[0].reason
+            assert not old.connected
+            caller = ClusterClient(await engines.engine())
+            owner = await caller.engine.owner("CS010")
+            assert owner is not None and owner.node == "B"
+            await caller.call("CS010", availability("2.0.1"), version="2.0.1")
+            assert len(new_log.requests) == 1 and old_log.requests == []
 
 
 # --- calls from any process -------------------------------------------------------------------
@@ -182,9 +184,11 @@ async def test_a_call_from_any_process_reaches_the_owner_and_its_answer_comes_ba
                 assert raised.value.error_code == "NotSupported"
 
             # JSON in, JSON out, in whatever version the station speaks.
-            payload = {"connectorId": 1, "type": "Operative"} if version == "1.6" else {
-                "operationalStatus": "Operative"
-            }
+            payload = (
+                {"connectorId": 1, "type": "Operative"}
+                if version == "1.6"
+                else {"operationalStatus": "Operative"}
+            )
             answer_json = await caller.call_json("CS021", "ChangeAvailability", payload)
             assert answer_json == {"status": "Accepted"}
             with pytest.raises(RoutedCallFailed) as bad:
@@ -228,7 +232,9 @@ async def test_a_call_to_a_station_that_is_not_connected_fails_at_once(engines: 
         log = StationLog()
         async with station(server_a, "CS040", log):
             await caller.call("CS040", availability("2.0.1"), version="2.0.1")
-        await until(lambda: "cs040" not in server_a.sessions or not server_a.sessions["cs040"].connected)
+        await until(
+            lambda: "cs040" not in server_a.sessions or not server_a.sessions["cs040"].connected
+        )
         await until_released(caller, "CS040")
         started = time.monotonic()
         with pytest.raises(StationNotConnected):
@@ -254,20 +260,22 @@ async def test_a_call_whose_owner_dies_before_answering_fails_and_is_never_sent_
     ):
         log = StationLog()
         caller = ClusterClient(await engines.engine(), timeout=30)
-        async with csms_node(engines, "A") as (server_a, _):
-            async with station(server_a, "CS050", log) as first:
-                log.hold = True
-                call = asyncio.ensure_future(
-                    caller.call("CS050", availability("2.0.1"), version="2.0.1")
-                )
-                await log.arrived.wait()  # the station has it and is slow to answer
-                started = time.monotonic()
-                await engines.kill("A")
-                with pytest.raises(OwnerLost):
-                    await call
-                assert time.monotonic() - started < 2.0
-                log.release.set()
-                core = first.core
+        async with (
+            csms_node(engines, "A") as (server_a, _),
+            station(server_a, "CS050", log) as first,
+        ):
+            log.hold = True
+            call = asyncio.ensure_future(
+                caller.call("CS050", availability("2.0.1"), version="2.0.1")
+            )
+            await log.arrived.wait()  # the station has it and is slow to answer
+            started = time.monotonic()
+            await engines.kill("A")
+            with pytest.raises(OwnerLost):
+                await call
+            assert time.monotonic() - started < 2.0
+            log.release.set()
+            core = first.core
         # Node A is gone; the station comes back on B, which sends nothing of its own.
         log.hold = False
         async with station(server_b, "CS050", log, core=core):
@@ -296,7 +304,9 @@ async def test_station_messages_reach_the_application_at_least_once_with_a_dedup
         wanted = {"BootNotification", "Heartbeat", "StatusNotification"}
 
         # First delivery: not acknowledged, so every event comes again with the same key.
-        first = await fetch_until(reader, "app", lambda got: {d.event.action for d in got} >= wanted)
+        first = await fetch_until(
+            reader, "app", lambda got: {d.event.action for d in got} >= wanted
+        )
         keys = [d.event.dedup_key for d in first]
         assert len(set(keys)) == len(keys) == 3
         assert all(key[0] == "cs060" and key[1] == owner_epoch for key in keys)
@@ -318,9 +328,7 @@ async def test_station_messages_reach_the_application_at_least_once_with_a_dedup
             await delivery.ack()
 
 
-async def fetch_until(
-    reader: Any, consumer: str, done: Any, wait: float = 3.0
-) -> list[Any]:
+async def fetch_until(reader: Any, consumer: str, done: Any, wait: float = 3.0) -> list[Any]:
     got: list[Any] = []
     deadline = time.monotonic() + wait
     while not done(got) and time.monotonic() < deadline:
@@ -384,14 +392,19 @@ async def test_the_stations_state_moves_with_it_to_another_node(
             await second.call(request(version, "Heartbeat"))
             if version == "1.6":
                 stop = request(
-                    version, "StopTransaction",
-                    transaction_id=started.transaction_id, meter_stop=20,
+                    version,
+                    "StopTransaction",
+                    transaction_id=started.transaction_id,
+                    meter_stop=20,
                 )
                 await second.call(stop)
                 assert session_b.flows[1].open_transactions() == []
             else:
                 ended = request(
-                    version, "TransactionEvent", seq_no=1, event_type="Ended",
+                    version,
+                    "TransactionEvent",
+                    seq_no=1,
+                    event_type="Ended",
                     transaction_info=start.transaction_info,
                 )
                 await second.call(ended)

@@ -70,10 +70,17 @@ class RoutedCallFailed(ClusterError):
 #: not answer in time; the connection was lost before the answer; its answer was invalid;
 #: the protocol forbids sending it now (registration state, one call at a time was full);
 #: the request itself was malformed for that OCPP version.
-ERROR_KINDS = ("call_error", "timeout", "connection_lost", "invalid_answer", "refused", "bad_request")
+ERROR_KINDS = (
+    "call_error",
+    "timeout",
+    "connection_lost",
+    "invalid_answer",
+    "refused",
+    "bad_request",
+)
 
 
-# --- values ----------------------------------------------------------------------------------------
+# --- values ------------------------------------------------------------------------------------
 
 
 _UNSAFE = re.compile(r"[^a-z0-9_-]")

@@ -120,4 +120,3 @@ async def connect_engine(url: str, *, node: str = "", **options: Any) -> Cluster
 
         return await NatsEngine.connect(url, node=node, **options)
     raise ValueError(f"{url!r}: a cluster URL starts with nats:// (no other engine yet)")
-

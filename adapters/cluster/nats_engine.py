@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from typing import Any
@@ -28,8 +29,8 @@ from .base import (
     ClusterError,
     ClusterUnavailable,
     Delivery,
-    FenceListener,
     Fenced,
+    FenceListener,
     LeaseLost,
     OwnerLost,
     RoutedCall,
@@ -216,10 +217,9 @@ class NatsEngine:
             }
         except Exception as error:
             reply = {"error": {"kind": "bad_request", "description": repr(error)}}
-        try:
+        # (when the caller is gone, its connection closed, nobody waits for this)
+        with contextlib.suppress(Exception):
             await msg.respond(_dumps(reply))
-        except Exception:
-            pass  # the caller is gone (its connection closed): nobody waits for this
 
     async def renew(self) -> None:
         if self.lease is None:
@@ -235,17 +235,13 @@ class NatsEngine:
 
     async def leave(self) -> None:
         for subscription in self._subscriptions:
-            try:
+            with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
-            except Exception:
-                pass
         self._subscriptions = []
         lease, self.lease = self.lease, None
         if lease is not None:
-            try:
+            with contextlib.suppress(Exception):  # (it expires on its own)
                 await self._leases.purge(lease)
-            except Exception:
-                pass  # it expires on its own
         for task in list(self._tasks):
             task.cancel()
 
@@ -353,9 +349,7 @@ class NatsEngine:
     async def owner(self, identity: str) -> Claim | None:
         key = station_key(identity)
         record, _ = await self._read(key)
-        if record is None or record.get("released") or not await self._lease_alive(
-            record["lease"]
-        ):
+        if record is None or record.get("released") or not await self._lease_alive(record["lease"]):
             return None
         return Claim(key, record["node"], record["lease"], int(record["epoch"]))
 
@@ -442,9 +436,7 @@ class NatsEngine:
         """False only when the server says nobody listens on the node's subject any more
         (a slow answer to the probe is not a death)."""
         try:
-            await self._nc.request(
-                self._subject(lease, "ping"), b"", timeout=self.probe_interval
-            )
+            await self._nc.request(self._subject(lease, "ping"), b"", timeout=self.probe_interval)
         except nats.errors.NoRespondersError:
             return False
         except (nats.errors.TimeoutError, TimeoutError):
@@ -489,10 +481,8 @@ class NatsEngine:
     async def close(self) -> None:
         await self.leave()
         for pull in self._pulls.values():
-            try:
+            with contextlib.suppress(Exception):
                 await pull.unsubscribe()
-            except Exception:
-                pass
         self._pulls.clear()
         try:
             await self._nc.drain()

@@ -88,7 +88,9 @@ class NatsServer:
             except OSError:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise TimeoutError(f"nats-server did not listen within {self.start_timeout} s")
+                    raise TimeoutError(
+                        f"nats-server did not listen within {self.start_timeout} s"
+                    ) from None
                 time.sleep(0.02)
 
     def stop(self) -> None:

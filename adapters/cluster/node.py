@@ -240,9 +240,7 @@ class ClusterNode:
         del self.held[claim.key]
         self._last_epoch.pop(claim.key, None)
         log.info("fenced: %s (epoch %d) was claimed again", claim.key, claim.epoch)
-        self.seam.close(
-            held.link, FENCED_CODE, "fenced: the station connected again (newer claim)"
-        )
+        self.seam.close(held.link, FENCED_CODE, "fenced: the station connected again (newer claim)")
 
     async def _run_call(self, routed: RoutedCall) -> dict[str, Any]:
         held = self.held.get(routed.key)
@@ -331,7 +329,9 @@ class ClusterNode:
                 return
             except ClusterError as error:
                 # Published again under the same key: stored once (at least once).
-                log.warning("event %s not confirmed (%s); again in %.2f s", event.dedup_key, error, wait)
+                log.warning(
+                    "event %s not confirmed (%s); again in %.2f s", event.dedup_key, error, wait
+                )
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, 2.0)
 
