@@ -22,7 +22,7 @@ from ocpp_sansio.adapters.cluster.nats_engine import NatsEngine
 async def main(url: str, name: str, prefix: str, lease: float) -> None:
     engine = await NatsEngine.connect(url, node=name, prefix=prefix, lease_ttl=lease)
     async with serve(Csms(), ws_options=QUIET, flows=csms_flows) as server:
-        node = ClusterNode(engine, AsyncioSeam(server), renew_every=lease / 3, lease_time=lease)
+        node = ClusterNode(engine, AsyncioSeam(server))
         async with node:
             print(json.dumps({"port": server.port}), flush=True)
             await server.serve_forever()

@@ -109,7 +109,7 @@ async def csms_node(engines: Engines, name: str) -> AsyncIterator[tuple[CsmsServ
     """A CSMS on 127.0.0.1 that is node ``name`` of the cluster."""
     engine = await engines.engine(name)
     async with serve(Csms(), ws_options=QUIET, flows=csms_flows) as server:
-        node = ClusterNode(engine, AsyncioSeam(server), renew_every=LEASE / 3, lease_time=LEASE)
+        node = ClusterNode(engine, AsyncioSeam(server))
         await node.start()
         try:
             yield server, node

@@ -409,3 +409,52 @@ async def test_the_stations_state_moves_with_it_to_another_node(
                 )
                 await second.call(ended)
                 assert session_b.flows[1].open_transactions() == []
+
+
+async def test_state_stored_after_a_reconnect_to_the_same_node_moves_on_too(
+    engines: Engines,
+) -> None:
+    async with (
+        asyncio.timeout(TIMEOUT),
+        csms_node(engines, "A") as (server_a, _),
+        csms_node(engines, "B") as (server_b, _),
+    ):
+        log = StationLog()
+        caller = ClusterClient(await engines.engine())
+        async with station(server_a, "CS090", log) as first:
+            core = first.core
+        await until_released(caller, "CS090")
+        async with station(server_a, "CS090", log, core=core) as again:  # A keeps its core
+            start = request("2.0.1", "TransactionEvent", seq_no=0, event_type="Started")
+            await again.call(start)
+        await until_released(caller, "CS090")
+        async with station(server_b, "CS090", log, core=core):
+            (moved,) = server_b.sessions["cs090"].flows[1].open_transactions()
+            assert moved.transaction_id == start.transaction_info.transaction_id
+
+
+# --- a node that loses the engine, a node that leaves ------------------------------------------
+
+
+async def test_a_node_that_cannot_renew_its_lease_closes_its_stations(engines: Engines) -> None:
+    async with asyncio.timeout(TIMEOUT), csms_node(engines, "A") as (server_a, _):
+        log = StationLog()
+        async with station(server_a, "CS100", log):
+            await engines.kill("A")  # A runs on, but can reach the engine no more
+            await until(lambda: bool(log.closes), timeout=LEASE * 3)
+            assert log.closes[0].code == 1013
+            assert "lease" in log.closes[0].reason
+
+
+async def test_a_node_that_leaves_releases_its_stations_and_closes_them(
+    engines: Engines,
+) -> None:
+    async with asyncio.timeout(TIMEOUT), csms_node(engines, "A") as (server_a, node_a):
+        log = StationLog()
+        caller = ClusterClient(await engines.engine())
+        async with station(server_a, "CS110", log):
+            assert (await caller.engine.owner("CS110")) is not None
+            await node_a.stop()
+            await until(lambda: bool(log.closes))
+            assert log.closes[0].code == 1001
+            assert (await caller.engine.owner("CS110")) is None

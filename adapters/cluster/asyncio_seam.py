@@ -11,7 +11,10 @@ them), and the end of each connection (``finished``).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
+
+from ocpp_sansio.csms import CsmsCore
 
 from .._driver import ConnectionLost, log
 from .._ws import Phase
@@ -65,6 +68,7 @@ class AsyncioSeam:
             if conn.ws.phase is not Phase.OPEN or conn.finished.done():
                 return  # closed while it was being claimed (fenced, or gone)
             original_opened(conn, asyncio.get_running_loop().time())
+            node.attached(identity, conn)
             transport = conn.transport
             if transport is not None and not transport.is_closing():
                 transport.resume_reading()
@@ -75,6 +79,12 @@ class AsyncioSeam:
 
     def forget_session(self, identity: str) -> None:
         self.server.sessions.pop(identity.casefold(), None)
+
+    def session_of(self, link: Any) -> tuple[CsmsCore, Sequence[Any]] | None:
+        session = link.session
+        if session is None:
+            return None
+        return session.core, session.flows
 
     async def call(self, link: Any, request: Any) -> Any:
         session = link.session

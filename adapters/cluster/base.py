@@ -186,6 +186,8 @@ class ClusterEngine(Protocol):
 
     #: This process's node name ("" for a handle that only routes calls and reads events).
     node: str
+    #: Seconds a node's lease (and every claim under it) lives without renewal.
+    lease_time: float
 
     # --- node membership --------------------------------------------------------------
 

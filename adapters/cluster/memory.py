@@ -169,6 +169,7 @@ class MemoryEngine:
     def __init__(self, cluster: MemoryCluster, node: str) -> None:
         self.cluster = cluster
         self.node = node
+        self.lease_time = cluster.lease_ttl
         self.lease: str | None = None
         self._run_call: CallRunner | None = None
         self._fenced: FenceListener | None = None

@@ -86,11 +86,13 @@ class NatsEngine:
         *,
         node: str,
         prefix: str,
+        lease_time: float,
         ack_wait: float,
         probe_interval: float,
     ) -> None:
         self.node = node
         self.prefix = prefix
+        self.lease_time = lease_time
         self.ack_wait = ack_wait
         self.probe_interval = probe_interval
         self.lease: str | None = None
@@ -119,7 +121,8 @@ class NatsEngine:
     ) -> NatsEngine:
         """Connect to ``url`` (``nats://host:port``) and make the buckets and the stream
         if they do not exist yet (every process of a cluster must use the same
-        ``prefix`` and ``lease_ttl``)."""
+        ``prefix``; the lease time is the one of the cluster's first process, which made
+        the lease bucket)."""
         try:
             nc = await nats.connect(
                 url, connect_timeout=_REQUEST_TIMEOUT, max_reconnect_attempts=-1, name=node or None
@@ -152,6 +155,7 @@ class NatsEngine:
             leases,
             node=node,
             prefix=prefix,
+            lease_time=(await leases.status()).ttl or lease_ttl,
             ack_wait=ack_wait,
             probe_interval=probe_interval,
         )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -65,12 +66,17 @@ class ServerSeam(Protocol):
 
     def install(self, node: ClusterNode) -> None:
         """Route new station connections through ``node.admit`` (before their first
-        message is read), new cores through ``node.prepare``, and closed connections
-        to ``node.link_closed``."""
+        message is read) and ``node.attached`` (once the session talks over them), new
+        cores through ``node.prepare`` and ``node.tap``, and closed connections to
+        ``node.link_closed``."""
         ...
 
     def forget_session(self, identity: str) -> None:
         """Drop the server's session of ``identity``: its next connection gets a new core."""
+        ...
+
+    def session_of(self, link: Any) -> tuple[CsmsCore, Sequence[Any]] | None:
+        """The core and the flows of the session ``link`` is attached to (None: none)."""
         ...
 
     async def call(self, link: Any, request: Any) -> Any:
@@ -112,6 +118,10 @@ class _Tap:
         return False
 
 
+#: A close code for a node that leaves the cluster (its stations go to another node).
+GOING_AWAY = 1001
+
+
 class ClusterNode:
     """Make ``server`` (through ``seam``) a node of the cluster ``engine``::
 
@@ -119,9 +129,9 @@ class ClusterNode:
             async with ClusterNode(engine, AsyncioSeam(server)):
                 await server.serve_forever()
 
-    ``renew_every``: seconds between lease renewals (a third of the engine's lease time is
-    right); ``save_delay``: how long state changes are gathered before they are stored;
-    ``max_pending_events``: events kept for publishing while the engine is unreachable.
+    The lease is renewed every third of the engine's ``lease_time``; ``save_delay``: how
+    long state changes are gathered before they are stored; ``max_pending_events``: events
+    kept for publishing while the engine is unreachable.
     """
 
     def __init__(
@@ -129,16 +139,14 @@ class ClusterNode:
         engine: ClusterEngine,
         seam: ServerSeam,
         *,
-        renew_every: float = 1.0,
-        lease_time: float = 5.0,
         save_delay: float = 0.02,
         max_pending_events: int = 100_000,
         publish_concurrency: int = 64,
     ) -> None:
         self.engine = engine
         self.seam = seam
-        self.renew_every = renew_every
-        self.lease_time = lease_time
+        self.lease_time = engine.lease_time
+        self.renew_every = engine.lease_time / 3
         self.save_delay = save_delay
         self.max_pending_events = max_pending_events
         self.publish_concurrency = publish_concurrency
@@ -146,6 +154,9 @@ class ClusterNode:
         #: The epoch this node last held each station under (its local core is current
         #: when the station's next claim comes right after it).
         self._last_epoch: dict[str, int] = {}
+        #: The epoch of each core's current (or last) connection, for its events: a
+        #: fenced connection's messages were still answered, so they still count.
+        self._epochs: weakref.WeakKeyDictionary[CsmsCore, int] = weakref.WeakKeyDictionary()
         self._dirty: set[str] = set()
         self._dirty_signal = asyncio.Event()
         self._events: asyncio.Queue[StationEvent] = asyncio.Queue()
@@ -167,9 +178,12 @@ class ClusterNode:
         ]
 
     async def stop(self) -> None:
-        """Release every station (storing its state) and leave the cluster."""
-        for key, held in list(self.held.items()):
-            await self._release(key, held)
+        """Release every station (storing its state), close its connection so it comes
+        back on another node, and leave the cluster."""
+        held, self.held = self.held, {}
+        for key, entry in held.items():
+            await self._release(key, entry)
+            self.seam.close(entry.link, GOING_AWAY, "this CSMS node is leaving the cluster")
         for task in [*self._loops, *self._tasks]:
             task.cancel()
         await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
@@ -202,11 +216,11 @@ class ClusterNode:
         if self._last_epoch.get(key) != claim.epoch - 1:
             # Another node held the station since this one did: its core here is stale.
             self.seam.forget_session(identity)
-            state = admission.state
+            held = _Held(claim, link, admission.state)
         else:
-            state = None
+            held = _Held(claim, link, None, saved=admission.state)
         self._last_epoch[key] = claim.epoch
-        self.held[key] = _Held(claim, link, state)
+        self.held[key] = held
         log.info("claimed %s (epoch %d)", identity, claim.epoch)
 
     def prepare(self, core: CsmsCore, flows: Sequence[Any]) -> None:
@@ -215,10 +229,19 @@ class ClusterNode:
         held = self.held.get(station_key(core.identity))
         if held is None:
             return
-        held.core, held.flows = core, flows
+        self._epochs[core] = held.claim.epoch
         state, held.state = held.state, None
         if state is not None and restore(state, core, flows):
             held.saved = state
+
+    def attached(self, identity: str, link: Any) -> None:
+        """The station's session talks over ``link`` now."""
+        held = self.held.get(station_key(identity))
+        found = self.seam.session_of(link)
+        if held is None or held.link is not link or found is None:
+            return
+        held.core, held.flows = found
+        self._epochs[held.core] = held.claim.epoch
 
     def tap(self, core: CsmsCore) -> Any:
         """The flow that passes a core's station requests to the cluster (first in line)."""
@@ -292,18 +315,21 @@ class ClusterNode:
 
     def _station_message(self, core: CsmsCore, event: RequestReceived) -> None:
         key = station_key(core.identity)
+        epoch = self._epochs.get(core)
+        if epoch is None:
+            log.error("%s: a message before its claim was known: not published", core.identity)
+            return
         held = self.held.get(key)
-        if held is None:
-            return  # fenced meanwhile: this connection no longer speaks for the station
-        self._dirty.add(key)
-        self._dirty_signal.set()
+        if held is not None and held.core is core:
+            self._dirty.add(key)
+            self._dirty_signal.set()
         if self._events.qsize() >= self.max_pending_events:
             log.error("event queue full: %s %s dropped", core.identity, event.message_id)
             return
         self._events.put_nowait(
             StationEvent(
                 identity=core.identity,
-                epoch=held.claim.epoch,
+                epoch=epoch,
                 message_id=event.message_id,
                 action=event.action,
                 payload=converter(core.version).unstructure(event.request),
