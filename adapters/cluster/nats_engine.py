@@ -101,6 +101,8 @@ class NatsEngine:
         self._owners = owners
         self._leases = leases
         self._lease_revision = 0
+        #: Where calls went last: key -> owner record (read again when it proves stale).
+        self._routes: dict[str, dict[str, Any]] = {}
         #: Our claims' last known revision: key -> (epoch, revision).
         self._revisions: dict[str, tuple[int, int]] = {}
         self._subscriptions: list[Any] = []
@@ -363,20 +365,27 @@ class NatsEngine:
         self, identity: str, version: str, action: str, payload: dict[str, Any], timeout: float
     ) -> dict[str, Any]:
         key = station_key(identity)
-        retried = False
+        record = self._routes.get(key)
+        fresh = record is None
         while True:
-            record, _ = await self._read(key)
-            if record is None or record.get("released"):
-                raise StationNotConnected(f"station {identity!r} is not connected to any node")
+            if record is None:
+                record, _ = await self._read(key)
+                fresh = True
+                if record is None or record.get("released"):
+                    self._routes.pop(key, None)
+                    raise StationNotConnected(f"station {identity!r} is not connected to any node")
+                self._routes[key] = record
             reply = await self._route(identity, key, record, version, action, payload, timeout)
             if "ok" in reply:
                 answer: dict[str, Any] = reply["ok"]
                 return answer
             if "not_here" in reply:
-                # Not run on the station: safe to try once more where it is now.
-                if retried:
+                # Not run on the station (not held there, or nobody listens there): safe
+                # to try once more, where the station is now.
+                self._routes.pop(key, None)
+                if fresh:
                     raise StationNotConnected(f"station {identity!r}: {reply['not_here']}")
-                retried = True
+                record = None
                 continue
             error = reply.get("error") or {}
             raise RoutedCallFailed(
@@ -423,9 +432,7 @@ class NatsEngine:
             try:
                 msg = request.result()
             except nats.errors.NoRespondersError:
-                raise StationNotConnected(
-                    f"station {identity!r}: its node {record['node']!r} is gone"
-                ) from None
+                return {"not_here": f"its node {record['node']!r} is gone"}
             except (nats.errors.TimeoutError, TimeoutError):
                 raise RoutedCallFailed(
                     "timeout", f"node {record['node']!r} did not answer within {timeout} s"
