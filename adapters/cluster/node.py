@@ -157,6 +157,9 @@ class ClusterNode:
         #: The epoch of each core's current (or last) connection, for its events: a
         #: fenced connection's messages were still answered, so they still count.
         self._epochs: weakref.WeakKeyDictionary[CsmsCore, int] = weakref.WeakKeyDictionary()
+        #: The newest epoch of ours each station was fenced at (a notice can overtake
+        #: the end of its own claim).
+        self._fenced_epochs: dict[str, int] = {}
         self._dirty: set[str] = set()
         self._dirty_signal = asyncio.Event()
         self._events: asyncio.Queue[StationEvent] = asyncio.Queue()
@@ -211,6 +214,10 @@ class ClusterNode:
         claim = admission.claim
         key = claim.key
         old = self.held.get(key)
+        if claim.epoch <= max(self._fenced_epochs.get(key, 0), old.claim.epoch if old else 0):
+            # A newer claim came while this one was being made (on another node, or for
+            # a newer connection here).
+            raise Fenced(f"{identity}: epoch {claim.epoch} was claimed again at once")
         if old is not None and old.link is not link:
             self.seam.close(old.link, FENCED_CODE, "replaced by a new connection")
         if self._last_epoch.get(key) != claim.epoch - 1:
@@ -257,6 +264,8 @@ class ClusterNode:
     # --- what the engine calls ------------------------------------------------------------
 
     def _fenced(self, claim: Claim) -> None:
+        known = self._fenced_epochs.get(claim.key, 0)
+        self._fenced_epochs[claim.key] = max(known, claim.epoch)
         held = self.held.get(claim.key)
         if held is None or held.claim.epoch > claim.epoch:
             return  # already gone, or a newer connection here
