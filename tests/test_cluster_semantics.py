@@ -327,6 +327,25 @@ async def test_station_messages_reach_the_application_at_least_once_with_a_dedup
         for delivery in copies:
             await delivery.ack()
 
+        # ClusterClient.consume: each event once, acknowledged when its handler returned.
+        later = StationEvent("CS060", 9, "dup-2", "Heartbeat", {}, "A")
+        await reader.publish(later)
+        handled: list[StationEvent] = []
+
+        async def handle(event: StationEvent) -> None:
+            handled.append(event)
+            if len(handled) == 1:
+                raise RuntimeError("the application failed on it")
+
+        client = ClusterClient(reader)
+        with pytest.raises(RuntimeError):
+            await client.consume("app", handle, wait=0.2)
+        consuming = asyncio.ensure_future(client.consume("app", handle, wait=0.2))
+        await until(lambda: len(handled) == 2, timeout=ACK_WAIT * 8)
+        consuming.cancel()
+        assert handled == [later, later]  # not acknowledged after the failure: again
+        assert await reader.fetch("app", 10, ACK_WAIT * 3) == []
+
 
 async def fetch_until(reader: Any, consumer: str, done: Any, wait: float = 3.0) -> list[Any]:
     got: list[Any] = []

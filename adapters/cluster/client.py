@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ocpp_sansio.frames import registry
@@ -66,17 +66,24 @@ class ClusterClient:
             identity, version, action, payload, timeout if timeout is not None else self.timeout
         )
 
-    async def events(
-        self, consumer: str, *, batch: int = 100, wait: float = 1.0, once: bool = True
-    ) -> AsyncIterator[StationEvent]:
-        """The stations' messages for the durable ``consumer``, each acknowledged after
-        the loop body ran for it; with ``once``, a copy delivered again (same
-        de-duplication key) is skipped."""
+    async def consume(
+        self,
+        consumer: str,
+        handler: Callable[[StationEvent], Awaitable[None]],
+        *,
+        batch: int = 100,
+        wait: float = 1.0,
+        once: bool = True,
+    ) -> None:
+        """Run ``handler(event)`` on the stations' messages for the durable ``consumer``
+        until cancelled, acknowledging each once its handler returned (one that raises
+        leaves its event unacknowledged: it comes again, and the error goes up). With
+        ``once``, a copy delivered again (same de-duplication key) is skipped."""
         seen = Deduplicator() if once else None
         while True:
             for delivery in await self.engine.fetch(consumer, batch, wait):
                 if seen is None or seen.first(delivery.event):
-                    yield delivery.event
+                    await handler(delivery.event)
                 await delivery.ack()
 
     async def close(self) -> None:
