@@ -15,17 +15,16 @@ import sys
 from _adapterkit import QUIET
 from _clusterkit import Csms, csms_flows
 from ocpp_sansio.adapters.asyncio import serve
-from ocpp_sansio.adapters.cluster import AsyncioSeam, ClusterNode
-from ocpp_sansio.adapters.cluster.nats_engine import NatsEngine
+from ocpp_sansio.adapters.cluster import cluster_node
 
 
 async def main(url: str, name: str, prefix: str, lease: float) -> None:
-    engine = await NatsEngine.connect(url, node=name, prefix=prefix, lease_ttl=lease)
-    async with serve(Csms(), ws_options=QUIET, flows=csms_flows) as server:
-        node = ClusterNode(engine, AsyncioSeam(server))
-        async with node:
-            print(json.dumps({"port": server.port}), flush=True)
-            await server.serve_forever()
+    async with (
+        serve(Csms(), ws_options=QUIET, flows=csms_flows) as server,
+        cluster_node(server, url, node=name, prefix=prefix, lease_ttl=lease),
+    ):
+        print(json.dumps({"port": server.port}), flush=True)
+        await server.serve_forever()
 
 
 if __name__ == "__main__":

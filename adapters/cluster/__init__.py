@@ -8,7 +8,7 @@ extra). ``ClusterNode`` makes a running CSMS server a node (``AsyncioSeam`` for 
 ``ClusterClient`` calls stations from any process.
 """
 
-from .asyncio_seam import AsyncioSeam
+from .asyncio_seam import AsyncioSeam, cluster_node
 from .base import (
     Admission,
     Claim,
@@ -52,6 +52,7 @@ __all__ = [
     "StationEvent",
     "StationNotConnected",
     "call_from_json",
+    "cluster_node",
     "connect_engine",
     "station_key",
 ]

@@ -11,7 +11,8 @@ them), and the end of each connection (``finished``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from ocpp_sansio.csms import CsmsCore
@@ -19,6 +20,7 @@ from ocpp_sansio.csms import CsmsCore
 from .._driver import ConnectionLost, log
 from .._ws import Phase
 from ..asyncio import CsmsServer
+from .client import connect_engine
 from .node import TRY_AGAIN_LATER, ClusterNode
 
 
@@ -99,3 +101,21 @@ class AsyncioSeam:
     def close(self, link: Any, code: int, reason: str) -> None:
         if not link.finished.done():
             link.close(code, reason)
+
+
+@contextlib.asynccontextmanager
+async def cluster_node(
+    server: CsmsServer, url: str, *, node: str, **engine_options: Any
+) -> AsyncIterator[ClusterNode]:
+    """Make a running asyncio ``server`` node ``node`` of the cluster at ``url`` while the
+    block runs (``engine_options``: ``prefix``, ``lease_ttl`` … of the engine)::
+
+        async with serve(handler, host, port) as server, cluster_node(server, url, node="n1"):
+            await server.serve_forever()
+    """
+    engine = await connect_engine(url, node=node, **engine_options)
+    try:
+        async with ClusterNode(engine, AsyncioSeam(server)) as joined:
+            yield joined
+    finally:
+        await engine.close()
