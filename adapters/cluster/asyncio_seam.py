@@ -16,8 +16,9 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from ocpp_sansio.csms import CsmsCore
+from ocpp_sansio.errors import CallLostError
 
-from .._driver import ConnectionLost, log
+from .._driver import log
 from .._ws import Phase
 from ..asyncio import CsmsServer
 from .client import connect_engine
@@ -91,7 +92,7 @@ class AsyncioSeam:
     async def call(self, link: Any, request: Any) -> Any:
         session = link.session
         if session is None or session.conn is not link:
-            raise ConnectionLost("the station's connection on this node has ended")
+            raise CallLostError("the station's connection on this node has ended")
         return await session.call(request)
 
     def version(self, link: Any) -> str | None:

@@ -22,11 +22,18 @@ from typing import Any, Protocol
 import attrs
 
 from ocpp_sansio.csms import CsmsCore
-from ocpp_sansio.errors import LocalProtocolError, SchemaViolation
+from ocpp_sansio.errors import (
+    CallFailedError,
+    CallLostError,
+    CallTimedOutError,
+    InvalidResponseError,
+    LocalProtocolError,
+    OcppCallError,
+    SchemaViolation,
+)
 from ocpp_sansio.events import Event, RequestReceived
 from ocpp_sansio.frames import make_converter, registry
 
-from .._driver import CallTimeout, ConnectionLost, InvalidAnswer, OcppCallError, RequestFailed
 from .base import (
     Claim,
     ClusterEngine,
@@ -81,7 +88,7 @@ class ServerSeam(Protocol):
 
     async def call(self, link: Any, request: Any) -> Any:
         """``session.call(request)`` on the session ``link`` is the current connection of;
-        ConnectionLost when it no longer is."""
+        CallLostError when it no longer is."""
         ...
 
     def version(self, link: Any) -> str | None:
@@ -307,13 +314,13 @@ class ClusterNode:
             raise RoutedCallFailed(
                 "call_error", error.description, error.error_code, error.details
             ) from None
-        except (CallTimeout, TimeoutError) as error:
+        except (CallTimedOutError, TimeoutError) as error:
             raise RoutedCallFailed("timeout", str(error) or "no answer in time") from None
-        except ConnectionLost as error:
+        except CallLostError as error:
             raise RoutedCallFailed("connection_lost", str(error)) from None
-        except InvalidAnswer as error:
+        except InvalidResponseError as error:
             raise RoutedCallFailed("invalid_answer", str(error)) from None
-        except RequestFailed as error:
+        except CallFailedError as error:
             raise RoutedCallFailed("connection_lost", str(error)) from None
         except LocalProtocolError as error:
             raise RoutedCallFailed("refused", str(error)) from None

@@ -9,10 +9,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from ocpp_sansio.csms import CsmsCore, CsmsState
-from ocpp_sansio.events import RegistrationStatus
-from ocpp_sansio.flows import CsmsTransactionEvents, CsmsTransactions16
-from ocpp_sansio.flows.transactions import CsmsTransaction2, CsmsTransaction16
+from ocpp_sansio import CsmsCore, CsmsState, RegistrationStatus
+from ocpp_sansio.flows import (
+    CsmsTransaction2,
+    CsmsTransaction16,
+    CsmsTransactionEvents,
+    CsmsTransactions16,
+)
 
 
 def snapshot(core: CsmsCore, flows: Sequence[Any]) -> dict[str, Any]:
