@@ -24,6 +24,7 @@ from _clusterkit import (
     csms_node,
     station,
 )
+
 from ocpp_sansio.adapters.cluster import (
     ClusterClient,
     Deduplicator,
@@ -36,7 +37,6 @@ from ocpp_sansio.adapters.cluster import (
     call_from_json,
 )
 from ocpp_sansio.adapters.cluster.nats_server import NatsServer
-
 from ocpp_sansio.events import RegistrationStatus
 
 pytestmark = pytest.mark.anyio
@@ -477,3 +477,38 @@ async def test_a_node_that_leaves_releases_its_stations_and_closes_them(
             await until(lambda: bool(log.closes))
             assert log.closes[0].code == 1001
             assert (await caller.engine.owner("CS110")) is None
+
+
+async def test_a_caller_that_stops_waiting_gets_a_timeout_and_the_call_still_arrives_once(
+    engines: Engines,
+) -> None:
+    async with asyncio.timeout(TIMEOUT), csms_node(engines, "A") as (server_a, _):
+        log = StationLog()
+        async with station(server_a, "CS120", log):
+            log.hold = True  # the station is slow to answer
+            caller = ClusterClient(await engines.engine())
+            with pytest.raises(RoutedCallFailed) as raised:
+                await caller.call("CS120", availability("2.0.1"), version="2.0.1", timeout=0.3)
+            assert raised.value.kind == "timeout"
+            await until(lambda: len(log.requests) == 1)
+            log.release.set()
+            log.hold = False
+            await caller.call("CS120", availability("2.0.1"), version="2.0.1")
+            assert len(log.requests) == 2
+
+
+async def test_a_delayed_node_answers_late_and_a_caller_that_stopped_waiting_is_told() -> None:
+    kit = Engines("memory", None)
+    async with asyncio.timeout(TIMEOUT), csms_node(kit, "A") as (server_a, _):
+        log = StationLog()
+        async with station(server_a, "CS130", log):
+            kit.memory.delay("A", 0.5)
+            caller = ClusterClient(await kit.engine())
+            with pytest.raises(RoutedCallFailed, match="did not answer"):
+                await caller.call("CS130", availability("2.0.1"), version="2.0.1", timeout=0.2)
+            assert log.requests == []  # still on its way
+            await until(lambda: len(log.requests) == 1)
+            started = time.monotonic()
+            await caller.call("CS130", availability("2.0.1"), version="2.0.1")
+            assert time.monotonic() - started >= 0.5
+            assert len(log.requests) == 2

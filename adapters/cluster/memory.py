@@ -176,6 +176,7 @@ class MemoryEngine:
         self._dead = False
         self._closed = False
         self._running: set[asyncio.Future[dict[str, Any]]] = set()
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     def _check(self) -> None:
         if self._dead or self._closed:
@@ -296,7 +297,11 @@ class MemoryEngine:
         routed = RoutedCall(key, record.epoch, version, action, payload, timeout)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         target._running.add(future)
+        # In flight now: like a message already sent, it reaches the node even if this
+        # caller stops waiting.
         runner = asyncio.ensure_future(target._answer(routed, future))
+        target._in_flight.add(runner)
+        runner.add_done_callback(target._in_flight.discard)
         try:
             async with asyncio.timeout(timeout):
                 return await future
@@ -306,7 +311,6 @@ class MemoryEngine:
             ) from None
         finally:
             target._running.discard(future)
-            runner.cancel()
 
     async def _answer(self, routed: RoutedCall, future: asyncio.Future[dict[str, Any]]) -> None:
         delay = self.cluster._delays.get(self.node, 0.0)
