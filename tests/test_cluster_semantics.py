@@ -512,3 +512,17 @@ async def test_a_delayed_node_answers_late_and_a_caller_that_stopped_waiting_is_
             await caller.call("CS130", availability("2.0.1"), version="2.0.1")
             assert time.monotonic() - started >= 0.5
             assert len(log.requests) == 2
+
+
+async def test_a_call_lost_on_the_way_times_out_and_is_not_sent_again() -> None:
+    kit = Engines("memory", None)
+    async with asyncio.timeout(TIMEOUT), csms_node(kit, "A") as (server_a, _):
+        log = StationLog()
+        async with station(server_a, "CS140", log):
+            kit.memory.drop("A")
+            caller = ClusterClient(await kit.engine())
+            with pytest.raises(RoutedCallFailed) as raised:
+                await caller.call("CS140", availability("2.0.1"), version="2.0.1", timeout=0.3)
+            assert raised.value.kind == "timeout"
+            await caller.call("CS140", availability("2.0.1"), version="2.0.1")
+            assert len(log.requests) == 1

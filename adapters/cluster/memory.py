@@ -90,6 +90,7 @@ class MemoryCluster:
         self._consumers: dict[str, _Consumer] = {}
         self._appended = asyncio.Event()
         self._delays: dict[str, float] = {}
+        self._drops: dict[str, int] = {}
         self._lost_acks = 0
         self._lost_confirms = 0
 
@@ -112,6 +113,11 @@ class MemoryCluster:
     def delay(self, node: str, seconds: float) -> None:
         """Calls routed to ``node`` reach it ``seconds`` late (0: no delay)."""
         self._delays[node] = seconds
+
+    def drop(self, node: str, count: int = 1) -> None:
+        """The next ``count`` calls routed to ``node`` are lost on the way: they never
+        reach it, and their callers time out."""
+        self._drops[node] = self._drops.get(node, 0) + count
 
     def lose_acks(self, count: int) -> None:
         """The next ``count`` consumer acks are lost: those events are delivered again."""
@@ -313,6 +319,10 @@ class MemoryEngine:
             target._running.discard(future)
 
     async def _answer(self, routed: RoutedCall, future: asyncio.Future[dict[str, Any]]) -> None:
+        drops = self.cluster._drops
+        if drops.get(self.node):
+            drops[self.node] -= 1
+            return  # lost on the way: nobody answers
         delay = self.cluster._delays.get(self.node, 0.0)
         if delay:
             await asyncio.sleep(delay)
