@@ -125,6 +125,21 @@ async def test_a_released_station_has_no_owner(engines: Engines) -> None:
         assert again.replaced is None and again.state == {"registration": None}
 
 
+async def test_a_node_that_fails_on_a_routed_call_says_so_and_the_engine_carries_it(
+    engines: Engines,
+) -> None:
+    async def failing(_routed: Any) -> dict[str, Any]:
+        raise RuntimeError("a bug on the node")
+
+    async with asyncio.timeout(TIMEOUT):
+        a, caller = await engines.engine("A"), await engines.engine()
+        await a.join(failing, lambda claim: None)
+        await a.claim("CS-4")
+        with pytest.raises(RoutedCallFailed) as raised:
+            await caller.call("CS-4", "2.0.1", "Reset", {"type": "Immediate"}, 5)
+        assert raised.value.kind == "node_error" and "a bug on the node" in str(raised.value)
+
+
 # --- a newer connection wins on any node ---------------------------------------------------------
 
 

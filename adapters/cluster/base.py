@@ -47,9 +47,13 @@ class ClusterUnavailable(ClusterError):
 
 
 class RoutedCallFailed(ClusterError):
-    """The owning node ran the call and it failed there. ``kind`` names how (the
-    ``ERROR_KINDS`` below); for ``call_error``, ``error_code``, ``description`` and
-    ``details`` are the station's CALLERROR."""
+    """The owning node ran the call and it failed there. ``kind`` says how: ``call_error``
+    (the station answered with a CALLERROR: ``error_code``, ``description``, ``details``),
+    ``timeout`` (no answer in time), ``connection_lost`` (the connection closed before the
+    answer), ``invalid_answer`` (the answer broke its schema), ``refused`` (the protocol
+    forbids sending it now), ``bad_request`` (the request does not fit the station's OCPP
+    version: unknown action, schema violation, another version), ``node_error`` (the node
+    failed on it: see that node's log)."""
 
     def __init__(
         self,
@@ -64,20 +68,6 @@ class RoutedCallFailed(ClusterError):
         self.description = description
         self.error_code = error_code
         self.details = details or {}
-
-
-#: How a routed call can fail on its owner: the station answered with a CALLERROR; it did
-#: not answer in time; the connection was lost before the answer; its answer was invalid;
-#: the protocol forbids sending it now (registration state, one call at a time was full);
-#: the request itself was malformed for that OCPP version.
-ERROR_KINDS = (
-    "call_error",
-    "timeout",
-    "connection_lost",
-    "invalid_answer",
-    "refused",
-    "bad_request",
-)
 
 
 # --- values ------------------------------------------------------------------------------------

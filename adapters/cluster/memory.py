@@ -332,9 +332,13 @@ class MemoryEngine:
             return
         try:
             answer = await self._run_call(routed)
-        except Exception as error:
+        except (StationNotConnected, Fenced, RoutedCallFailed) as error:
             if not future.done():
                 future.set_exception(error)
+            return
+        except Exception as error:
+            if not future.done():
+                future.set_exception(RoutedCallFailed("node_error", repr(error)))
             return
         if not future.done():
             future.set_result(answer)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -26,7 +27,6 @@ from .base import (
     Admission,
     CallRunner,
     Claim,
-    ClusterError,
     ClusterUnavailable,
     Delivery,
     Fenced,
@@ -53,6 +53,8 @@ except ImportError as error:  # pragma: no cover - depends on the installed extr
     raise ImportError(
         "the NATS cluster engine needs nats-py: pip install 'ocpp-sansio[cluster]'"
     ) from error
+
+log = logging.getLogger("ocpp_sansio.adapters.cluster")
 
 #: How many times a compare-and-set write is tried again after losing a race.
 _CAS_ATTEMPTS = 20
@@ -199,6 +201,7 @@ class NatsEngine:
         return lease
 
     async def _answer(self, msg: Msg, run_call: CallRunner) -> None:
+        reply: dict[str, Any]
         try:
             data = json.loads(msg.data)
             routed = RoutedCall(
@@ -209,20 +212,10 @@ class NatsEngine:
                 data["payload"],
                 float(data["timeout"]),
             )
-            reply: dict[str, Any] = {"ok": await run_call(routed)}
-        except (StationNotConnected, Fenced) as error:
-            reply = {"not_here": str(error)}
-        except RoutedCallFailed as error:
-            reply = {
-                "error": {
-                    "kind": error.kind,
-                    "description": error.description,
-                    "error_code": error.error_code,
-                    "details": error.details,
-                }
-            }
-        except Exception as error:
-            reply = {"error": {"kind": "bad_request", "description": repr(error)}}
+        except (ValueError, KeyError, TypeError) as error:
+            reply = {"error": {"kind": "bad_request", "description": f"not a call: {error!r}"}}
+        else:
+            reply = await _run(run_call, routed)
         # (when the caller is gone, its connection closed, nobody waits for this)
         with contextlib.suppress(Exception):
             await msg.respond(_dumps(reply))
@@ -501,6 +494,26 @@ class NatsEngine:
             await self._nc.close()
 
 
+async def _run(run_call: CallRunner, routed: RoutedCall) -> dict[str, Any]:
+    """The reply to a routed call: its answer, "not here", or how it failed."""
+    try:
+        return {"ok": await run_call(routed)}
+    except (StationNotConnected, Fenced) as error:
+        return {"not_here": str(error)}
+    except RoutedCallFailed as error:
+        return {
+            "error": {
+                "kind": error.kind,
+                "description": error.description,
+                "error_code": error.error_code,
+                "details": error.details,
+            }
+        }
+    except Exception as error:
+        log.exception("a routed %s failed on this node", routed.action)
+        return {"error": {"kind": "node_error", "description": repr(error)}}
+
+
 async def _bucket(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
     try:
         return await js.key_value(config.bucket)
@@ -508,7 +521,5 @@ async def _bucket(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
         pass
     try:
         return await js.create_key_value(config)
-    except ClusterError:
-        raise
     except Exception:
         return await js.key_value(config.bucket)  # another process made it meanwhile
