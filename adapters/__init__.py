@@ -20,11 +20,13 @@ from ocpp_sansio.errors import (
     InvalidResponseError,
     OcppCallError,
     TransactionMessageDiscardedError,
+    needs_extra,
 )
 from ocpp_sansio.events import Connected, ConnectFailed, Disconnected
 
-from ._driver import Backoff, uuid_ids
-from ._ws import DEFAULT_VERSIONS, SUBPROTOCOLS, WsOptions
+with needs_extra("websocket", needed_by="ocpp_sansio.adapters"):
+    from ._driver import Backoff, uuid_ids
+    from ._ws import DEFAULT_VERSIONS, SUBPROTOCOLS, WsOptions
 
 __all__ = [
     "DEFAULT_VERSIONS",

@@ -17,7 +17,10 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
-import trio
+from ocpp_sansio.errors import needs_extra
+
+with needs_extra("trio", needed_by="ocpp_sansio.adapters.trio"):
+    import trio
 
 from ocpp_sansio.config import CsmsConfig, StationConfig
 from ocpp_sansio.errors import ConnectFailedError, OcppCallError

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -135,3 +137,24 @@ class ConnectFailedError(OcppError):
         super().__init__(reason)
         self.reason = reason
         self.status = status
+
+
+class MissingExtraError(ModuleNotFoundError):
+    """An optional part was used without the package it needs; the message names the
+    extra that installs it (``pip install 'ocpp-sansio[trio]'``)."""
+
+
+@contextlib.contextmanager
+def needs_extra(extra: str, *, needed_by: str) -> Iterator[None]:
+    """Wrap the imports of an optional part: a third-party module missing there becomes
+    a MissingExtraError that names the extra to install."""
+    try:
+        yield
+    except ModuleNotFoundError as error:
+        if error.name is None or error.name.split(".")[0] == "ocpp_sansio":
+            raise
+        raise MissingExtraError(
+            f"{needed_by} needs {error.name!r}, which is not installed: "
+            f"pip install 'ocpp-sansio[{extra}]'",
+            name=error.name,
+        ) from error

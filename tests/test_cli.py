@@ -15,7 +15,7 @@ import pytest
 from ocpp_sansio.adapters import WsOptions
 from ocpp_sansio.adapters import threads as threads_adapter
 from ocpp_sansio.apps.demo_csms import DemoCsms
-from ocpp_sansio.cli.main import build_parser, main
+from ocpp_sansio.cli.commands import build_parser, main
 
 PROCESS_TIMEOUT = 60
 SCRIPT = Path(sys.executable).with_name("ocpp-sansio")

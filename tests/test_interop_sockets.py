@@ -47,7 +47,7 @@ from ocpp_sansio.adapters import threads as threads_adapter
 from ocpp_sansio.adapters._driver import Backoff, uuid_ids
 from ocpp_sansio.apps.demo_csms import DemoCsms
 from ocpp_sansio.apps.simulator import SimulatedStation
-from ocpp_sansio.cli.main import _adapter, _async_station, _thread_station, _wall_clock
+from ocpp_sansio.cli.commands import _adapter, _async_station, _thread_station, _wall_clock
 from ocpp_sansio.events import Event, ProtocolViolation, RequestRefused
 from ocpp_sansio.messages import v16, v201
 

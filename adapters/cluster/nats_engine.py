@@ -23,6 +23,8 @@ import logging
 import uuid
 from typing import Any
 
+from ocpp_sansio.errors import needs_extra
+
 from .base import (
     Admission,
     CallRunner,
@@ -40,7 +42,7 @@ from .base import (
     station_key,
 )
 
-try:
+with needs_extra("cluster", needed_by="ocpp_sansio.adapters.cluster.nats_engine"):
     import nats
     import nats.errors
     import nats.js.errors
@@ -49,10 +51,6 @@ try:
     from nats.js import JetStreamContext
     from nats.js.api import ConsumerConfig, KeyValueConfig, StorageType, StreamConfig
     from nats.js.kv import KeyValue
-except ImportError as error:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "the NATS cluster engine needs nats-py: pip install 'ocpp-sansio[cluster]'"
-    ) from error
 
 log = logging.getLogger("ocpp_sansio.adapters.cluster")
 

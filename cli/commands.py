@@ -19,8 +19,12 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-import anyio
+from ocpp_sansio.errors import needs_extra
 
+with needs_extra("cli", needed_by="the ocpp-sansio command"):
+    import anyio
+
+from ocpp_sansio import __version__
 from ocpp_sansio.adapters import (
     DEFAULT_VERSIONS,
     Backoff,
@@ -654,6 +658,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'ocpp-sansio COMMAND --help' for a command's options. Documentation: "
         "docs/ in the source repository.",
     )
+    parser.add_argument("--version", action="version", version=f"ocpp-sansio {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     csms = commands.add_parser(
