@@ -14,6 +14,7 @@ import sys
 
 from _adapterkit import QUIET
 from _clusterkit import Csms, csms_flows
+
 from ocpp_sansio.adapters.asyncio import serve
 from ocpp_sansio.adapters.cluster import cluster_node
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from _adapterkit import QUIET, boot, request, until
+
 from ocpp_sansio.adapters import Backoff, Disconnected, OcppCallError
 from ocpp_sansio.adapters.asyncio import CsmsServer, connect, serve
 from ocpp_sansio.adapters.cluster import (
@@ -20,7 +21,6 @@ from ocpp_sansio.adapters.cluster import (
     ClusterNode,
     MemoryCluster,
 )
-
 from ocpp_sansio.flows import CsmsTransactionEvents, CsmsTransactions16
 from ocpp_sansio.flows._store import messages_for
 

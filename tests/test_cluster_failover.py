@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from _adapterkit import QUIET, boot, request
+
 from ocpp_sansio.adapters import Backoff, OcppCallError
 from ocpp_sansio.adapters.asyncio import connect
 from ocpp_sansio.adapters.cluster import (
@@ -32,7 +33,6 @@ from ocpp_sansio.adapters.cluster import (
 )
 from ocpp_sansio.adapters.cluster.nats_engine import NatsEngine
 from ocpp_sansio.adapters.cluster.nats_server import NatsServer
-
 from ocpp_sansio.messages import v201
 
 pytestmark = pytest.mark.anyio

@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
+
 from ocpp_sansio.adapters.cluster import (
     Claim,
     ClusterNode,
