@@ -120,15 +120,6 @@ def _request_line(line: bytes) -> tuple[bytes, bytes, bytes]:
     return method, target, version[5:]
 
 
-def _header_field(line: bytes) -> tuple[bytes, bytes]:
-    """(lower-case name, value without its surrounding whitespace) of ``name: value``
-    (RFC 9112 §5); obs-fold, whitespace before the colon and control bytes are refused."""
-    name, colon, value = line.partition(b":")
-    if not (colon and name and _only(name, _TOKEN_CHARS) and _only(value, _VALUE_CHARS)):
-        raise HandshakeRefused(400, "malformed header line")
-    return name.lower(), value.strip(b" \t")
-
-
 def parse_upgrade_request(
     head: bytes, *, max_line: int = MAX_LINE, max_fields: int = MAX_FIELDS
 ) -> UpgradeRequest:
@@ -136,27 +127,36 @@ def parse_upgrade_request(
 
     Lines end with CRLF or a bare LF (RFC 9112 §2.2). Longer lines than ``max_line`` (414
     for the request line, 431 for a header) and more than ``max_fields`` header lines (431)
-    are refused before anything else is read from them.
+    are refused. A header line is ``name: value`` (RFC 9112 §5): obs-fold, whitespace
+    before the colon and control bytes other than HTAB are refused with 400.
     """
-    lines = head.split(b"\n")[:-2]  # the head ends with its empty line
-    if len(lines) - 1 > max_fields:
+    request_line, *lines = head.split(b"\n")[:-2]  # the head ends with its empty line
+    if len(lines) > max_fields:
         raise HandshakeRefused(431, f"more than {max_fields} header lines")
-    for at, line in enumerate(lines):
-        if line.endswith(b"\r"):
-            line = lines[at] = line[:-1]
-        if len(line) > max_line:
-            if at == 0:
-                raise HandshakeRefused(414, "the request line is too long")
-            raise HandshakeRefused(431, "a header line is too long")
-    method, target, http_version = _request_line(lines[0])
+    request_line = request_line.removesuffix(b"\r")
+    if len(request_line) > max_line:
+        raise HandshakeRefused(414, "the request line is too long")
+    method, target, http_version = _request_line(request_line)
     if http_version != b"1.1":
         raise HandshakeRefused(505, "a WebSocket upgrade needs HTTP/1.1")
     if method != b"GET":
         raise HandshakeRefused(405, "a WebSocket upgrade is a GET", ((b"Allow", b"GET"),))
     fields: dict[bytes, list[bytes]] = {}
-    for line in lines[1:]:
-        name, value = _header_field(line)
-        fields.setdefault(name, []).append(value)
+    names = []
+    for at, line in enumerate(lines):
+        if line.endswith(b"\r"):
+            line = lines[at] = line[:-1]
+        if len(line) > max_line:
+            raise HandshakeRefused(431, "a header line is too long")
+        name, colon, value = line.partition(b":")
+        if not (colon and name):
+            raise HandshakeRefused(400, "malformed header line")
+        names.append(name)
+        fields.setdefault(name.lower(), []).append(value.strip(b" \t"))
+    # Checked all at once: names are tokens, and lines (names, colons, values) hold no
+    # control byte but HTAB; so no obs-fold (a name starting with whitespace) either.
+    if not (_only(b"".join(names), _TOKEN_CHARS) and _only(b"".join(lines), _VALUE_CHARS)):
+        raise HandshakeRefused(400, "malformed header line")
 
     if len(fields.get(b"host", ())) != 1:
         raise HandshakeRefused(400, "a request needs exactly one Host header")

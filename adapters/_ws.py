@@ -14,6 +14,7 @@ import contextlib
 import enum
 import hmac
 import re
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -22,7 +23,8 @@ import attrs
 import wsproto
 import wsproto.events as ws
 from wsproto.connection import Connection, ConnectionState
-from wsproto.extensions import Extension, PerMessageDeflate
+from wsproto.extensions import PerMessageDeflate
+from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol
 from wsproto.handshake import server_extensions_handshake
 from wsproto.utilities import LocalProtocolError as WsLocalError
 from wsproto.utilities import RemoteProtocolError as WsRemoteError
@@ -52,9 +54,6 @@ ABNORMAL_CLOSURE = 1006
 MESSAGE_TOO_BIG = 1009
 INTERNAL_ERROR = 1011
 
-#: Received bytes are fed to wsproto at most this many at a time: deflate inflates one
-#: slice by at most about a thousand times before the size limit is checked.
-_SLICE = 8192
 #: identifierString (2.x part 2, primitive datatypes) without ':' (part 4 §3.1.1).
 _IDENTIFIER = re.compile(r"[A-Za-z0-9*\-_=+|@.]+")
 MAX_IDENTITY_LENGTH_2X = 48
@@ -88,8 +87,12 @@ def check_versions(versions: Sequence[str]) -> tuple[str, ...]:
 class WsOptions:
     """WebSocket knobs for either side. Times are seconds."""
 
-    #: The largest text message accepted; past it the connection closes with 1009.
+    #: The largest text message accepted (UTF-8 bytes, inflated); past it the connection
+    #: closes with 1009 at once. Compressed data is inflated only this far.
     max_message_size: int = attrs.field(default=1 << 20, validator=_positive_int)
+    #: The most frames one message may come in; past it the connection closes with 1009 at
+    #: once (empty continuation frames count too).
+    max_frames_per_message: int = attrs.field(default=1024, validator=_positive_int)
     #: Send a ping this often (2.x OCPPCommCtrlr.WebSocketPingInterval); 0 disables.
     ping_interval: float = attrs.field(default=60.0, validator=_not_negative)
     #: Close the connection when a ping is not answered within this time.
@@ -126,11 +129,61 @@ def _unmasked(payload: bytearray, mask: bytearray) -> bytes:
     )
 
 
-def _deflate(options: WsOptions) -> list[Extension]:
+class _BoundedDeflate(PerMessageDeflate):
+    """RFC 7692 permessage-deflate that inflates at most ``limit + 1`` bytes of a message
+    (enough for the layer to see it is too big: zlib's ``max_length`` bounds the work, not
+    only the result) and nothing once ``stop()`` was called, while we close: what still
+    arrives then is parsed and dropped, never inflated."""
+
+    def __init__(self, limit: int, *, fresh: bool) -> None:
+        super().__init__(client_no_context_takeover=fresh, server_no_context_takeover=fresh)
+        self._limit = limit
+        self._inflated = 0
+        self._stopped = False
+
+    def stop(self) -> None:
+        self._stopped = True
+
+    def _inflate(self, data: bytes) -> bytes | CloseReason:
+        if self._stopped:
+            return b""
+        assert self._decompressor is not None
+        try:
+            out = self._decompressor.decompress(data, self._limit + 1 - self._inflated)
+        except zlib.error:
+            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
+        self._inflated += len(out)
+        if self._inflated > self._limit:
+            self._stopped = True  # the layer sees the message is too big and closes
+        return out
+
+    def frame_inbound_payload_data(
+        self, proto: FrameDecoder | FrameProtocol, data: bytes
+    ) -> bytes | CloseReason:
+        if not self._inbound_compressed or not self._inbound_is_compressible:
+            return data
+        return self._inflate(data)
+
+    def frame_inbound_complete(
+        self, proto: FrameDecoder | FrameProtocol, fin: bool
+    ) -> bytes | CloseReason | None:
+        if not (fin and self._inbound_is_compressible and self._inbound_compressed):
+            return super().frame_inbound_complete(proto, fin)
+        # The end of a compressed message: the 4 bytes RFC 7692 §7.2.2 leaves off.
+        out = self._inflate(b"\x00\x00\xff\xff")
+        self._inflated = 0
+        self._inbound_compressed = None
+        fresh = self.server_no_context_takeover if proto.client else self.client_no_context_takeover
+        if fresh:
+            self._decompressor = None
+        return out
+
+
+def _deflate(options: WsOptions) -> _BoundedDeflate | None:
     if not options.compression:
-        return []
+        return None
     fresh = not options.compression_context_takeover
-    return [PerMessageDeflate(client_no_context_takeover=fresh, server_no_context_takeover=fresh)]
+    return _BoundedDeflate(options.max_message_size, fresh=fresh)
 
 
 class Phase(enum.Enum):
@@ -277,6 +330,10 @@ class _WebSocket:
         self._events: list[WsEvent] = []
         self._parts: list[str] = []
         self._size = 0
+        #: Frames of the current message before its last one.
+        self._frames = 0
+        #: Our permessage-deflate, once offered (client) or accepted (server).
+        self._inflater: _BoundedDeflate | None = None
         self._discarding = False
         self._next_ping: float | None = None
         self._pong_due: float | None = None
@@ -320,6 +377,8 @@ class _WebSocket:
         if self.phase is Phase.OPEN:
             self._out += self._conn.send(ws.CloseConnection(code=code, reason=reason))
             self.phase = Phase.CLOSING
+            if self._inflater is not None:
+                self._inflater.stop()
             self._close_due = now + self.options.close_timeout
             self._next_ping = self._pong_due = None
             self._closing = (code, reason)
@@ -333,11 +392,6 @@ class _WebSocket:
 
     def receive_data(self, data: bytes | None, now: float) -> None:
         """Bytes from the socket; None at end of file."""
-        if data is not None and len(data) > _SLICE and self.phase is not Phase.HANDSHAKE:
-            # In slices, so the size limit stops a deflate bomb after one slice's worth.
-            for start in range(0, len(data), _SLICE):
-                self._receive(data[start : start + _SLICE], now)
-            return
         self._receive(data, now)
 
     def _receive(self, data: bytes | None, now: float) -> None:
@@ -374,9 +428,7 @@ class _WebSocket:
             return
         if self._pong_due is not None and now >= self._pong_due:
             # The peer is unresponsive: waiting for its close answer would be pointless.
-            reason = "no pong within the ping timeout"
-            self._out += self._conn.send(ws.CloseConnection(code=INTERNAL_ERROR, reason=reason))
-            self._finish(INTERNAL_ERROR, reason, by_peer=False)
+            self._fail(INTERNAL_ERROR, "no pong within the ping timeout")
             return
         if self._next_ping is not None and now >= self._next_ping:
             self._next_ping = now + self.options.ping_interval
@@ -395,6 +447,12 @@ class _WebSocket:
         if self.options.ping_interval > 0:
             self._next_ping = now + self.options.ping_interval
 
+    def _fail(self, code: int, reason: str) -> None:
+        """Send a close frame and be done at once (RFC 6455 §7.1.7): no time for a peer that
+        floods us or does not answer to go on costing us while we wait for its close."""
+        self._out += self._conn.send(ws.CloseConnection(code=code, reason=reason))
+        self._finish(code, reason, by_peer=False)
+
     def _finish(self, code: int, reason: str, *, by_peer: bool, status: int | None = None) -> None:
         self.phase = Phase.DONE
         self._next_ping = self._pong_due = self._close_due = self._handshake_due = None
@@ -403,7 +461,7 @@ class _WebSocket:
 
     def _on_event(self, event: ws.Event, now: float) -> None:
         if isinstance(event, ws.TextMessage):
-            self._on_text(event.data, event.message_finished, now)
+            self._on_text(event.data, event.message_finished, now, event.frame_finished)
         elif isinstance(event, ws.Ping):
             self._out += self._conn.send(event.response())
         elif isinstance(event, ws.Pong):
@@ -417,22 +475,29 @@ class _WebSocket:
         else:
             self._on_handshake_event(event, now)
 
-    def _on_text(self, data: str, finished: bool, now: float) -> None:
+    def _on_text(self, data: str, finished: bool, now: float, frame_finished: bool = True) -> None:
+        """A message, or a piece of one: a whole frame or the part of it that arrived."""
         if self.phase is not Phase.OPEN:
             return
         self._size += len(data) if data.isascii() else len(data.encode("utf-8"))
         if self._size > self.options.max_message_size:
-            self._parts.clear()
-            self.close(MESSAGE_TOO_BIG, "message too big", now)
+            self._fail(MESSAGE_TOO_BIG, "message too big")
             return
         if not finished:
-            self._parts.append(data)
+            if frame_finished:
+                self._frames += 1
+                if self._frames >= self.options.max_frames_per_message:
+                    limit = self.options.max_frames_per_message
+                    self._fail(MESSAGE_TOO_BIG, f"a message in more than {limit} frames")
+                    return
+            if data:
+                self._parts.append(data)
             return
         if self._parts:
             self._parts.append(data)
             data = "".join(self._parts)
             self._parts.clear()
-        self._size = 0
+        self._size = self._frames = 0
         self._events.append(TextReceived(text=data))
 
     def _on_close(self, event: ws.CloseConnection) -> None:
@@ -545,6 +610,12 @@ class ServerWebSocket(_WebSocket):
             at = end
         del buffer[:at]
 
+    def _finish(self, code: int, reason: str, *, by_peer: bool, status: int | None = None) -> None:
+        super()._finish(code, reason, by_peer=by_peer, status=status)
+        # Nothing more is read: keep no bytes, and let ``_receive`` drop what comes.
+        self._plain_receive = False
+        self._unread.clear()
+
     def _on_request(self, request: UpgradeRequest, now: float) -> None:
         version = next(
             (v for v in self.policy.versions if SUBPROTOCOLS[v] in request.subprotocols), None
@@ -582,10 +653,13 @@ class ServerWebSocket(_WebSocket):
 
     def _accept(self, request: UpgradeRequest, subprotocol: str | None, now: float) -> None:
         offered = _deflate(self.policy.options)
-        agreed = server_extensions_handshake(request.extensions, offered) if offered else None
-        enabled = [extension for extension in offered if extension.enabled()]
-        self._conn = Connection(wsproto.ConnectionType.SERVER, enabled)
-        self._plain_frames = self._plain_receive = not enabled
+        agreed = server_extensions_handshake(request.extensions, [offered]) if offered else None
+        if offered is not None and offered.enabled():
+            self._inflater = offered
+            self._conn = Connection(wsproto.ConnectionType.SERVER, [offered])
+        else:
+            self._conn = Connection(wsproto.ConnectionType.SERVER)
+        self._plain_frames = self._plain_receive = self._inflater is None
         self._out += accept_response(request.key, subprotocol, agreed)
         self._opened(now)
 
@@ -664,12 +738,13 @@ class ClientWebSocket(_WebSocket):
         headers = []
         if self._password is not None:
             headers.append((b"Authorization", basic_authorization(self.identity, self._password)))
+        self._inflater = _deflate(self.options)
         self._out += self._conn.send(
             ws.Request(
                 host=self.endpoint.host_header,
                 target=self.endpoint.target,
                 subprotocols=[SUBPROTOCOLS[v] for v in self.versions],
-                extensions=_deflate(self.options),
+                extensions=[self._inflater] if self._inflater is not None else [],
                 extra_headers=headers,
             )
         )
