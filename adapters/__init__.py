@@ -20,7 +20,15 @@ from ._driver import (
     RequestFailed,
     uuid_ids,
 )
-from ._ws import DEFAULT_VERSIONS, SUBPROTOCOLS, WsOptions
+from ._ws import (
+    DEFAULT_VERSIONS,
+    SUBPROTOCOLS,
+    PasswordTable,
+    WsOptions,
+    certificate_common_name,
+    identity_key,
+    station_certificate_check,
+)
 
 __all__ = [
     "DEFAULT_VERSIONS",
@@ -36,7 +44,11 @@ __all__ = [
     "InvalidAnswer",
     "MessageDiscarded",
     "OcppCallError",
+    "PasswordTable",
     "RequestFailed",
     "WsOptions",
+    "certificate_common_name",
+    "identity_key",
+    "station_certificate_check",
     "uuid_ids",
 ]

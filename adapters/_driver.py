@@ -51,6 +51,7 @@ from ._ws import (
     TextReceived,
     WsOptions,
     _WebSocket,
+    identity_key,
 )
 
 log = logging.getLogger("ocpp_sansio.adapters")
@@ -570,7 +571,7 @@ class CsmsCores:
                 f"core_factory gave an OCPP {core.version} core for {identity!r}, "
                 f"whose connection negotiated {version}"
             )
-        if core.identity.casefold() != identity.casefold():
+        if identity_key(core.identity) != identity_key(identity):
             raise CoreMismatch(f"core_factory gave {core.identity!r}'s core for {identity!r}")
         if core.connected:
             raise CoreMismatch(
@@ -591,7 +592,7 @@ class CsmsCores:
         factory raised, or CoreMismatch: logged, and ``ws`` closed with 1011)."""
         if ws.phase is not Phase.OPEN or ws.version is None:
             return None  # a connection whose core could not be made, still closing
-        key = ws.identity.casefold()
+        key = identity_key(ws.identity)
         session = sessions.get(key)
         if session is None or session.driver.core.version != ws.version:
             # A station back with another version gets a fresh core.

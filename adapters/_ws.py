@@ -14,8 +14,9 @@ import contextlib
 import enum
 import hmac
 import re
+import unicodedata
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -236,6 +237,17 @@ def identity_from_target(target: str) -> str:
     return unquote(path.rsplit("/", 1)[-1], errors="strict")
 
 
+def identity_key(identity: str) -> str:
+    """The one form station identities are compared in: identities are case-insensitive
+    (identifierString), so two spellings with one key are one station. NFKC, full case
+    folding, NFKC again: ``CS001``/``cs001``, ``STRAßE``/``STRASSE``, the Kelvin sign and K,
+    full-width and plain letters all meet. CSMS sessions are kept by it, a Basic username
+    and a certificate's common name are compared with the identity by it."""
+    if identity.isascii():
+        return identity.lower()
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", identity).casefold())
+
+
 def identity_problem(identity: str, version: str) -> str | None:
     """Why ``identity`` is not a valid station identity under ``version``, or None.
 
@@ -294,6 +306,85 @@ def password_matches(given: bytes, expected: str | bytes, version: str) -> bool:
     return any(results)
 
 
+class PasswordTable:
+    """Basic passwords by station identity, for ``ServerPolicy.password_for`` (``serve``'s
+    ``auth``; a plain mapping given there becomes one): one spelling per identity.
+
+    Two identities with one ``identity_key`` are one station, so a table holding both is
+    refused when made (ValueError); and a password opens only the spelling it is
+    registered under: registered for ``CS001``, it opens no connection as ``cs001``, which
+    would otherwise reach ``CS001``'s session (sessions are kept by identity key).
+    """
+
+    def __init__(self, passwords: Mapping[str, str | bytes]) -> None:
+        self._by_key: dict[str, tuple[str, str | bytes]] = {}
+        for identity, password in passwords.items():
+            key = identity_key(identity)
+            if key in self._by_key:
+                other = self._by_key[key][0]
+                raise ValueError(
+                    f"{other!r} and {identity!r} are one station identity "
+                    "(identities are case-insensitive): give it one password"
+                )
+            self._by_key[key] = (identity, password)
+
+    def __call__(self, identity: str) -> str | bytes | None:
+        registered, password = self._by_key.get(identity_key(identity), ("", None))
+        return password if registered == identity else None
+
+
+def _password_lookup(
+    passwords: Mapping[str, str | bytes] | Callable[[str], str | bytes | None] | None,
+) -> Callable[[str], str | bytes | None] | None:
+    return PasswordTable(passwords) if isinstance(passwords, Mapping) else passwords
+
+
+#: A client certificate in the form ``ssl.SSLSocket.getpeercert()`` gives it.
+Certificate = Mapping[str, Any]
+
+
+def _subject_values(certificate: Certificate, name: str) -> list[str]:
+    return [value for rdn in certificate.get("subject", ()) for key, value in rdn if key == name]
+
+
+def certificate_common_name(certificate: Certificate) -> str | None:
+    """The CN of a certificate's subject, or None when it has none or more than one. For a
+    station certificate this is the station's serial number (A00.FR.511), which B01.FR.11
+    has the CSMS compare with the BootNotification's."""
+    names = _subject_values(certificate, "commonName")
+    return names[0] if len(names) == 1 else None
+
+
+def station_certificate_check(
+    *,
+    serial_number_of: Callable[[str], str | None] | None = None,
+    organization: str | None = None,
+) -> Callable[[str, Certificate], bool]:
+    """The CSMS's check that a station certificate belongs to the identity it connects
+    as (security profile 3; the default ``ServerPolicy.certificate_check``).
+
+    A00.FR.405: the subject's CN must be the station's serial number: by default the
+    identity itself (compared by ``identity_key``), else exactly ``serial_number_of(identity)``
+    (None: no station of that identity). With ``organization``, A00.FR.404 too: an O of the
+    subject must be that CSO name.
+    """
+
+    def check(identity: str, certificate: Certificate) -> bool:
+        common_name = certificate_common_name(certificate)
+        if common_name is None:
+            return False
+        if organization is not None and organization not in _subject_values(
+            certificate, "organizationName"
+        ):
+            return False
+        if serial_number_of is None:
+            return identity_key(common_name) == identity_key(identity)
+        serial_number = serial_number_of(identity)
+        return serial_number is not None and common_name == serial_number
+
+    return check
+
+
 @attrs.frozen(kw_only=True)
 class ServerPolicy:
     """What the CSMS accepts during the handshake.
@@ -301,13 +392,23 @@ class ServerPolicy:
     ``known_identity(identity)`` returns False for a station we do not know (HTTP 404).
     ``password_for(identity)`` turns on HTTP Basic (security profiles 1 and 2): it returns
     the station's password (1.6: the AuthorizationKey as hex text), or None when it has
-    none (HTTP 401). Both are called with the percent-decoded identity as sent, and must
+    none (HTTP 401); a mapping becomes a ``PasswordTable``. A lookup of your own must, like
+    that table, answer for one spelling per ``identity_key`` only: sessions are kept by it.
+    ``certificate_check(identity, certificate)`` judges the TLS client certificate, when
+    the connection has one (security profile 3): False refuses with HTTP 403 before any
+    session is touched; by default ``station_certificate_check()`` (A00.FR.405), None
+    turns it off. All three are called with the percent-decoded identity as sent, and must
     be quick: they run during the handshake.
     """
 
     versions: tuple[str, ...] = attrs.field(default=DEFAULT_VERSIONS, converter=check_versions)
     known_identity: Callable[[str], bool] | None = None
-    password_for: Callable[[str], str | bytes | None] | None = None
+    password_for: Callable[[str], str | bytes | None] | None = attrs.field(
+        default=None, converter=_password_lookup
+    )
+    certificate_check: Callable[[str, Certificate], bool] | None = attrs.field(
+        factory=station_certificate_check
+    )
     options: WsOptions = WsOptions()
 
 
@@ -347,6 +448,11 @@ class _WebSocket:
         self._closing = (NORMAL_CLOSURE, "")
 
     # --- the adapter's side ---------------------------------------------------------------------
+
+    @property
+    def identity_key(self) -> str:
+        """``identity_key(self.identity)``: what this station is known by."""
+        return identity_key(self.identity)
 
     def data_to_send(self) -> bytes:
         out = bytes(self._out)
@@ -526,9 +632,19 @@ class ServerWebSocket(_WebSocket):
     once accepted, wsproto's frame layer takes over.
     """
 
-    def __init__(self, policy: ServerPolicy, now: float) -> None:
+    def __init__(
+        self,
+        policy: ServerPolicy,
+        now: float,
+        *,
+        peer_certificate: Callable[[], Certificate | None] | None = None,
+    ) -> None:
+        """``now``: when the connection was accepted (the handshake deadline runs from
+        it). ``peer_certificate()``: the TLS client certificate, asked for once the request
+        head is complete (over TLS the TLS handshake is over by then)."""
         super().__init__(policy.options)
         self.policy = policy
+        self._peer_certificate = peer_certificate
         self._head = bytearray()
         self._handshake_due = now + policy.options.handshake_timeout
         #: Without extensions, complete masked text frames are read here (``_read_plain``)
@@ -638,6 +754,12 @@ class ServerWebSocket(_WebSocket):
         if problem is not None or (known is not None and not known(identity)):
             self._reject(HandshakeRefused(404, problem or f"unknown station {identity!r}"))
             return
+        check = self.policy.certificate_check
+        certificate = self._peer_certificate() if self._peer_certificate is not None else None
+        if check is not None and certificate and not check(identity, certificate):
+            reason = f"the client certificate is not station {identity!r}'s (A00.FR.405)"
+            self._reject(HandshakeRefused(403, reason))
+            return
         if self.policy.password_for is not None and not self._authorized(
             request, identity, version
         ):
@@ -670,8 +792,8 @@ class ServerWebSocket(_WebSocket):
         if credentials is None:
             return False
         username, password = credentials
-        # A00.FR.204: the username is the identity (identities are case-insensitive).
-        if username.casefold() != identity.casefold():
+        # A00.FR.204: the username is the identity (compared as identities are).
+        if identity_key(username) != identity_key(identity):
             return False
         expected = self.policy.password_for(identity)
         return expected is not None and password_matches(password, expected, version)

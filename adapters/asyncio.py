@@ -471,7 +471,13 @@ class CsmsServer(_Owner):
         self.port = self._server.sockets[0].getsockname()[1]
 
     def _new_connection(self) -> _Connection:
-        ws = ServerWebSocket(self.policy, asyncio.get_running_loop().time())
+        ws = ServerWebSocket(
+            self.policy,
+            asyncio.get_running_loop().time(),
+            peer_certificate=lambda: (
+                conn.transport.get_extra_info("peercert") if conn.transport else None
+            ),
+        )
         conn = _ServerConnection(self, ws, self._read_buffer)
         self._connections.add(conn)
         conn.finished.add_done_callback(lambda _: self._connections.discard(conn))

@@ -414,7 +414,9 @@ class CsmsServer(_Owner):
                 log.info("TLS handshake failed: %s", error)
                 sock.close()
                 return
-        conn = _Connection(self, sock, ServerWebSocket(self.policy, time.monotonic()), self.lock)
+        certificate = getattr(sock, "getpeercert", None)  # TLS: the handshake is done
+        ws = ServerWebSocket(self.policy, time.monotonic(), peer_certificate=certificate)
+        conn = _Connection(self, sock, ws, self.lock)
         with self.lock:
             self._connections.add(conn)
         try:

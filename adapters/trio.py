@@ -487,7 +487,8 @@ class CsmsServer(_Owner):
         self._stopped = trio.Event()
 
     async def _handle(self, stream: trio.abc.Stream) -> None:
-        ws = ServerWebSocket(self.policy, trio.current_time())
+        certificate = (lambda: stream.getpeercert()) if isinstance(stream, trio.SSLStream) else None
+        ws = ServerWebSocket(self.policy, trio.current_time(), peer_certificate=certificate)
         if isinstance(stream, trio.SocketStream) and os.name == "posix":
             conn: _Connection = _SocketConnection(self, stream, ws, self._nursery)
         else:
