@@ -104,8 +104,14 @@ class WsOptions:
     #: start each message afresh, so no zlib state (about 300 KiB per connection) stays
     #: allocated between messages: for servers holding many connections.
     compression_context_takeover: bool = True
-    #: How long the opening handshake may take.
+    #: How long the opening handshake may take, counted from the connection's start (the
+    #: server: from accept). Past it the server answers 408 to a partial request head and
+    #: closes; a connection that sent nothing is closed.
     handshake_timeout: float = attrs.field(default=10.0, validator=_positive)
+    #: Close with 1001 when nothing at all (not even a pong) arrived for this long after
+    #: the handshake; 0 turns it off. With pings on, a silent peer is closed by
+    #: ``ping_timeout`` anyway: this bounds silence when pings are off.
+    idle_timeout: float = attrs.field(default=0.0, validator=_not_negative)
     #: How long to wait for the peer's answer to our close frame.
     close_timeout: float = attrs.field(default=5.0, validator=_positive)
 
@@ -440,6 +446,8 @@ class _WebSocket:
         self._pong_due: float | None = None
         self._close_due: float | None = None
         self._handshake_due: float | None = None
+        #: When the peer last sent anything (for ``idle_timeout``).
+        self._heard = 0.0
         self._ping_count = 0
         #: Server without extensions: a text message is one unmasked frame we build
         #: ourselves (RFC 6455 §5.2), 20 times cheaper than through wsproto.
@@ -503,6 +511,7 @@ class _WebSocket:
     def _receive(self, data: bytes | None, now: float) -> None:
         if self.done:
             return
+        self._heard = now
         try:
             self._conn.receive_data(data)
             for event in self._conn.events():
@@ -522,11 +531,17 @@ class _WebSocket:
             for d in (self._handshake_due, self._next_ping, self._pong_due, self._close_due)
             if d is not None
         ]
+        if self.options.idle_timeout and self.phase is Phase.OPEN:
+            due.append(self._heard + self.options.idle_timeout)
         return min(due) if due else None
 
     def handle_timer(self, now: float) -> None:
         if self._handshake_due is not None and now >= self._handshake_due:
-            self._finish(ABNORMAL_CLOSURE, "the handshake took too long", by_peer=False)
+            self._handshake_expired()
+            return
+        idle = self.options.idle_timeout
+        if idle and self.phase is Phase.OPEN and now >= self._heard + idle:
+            self._fail(GOING_AWAY, f"nothing received for {idle:g} s")
             return
         if self._close_due is not None and now >= self._close_due:
             code, reason = self._closing
@@ -545,11 +560,15 @@ class _WebSocket:
 
     # --- inside -----------------------------------------------------------------------------
 
+    def _handshake_expired(self) -> None:
+        self._finish(ABNORMAL_CLOSURE, "the handshake took too long", by_peer=False)
+
     def _opened(self, now: float) -> None:
         if isinstance(self._conn, wsproto.WSConnection) and self._conn.connection is not None:
             self._conn = self._conn.connection
         self.phase = Phase.OPEN
         self._handshake_due = None
+        self._heard = now
         if self.options.ping_interval > 0:
             self._next_ping = now + self.options.ping_interval
 
@@ -657,6 +676,7 @@ class ServerWebSocket(_WebSocket):
     def _receive(self, data: bytes | None, now: float) -> None:
         if self.phase is not Phase.HANDSHAKE:
             if self._plain_receive and data is not None:
+                self._heard = now
                 self._read_plain(data, now)
             else:
                 super()._receive(data, now)
@@ -725,6 +745,12 @@ class ServerWebSocket(_WebSocket):
                 super()._receive(bytes(buffer[at:end]), now)
             at = end
         del buffer[:at]
+
+    def _handshake_expired(self) -> None:
+        if self._head:
+            self._reject(HandshakeRefused(408, "the request head took too long"))
+        else:
+            super()._handshake_expired()
 
     def _finish(self, code: int, reason: str, *, by_peer: bool, status: int | None = None) -> None:
         super()._finish(code, reason, by_peer=by_peer, status=status)

@@ -126,8 +126,15 @@ def basic(passwords: Any) -> ServerPolicy:
 
 
 def test_a_password_table_refuses_two_spellings_of_one_identity() -> None:
+    """Finding: with both in a table, cs001 logging in with its own password took over
+    CS001's session. Now such a table is refused, also given as a plain mapping."""
+    passwords = {"CS001": PASSWORD, "cs001": "another password of 32 characters"}
     with pytest.raises(ValueError, match="'CS001' and 'cs001' are one station identity"):
-        PasswordTable({"CS001": PASSWORD, "cs001": "another password of 32 characters"})
+        PasswordTable(passwords)
+    with pytest.raises(ValueError, match="one station identity"):
+        ServerPolicy(password_for=passwords)
+    with pytest.raises(ValueError, match="one station identity"):
+        PasswordTable({"STRAßE": PASSWORD, "STRASSE": PASSWORD})
 
 
 def test_a00_fr_207_a_password_opens_the_spelling_it_is_registered_under_only() -> None:

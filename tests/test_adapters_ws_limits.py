@@ -251,3 +251,55 @@ def test_an_incomplete_message_holds_at_most_the_message_limit() -> None:
         tracemalloc.stop()
     assert closed_code(server) == glue.MESSAGE_TOO_BIG
     assert peak < 3 * READ, f"{peak} bytes"
+
+
+# --- deadlines ----------------------------------------------------------------------------------
+
+
+def test_the_handshake_deadline_runs_from_accept_and_trickling_bytes_do_not_move_it() -> None:
+    """A head sent a byte every few seconds gets 408 when the handshake time is up."""
+    server = ServerWebSocket(ServerPolicy(options=WsOptions(handshake_timeout=10)), 100.0)
+    assert server.next_deadline() == 110.0
+    for at, byte in enumerate(HEAD[:3]):
+        server.receive_data(bytes([byte]), 100.0 + 3 * at)
+        assert server.next_deadline() == 110.0
+    server.handle_timer(110.0)
+    assert server.done and server.data_to_send().startswith(b"HTTP/1.1 408 ")
+    assert [e.status for e in server.events()] == [408]
+
+
+def test_a_connection_that_sends_nothing_is_closed_at_the_handshake_deadline() -> None:
+    server = ServerWebSocket(ServerPolicy(options=WsOptions(handshake_timeout=10)), 100.0)
+    server.handle_timer(109.9)
+    assert not server.done
+    server.handle_timer(110.0)
+    assert server.done and server.data_to_send() == b""
+    assert server.events() == [
+        Closed(code=glue.ABNORMAL_CLOSURE, reason="the handshake took too long", by_peer=False)
+    ]
+
+
+def test_idle_timeout_closes_with_1001_when_nothing_at_all_arrives() -> None:
+    server = opened_server(WsOptions(ping_interval=0, idle_timeout=30), deflate=False)
+    assert server.next_deadline() == 30.0
+    server.receive_data(frame(b"[]", first=0x81, masked=True), 20.0)
+    assert server.next_deadline() == 50.0
+    server.handle_timer(49.0)
+    assert not server.done
+    server.handle_timer(50.0)
+    assert server.done
+    assert closed_code(server) == glue.GOING_AWAY
+    client = wsproto.connection.Connection(wsproto.ConnectionType.CLIENT)
+    client.receive_data(server.data_to_send())
+    assert [e.code for e in client.events() if isinstance(e, wse.CloseConnection)] == [1001]
+
+
+def test_pongs_count_as_heard_and_idle_timeout_0_is_off() -> None:
+    server = opened_server(WsOptions(ping_interval=10, idle_timeout=15), deflate=False)
+    server.handle_timer(10.0)  # our ping
+    server.data_to_send()
+    server.receive_data(frame(b"1", first=0x8A, masked=True), 11.0)  # its pong
+    assert server.next_deadline() == 20.0  # the next ping; idle would be 26
+    server.handle_timer(20.0)
+    assert server.next_deadline() == 26.0  # the pong due at 50 comes later
+    assert opened_server(QUIET).next_deadline() is None
