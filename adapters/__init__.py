@@ -26,6 +26,7 @@ from ._ws import (
     PasswordTable,
     WsOptions,
     certificate_common_name,
+    certificate_names_identity,
     identity_key,
     station_certificate_check,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "RequestFailed",
     "WsOptions",
     "certificate_common_name",
+    "certificate_names_identity",
     "identity_key",
     "station_certificate_check",
     "uuid_ids",

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import random
 import uuid
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import attrs
@@ -43,9 +43,11 @@ from ocpp_sansio.station import StationCore, is_transaction_message
 from ._ws import (
     INTERNAL_ERROR,
     NORMAL_CLOSURE,
+    CertificateCheck,
     ClientWebSocket,
     Closed,
     Endpoint,
+    PasswordLookup,
     Phase,
     ServerPolicy,
     TextReceived,
@@ -618,8 +620,9 @@ def csms_setup(
     csms_config: CsmsConfig | None,
     core_factory: CoreFactory | None,
     flows: FlowFactory | None,
-    auth: Callable[[str], str | bytes | None] | None,
+    auth: PasswordLookup | Mapping[str, str | bytes] | None,
     known_identity: Callable[[str], bool] | None,
+    certificate_check: CertificateCheck | None,
     ws_options: WsOptions | None,
     id_generator: Callable[[], str] | None,
 ) -> tuple[ServerPolicy, CsmsCores]:
@@ -632,6 +635,7 @@ def csms_setup(
         versions=tuple(versions),
         known_identity=known_identity,
         password_for=auth,
+        certificate_check=certificate_check,
         options=ws_options or WsOptions(),
     )
     return policy, cores

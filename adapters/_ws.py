@@ -339,14 +339,20 @@ class PasswordTable:
         return password if registered == identity else None
 
 
+#: ``password_for(identity)``: the station's Basic password, or None.
+PasswordLookup = Callable[[str], str | bytes | None]
+
+
 def _password_lookup(
-    passwords: Mapping[str, str | bytes] | Callable[[str], str | bytes | None] | None,
-) -> Callable[[str], str | bytes | None] | None:
+    passwords: Mapping[str, str | bytes] | PasswordLookup | None,
+) -> PasswordLookup | None:
     return PasswordTable(passwords) if isinstance(passwords, Mapping) else passwords
 
 
 #: A client certificate in the form ``ssl.SSLSocket.getpeercert()`` gives it.
 Certificate = Mapping[str, Any]
+#: ``certificate_check(identity, certificate)``: may this certificate speak for identity?
+CertificateCheck = Callable[[str, Certificate], bool]
 
 
 def _subject_values(certificate: Certificate, name: str) -> list[str]:
@@ -361,18 +367,25 @@ def certificate_common_name(certificate: Certificate) -> str | None:
     return names[0] if len(names) == 1 else None
 
 
+def certificate_names_identity(identity: str, certificate: Certificate) -> bool:
+    """The default ``certificate_check`` (security profile 3): the certificate's CN, the
+    station's serial number (A00.FR.405, A00.FR.511), is the identity it connects as
+    (compared by ``identity_key``). Where identities are not serial numbers, use
+    ``station_certificate_check(serial_number_of=...)``."""
+    common_name = certificate_common_name(certificate)
+    return common_name is not None and identity_key(common_name) == identity_key(identity)
+
+
 def station_certificate_check(
     *,
     serial_number_of: Callable[[str], str | None] | None = None,
     organization: str | None = None,
-) -> Callable[[str, Certificate], bool]:
-    """The CSMS's check that a station certificate belongs to the identity it connects
-    as (security profile 3; the default ``ServerPolicy.certificate_check``).
-
-    A00.FR.405: the subject's CN must be the station's serial number: by default the
-    identity itself (compared by ``identity_key``), else exactly ``serial_number_of(identity)``
-    (None: no station of that identity). With ``organization``, A00.FR.404 too: an O of the
-    subject must be that CSO name.
+) -> CertificateCheck:
+    """A ``certificate_check`` for a CSMS whose identities are not (only) the serial
+    numbers in the certificates' CN (A00.FR.405): the CN must be exactly
+    ``serial_number_of(identity)`` (None: no station of that identity), or, without it,
+    the identity as in ``certificate_names_identity``. With ``organization``, A00.FR.404
+    too: an O of the subject must be that CSO name.
     """
 
     def check(identity: str, certificate: Certificate) -> bool:
@@ -384,7 +397,7 @@ def station_certificate_check(
         ):
             return False
         if serial_number_of is None:
-            return identity_key(common_name) == identity_key(identity)
+            return certificate_names_identity(identity, certificate)
         serial_number = serial_number_of(identity)
         return serial_number is not None and common_name == serial_number
 
@@ -402,19 +415,15 @@ class ServerPolicy:
     that table, answer for one spelling per ``identity_key`` only: sessions are kept by it.
     ``certificate_check(identity, certificate)`` judges the TLS client certificate, when
     the connection has one (security profile 3): False refuses with HTTP 403 before any
-    session is touched; by default ``station_certificate_check()`` (A00.FR.405), None
+    session is touched; by default ``certificate_names_identity`` (A00.FR.405), None
     turns it off. All three are called with the percent-decoded identity as sent, and must
     be quick: they run during the handshake.
     """
 
     versions: tuple[str, ...] = attrs.field(default=DEFAULT_VERSIONS, converter=check_versions)
     known_identity: Callable[[str], bool] | None = None
-    password_for: Callable[[str], str | bytes | None] | None = attrs.field(
-        default=None, converter=_password_lookup
-    )
-    certificate_check: Callable[[str, Certificate], bool] | None = attrs.field(
-        factory=station_certificate_check
-    )
+    password_for: PasswordLookup | None = attrs.field(default=None, converter=_password_lookup)
+    certificate_check: CertificateCheck | None = certificate_names_identity
     options: WsOptions = WsOptions()
 
 

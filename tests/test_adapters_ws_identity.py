@@ -332,3 +332,19 @@ async def test_a00_fr_405_a_certificate_cannot_take_over_another_stations_sessio
                         await kit.wait_connected(impostor)
                 assert failed.value.status == 403
                 assert server.sessions["cs001"] is session and session.connected
+
+
+@pytest.mark.anyio
+async def test_b01_fr_11_serve_takes_a_certificate_check_for_serial_numbers(
+    kit: Kit, ca: trustme.CA
+) -> None:
+    check = station_certificate_check(serial_number_of={"CS001": "SN-0077"}.get)
+    with anyio.fail_after(10):
+        async with kit.serve(
+            Script(), ssl_context=mutual_tls_server(ca), certificate_check=check
+        ) as server:
+            url = f"wss://127.0.0.1:{server.port}/ocpp/CS001"
+            async with kit.connect(url, "2.0.1", ssl_context=station_tls(ca, "SN-0077")) as station:
+                await kit.wait_registered(station)
+                presented = server.sessions["cs001"].peer_certificate
+                assert certificate_common_name(presented) == "SN-0077"
