@@ -595,7 +595,7 @@ class _WebSocket:
 
     def _on_event(self, event: ws.Event, now: float) -> None:
         if isinstance(event, ws.TextMessage):
-            self._on_text(event.data, event.message_finished, now, event.frame_finished)
+            self._on_text(event.data, event.message_finished, event.frame_finished)
         elif isinstance(event, ws.Ping):
             self._out += self._conn.send(event.response())
         elif isinstance(event, ws.Pong):
@@ -609,7 +609,7 @@ class _WebSocket:
         else:
             self._on_handshake_event(event, now)
 
-    def _on_text(self, data: str, finished: bool, now: float, frame_finished: bool = True) -> None:
+    def _on_text(self, data: str, finished: bool, frame_finished: bool = True) -> None:
         """A message, or a piece of one: a whole frame or the part of it that arrived."""
         if self.phase is not Phase.OPEN:
             return
@@ -746,7 +746,7 @@ class ServerWebSocket(_WebSocket):
                 except UnicodeDecodeError:
                     super()._receive(bytes(buffer[at:end]), now)  # wsproto closes with 1007
                 else:
-                    self._on_text(text, True, now)
+                    self._on_text(text, True)
             else:
                 opcode = first & 0x0F
                 if opcode in (1, 2) or (opcode == 0 and first & 0x80):
