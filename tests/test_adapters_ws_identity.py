@@ -16,7 +16,8 @@ import trustme
 from _adapterkit import KITS, Kit, Script
 from hypothesis import given
 from hypothesis import strategies as st
-from ocpp_sansio.adapters import ConnectFailed, PasswordTable, identity_key
+
+from ocpp_sansio.adapters import ConnectFailedError, PasswordTable, identity_key
 from ocpp_sansio.adapters._driver import CsmsCores
 from ocpp_sansio.adapters._ws import (
     ClientWebSocket,
@@ -328,7 +329,7 @@ async def test_a00_fr_405_a_certificate_cannot_take_over_another_stations_sessio
                 async with kit.connect(
                     url, "2.0.1", ssl_context=station_tls(ca, "CS002"), max_attempts=1
                 ) as impostor:
-                    with pytest.raises(ConnectFailed) as failed:
+                    with pytest.raises(ConnectFailedError) as failed:
                         await kit.wait_connected(impostor)
                 assert failed.value.status == 403
                 assert server.sessions["cs001"] is session and session.connected
