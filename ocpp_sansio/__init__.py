@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .calls import SupportsBlockingCall, SupportsCall
 from .config import CsmsConfig, StationConfig
-from .csms import CsmsCore
+from .csms import CsmsCore, CsmsState
 from .errors import (
     CallFailedError,
     CallLostError,
@@ -94,6 +94,7 @@ __all__ = [
     "CoreMismatch",
     "CsmsConfig",
     "CsmsCore",
+    "CsmsState",
     "Disconnected",
     "Event",
     "Frame",
