@@ -1,7 +1,7 @@
 """The central-system side, one ``CsmsCore`` per station identity (digest §3.5-§3.7, §4).
 
-It records the registration status as we answered the station's BootNotification,
-refuses locally what that status forbids us to send, answers the station's requests that
+It records the registration status as we answered the station's BootNotification (and
+reports each answer as ``RegistrationChanged``), refuses locally what that status forbids us to send, answers the station's requests that
 its status forbids with SecurityError, correlates our TriggerMessage / GetBaseReport /
 GetReport with the messages they bring, and watches heartbeat health.
 """
@@ -24,6 +24,7 @@ from .events import (
     Event,
     HeartbeatOverdue,
     InvalidResponse,
+    RegistrationChanged,
     RegistrationStatus,
     RequestReceived,
     ResponseReceived,
@@ -31,6 +32,7 @@ from .events import (
 from .messages._registry import Role
 from .rules import (
     ACCEPTED,
+    BOOTING,
     SCOPED_ACTIONS,
     TRIGGER_ACTIONS,
     csms_gate,
@@ -73,7 +75,8 @@ class CsmsState:
 
 class CsmsCore(CoreBase):
     """Our protocol state for one station. ``registration`` starts as the application
-    last knew it (None: never answered a boot of this station)."""
+    last knew it (None: never answered a boot of this station) and follows every boot we
+    answer, each reported as ``RegistrationChanged``."""
 
     role = Role.CSMS
 
@@ -217,9 +220,17 @@ class CsmsCore(CoreBase):
     def _answered(self, action: str, request: Any, response: Any, now: float) -> None:
         if action != "BootNotification":
             return
-        self.registration = RegistrationStatus(str(response.status))
-        if self.registration is ACCEPTED and response.interval > 0:
-            self.heartbeat_interval = float(response.interval)
+        previous = self.registration or BOOTING
+        self.registration = status = RegistrationStatus(str(response.status))
+        interval = float(response.interval)
+        if status is ACCEPTED:
+            if interval > 0:
+                self.heartbeat_interval = interval
+            # B01.FR.04: with 0 the station keeps the interval it had.
+            interval = self.heartbeat_interval or interval
+        self._events.append(
+            RegistrationChanged(status=status, previous=previous, interval=interval)
+        )
 
     # --- what we asked for ----------------------------------------------------------------------
 
