@@ -112,6 +112,8 @@ class StationCore(CoreBase):
         self._in_flight: _Outgoing | None = None
         self._triggers: list[_OpenTrigger] = []
         self._requested_reports: set[int] = set()
+        #: Actions sent when a trigger asks: the core's own, then what flows registered.
+        self._served_triggers: set[str] = {"BootNotification", "Heartbeat"}
 
     # --- the application's requests -----------------------------------------------------
 
@@ -427,6 +429,24 @@ class StationCore(CoreBase):
 
     # --- TriggerMessage (F06; 1.6 §5.17) --------------------------------------------------------
 
+    def serve_triggers(self, *actions: str) -> None:
+        """A flow sends these messages when a ``TriggerAccepted`` asks for them: accept
+        triggers for them (every other one, unless ``config.supported_triggers`` names
+        it, is answered NotImplemented, F06.FR.08)."""
+        for action in actions:
+            spec = self.registry.get(action)
+            if spec is None or not spec.sender.may_send(self.role):
+                raise LocalProtocolError(f"{action} is no OCPP {self.version} station message")
+        self._served_triggers.update(actions)
+
+    @property
+    def served_triggers(self) -> frozenset[str]:
+        """The actions this station sends when triggered: the core's own and the flows'."""
+        return frozenset(self._served_triggers)
+
+    def _answers_trigger(self, requested: str, action: str) -> bool:
+        return action in self._served_triggers or requested in self.config.supported_triggers
+
     def _on_trigger(self, event: RequestReceived, now: float) -> None:
         request = event.request
         requested = str(request.requested_message)
@@ -465,9 +485,8 @@ class StationCore(CoreBase):
     def _judge_trigger(
         self, trigger_action: str, requested: str, action: str | None, request: Any
     ) -> tuple[str, set[int | None]]:
-        supported = self.config.supported_triggers
-        if action is None or (supported is not None and requested not in supported):
-            return "NotImplemented", set()
+        if action is None or not self._answers_trigger(requested, action):
+            return "NotImplemented", set()  # F06.FR.08: no one would send it
         if self.version != "1.6" and action == "BootNotification" and self.registration is ACCEPTED:
             return "Rejected", set()  # F06.FR.17
         if self.registration is BOOTING and action != "BootNotification":

@@ -98,30 +98,11 @@ VENDOR = "ocpp-sansio"
 MODEL = "Simulator"
 FIRMWARE = "sim-1.0"
 
-#: TriggerMessage values the simulator can answer with a message (the rest: NotImplemented).
+#: TriggerMessage values the simulator answers itself; its firmware and log flows register
+#: theirs, the core sends boots and heartbeats (the rest: NotImplemented, F06.FR.08).
 SUPPORTED_TRIGGERS = {
-    "1.6": frozenset(
-        {
-            "BootNotification",
-            "DiagnosticsStatusNotification",
-            "FirmwareStatusNotification",
-            "Heartbeat",
-            "MeterValues",
-            "StatusNotification",
-            "LogStatusNotification",
-        }
-    ),
-    "2.0.1": frozenset(
-        {
-            "BootNotification",
-            "LogStatusNotification",
-            "FirmwareStatusNotification",
-            "Heartbeat",
-            "MeterValues",
-            "StatusNotification",
-            "TransactionEvent",
-        }
-    ),
+    "1.6": frozenset({"MeterValues", "StatusNotification"}),
+    "2.0.1": frozenset({"MeterValues", "StatusNotification", "TransactionEvent"}),
 }
 SUPPORTED_TRIGGERS["2.1"] = SUPPORTED_TRIGGERS["2.0.1"]
 

@@ -303,6 +303,13 @@ class _Update:
     attempts_made: int = 0
 
 
+#: The status notifications a trigger may ask of this flow (by "is it 1.6").
+_TRIGGERED = {
+    True: ("FirmwareStatusNotification", "SignedFirmwareStatusNotification"),
+    False: ("FirmwareStatusNotification",),
+}
+
+
 class FirmwareUpdater(Emitter):
     """Station side of firmware updates. Feed it the core's events (``handle_event``) and
     its own timer; drive it from the firmware-facing code; read its events.
@@ -334,6 +341,8 @@ class FirmwareUpdater(Emitter):
         self.core = core
         self.version = core.version
         self.outbox = Outbox(core)
+        # F06.FR.16, 1.6 §4.5: this flow answers the firmware status triggers.
+        core.serve_triggers(*_TRIGGERED[core.version == "1.6"])
         self.activity = activity
         self._check = check
         self.accept_unsigned_1_6 = accept_unsigned_1_6
@@ -411,10 +420,7 @@ class FirmwareUpdater(Emitter):
                 self._on_request(event, now)
                 return True
             return False
-        if isinstance(event, TriggerAccepted) and event.action in (
-            "FirmwareStatusNotification",
-            "SignedFirmwareStatusNotification",
-        ):
+        if isinstance(event, TriggerAccepted) and event.action in _TRIGGERED[True]:
             self._on_trigger(event.action, now)
             return True
         return False

@@ -145,6 +145,8 @@ class _Uploader(Emitter):
         self.core = core
         self.version = core.version
         self.outbox = Outbox(core)
+        # F06.FR.14/15, 1.6 §4.4: this flow answers its status notification's trigger.
+        core.serve_triggers(_NOTIFICATION[self.kind])
         self.activity = activity
         self._file_for = file_for or self._default_file
         self.default_retries = default_retries
