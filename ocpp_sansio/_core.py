@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -15,6 +16,16 @@ from .errors import LocalProtocolError
 from .events import Event, RequestReceived
 from .frames import ERROR_CODES, registry
 from .messages._registry import ActionSpec, Role
+
+#: Maps core time (``now``) to an aware UTC datetime.
+WallClock = Callable[[float], datetime]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def posix_clock(now: float) -> datetime:
+    """Core time read as POSIX seconds: the wall clock when no other was given."""
+    return _EPOCH + timedelta(seconds=now)
 
 
 def counter_ids(prefix: str = "") -> Callable[[], str]:
@@ -41,8 +52,13 @@ class CoreBase:
         *,
         call_timeout: float,
         id_generator: Callable[[], str] | None,
+        wall_clock: WallClock | None,
     ) -> None:
         self.version = version
+        #: The wall-clock time of core time ``now``, for the flows that stamp messages or
+        #: read dates (None: ``now`` is POSIX seconds). The adapters set it; a flow given
+        #: a clock of its own uses that one.
+        self.wall_clock = wall_clock
         self.registry = registry(version)
         self._call_timeout = call_timeout
         self._new_id = id_generator or counter_ids()
@@ -50,6 +66,10 @@ class CoreBase:
         self._events: deque[Event] = deque()
         #: The peer's requests not answered yet, by message id (per connection).
         self._inbound: dict[str, Any] = {}
+
+    def wall_time(self, now: float) -> datetime:
+        """The wall-clock time of core time ``now``."""
+        return (self.wall_clock or posix_clock)(now)
 
     # --- connection ---------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """The central-system side, one ``CsmsCore`` per station identity (digest §3.5-§3.7, §4).
 
 It records the registration status as we answered the station's BootNotification (and
-reports each answer as ``RegistrationChanged``), refuses locally what that status forbids us to send, answers the station's requests that
-its status forbids with SecurityError, correlates our TriggerMessage / GetBaseReport /
-GetReport with the messages they bring, and watches heartbeat health.
+reports each answer as ``RegistrationChanged``), refuses locally what that status forbids
+us to send, answers the station's requests that its status forbids with SecurityError,
+correlates our TriggerMessage / GetBaseReport / GetReport with the messages they bring,
+and watches heartbeat health.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from ._core import CoreBase
+from ._core import CoreBase, WallClock
 from .config import CsmsConfig
 from .errors import LocalProtocolError
 from .events import (
@@ -87,11 +88,17 @@ class CsmsCore(CoreBase):
         *,
         config: CsmsConfig | None = None,
         id_generator: Callable[[], str] | None = None,
+        wall_clock: WallClock | None = None,
         registration: RegistrationStatus | None = None,
         heartbeat_interval: float | None = None,
     ) -> None:
         config = config or CsmsConfig()
-        super().__init__(version, call_timeout=config.call_timeout, id_generator=id_generator)
+        super().__init__(
+            version,
+            call_timeout=config.call_timeout,
+            id_generator=id_generator,
+            wall_clock=wall_clock,
+        )
         self.identity = identity
         self.config = config
         self.registration = registration

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from ._core import CoreBase, status_response
+from ._core import CoreBase, WallClock, status_response
 from .config import StationConfig
 from .errors import LocalProtocolError
 from .events import (
@@ -87,10 +87,16 @@ class StationCore(CoreBase):
         *,
         config: StationConfig | None = None,
         id_generator: Callable[[], str] | None = None,
+        wall_clock: WallClock | None = None,
         rng: random.Random | None = None,
     ) -> None:
         config = config or StationConfig()
-        super().__init__(version, call_timeout=config.call_timeout, id_generator=id_generator)
+        super().__init__(
+            version,
+            call_timeout=config.call_timeout,
+            id_generator=id_generator,
+            wall_clock=wall_clock,
+        )
         if self.registry.for_payload(boot).name != "BootNotification" or type(boot) is not (
             self.registry["BootNotification"].request
         ):

@@ -52,7 +52,7 @@ from ocpp_sansio.flows import (
     standard_variables,
     uuid_transaction_ids,
 )
-from ocpp_sansio.flows._base import Activity, Emitter, Outbox, WallClock, build, posix_clock
+from ocpp_sansio.flows._base import Activity, Emitter, Outbox, WallClock, WallClocked, build
 from ocpp_sansio.flows._store import messages_for
 from ocpp_sansio.flows.authorization import token_key
 from ocpp_sansio.flows.availability import (
@@ -194,11 +194,12 @@ class _HostedCore(StationCore):
         self._events.extendleft(reversed(events))
 
 
-class SimulatedStation:
+class SimulatedStation(WallClocked):
     """One simulated charging station: ``core`` goes to an adapter (or the in-memory pair).
 
     ``connectors`` counts 1.6 connectors 1..N, or 2.x EVSEs 1..N with one connector (id 1)
-    each. ``wall_clock(now)`` gives the wall-clock time of core time ``now``;
+    each. ``wall_clock(now)`` gives the wall-clock time of core time ``now`` (None: the
+    core's, which the adapter sets);
     ``on_frame(direction, text, now)`` sees every frame (``now`` None when a frame is
     collected for sending). ``boot_reason`` is the 2.x reason of this power-up.
     """
@@ -209,7 +210,7 @@ class SimulatedStation:
         version: str,
         *,
         connectors: int = 1,
-        wall_clock: WallClock = posix_clock,
+        wall_clock: WallClock | None = None,
         rng: random.Random | None = None,
         id_generator: Callable[[], str] | None = None,
         on_frame: FrameObserver | None = None,
@@ -221,7 +222,7 @@ class SimulatedStation:
             raise ValueError("a station has at least one connector")
         self.identity = identity
         self.version = version
-        self.clock = wall_clock
+        self._own_clock = wall_clock
         self.rng = rng or random.Random()
         self.firmware_version = firmware_version
         self.on_frame = on_frame
@@ -259,6 +260,7 @@ class SimulatedStation:
             config=config,
             id_generator=id_generator,
             rng=self.rng,
+            wall_clock=wall_clock,
         )
         core = self.core
         self.activity = Activity()
@@ -367,7 +369,7 @@ class SimulatedStation:
             self.identity,
             self.version,
             connectors=len(self.connectors),
-            wall_clock=self.clock,
+            wall_clock=self._own_clock or self.core.wall_clock,
             rng=self.rng,
             id_generator=self._id_generator,
             on_frame=self.on_frame,

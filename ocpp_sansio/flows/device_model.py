@@ -16,7 +16,7 @@ import attrs
 
 from ..errors import LocalProtocolError
 from ..events import Event, RequestReceived, ResponseReceived
-from ._base import Emitter, FlowEvent, WallClock, posix_clock
+from ._base import Emitter, FlowEvent, WallClock, WallClocked
 from ._store import messages_for
 
 ATTRIBUTE_TYPES = ("Actual", "Target", "MinSet", "MaxSet")
@@ -313,7 +313,7 @@ class ReportAnomaly(FlowEvent):
 # --- the station side ---------------------------------------------------------------------
 
 
-class DeviceModel(Emitter):
+class DeviceModel(Emitter, WallClocked):
     """The station side of the 2.x device model. Feed it the core's events; it answers
     GetVariables, SetVariables, GetBaseReport and GetReport, and sends the NotifyReport
     parts itself. It is also the ``Settings`` the other flows read.
@@ -338,7 +338,7 @@ class DeviceModel(Emitter):
             raise ValueError("report_part_size must be >= 1")
         self.core = core
         self.store = store
-        self.clock = clock or posix_clock
+        self._own_clock = clock
         self.report_part_size = report_part_size
         self.supported_bases = frozenset(supported_bases)
         self.supported_criteria = frozenset(supported_criteria)

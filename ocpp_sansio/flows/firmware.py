@@ -37,9 +37,9 @@ from ._base import (
     FlowEvent,
     Outbox,
     WallClock,
+    WallClocked,
     build,
     core_time,
-    posix_clock,
     status_of,
 )
 
@@ -310,7 +310,7 @@ _TRIGGERED = {
 }
 
 
-class FirmwareUpdater(Emitter):
+class FirmwareUpdater(Emitter, WallClocked):
     """Station side of firmware updates. Feed it the core's events (``handle_event``) and
     its own timer; drive it from the firmware-facing code; read its events.
 
@@ -332,7 +332,7 @@ class FirmwareUpdater(Emitter):
         default_retries: int = 2,
         default_retry_interval: float = 60.0,
         security_events: bool = True,
-        wall_clock: WallClock = posix_clock,
+        wall_clock: WallClock | None = None,
         resume: FirmwareSnapshot | None = None,
     ) -> None:
         super().__init__()
@@ -351,7 +351,7 @@ class FirmwareUpdater(Emitter):
         self.default_retries = default_retries
         self.default_retry_interval = default_retry_interval
         self.security_events = security_events
-        self._clock = wall_clock
+        self._own_clock = wall_clock
         self.phase = FirmwarePhase.IDLE
         self._update: _Update | None = None
         #: The last status reported per family (what a trigger repeats).
@@ -532,8 +532,8 @@ class FirmwareUpdater(Emitter):
             location=location,
             attempts=1 + max(0, retries),
             retry_interval=float(interval) if interval is not None else self.default_retry_interval,
-            retrieve_at=core_time(retrieve, now, self._clock),
-            install_at=core_time(install, now, self._clock) if install is not None else None,
+            retrieve_at=core_time(retrieve, now, self.clock),
+            install_at=core_time(install, now, self.clock) if install is not None else None,
         )
         self._reported[family] = None
         self._reboot_for_update = False
@@ -821,7 +821,7 @@ class FirmwareUpdater(Emitter):
         if not self.security_events:
             return
         cls = self.core.registry["SecurityEventNotification"].request
-        self.outbox.submit(cls(type=kind, timestamp=self._clock(now)), now)
+        self.outbox.submit(cls(type=kind, timestamp=self.clock(now)), now)
 
     # --- time ------------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import attrs
 
 from ..errors import InvalidPayloadError, LocalProtocolError
 from ..events import Event, RequestReceived, ResponseReceived, TransactionMessageDiscarded
-from ._base import Activity, Emitter, FlowEvent, WallClock, posix_clock
+from ._base import Activity, Emitter, FlowEvent, WallClock, WallClocked
 from ._store import NoSettings, Settings, messages_for, read_bool
 
 ACCEPTED = "Accepted"
@@ -106,7 +106,7 @@ class TransactionFinished16(FlowEvent):
     id_tag_info: Any = None
 
 
-class Transactions16(Emitter):
+class Transactions16(Emitter, WallClocked):
     """The station side of 1.6 transactions.
 
     ``start`` sends StartTransaction; ``meter_values`` and ``stop`` send the transaction's
@@ -130,7 +130,7 @@ class Transactions16(Emitter):
             raise LocalProtocolError("Transactions16 is for OCPP 1.6; use TransactionEvents")
         self.core = core
         self.settings: Settings = settings or NoSettings()
-        self.clock = clock or posix_clock
+        self._own_clock = clock
         self.activity = activity
         self.meter_schedule = meter_schedule
         self._m = messages_for("1.6")
@@ -489,7 +489,7 @@ class TransactionEventAnswered(FlowEvent):
     response: Any
 
 
-class TransactionEvents(Emitter):
+class TransactionEvents(Emitter, WallClocked):
     """The station side of 2.x transactions: Started, then Updated ones, then Ended.
 
     The station makes the transactionId (``transaction_ids``: see
@@ -517,7 +517,7 @@ class TransactionEvents(Emitter):
         self.core = core
         self._new_id = transaction_ids
         self.settings: Settings = settings or NoSettings()
-        self.clock = clock or posix_clock
+        self._own_clock = clock
         self.activity = activity
         self.meter_schedule = meter_schedule
         self._m = messages_for(core.version)
