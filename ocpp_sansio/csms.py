@@ -9,6 +9,7 @@ and watches heartbeat health.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -80,6 +81,7 @@ class CsmsCore(CoreBase):
     answer, each reported as ``RegistrationChanged``."""
 
     role = Role.CSMS
+    log = logging.getLogger("ocpp_sansio.csms")
 
     def __init__(
         self,
@@ -108,6 +110,9 @@ class CsmsCore(CoreBase):
         self._queue: deque[_Outgoing] = deque()
         self._in_flight: _Outgoing | None = None
         self._expected: list[_Expectation] = []
+
+    def _log_prefix(self) -> str:
+        return f"{self.identity}: "
 
     def reconfigure(self, config: CsmsConfig) -> None:
         """Use ``config`` from now on; what is already scheduled keeps its time."""

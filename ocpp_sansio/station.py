@@ -7,6 +7,7 @@ resumes without a new BootNotification (B04). A reboot is a new ``StationCore``.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import deque
 from collections.abc import Callable
@@ -79,6 +80,7 @@ class StationCore(CoreBase):
     """The station's protocol state. Feed it text and time; read events and frames."""
 
     role = Role.STATION
+    log = logging.getLogger("ocpp_sansio.station")
 
     def __init__(
         self,
