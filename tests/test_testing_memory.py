@@ -254,3 +254,15 @@ async def test_a_station_on_another_clock_cannot_reach_the_server() -> None:
     ):
         with pytest.raises(ConnectFailedError, match="another VirtualClock"):
             await station.wait_connected()
+
+
+def test_docs_testing_shows_the_in_memory_example_as_it_is() -> None:
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "docs" / "testing.md").read_text(encoding="utf-8")
+    copies = re.findall(r"<!-- example: (\S+) -->\s*```python\n(.*?)```", text, re.S)
+    assert [path for path, _ in copies] == ["examples/test_router_in_memory.py"]
+    for path, copy in copies:
+        assert copy == (root / path).read_text(encoding="utf-8")
