@@ -17,6 +17,7 @@ import wsproto
 import wsproto.events as wse
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from ocpp_sansio.adapters._upgrade import (
     MAX_FIELDS,
     MAX_HEAD,

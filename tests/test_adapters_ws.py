@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import wsproto
 import wsproto.events as wse
+
 from ocpp_sansio.adapters import Backoff
 from ocpp_sansio.adapters import _ws as glue
 from ocpp_sansio.adapters._ws import (

@@ -17,6 +17,7 @@ import pytest
 import wsproto
 import wsproto.events as wse
 import wsproto.extensions
+
 from ocpp_sansio.adapters import _ws as glue
 from ocpp_sansio.adapters._ws import (
     ClientWebSocket,
