@@ -5,7 +5,6 @@ from datetime import UTC, datetime
 
 from ocpp_sansio.adapters import OcppCallError
 from ocpp_sansio.adapters.asyncio import connect, serve
-
 from ocpp_sansio.messages import v201
 
 

@@ -4,7 +4,6 @@ from datetime import UTC, datetime
 
 from ocpp_sansio.adapters import OcppCallError
 from ocpp_sansio.adapters.threads import connect, serve
-
 from ocpp_sansio.messages import v201
 
 

@@ -5,9 +5,9 @@ import random
 from datetime import UTC, datetime
 
 import trio
+
 from ocpp_sansio.adapters import OcppCallError
 from ocpp_sansio.adapters.trio import connect, serve
-
 from ocpp_sansio.config import CsmsConfig, StationConfig
 from ocpp_sansio.csms import CsmsCore
 from ocpp_sansio.flows import (

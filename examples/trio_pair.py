@@ -3,9 +3,9 @@
 from datetime import UTC, datetime
 
 import trio
+
 from ocpp_sansio.adapters import OcppCallError
 from ocpp_sansio.adapters.trio import connect, serve
-
 from ocpp_sansio.messages import v201
 
 

@@ -21,12 +21,12 @@ import anyio.to_thread
 import attrs
 import wsproto
 import wsproto.events as wse
+
+from ocpp_sansio import registry
 from ocpp_sansio.adapters import Backoff, OcppCallError, WsOptions
 from ocpp_sansio.adapters import asyncio as asyncio_adapter
 from ocpp_sansio.adapters import threads as threads_adapter
 from ocpp_sansio.adapters import trio as trio_adapter
-
-from ocpp_sansio import registry
 from ocpp_sansio.events import Event
 from ocpp_sansio.testing.builders import minimal
 
