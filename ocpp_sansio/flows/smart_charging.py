@@ -449,15 +449,17 @@ class SmartCharging(Emitter):
                 periods=(SchedulePeriod(start_period=0, limit=limit),),
                 start_schedule=wall,
             )
-        elif schedule.id is None:
-            schedule = attrs.evolve(schedule, id=1)
+        else:  # laid on the clock from now when it does not say when it starts
+            schedule = attrs.evolve(
+                schedule, id=schedule.id or 1, start_schedule=schedule.start_schedule or wall
+            )
         previous = self.store.matching(evse_id=evse_id, purpose=Purpose.EXTERNAL, sources=(source,))
         profile_id = previous[0].id if previous else self._new_external_id()
         profile = ChargingProfile(
             id=profile_id,
             stack_level=stack_level,
             purpose=Purpose.EXTERNAL,
-            kind=Kind.ABSOLUTE if schedule.start_schedule is not None else Kind.RELATIVE,
+            kind=Kind.ABSOLUTE,
             schedules=(schedule,),
         )
         installed = [e for e in self.store if e.id != profile_id]

@@ -397,7 +397,10 @@ class _Composer:
         return min(values) if values else None
 
     def _phases(self, segments: list[_Segment], cap: int | None) -> tuple[int, bool]:
-        """Phases in use and whether any period named them."""
+        """Phases in use (0 on a DC EVSE: conversions use the voltage alone) and whether
+        any period named them."""
+        if cap == 0:
+            return 0, False
         default = self.config.default_phases
         phases = min((s.period.number_phases or default for s in segments), default=default)
         if cap is not None:
@@ -432,8 +435,7 @@ class _Composer:
         hardware = self.config.evse(evse_id)
         tx_level, external = self._own(evse, moment)
         segments = tx_level + external + self._station_caps(moment)
-        cap = None if hardware.is_dc else hardware.phases
-        phases, named = self._phases(segments, cap)
+        phases, named = self._phases(segments, hardware.phases)
         limits = [
             self._limit(segments, phases),
             self._hardware(hardware.max_current, hardware.max_power, phases),
@@ -465,8 +467,7 @@ class _Composer:
             hardware = self.config.evse(evse_id)
             tx_level, external = self._own(evse, moment)
             own = tx_level + external
-            cap = None if hardware.is_dc else hardware.phases
-            phases, _named = self._phases(own, cap)
+            phases, _named = self._phases(own, hardware.phases)
             widest = max(widest, phases)
             limits = [
                 self._limit(own, phases),

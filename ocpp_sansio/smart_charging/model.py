@@ -63,13 +63,12 @@ CSO = "CSO"
 _STATION_MAX_1_6 = "ChargePointMaxProfile"
 
 
-def _as_utc(value: datetime | None) -> datetime | None:
-    """Aware UTC, whole seconds: the composite schedule counts in whole seconds."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
+def _aware(value: datetime | None) -> datetime | None:
+    """OCPP times carry a zone; they are kept as given (2.1 useLocalTime reads the fields
+    of startSchedule, K01.FR.90)."""
+    if value is not None and value.tzinfo is None:
         raise LocalProtocolError(f"naive datetime {value!r}: OCPP times carry a zone")
-    return value.astimezone(UTC).replace(microsecond=0)
+    return value
 
 
 def _periods(items: Iterable[SchedulePeriod]) -> tuple[SchedulePeriod, ...]:
@@ -78,15 +77,6 @@ def _periods(items: Iterable[SchedulePeriod]) -> tuple[SchedulePeriod, ...]:
 
 def _schedules(items: Iterable[ChargingSchedule]) -> tuple[ChargingSchedule, ...]:
     return tuple(items)
-
-
-def _whole_seconds(value: datetime | None) -> datetime | None:
-    """Aware, whole seconds, in the zone it came in (2.1 useLocalTime reads its fields)."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise LocalProtocolError(f"naive datetime {value!r}: OCPP times carry a zone")
-    return value.replace(microsecond=0)
 
 
 def _recurrency(value: Recurrency | str | None) -> Recurrency | None:
@@ -111,7 +101,7 @@ class ChargingSchedule:
     rate_unit: RateUnit = attrs.field(converter=RateUnit)
     periods: tuple[SchedulePeriod, ...] = attrs.field(converter=_periods)
     id: int | None = None
-    start_schedule: datetime | None = attrs.field(default=None, converter=_whole_seconds)
+    start_schedule: datetime | None = attrs.field(default=None, converter=_aware)
     duration: int | None = None
     min_charging_rate: float | None = None
     #: 2.1 useLocalTime (K01.FR.90): startSchedule is local wall-clock time.
@@ -131,8 +121,8 @@ class ChargingProfile:
     kind: Kind = attrs.field(converter=Kind)
     schedules: tuple[ChargingSchedule, ...] = attrs.field(converter=_schedules)
     recurrency: Recurrency | None = attrs.field(default=None, converter=_recurrency)
-    valid_from: datetime | None = attrs.field(default=None, converter=_as_utc)
-    valid_to: datetime | None = attrs.field(default=None, converter=_as_utc)
+    valid_from: datetime | None = attrs.field(default=None, converter=_aware)
+    valid_to: datetime | None = attrs.field(default=None, converter=_aware)
     #: 1.6: the CSMS's integer id; 2.x: the station's string id.
     transaction_id: str | int | None = None
     #: 2.1 (K01.FR.101-103).
@@ -486,7 +476,7 @@ def composite_from_message(message: Any, *, evse_id: int, start: datetime) -> Co
     )
     return CompositeSchedule(
         evse_id=evse_id,
-        start=_as_utc(start) or start,
+        start=start,
         duration=duration,
         rate_unit=RateUnit(_text(message.charging_rate_unit)),
         periods=periods,
