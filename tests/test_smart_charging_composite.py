@@ -7,6 +7,7 @@ shorter requests give prefixes, A <-> W within rounding."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -196,13 +197,49 @@ def test_K08_spec_3_6_1_stacked_exceptions_for_sundays_and_christmas() -> None:
     read as the 10800 s its text describes), no limit on Sundays (stack 2, weekly from
     Sunday 2020-01-05) and on Christmas Day 2020 (stack 3, absolute)."""
     profiles = [
-        on(1, profile(10, "TxDefaultProfile", [(0, 2000)], stack=1, kind="Recurring",
-                      recurrency="Daily", start=at(2020, 1, 9, 17), duration=10800, unit="W")),
-        on(1, profile(11, "TxDefaultProfile", [(0, 999999)], stack=2, kind="Recurring",
-                      recurrency="Weekly", start=at(2020, 1, 5), duration=86400, unit="W")),
-        on(1, profile(12, "TxDefaultProfile", [(0, 999999)], stack=3, start=at(2020, 12, 25),
-                      duration=86400, unit="W", valid_from=at(2020, 1, 1), valid_to=at(2021, 1, 1))),
-    ]  # fmt: skip
+        on(
+            1,
+            profile(
+                10,
+                "TxDefaultProfile",
+                [(0, 2000)],
+                stack=1,
+                kind="Recurring",
+                recurrency="Daily",
+                start=at(2020, 1, 9, 17),
+                duration=10800,
+                unit="W",
+            ),
+        ),
+        on(
+            1,
+            profile(
+                11,
+                "TxDefaultProfile",
+                [(0, 999999)],
+                stack=2,
+                kind="Recurring",
+                recurrency="Weekly",
+                start=at(2020, 1, 5),
+                duration=86400,
+                unit="W",
+            ),
+        ),
+        on(
+            1,
+            profile(
+                12,
+                "TxDefaultProfile",
+                [(0, 999999)],
+                stack=3,
+                start=at(2020, 12, 25),
+                duration=86400,
+                unit="W",
+                valid_from=at(2020, 1, 1),
+                valid_to=at(2021, 1, 1),
+            ),
+        ),
+    ]
     config = SmartChargingConfig(evses={1: EvseLimits(max_current=None, max_power=22000)})
 
     def at_six(day: datetime) -> float:
@@ -238,9 +275,20 @@ def test_K01_FR_13_recurrence_shorter_than_its_period_falls_back_then_recurs() -
     """1.6 errata 3.43: after the duration the lower stack level, then the next day again."""
     profiles = [
         on(1, profile(1, "TxDefaultProfile", [(0, 20)], start=at(2000, 1, 1))),
-        on(1, profile(2, "TxDefaultProfile", [(0, 6)], stack=1, kind="Recurring",
-                      recurrency="Daily", start=at(2024, 1, 1, 17), duration=3 * 3600)),
-    ]  # fmt: skip
+        on(
+            1,
+            profile(
+                2,
+                "TxDefaultProfile",
+                [(0, 6)],
+                stack=1,
+                kind="Recurring",
+                recurrency="Daily",
+                start=at(2024, 1, 1, 17),
+                duration=3 * 3600,
+            ),
+        ),
+    ]
     result = composite_schedule(profiles, 1, at(2024, 1, 2, 16), 25 * 3600, CONFIG)
     hour = 3600
     assert limits(result) == [(0, 20), (hour, 6), (4 * hour, 20), (25 * hour, 6)][:3]
@@ -388,9 +436,16 @@ def test_daily_recurrence_across_midnight() -> None:
     """22:00-01:00 at 6 A: the period that starts before midnight carries on after it."""
     entry = on(
         1,
-        profile(1, "TxDefaultProfile", [(0, 6), (3 * 3600, 16)], kind="Recurring",
-                recurrency="Daily", start=at(2024, 1, 1, 22), duration=86400),
-    )  # fmt: skip
+        profile(
+            1,
+            "TxDefaultProfile",
+            [(0, 6), (3 * 3600, 16)],
+            kind="Recurring",
+            recurrency="Daily",
+            start=at(2024, 1, 1, 22),
+            duration=86400,
+        ),
+    )
     result = composite_schedule([entry], 1, at(2024, 3, 10, 20), 8 * 3600, CONFIG)
     assert limits(result) == [(0, 16), (2 * 3600, 6), (5 * 3600, 16)]
     before_start = composite_schedule([entry], 1, at(2024, 1, 1, 12), 12 * 3600, CONFIG)
@@ -429,10 +484,17 @@ def test_K01_FR_91_spring_shift_skips_and_autumn_shift_repeats_local_periods() -
     config = SmartChargingConfig(evses=1, local_time=BERLIN)
     entry = on(
         1,
-        profile(1, "TxDefaultProfile", [(0, 16), (2 * 3600, 6), (3 * 3600, 16)],
-                kind="Recurring", recurrency="Daily", start=datetime(2024, 1, 1, tzinfo=UTC),
-                duration=86400, use_local_time=True),
-    )  # fmt: skip
+        profile(
+            1,
+            "TxDefaultProfile",
+            [(0, 16), (2 * 3600, 6), (3 * 3600, 16)],
+            kind="Recurring",
+            recurrency="Daily",
+            start=datetime(2024, 1, 1, tzinfo=UTC),
+            duration=86400,
+            use_local_time=True,
+        ),
+    )
     spring = composite_schedule([entry], 1, at(2024, 3, 30, 22), 6 * 3600, config)
     assert limits(spring) == [(0, 16)]
     autumn = composite_schedule([entry], 1, at(2024, 10, 26, 22), 6 * 3600, config)
@@ -458,10 +520,17 @@ def test_property_daily_recurrence_matches_the_clock_across_midnight_and_dst(
     origin = datetime(2024, 1, 1, hour, tzinfo=UTC)
     entry = on(
         1,
-        profile(1, "TxDefaultProfile", [(0, 6), (length * 3600, 16)], kind="Recurring",
-                recurrency="Daily", start=origin, duration=86400,
-                use_local_time=True if local else None),
-    )  # fmt: skip
+        profile(
+            1,
+            "TxDefaultProfile",
+            [(0, 6), (length * 3600, 16)],
+            kind="Recurring",
+            recurrency="Daily",
+            start=origin,
+            duration=86400,
+            use_local_time=True if local else None,
+        ),
+    )
     begin = at(2024, 1, 2) + timedelta(days=day)
     result = composite_schedule([entry], 1, begin, 2 * 86400, config)
     for step in range(0, 2 * 86400, 1800):
@@ -636,9 +705,9 @@ def test_property_periods_strictly_ordered_and_shorter_requests_give_prefixes(
     config = SmartChargingConfig(evses=1)
     long = composite_schedule(entries, 1, T0, short + extra, config, sessions=TX)
     starts = [p.start_period for p in long.periods]
-    assert starts[0] == 0 and all(a < b for a, b in zip(starts, starts[1:], strict=False))
+    assert starts[0] == 0 and all(a < b for a, b in itertools.pairwise(starts))
     assert all(s < long.duration for s in starts)
-    assert all(a != b for a, b in zip(long.periods, long.periods[1:], strict=False))
+    assert all(a != b for a, b in itertools.pairwise(long.periods))
     assert composite_schedule(entries, 1, T0, short, config, sessions=TX) == long.cut(short)
     for evse_id in (0, 1):
         station = composite_schedule(entries, evse_id, T0, short + extra, config, sessions=TX)
