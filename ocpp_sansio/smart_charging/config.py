@@ -35,8 +35,11 @@ class EvseLimits:
     max_current: float | None = attrs.field(default=32.0, validator=_positive)
     max_power: float | None = attrs.field(default=None, validator=_positive)
     phases: int = attrs.field(default=3, validator=attrs.validators.in_((0, 1, 2, 3)))
-    #: 2.x ACPhaseSwitchingSupported (K01.FR.46/48).
+    #: 2.x ACPhaseSwitchingSupported: can choose the phase of 1-phase charging (K01.FR.46/48).
     phase_switching: bool = False
+    #: Can charge on fewer phases than it has (2.x Phases3to1; 1.6
+    #: ConnectorSwitch3to1PhaseSupported); if not, a lower numberPhases is refused (K01.FR.43).
+    reduces_phases: bool = True
 
     def __attrs_post_init__(self) -> None:
         if self.max_current is None and self.max_power is None:

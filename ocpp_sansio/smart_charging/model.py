@@ -16,7 +16,7 @@ import enum
 import functools
 import types
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Union, get_args, get_origin, get_type_hints
 

@@ -118,7 +118,9 @@ def profile_problems(
         yield no(rule, "InvalidProfile", "a TxProfile belongs on an EVSE, not EVSE 0")
     if remote_start:
         yield from _remote_start_problems(profile, v16)
-    elif purpose is Purpose.TX and evse_id != 0 and transactions is not None:
+    elif purpose is Purpose.TX and profile.transaction_id is None and not v16:
+        yield no("K01.FR.03", "InvalidProfile", "a TxProfile names its transaction")
+    if not remote_start and purpose is Purpose.TX and evse_id != 0 and transactions is not None:
         yield from _transaction_problems(profile, evse_id, transactions, v16)
     # kind
     yield from _kind_problems(profile, v16)
@@ -182,12 +184,6 @@ def _transaction_problems(
     if not running:
         rule = "1.6 §3.13.1" if v16 else "K01.FR.09"
         yield Rejection(rule=rule, reason_code="TxNotFound", detail=f"no transaction on {evse_id}")
-    elif profile.transaction_id is None and not v16:
-        yield Rejection(
-            rule="K01.FR.03",
-            reason_code="InvalidProfile",
-            detail="a TxProfile names its transaction",
-        )
     elif profile.transaction_id is not None and profile.transaction_id not in running:
         rule = "1.6 §7.8" if v16 else "K01.FR.33"
         yield Rejection(
@@ -284,6 +280,14 @@ def _schedule_problems(
         phases, to_use = period.number_phases, period.phase_to_use
         if phases is not None and not 1 <= phases <= 3:
             yield no("K01.FR.43", "InvalidSchedule", f"numberPhases {phases}")
+        elif (
+            phases is not None
+            and hardware is not None
+            and not dc
+            and phases < hardware.phases
+            and not hardware.reduces_phases
+        ):
+            yield no("K01.FR.43", "InvalidSchedule", f"cannot keep to {phases} phases")
         if dc and (phases is not None or to_use is not None) and version == "2.1":
             yield no("K01.FR.44", "NoPhaseForDC", "phases given for a DC EVSE")
         if to_use is not None:
