@@ -323,7 +323,7 @@ def test_profile_problems_lists_every_rule_broken() -> None:
     assert rules == ["K04.FR.03", "K01.FR.38", "K01.FR.26", "K01.FR.31", "K01.FR.51"]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(st.data())
 def test_property_any_schema_valid_profile_gets_an_answer_never_a_crash(
     data: st.DataObject,

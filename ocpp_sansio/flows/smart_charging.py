@@ -55,6 +55,7 @@ from ..smart_charging.model import (
     composite_from_message,
     profile_from_message,
     profile_to_message,
+    purpose_of,
     schedule_from_message,
     schedule_to_message,
 )
@@ -961,6 +962,78 @@ class CsmsSmartCharging(Emitter):
             )
         return self._m.SetChargingProfileRequest(evse_id=evse_id, charging_profile=message)
 
+    def clear_request(
+        self,
+        *,
+        profile_id: int | None = None,
+        evse_id: int | None = None,
+        purpose: Purpose | str | None = None,
+        stack_level: int | None = None,
+    ) -> Any:
+        """A ClearChargingProfile request. 2.x: an id or at least one criterion (K10.FR.02),
+        never external constraints (K10.FR.06); 1.6 clears everything when given nothing."""
+        wanted = None if purpose is None else purpose_of(purpose)
+        m = self._m
+        if self.version == "1.6":
+            return build(
+                m.ClearChargingProfileRequest,
+                id=profile_id,
+                connector_id=evse_id,
+                charging_profile_purpose=None
+                if wanted is None
+                else profile_to_message_purpose(wanted, self.version),
+                stack_level=stack_level,
+            )
+        if profile_id is None and evse_id is None and wanted is None and stack_level is None:
+            raise LocalProtocolError("give a profile id or a criterion (K10.FR.02)")
+        if wanted in _STATION_OWNED:
+            raise LocalProtocolError(f"the CSMS does not clear {wanted} profiles (K10.FR.06)")
+        criteria = None
+        if evse_id is not None or wanted is not None or stack_level is not None:
+            criteria = build(
+                m.ClearChargingProfile,
+                evse_id=evse_id,
+                charging_profile_purpose=None if wanted is None else wanted.value,
+                stack_level=stack_level,
+            )
+        return m.ClearChargingProfileRequest(
+            charging_profile_id=profile_id, charging_profile_criteria=criteria
+        )
+
+    def get_profiles_request(
+        self,
+        request_id: int,
+        *,
+        evse_id: int | None = None,
+        profile_ids: Iterable[int] | None = None,
+        purpose: Purpose | str | None = None,
+        stack_level: int | None = None,
+        sources: Iterable[str] | None = None,
+    ) -> Any:
+        """A GetChargingProfiles request (2.x): profile ids, or at least one of stack
+        level, source and purpose (K09.FR.03)."""
+        if self.version == "1.6":
+            raise LocalProtocolError("OCPP 1.6 has no GetChargingProfiles")
+        ids = None if profile_ids is None else list(profile_ids)
+        source_list = None if sources is None else list(sources)
+        if not ids and purpose is None and stack_level is None and not source_list:
+            raise LocalProtocolError("give profile ids or a criterion (K09.FR.03)")
+        m = self._m
+        criterion = build(
+            m.ChargingProfileCriterion,
+            charging_profile_purpose=None if purpose is None else Purpose(purpose).value,
+            stack_level=stack_level,
+            charging_profile_id=ids or None,
+            charging_limit_source=None
+            if not source_list
+            else [
+                m.ChargingLimitSourceEnum(s) if self.version == "2.0.1" else s for s in source_list
+            ],
+        )
+        return m.GetChargingProfilesRequest(
+            request_id=request_id, charging_profile=criterion, evse_id=evse_id
+        )
+
     def send_profile(self, evse_id: int, profile: ChargingProfile, now: float) -> str:
         """Check and send ``profile``; its message id."""
         return self.core.send_request(self.set_charging_profile_request(evse_id, profile), now)
@@ -1272,3 +1345,10 @@ class CsmsSmartCharging(Emitter):
             if asked is not None and limit is not None and asked.limit > limit.limit + 1e-9:
                 return when
         return None
+
+
+def profile_to_message_purpose(purpose: Purpose, version: str) -> str:
+    """A purpose as the version spells it (1.6: ChargePointMaxProfile)."""
+    if version == "1.6" and purpose is Purpose.STATION_MAX:
+        return "ChargePointMaxProfile"
+    return purpose.value

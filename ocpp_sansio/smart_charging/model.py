@@ -71,6 +71,12 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
+def purpose_of(value: Purpose | str) -> Purpose:
+    """A purpose from its text in any version (1.6 ChargePointMaxProfile included)."""
+    text = str(getattr(value, "value", value))
+    return Purpose.STATION_MAX if text == _STATION_MAX_1_6 else Purpose(text)
+
+
 def _periods(items: Iterable[SchedulePeriod]) -> tuple[SchedulePeriod, ...]:
     return tuple(items)
 
@@ -117,7 +123,7 @@ class ChargingProfile:
 
     id: int
     stack_level: int
-    purpose: Purpose = attrs.field(converter=Purpose)
+    purpose: Purpose = attrs.field(converter=purpose_of)
     kind: Kind = attrs.field(converter=Kind)
     schedules: tuple[ChargingSchedule, ...] = attrs.field(converter=_schedules)
     recurrency: Recurrency | None = attrs.field(default=None, converter=_recurrency)
@@ -215,9 +221,7 @@ def schedule_from_message(message: Any) -> ChargingSchedule:
 def profile_from_message(message: Any) -> ChargingProfile:
     """The neutral form of a ``ChargingProfile`` message object of any version."""
     version = version_of(message)
-    purpose = _text(message.charging_profile_purpose)
-    if purpose == _STATION_MAX_1_6:
-        purpose = Purpose.STATION_MAX
+    purpose = purpose_of(message.charging_profile_purpose)
     schedules: tuple[ChargingSchedule, ...]
     if version == "1.6":
         profile_id = message.charging_profile_id
@@ -229,7 +233,7 @@ def profile_from_message(message: Any) -> ChargingProfile:
     return ChargingProfile(
         id=profile_id,
         stack_level=message.stack_level,
-        purpose=Purpose(purpose),
+        purpose=purpose,
         kind=Kind(_text(message.charging_profile_kind)),
         schedules=schedules,
         recurrency=None if recurrency is None else Recurrency(_text(recurrency)),

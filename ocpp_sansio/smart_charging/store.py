@@ -26,6 +26,7 @@ from .model import (
     Purpose,
     profile_from_message,
     profile_to_message,
+    purpose_of,
 )
 
 
@@ -117,7 +118,7 @@ class ProfileStore:
     ) -> list[InstalledProfile]:
         """Profiles matching every given criterion (logical AND; K09.FR.04-06, K10.FR.04,
         1.6 errata 3.25). ``evse_id`` None means any EVSE, 0 only the station's own."""
-        wanted = None if purpose is None else Purpose(purpose)
+        wanted = None if purpose is None else purpose_of(purpose)
         return [
             e
             for e in self._entries.values()
