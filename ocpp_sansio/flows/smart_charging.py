@@ -78,9 +78,10 @@ _STATION_OWNED = frozenset({Purpose.EXTERNAL, Purpose.LOCAL_GENERATION})
 
 @attrs.frozen(kw_only=True)
 class LimitChanged(FlowEvent):
-    """The limit in force on ``evse_id`` (0: the grid connection) changed: apply it.
-    ``next_change`` (wall clock) / ``next_change_at`` (core time) is when it changes next
-    by itself, None when not within 8 days (the flow looks again then). ``significant``:
+    """The limit in force on ``evse_id`` (0: the grid connection), or when it next changes,
+    changed: apply it. ``next_change`` (wall clock) / ``next_change_at`` (core time) is when
+    it changes next by itself, None when not within 8 days (the flow looks again then);
+    the flow tells you again at that time. ``significant``:
     it moved by more than LimitChangeSignificance percent (SC.03), the threshold for
     telling the CSMS (2.x TransactionEvent ChargingRateChanged, K11.FR.04, K13.FR.03)."""
 
@@ -138,7 +139,9 @@ class _InForce:
     phases: int | None
     phase_to_use: int | None
     min_rate: float | None
-    next_at: float | None
+    next_change: datetime | None
+    #: When to look again (core time): the next change, or the horizon.
+    next_at: float = attrs.field(eq=False)
 
 
 class SmartCharging(Emitter):
@@ -271,11 +274,12 @@ class SmartCharging(Emitter):
                 period.number_phases,
                 period.phase_to_use,
                 period.min_charging_rate,
+                nxt,
                 next_at,
             )
             before = self._in_force.get(evse_id)
             self._in_force[evse_id] = state
-            if before is not None and attrs.evolve(before, next_at=next_at) == state:
+            if before == state:
                 continue
             previous = None if before is None else before.limit
             self._emit(
@@ -315,7 +319,7 @@ class SmartCharging(Emitter):
         return None if since is None or self.core.connected else self.clock(since)
 
     def next_deadline(self) -> float | None:
-        deadlines = [s.next_at for s in self._in_force.values() if s.next_at is not None]
+        deadlines = [s.next_at for s in self._in_force.values()]
         deadlines += [expiry for _profile, expiry in self._waiting.values()]
         if self._refreshed and self.core.offline_since != self._offline_seen:
             deadlines.append(self.core.offline_since or 0.0)  # went offline: look again now
@@ -325,7 +329,7 @@ class SmartCharging(Emitter):
         for key, (_profile, expiry) in list(self._waiting.items()):
             if expiry <= now:
                 del self._waiting[key]
-        due = [s.next_at for s in self._in_force.values() if s.next_at is not None]
+        due = [s.next_at for s in self._in_force.values()]
         offline_changed = self._refreshed and self.core.offline_since != self._offline_seen
         if not self._refreshed or offline_changed or any(at <= now for at in due):
             self.refresh(now)

@@ -22,8 +22,9 @@ How it is computed, per instant of the window:
   TxDefaultProfile, ChargingStationMaxProfile, ChargingStationExternalConstraints) and of the
   hardware's own limits (SC.01, K08.FR.04); with no profile at all, the hardware's limits
   apply (K06.FR.02). External constraints on EVSE 0 cap the whole station (K12.FR.01) and
-  those on the EVSE cap the EVSE: both count, each with its own stack levels. numberPhases is the lowest of the periods in force (2.x errata 2.36),
-  absent ones counting as ``default_phases`` (K01.FR.49), and never above the EVSE's.
+  those on the EVSE cap the EVSE: both count, each with its own stack levels.
+  numberPhases is the lowest of the periods in force (2.x errata 2.36), absent ones
+  counting as ``default_phases`` (K01.FR.49), and never above the EVSE's.
 - Units: W = A x nominal voltage x phases in use (K01.FR.50/51; 1.6 §7.12; DC: x voltage).
   A converted value is rounded down to 0.1, so conversion never raises a limit.
 - EVSE 0 is the grid connection: the sum of every EVSE's own limit (its transaction-level
