@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import attrs
 import pytest
 from _smartkit import T0, limits, on, profile
 from hypothesis import given, settings
@@ -20,7 +21,6 @@ from hypothesis import strategies as st
 
 from ocpp_sansio.errors import LocalProtocolError
 from ocpp_sansio.smart_charging import (
-    ChargingProfile,
     EvseLimits,
     InstalledProfile,
     Kind,
@@ -45,7 +45,7 @@ def at(*args: int) -> datetime:
 # --- the K08 conformance cases' worked examples --------------------------------------------
 
 
-def test_TC_K_40_CS_stacked_tx_default_profiles_fall_back_when_the_higher_one_ends() -> None:
+def test_TC_K_40_CS_K01_FR_17_stacked_defaults_fall_back_when_the_higher_one_ends() -> None:
     """K08.FR.02/06, K01.FR.17, 1.6 errata 3.43: stack level 1 leads while it has a period;
     after its duration stack level 0 takes over."""
     profiles = [
@@ -345,7 +345,7 @@ def test_1_6_tx_default_on_the_connector_replaces_connector_0s_for_that_connecto
     assert limits(composite_schedule(profiles, 2, T0, 60, config)) == [(0, 20)]
 
 
-def test_min_charging_rate_is_kept_from_the_transaction_level_schedule() -> None:
+def test_K01_FR_21_min_charging_rate_is_kept_from_the_transaction_level_schedule() -> None:
     profiles = [
         on(0, profile(1, "ChargingStationMaxProfile", [(0, 30)], min_rate=1)),
         on(1, profile(2, "TxDefaultProfile", [(0, 16), (60, 10)], min_rate=6, duration=120)),
@@ -361,7 +361,7 @@ def test_min_charging_rate_is_kept_from_the_transaction_level_schedule() -> None
     assert as_watts.to_message("1.6").min_charging_rate == 4140.0
 
 
-def test_number_phases_the_lowest_in_force_and_never_above_the_evse() -> None:
+def test_K01_FR_45_number_phases_the_lowest_in_force_and_never_above_the_evse() -> None:
     """2.x errata 2.36: the lowest numberPhases; W converted with the phases in use."""
     config = SmartChargingConfig(evses={1: EvseLimits(max_current=32, phases=3)})
     profiles = [
@@ -383,17 +383,11 @@ def test_dc_evse_converts_with_the_voltage_alone() -> None:
 
 
 def test_maximum_offline_duration_ends_a_profile_while_offline_K01_FR_101() -> None:
-    item = attrs_evolve(profile(1, "TxDefaultProfile", [(0, 6)]), max_offline_duration=100)
+    item = attrs.evolve(profile(1, "TxDefaultProfile", [(0, 6)]), max_offline_duration=100)
     online = composite_schedule([on(1, item)], 1, T0, 300, CONFIG)
     offline = composite_schedule([on(1, item)], 1, T0, 300, CONFIG, offline_since=T0)
     assert limits(online) == [(0, 6)]
     assert limits(offline) == [(0, 6), (100, 32)]
-
-
-def attrs_evolve(item: ChargingProfile, **changes: Any) -> ChargingProfile:
-    import attrs
-
-    return attrs.evolve(item, **changes)
 
 
 def test_unknown_evse_and_empty_window_are_local_errors() -> None:
@@ -757,3 +751,40 @@ def test_external_purpose_on_the_evse_and_the_station_both_count() -> None:
     ]
     assert limits(composite_schedule(profiles, 1, T0, 60, CONFIG)) == [(0, 12)]
     assert limits(composite_schedule(profiles, 0, T0, 60, CONFIG)) == [(0, 12)]
+
+
+def test_K01_FR_46_K01_FR_47_phase_to_use_reported_only_when_given() -> None:
+    config = SmartChargingConfig(evses={1: EvseLimits(max_current=32, phase_switching=True)})
+    given = profile(1, "TxDefaultProfile", [(0, 16, 1)])
+    given = attrs.evolve(
+        given,
+        schedules=[
+            attrs.evolve(
+                given.schedule,
+                periods=[attrs.evolve(given.schedule.periods[0], phase_to_use=2)],
+            )
+        ],
+    )
+    result = composite_schedule([on(1, given)], 1, T0, 60, config)
+    assert [(p.number_phases, p.phase_to_use) for p in result.periods] == [(1, 2)]
+    chosen = profile(1, "TxDefaultProfile", [(0, 16, 1)])  # the station picks the phase
+    result = composite_schedule([on(1, chosen)], 1, T0, 60, config)
+    assert [(p.number_phases, p.phase_to_use) for p in result.periods] == [(1, None)]
+
+
+def test_K01_FR_49_K01_FR_50_watts_per_phase_with_three_phases_by_default() -> None:
+    """Current per phase = limit / (line voltage x numberPhases), 3 when not given."""
+    config = SmartChargingConfig(evses={1: EvseLimits(max_current=63)})
+    three = profile(1, "TxDefaultProfile", [(0, 11040)], unit="W")
+    assert limits(composite_schedule([on(1, three)], 1, T0, 60, config)) == [(0, 16)]
+    one = profile(1, "TxDefaultProfile", [(0, 11040, 1)], unit="W")
+    assert limits(composite_schedule([on(1, one)], 1, T0, 60, config)) == [(0, 48)]
+
+
+def test_K01_FR_51_amps_limit_each_phase_not_their_sum() -> None:
+    config = SmartChargingConfig(evses={1: EvseLimits(max_current=63)})
+    amps = profile(1, "TxDefaultProfile", [(0, 16)])
+    result = composite_schedule([on(1, amps)], 1, T0, 60, config, unit="W")
+    assert limits(result) == [(0, 16 * 230 * 3)]
+    one = profile(1, "TxDefaultProfile", [(0, 16, 1)])
+    assert limits(composite_schedule([on(1, one)], 1, T0, 60, config, unit="W")) == [(0, 16 * 230)]
