@@ -186,6 +186,8 @@ class SmartCharging(Emitter):
         self._in_force: dict[int, _InForce] = {}
         self._refreshed = False
         self._offline_seen: float | None = None
+        #: When the last outage began, kept until the station is back (K01.FR.102).
+        self._went_offline: float | None = None
         #: A remote start's TxProfile waiting for its transaction: EVSE (None: any) ->
         #: (profile, expiry).
         self._waiting: dict[int | None, tuple[ChargingProfile, float]] = {}
@@ -254,6 +256,8 @@ class SmartCharging(Emitter):
         changed (all of them, the first time). Call once at start-up."""
         self._refreshed = True
         self._offline_seen = self.core.offline_since
+        if self._offline_seen is not None:
+            self._went_offline = self._offline_seen
         sessions = self.sessions()
         wall = self.clock(now)
         offline = self._offline_wall()
@@ -571,10 +575,11 @@ class SmartCharging(Emitter):
     def handle_event(self, event: Event, now: float) -> bool:
         if self._outbox.handle_event(event, now):
             return True
-        if isinstance(event, Reconnected) or (
-            isinstance(event, RegistrationChanged) and event.status is RegistrationStatus.ACCEPTED
-        ):
-            self._back_online(now)
+        if isinstance(event, Reconnected):
+            self._back_online(now, event.offline_for)
+            return False
+        if isinstance(event, RegistrationChanged) and event.status is RegistrationStatus.ACCEPTED:
+            self._back_online(now, None)
             return False
         if not isinstance(event, RequestReceived) or event.action not in _ACTIONS:
             if not self._refreshed:
@@ -595,18 +600,20 @@ class SmartCharging(Emitter):
             self._on_composite(event, now)
         return True
 
-    def _back_online(self, now: float) -> None:
+    def _back_online(self, now: float, offline_for: float | None) -> None:
         """K01.FR.102: profiles invalid while offline count again, except those marked
         invalidAfterOfflineDuration whose maxOfflineDuration passed: they go."""
-        since = self._offline_seen
-        if since is not None:
+        since, self._went_offline = self._went_offline, None
+        if offline_for is None and since is not None:
             offline_for = now - since
+        if offline_for is not None:
+            outage = offline_for
             gone = self.store.remove_where(
                 lambda e: (
                     not (
                         e.profile.invalid_after_offline_duration
                         and e.profile.max_offline_duration is not None
-                        and offline_for > e.profile.max_offline_duration
+                        and outage > e.profile.max_offline_duration
                     )
                 )
             )
