@@ -152,6 +152,7 @@ class ProfileStore:
                     "evse_id": e.evse_id,
                     "source": e.source,
                     "transaction_id": e.transaction_id,
+                    "origin": e.profile.origin,
                     "encoding": _encoding(e.profile, self.version),
                     "profile": _wire(e.profile, _encoding(e.profile, self.version)),
                 }
@@ -174,6 +175,10 @@ class ProfileStore:
                     raise LocalProtocolError(f"unknown encoding {encoding!r}")
                 cls = _MODULES[encoding].ChargingProfile
                 profile = profile_from_message(structure_fn(cls)(item["profile"]))
+                origin = item.get("origin", encoding)
+                if origin not in (None, *_MODULES):
+                    raise LocalProtocolError(f"unknown origin {origin!r}")
+                profile = attrs.evolve(profile, origin=origin)
                 transaction_id = item["transaction_id"]
                 if not isinstance(transaction_id, str | int | None):
                     raise LocalProtocolError("transaction_id must be text or a number")
