@@ -822,6 +822,8 @@ def test_K11_FR_01_K11_FR_02_K11_FR_05_external_limit_applies_and_is_notified(ve
     assert [(e.evse_id, e.source, e.grid_critical) for e in reported] == [(0, "EMS", True)]
     with pytest.raises(LocalProtocolError, match=r"K11\.FR\.05"):
         s.smart.set_external_limit(s.now, source="CSO", limit=5)
+    with pytest.raises(LocalProtocolError, match="ChargingLimitSource"):
+        s.smart.set_external_limit(s.now, source="DSO" if version == "2.0.1" else "", limit=5)
 
 
 @pytest.mark.parametrize("version", V2)

@@ -201,8 +201,8 @@ class SmartCharging(Emitter):
         return {
             evse_id: Session(
                 transaction_ids=run.ids,
-                started=self._wall(run.started),
-                ready=None if run.ready is None else self._wall(run.ready),
+                started=self.clock(run.started),
+                ready=None if run.ready is None else self.clock(run.ready),
             )
             for evse_id, run in self._running.items()
         }
@@ -301,7 +301,11 @@ class SmartCharging(Emitter):
                 )
             )
 
-    def _significant(self, previous: float | None, limit: float) -> bool:
+    def _significant(self, previous: float | None, limit: float | None) -> bool:
+        """Whether ``previous`` -> ``limit`` is worth telling (SC.03): a first value, or
+        a change above LimitChangeSignificance percent."""
+        if limit is None:
+            return False
         if previous is None or previous == limit:
             return previous is None
         if previous == 0 or math.isinf(previous) or math.isinf(limit):
@@ -314,9 +318,6 @@ class SmartCharging(Emitter):
         self.refresh(now)
 
     # --- time -----------------------------------------------------------------------------
-
-    def _wall(self, moment: float) -> datetime:
-        return self.clock(moment)
 
     def _offline_wall(self) -> datetime | None:
         since = self.core.offline_since
@@ -447,6 +448,12 @@ class SmartCharging(Emitter):
         limit moved by more than LimitChangeSignificance (K11.FR.02/03, K12.FR.02/03)."""
         if source == CSO:
             raise LocalProtocolError("external limits never have source CSO (K11.FR.05)")
+        if self.version == "2.0.1" and source not in ("EMS", "Other", "SO"):
+            raise LocalProtocolError(
+                f"2.0.1 ChargingLimitSource is EMS, Other or SO, not {source!r}"
+            )
+        if not 0 < len(source) <= 20:
+            raise LocalProtocolError("a ChargingLimitSource has 1 to 20 characters")
         if (limit is None) == (schedule is None):
             raise LocalProtocolError("give either limit or schedule")
         wall = self.clock(now).replace(microsecond=0)
@@ -491,7 +498,7 @@ class SmartCharging(Emitter):
             ChargingProfileInstalled(entry=entry, replaced=tuple(previous), action="External")
         )
         new_limit = self._external_limit([entry], evse_id, wall)
-        if self.version != "1.6" and (old_limit is None or self._changed(old_limit, new_limit)):
+        if self.version != "1.6" and self._significant(old_limit, new_limit):
             self._notify_limit(entry, grid_critical, now)
         self.refresh(now)
         return entry
@@ -530,22 +537,15 @@ class SmartCharging(Emitter):
         return chosen
 
     def _external_limit(
-        self, entries: Iterable[InstalledProfile], evse_id: int, wall: datetime
+        self, entries: list[InstalledProfile], evse_id: int, wall: datetime
     ) -> float | None:
-        entries = list(entries)
+        """The limit ``entries`` alone impose at ``wall`` (None: there are none)."""
         if not entries:
             return None
         schedule = composite_schedule(
             entries, evse_id, wall, 1, self.config, assume_transaction=False, hardware=False
         )
         return schedule.periods[0].limit
-
-    def _changed(self, old: float, new: float | None) -> bool:
-        if new is None or old == new:
-            return new is None
-        if old == 0 or math.isinf(old) or math.isinf(new):
-            return True
-        return abs(new - old) / old * 100 > self.config.limit_change_significance
 
     def _notify_limit(
         self, entry: InstalledProfile, grid_critical: bool | None, now: float
