@@ -560,6 +560,20 @@ def test_K08_FR_05_TC_K_47_CS_unknown_evse_rejected(version: str) -> None:
     answer = s.composite(3, 300)
     assert answer["status"] == "Rejected"
     assert "schedule" not in answer and "chargingSchedule" not in answer
+    # More than the station reports (a year of a daily profile's periods) is refused too.
+    s.set(
+        1,
+        profile(
+            1,
+            "TxDefaultProfile",
+            [(0, 6), (3600, 8)],
+            kind="Recurring",
+            recurrency="Daily",
+            start=s.wall,
+        ),
+    )
+    assert s.composite(1, 365 * 86400)["status"] == "Rejected"
+    assert s.composite(1, 31 * 86400)["status"] == "Accepted"
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -153,7 +153,8 @@ class SmartCharging(Emitter):
     ``store``: a ``ProfileStore`` to start from (persist its ``snapshot()`` on every
     ``ChargingProfileInstalled`` / ``ChargingProfilesCleared``). ``profiles_per_report``:
     the most profiles one ReportChargingProfiles carries. ``remote_start_timeout``: how long
-    a remote start's TxProfile waits for its transaction.
+    a remote start's TxProfile waits for its transaction. ``max_composite_duration``: longer
+    GetCompositeSchedule requests are Rejected (K08.FR.05: more than the station reports).
     """
 
     def __init__(
@@ -166,6 +167,7 @@ class SmartCharging(Emitter):
         clock: WallClock | None = None,
         profiles_per_report: int = 16,
         remote_start_timeout: float = 120.0,
+        max_composite_duration: int = 31 * 86400,
     ) -> None:
         super().__init__()
         self.core = core
@@ -180,6 +182,7 @@ class SmartCharging(Emitter):
             raise LocalProtocolError("profiles_per_report must be >= 1")
         self.profiles_per_report = profiles_per_report
         self.remote_start_timeout = remote_start_timeout
+        self.max_composite_duration = max_composite_duration
         self._m = messages_for(self.version)
         self._outbox = Outbox(core)
         self._running: dict[int, _Running] = {}
@@ -215,6 +218,10 @@ class SmartCharging(Emitter):
         unit the station does not allow (K08.FR.05/07)."""
         if unit is not None and RateUnit(unit) not in self.config.rate_units:
             raise LocalProtocolError(f"rate unit {unit} is not allowed (K08.FR.07)")
+        if duration > self.max_composite_duration:
+            raise LocalProtocolError(
+                f"durations up to {self.max_composite_duration} s are reported (K08.FR.05)"
+            )
         return composite_schedule(
             self.store,
             evse_id,
