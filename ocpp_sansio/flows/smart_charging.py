@@ -39,7 +39,7 @@ from ..smart_charging.composite import (
     Session,
     composite_schedule,
     instant,
-    limit_in_force,
+    limits_in_force,
     seconds,
 )
 from ..smart_charging.config import SmartChargingConfig
@@ -265,20 +265,16 @@ class SmartCharging(Emitter):
         self._offline_seen = self.core.offline_since
         if self._offline_seen is not None:
             self._went_offline = self._offline_seen
-        sessions = self.sessions()
-        wall = self.clock(now)
-        offline = self._offline_wall()
         unit = self.config.default_rate_unit
-        for evse_id in (0, *sorted(self.config.evses)):
-            period, nxt = limit_in_force(
-                self.store,
-                evse_id,
-                wall,
-                self.config,
-                unit=unit,
-                sessions=sessions,
-                offline_since=offline,
-            )
+        found = limits_in_force(
+            self.store,
+            self.clock(now),
+            self.config,
+            unit=unit,
+            sessions=self.sessions(),
+            offline_since=self._offline_wall(),
+        )
+        for evse_id, (period, nxt) in found.items():
             next_at = now + HORIZON if nxt is None else core_time(nxt, now, self.clock)
             state = _InForce(
                 period.limit,

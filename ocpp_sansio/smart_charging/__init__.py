@@ -2,7 +2,7 @@
 the profile store and the composite schedule (2.x functional block K; 1.6 §3.13). The
 flows in ``ocpp_sansio.flows.smart_charging`` put them on the wire."""
 
-from .composite import Session, composite_schedule, convert, limit_in_force
+from .composite import Session, composite_schedule, convert, limit_in_force, limits_in_force
 from .config import EvseLimits, SmartChargingConfig
 from .model import (
     CSO,
@@ -44,6 +44,7 @@ __all__ = [
     "composite_schedule",
     "convert",
     "limit_in_force",
+    "limits_in_force",
     "profile_from_message",
     "profile_problems",
     "profile_to_message",

@@ -339,6 +339,7 @@ class _Composer:
         self.config = config
         self.unit = unit
         self.hardware = hardware
+        self.first, self.last = first, last
         entries = list(profiles)
         self.breaks = {first, last}
 
@@ -462,6 +463,13 @@ class _Composer:
             min_rate=max(rates) if rates else None,
         )
 
+    def moments(self) -> list[int]:
+        """Every instant of the window where some limit may change, in order."""
+        return sorted(b for b in self.breaks if self.first <= b < self.last)
+
+    def value(self, evse_id: int, moment: int) -> _Value:
+        return self.station_value(moment) if evse_id == 0 else self.evse_value(evse_id, moment)
+
     def station_value(self, moment: int) -> _Value:
         total = 0.0
         widest = 0
@@ -491,6 +499,37 @@ class _Composer:
         )
 
 
+def _composer(
+    profiles: Iterable[InstalledProfile],
+    evse_ids: Iterable[int],
+    start: datetime,
+    duration: int,
+    config: SmartChargingConfig,
+    unit: RateUnit | str | None,
+    sessions: Mapping[int, Session] | None,
+    assume_transaction: bool,
+    offline_since: datetime | None,
+    hardware: bool,
+) -> _Composer:
+    for evse_id in evse_ids:
+        if evse_id != 0 and evse_id not in config.evses:
+            raise LocalProtocolError(f"no EVSE {evse_id}")
+    if duration < 1:
+        raise LocalProtocolError(f"duration must be >= 1 s, got {duration}")
+    first = seconds(start)
+    return _Composer(
+        profiles,
+        config,
+        first,
+        first + duration,
+        config.default_rate_unit if unit is None else RateUnit(unit),
+        sessions or {},
+        assume_transaction,
+        None if offline_since is None else seconds(offline_since),
+        hardware,
+    )
+
+
 def composite_schedule(
     profiles: Iterable[InstalledProfile],
     evse_id: int,
@@ -509,39 +548,31 @@ def composite_schedule(
     running transactions by EVSE. ``offline_since``: when the station lost its CSMS, if it
     has (2.1 maxOfflineDuration). ``hardware=False`` leaves the hardware's own limits out
     (the profiles alone; where none limits, the limit is infinite). Unknown EVSE or a
-    duration below 1 s: LocalProtocolError.
+    duration below 1 s: LocalProtocolError. The work grows with the number of periods the
+    window holds: bound ``duration`` for requests from outside.
     """
-    if evse_id != 0 and evse_id not in config.evses:
-        raise LocalProtocolError(f"no EVSE {evse_id}")
-    if duration < 1:
-        raise LocalProtocolError(f"duration must be >= 1 s, got {duration}")
-    target = config.default_rate_unit if unit is None else RateUnit(unit)
-    first = seconds(start)
-    last = first + duration
-    composer = _Composer(
+    composer = _composer(
         profiles,
+        (evse_id,),
+        start,
+        duration,
         config,
-        first,
-        last,
-        target,
-        sessions or {},
+        unit,
+        sessions,
         assume_transaction,
-        None if offline_since is None else seconds(offline_since),
+        offline_since,
         hardware,
     )
-    breaks = sorted(b for b in composer.breaks if first <= b < last)
     periods: list[CompositePeriod] = []
     previous: _Value | None = None
-    for moment in breaks:
-        value = (
-            composer.station_value(moment) if evse_id == 0 else composer.evse_value(evse_id, moment)
-        )
+    for moment in composer.moments():
+        value = composer.value(evse_id, moment)
         if value == previous:
             continue
         previous = value
         periods.append(
             CompositePeriod(
-                start_period=moment - first,
+                start_period=moment - composer.first,
                 limit=value.limit,
                 number_phases=value.phases,
                 phase_to_use=value.phase_to_use,
@@ -550,11 +581,45 @@ def composite_schedule(
         )
     return CompositeSchedule(
         evse_id=evse_id,
-        start=instant(first),
+        start=instant(composer.first),
         duration=duration,
-        rate_unit=target,
+        rate_unit=composer.unit,
         periods=tuple(periods),
     )
+
+
+def limits_in_force(
+    profiles: Iterable[InstalledProfile],
+    now: datetime,
+    config: SmartChargingConfig,
+    *,
+    evse_ids: Iterable[int] | None = None,
+    unit: RateUnit | str | None = None,
+    sessions: Mapping[int, Session] | None = None,
+    offline_since: datetime | None = None,
+    horizon: int = HORIZON,
+) -> dict[int, tuple[CompositePeriod, datetime | None]]:
+    """For each of ``evse_ids`` (default: 0 and every EVSE), the limit at ``now`` and when
+    it next changes (None: not within ``horizon`` seconds). An idle EVSE gets what a
+    transaction starting now would."""
+    wanted = (0, *sorted(config.evses)) if evse_ids is None else tuple(evse_ids)
+    composer = _composer(
+        profiles, wanted, now, horizon, config, unit, sessions, False, offline_since, True
+    )
+    moments = composer.moments()
+    out = {}
+    for evse_id in wanted:
+        current = composer.value(evse_id, moments[0])
+        nxt = next((m for m in moments[1:] if composer.value(evse_id, m) != current), None)
+        period = CompositePeriod(
+            start_period=0,
+            limit=current.limit,
+            number_phases=current.phases,
+            phase_to_use=current.phase_to_use,
+            min_charging_rate=current.min_rate,
+        )
+        out[evse_id] = (period, None if nxt is None else instant(nxt))
+    return out
 
 
 def limit_in_force(
@@ -570,16 +635,13 @@ def limit_in_force(
 ) -> tuple[CompositePeriod, datetime | None]:
     """The limit on ``evse_id`` at ``now`` and when it next changes (None: not within
     ``horizon`` seconds). An idle EVSE gets what a transaction starting now would."""
-    schedule = composite_schedule(
+    return limits_in_force(
         profiles,
-        evse_id,
         now,
-        horizon,
         config,
+        evse_ids=(evse_id,),
         unit=unit,
         sessions=sessions,
-        assume_transaction=False,
         offline_since=offline_since,
-    )
-    nxt = schedule.periods[1].start_period if len(schedule.periods) > 1 else None
-    return schedule.periods[0], None if nxt is None else schedule.start + timedelta(seconds=nxt)
+        horizon=horizon,
+    )[evse_id]
