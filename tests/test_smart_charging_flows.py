@@ -1026,7 +1026,7 @@ def test_K15_FR_11_K15_FR_12_K16_FR_06_K16_FR_07_K17_FR_11_K17_FR_12_ev_schedule
     assert event.exceeded_at == s.wall + timedelta(seconds=600)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(deadline=None)
 @given(
     version=st.sampled_from(VERSIONS),
     data=st.data(),
