@@ -2,41 +2,47 @@
 ``ocpp_sansio.adapters.asyncio`` and ``ocpp_sansio.adapters.threads`` (one shape, see
 docs/adapters.md), over the WebSocket glue they share.
 
-What they raise and report is defined once, here.
+How this folder becomes ``ocpp_sansio.adapters``: ``ocpp_sansio/adapters`` is a symbolic
+link to this top-level folder. Imports, editable installs, mypy and tracebacks all follow an
+ordinary directory; a wheel or an sdist copies the files in. The folder stays at the top so
+that everything doing IO (here and ``cli/``) stands apart from the pure ``ocpp_sansio/``.
+
+What they raise and report is defined in ``ocpp_sansio.errors`` and ``ocpp_sansio.events``
+(the in-memory harness raises and reports the same) and re-exported here.
 """
 
-from ._driver import (
-    Backoff,
-    CallTimeout,
-    Connected,
-    ConnectFailed,
-    ConnectionAttemptFailed,
-    ConnectionLost,
+from ocpp_sansio.errors import (
+    CallFailedError,
+    CallLostError,
+    CallTimedOutError,
+    ConnectFailedError,
     CoreMismatch,
-    Disconnected,
-    InvalidAnswer,
-    MessageDiscarded,
+    InvalidResponseError,
     OcppCallError,
-    RequestFailed,
-    uuid_ids,
+    TransactionMessageDiscardedError,
+    needs_extra,
 )
-from ._ws import DEFAULT_VERSIONS, SUBPROTOCOLS, WsOptions
+from ocpp_sansio.events import Connected, ConnectFailed, Disconnected
+
+with needs_extra("websocket", needed_by="ocpp_sansio.adapters"):
+    from ._driver import Backoff, uuid_ids
+    from ._ws import DEFAULT_VERSIONS, SUBPROTOCOLS, WsOptions
 
 __all__ = [
     "DEFAULT_VERSIONS",
     "SUBPROTOCOLS",
     "Backoff",
-    "CallTimeout",
+    "CallFailedError",
+    "CallLostError",
+    "CallTimedOutError",
     "ConnectFailed",
+    "ConnectFailedError",
     "Connected",
-    "ConnectionAttemptFailed",
-    "ConnectionLost",
     "CoreMismatch",
     "Disconnected",
-    "InvalidAnswer",
-    "MessageDiscarded",
+    "InvalidResponseError",
     "OcppCallError",
-    "RequestFailed",
+    "TransactionMessageDiscardedError",
     "WsOptions",
     "uuid_ids",
 ]

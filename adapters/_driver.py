@@ -5,7 +5,7 @@ An adapter feeds bytes and the time in (``receive``, ``timer``), writes what ``w
 send, runs the requests ``take_requests()`` returns concurrently and answers them with
 ``answer`` / ``answer_exception``, and passes ``take_events()`` to the application. The
 rules live in the core; the driver only sorts its events, after the application's flows
-(``FlowHost``) had their turn.
+(``ocpp_sansio.flows.FlowHost``) had their turn.
 
 The policy around connections is here too, so every adapter follows the same one: when a
 station tries again and when it gives up (``StationDriver``), and which core a station's
@@ -14,7 +14,6 @@ new connection to a CSMS talks to (``CsmsCores``). Adapters only do the IO and t
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import uuid
@@ -25,11 +24,23 @@ import attrs
 
 from ocpp_sansio.config import CsmsConfig, StationConfig
 from ocpp_sansio.csms import CsmsCore
-from ocpp_sansio.errors import LocalProtocolError, OcppError
+from ocpp_sansio.errors import (
+    CallLostError,
+    CallTimedOutError,
+    ConnectFailedError,
+    CoreMismatch,
+    InvalidResponseError,
+    LocalProtocolError,
+    OcppCallError,
+    TransactionMessageDiscardedError,
+)
 from ocpp_sansio.events import (
-    CallFailed,
+    CallErrorReceived,
+    CallLost,
     CallTimedOut,
-    ErrorReceived,
+    Connected,
+    ConnectFailed,
+    Disconnected,
     Event,
     InvalidResponse,
     RegistrationStatus,
@@ -37,8 +48,10 @@ from ocpp_sansio.events import (
     ResponseReceived,
     TransactionMessageDiscarded,
 )
+from ocpp_sansio.flows.host import FlowFactory, FlowHost
 from ocpp_sansio.frames import ERROR_CODES
-from ocpp_sansio.station import StationCore, is_transaction_message
+from ocpp_sansio.rules import is_transaction_message
+from ocpp_sansio.station import StationCore
 
 from ._ws import (
     INTERNAL_ERROR,
@@ -59,84 +72,6 @@ log = logging.getLogger("ocpp_sansio.adapters")
 def uuid_ids() -> str:
     """A fresh message id: unique across connections and restarts (digest §1.2)."""
     return str(uuid.uuid4())
-
-
-# --- exceptions ----------------------------------------------------------------------------------
-
-
-class OcppCallError(OcppError):
-    """A CALLERROR, both ways: raise it in a request handler to answer with ``error_code``;
-    ``call()`` raises it when the peer answered ours with one."""
-
-    def __init__(
-        self, error_code: str, description: str = "", details: dict[str, Any] | None = None
-    ) -> None:
-        super().__init__(f"{error_code}: {description}" if description else error_code)
-        self.error_code = error_code
-        self.description = description
-        self.details = details or {}
-
-
-class RequestFailed(OcppError):
-    """Our request got no usable answer (base of the ones below)."""
-
-
-class CallTimeout(RequestFailed):
-    """No answer within the call timeout."""
-
-
-class ConnectionLost(RequestFailed):
-    """The connection closed before the answer came (or before the request went out)."""
-
-
-class InvalidAnswer(RequestFailed):
-    """The answer broke its schema (2.1: we told the peer with a CALLRESULTERROR)."""
-
-
-class MessageDiscarded(RequestFailed):
-    """A transaction-related message failed on every attempt and was dropped (E13.FR.04)."""
-
-
-class CoreMismatch(ValueError):
-    """A core the application supplied does not fit: another version than the one
-    negotiated or asked for, another station's identity, or not a core of that side."""
-
-
-class ConnectFailed(OcppError):
-    """A station's connection attempt failed. ``status`` is the CSMS's HTTP status when it
-    refused the handshake (401, 404 …)."""
-
-    def __init__(self, reason: str, status: int | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-
-
-# --- events the adapters add to the core's ------------------------------------------------------
-
-
-@attrs.frozen(kw_only=True)
-class Connected(Event):
-    """A WebSocket to the peer is open; ``version`` was negotiated."""
-
-    version: str
-
-
-@attrs.frozen(kw_only=True)
-class Disconnected(Event):
-    """The WebSocket closed with ``code``."""
-
-    code: int
-    reason: str
-
-
-@attrs.frozen(kw_only=True)
-class ConnectionAttemptFailed(Event):
-    """Station side: an attempt failed; the next one starts after ``retry_in`` seconds
-    (None: no further attempt)."""
-
-    error: ConnectFailed
-    retry_in: float | None
 
 
 # --- reconnect back-off -------------------------------------------------------------------------
@@ -167,67 +102,6 @@ class Backoff:
             doublings = min(doublings + 1, self.repeat_times)
 
 
-# --- flows next to a core ----------------------------------------------------------------------
-
-
-#: ``flows(core)``: the ``ocpp_sansio.flows`` objects (or any with ``handle_event(event,
-#: now) -> bool``) that see a core's events before the application, in order.
-FlowFactory = Callable[[Any], Sequence[Any]]
-
-
-class FlowHost:
-    """A core's flows, run as docs/flows.md says: each core event goes through them in
-    order and the first that returns True keeps it; their timers and their own events are
-    collected here. Flows may lack ``events``, ``next_deadline`` / ``handle_timer``."""
-
-    def __init__(self, core: StationCore | CsmsCore, flows: Sequence[Any]) -> None:
-        for flow in flows:
-            if not callable(getattr(flow, "handle_event", None)):
-                raise TypeError(f"{type(flow).__name__} is not a flow: it has no handle_event")
-        self.core = core
-        self.flows = tuple(flows)
-        self._emitting = [f for f in self.flows if callable(getattr(f, "events", None))]
-        self._timed = [
-            f
-            for f in self.flows
-            if callable(getattr(f, "next_deadline", None))
-            and callable(getattr(f, "handle_timer", None))
-        ]
-
-    def route(self, event: Event, now: float) -> bool:
-        """True when a flow kept ``event``. A flow that raises keeps it: the error is
-        logged and a request it was answering gets an InternalError CALLERROR."""
-        for flow in self.flows:
-            try:
-                if flow.handle_event(event, now):
-                    return True
-            except Exception:
-                log.exception("%s failed on %r", type(flow).__name__, event)
-                if isinstance(event, RequestReceived):
-                    # (unless it answered before it failed)
-                    with contextlib.suppress(LocalProtocolError):
-                        self.core.send_error(event.message_id, "InternalError", type(flow).__name__)
-                return True
-        return False
-
-    def events(self) -> list[Any]:
-        """The flows' own events, flow by flow."""
-        out: list[Any] = []
-        for flow in self._emitting:
-            out += flow.events()
-        return out
-
-    def next_deadline(self) -> float | None:
-        deadlines = [d for f in self._timed if (d := f.next_deadline()) is not None]
-        return min(deadlines, default=None)
-
-    def handle_timer(self, now: float) -> None:
-        for flow in self._timed:
-            deadline = flow.next_deadline()
-            if deadline is not None and deadline <= now:
-                flow.handle_timer(now)
-
-
 # --- the driver ----------------------------------------------------------------------------------
 
 
@@ -239,25 +113,25 @@ class Waiter(Protocol):
 
 _OUTCOMES = (
     ResponseReceived,
-    ErrorReceived,
+    CallErrorReceived,
     InvalidResponse,
     CallTimedOut,
-    CallFailed,
+    CallLost,
     TransactionMessageDiscarded,
 )
 
 
 def _error_for(event: Event) -> BaseException:
-    if isinstance(event, ErrorReceived):
+    if isinstance(event, CallErrorReceived):
         return OcppCallError(event.error_code, event.description, event.details)
     if isinstance(event, CallTimedOut):
-        return CallTimeout(f"{event.action} ({event.message_id}) was not answered in time")
+        return CallTimedOutError(f"{event.action} ({event.message_id}) was not answered in time")
     if isinstance(event, InvalidResponse):
-        return InvalidAnswer(f"the answer to {event.action} is invalid: {event.error}")
-    if isinstance(event, CallFailed):
-        return ConnectionLost(f"{event.action}: {event.reason}")
+        return InvalidResponseError(f"the answer to {event.action} is invalid: {event.error}")
+    if isinstance(event, CallLost):
+        return CallLostError(f"{event.action}: {event.reason}")
     assert isinstance(event, TransactionMessageDiscarded)
-    return MessageDiscarded(
+    return TransactionMessageDiscardedError(
         f"{event.action} dropped after {event.attempts} attempts ({event.reason})"
     )
 
@@ -273,7 +147,7 @@ class Driver:
         #: The latest time an entry point was given (flows need one for every event).
         self.now = 0.0
         #: Station side: why the station stopped trying (``StationDriver``).
-        self.failure: ConnectFailed | None = None
+        self.failure: ConnectFailedError | None = None
         #: Bumped per connection, so an answer computed for an older one is dropped.
         self.generation = 0
         self._waiters: dict[str, Waiter] = {}
@@ -726,24 +600,24 @@ class StationDriver(Driver):
             now=now,
         )
 
-    def unreachable(self, error: BaseException) -> ConnectFailed:
+    def unreachable(self, error: BaseException) -> ConnectFailedError:
         """The error for an attempt whose TCP or TLS connection failed."""
         endpoint = self.endpoint
-        return ConnectFailed(f"cannot connect to {endpoint.host}:{endpoint.port}: {error!r}")
+        return ConnectFailedError(f"cannot connect to {endpoint.host}:{endpoint.port}: {error!r}")
 
     def refused(self, closed: Closed) -> None:
         """The handshake of the current attempt was refused (HTTP status, no subprotocol)."""
         self._refusal = closed
 
     def attempt_ended(
-        self, ws: _WebSocket | None, error: ConnectFailed | None = None
+        self, ws: _WebSocket | None, error: ConnectFailedError | None = None
     ) -> float | None:
         """An attempt is over: ``ws`` ran (its handshake may have failed), or ``error``
         says why no WebSocket started. Returns the wait before the next attempt, or None
-        for no further attempt; a failure is reported as ``ConnectionAttemptFailed``."""
+        for no further attempt; a failure is reported as ``ConnectFailed``."""
         if error is None and (ws is None or ws.version is None):
             refusal = self._refusal or Closed(code=1006, reason="connection lost", by_peer=True)
-            error = ConnectFailed(refusal.reason, refusal.status)
+            error = ConnectFailedError(refusal.reason, refusal.status)
         if error is None:
             self._failures = 0
             self._waits = self.backoff.waits(self.rng)
@@ -751,7 +625,7 @@ class StationDriver(Driver):
         self._failures += 1
         give_up = self.max_attempts is not None and self._failures >= self.max_attempts
         wait = None if give_up or self.closing else next(self._waits)
-        self.report(ConnectionAttemptFailed(error=error, retry_in=wait))
+        self.report(ConnectFailed(error=error, retry_in=wait))
         if give_up:
             self.failure = error
         return wait

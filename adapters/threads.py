@@ -20,17 +20,16 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ocpp_sansio.config import CsmsConfig, StationConfig
+from ocpp_sansio.errors import ConnectFailedError, OcppCallError
 from ocpp_sansio.events import RequestReceived
+from ocpp_sansio.flows.host import FlowFactory
 from ocpp_sansio.station import StationCore
 
 from ._driver import (
     Backoff,
-    ConnectFailed,
     CoreFactory,
     CsmsCores,
     Driver,
-    FlowFactory,
-    OcppCallError,
     SessionView,
     StationDriver,
     csms_setup,
@@ -268,7 +267,8 @@ class _Session(SessionView):
 
     def call(self, request: Any, timeout: float | None = None) -> Any:
         """Send ``request`` and return the typed response. Raises OcppCallError for a
-        CALLERROR, CallTimeout, ConnectionLost, InvalidAnswer or MessageDiscarded; and
+        CALLERROR, CallTimedOutError, CallLostError, InvalidResponseError or
+        TransactionMessageDiscardedError (all but the first are CallFailedError); and
         LocalProtocolError at once when the protocol forbids sending it now. A 2.1 SEND
         returns None at once. ``timeout`` bounds the wait (TimeoutError), for example for
         a transaction message held while offline; the request itself stays sent."""
@@ -541,12 +541,12 @@ class Station(_Session, _Owner):
         self._runner: threading.Thread | None = None
 
     @property
-    def failure(self) -> ConnectFailed | None:
+    def failure(self) -> ConnectFailedError | None:
         """Why the station stopped trying, when ``max_attempts`` ran out."""
         return self.driver.failure
 
     def wait_connected(self, timeout: float | None = None) -> bool:
-        """Wait until a connection is open; False on timeout. Raises ConnectFailed when
+        """Wait until a connection is open; False on timeout. Raises ConnectFailedError when
         the attempts ran out."""
         with self.lock:
             return bool(self._changed.wait_for(self.driver.is_connected, timeout))
@@ -564,7 +564,7 @@ class Station(_Session, _Owner):
         while driver.trying:
             try:
                 ws = self._connect_once()
-            except ConnectFailed as error:
+            except ConnectFailedError as error:
                 with self.lock:
                     wait = driver.attempt_ended(None, error)
                     self.pump()

@@ -17,20 +17,22 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
-import trio
+from ocpp_sansio.errors import needs_extra
+
+with needs_extra("trio", needed_by="ocpp_sansio.adapters.trio"):
+    import trio
 
 from ocpp_sansio.config import CsmsConfig, StationConfig
+from ocpp_sansio.errors import ConnectFailedError, OcppCallError
 from ocpp_sansio.events import RequestReceived
+from ocpp_sansio.flows.host import FlowFactory
 from ocpp_sansio.station import StationCore
 
 from ._driver import (
     Backoff,
-    ConnectFailed,
     CoreFactory,
     CsmsCores,
     Driver,
-    FlowFactory,
-    OcppCallError,
     SessionView,
     StationDriver,
     csms_setup,
@@ -379,7 +381,8 @@ class _Session(SessionView):
 
     async def call(self, request: Any) -> Any:
         """Send ``request`` and return the typed response. Raises OcppCallError for a
-        CALLERROR, CallTimeout, ConnectionLost, InvalidAnswer or MessageDiscarded; and
+        CALLERROR, CallTimedOutError, CallLostError, InvalidResponseError or
+        TransactionMessageDiscardedError (all but the first are CallFailedError); and
         LocalProtocolError at once when the protocol forbids sending it now. A 2.1 SEND
         returns None at once."""
         waiter = _Waiter()
@@ -615,12 +618,12 @@ class Station(_Session, _Owner):
         self._ssl_context = ssl_context
 
     @property
-    def failure(self) -> ConnectFailed | None:
+    def failure(self) -> ConnectFailedError | None:
         """Why the station stopped trying, when ``max_attempts`` ran out."""
         return self.driver.failure
 
     async def wait_connected(self) -> None:
-        """Return once a connection is open (raise ConnectFailed if attempts ran out)."""
+        """Return once a connection is open (raise ConnectFailedError if attempts ran out)."""
         while not self.driver.is_connected():
             await self._changed.wait()
 
@@ -634,7 +637,7 @@ class Station(_Session, _Owner):
         while driver.trying:
             try:
                 ws = await self._connect_once()
-            except ConnectFailed as error:
+            except ConnectFailedError as error:
                 wait = driver.attempt_ended(None, error)
             else:
                 wait = driver.attempt_ended(ws)

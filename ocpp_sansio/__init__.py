@@ -1,14 +1,52 @@
 """ocpp-sansio: OCPP-J 1.6, 2.0.1 and 2.1 without IO.
 
-Text and the current time go in; typed events and outgoing frames come out.
+Text and the current time go in; typed events and outgoing frames come out. This is the one
+import place for the cores, their configuration, every core event and every exception;
+the flows are in ``ocpp_sansio.flows``, the message classes in ``ocpp_sansio.messages``
+and the adapters that put it all on sockets in ``ocpp_sansio.adapters``.
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
+from .config import CsmsConfig, StationConfig
+from .csms import CsmsCore
 from .errors import (
+    CallFailedError,
+    CallLostError,
+    CallTimedOutError,
+    ConnectFailedError,
+    CoreMismatch,
     FrameError,
     InvalidPayloadError,
+    InvalidResponseError,
     LocalProtocolError,
+    MissingExtraError,
+    OcppCallError,
     OcppError,
     SchemaViolation,
+    TransactionMessageDiscardedError,
+)
+from .events import (
+    CallErrorReceived,
+    CallLost,
+    CallTimedOut,
+    ClockReport,
+    Connected,
+    ConnectFailed,
+    Disconnected,
+    Event,
+    HeartbeatOverdue,
+    InvalidResponse,
+    MessageReceived,
+    ProtocolViolation,
+    Reconnected,
+    RegistrationChanged,
+    RequestReceived,
+    RequestRefused,
+    ResponseReceived,
+    TransactionMessageDiscarded,
+    TriggerAccepted,
+    UnmatchedResponse,
 )
 from .frames import (
     VERSIONS,
@@ -24,23 +62,65 @@ from .frames import (
     registry,
 )
 from .messages._registry import ActionSpec, Registry, Role
+from .rules import RegistrationStatus
+from .station import StationCore
+
+try:
+    __version__ = version("ocpp-sansio")
+except PackageNotFoundError:  # (run from a source tree that was never installed)
+    __version__ = "0+unknown"
 
 __all__ = [
     "VERSIONS",
     "ActionSpec",
     "Call",
     "CallError",
+    "CallErrorReceived",
+    "CallFailedError",
+    "CallLost",
+    "CallLostError",
     "CallResult",
     "CallResultError",
+    "CallTimedOut",
+    "CallTimedOutError",
+    "ClockReport",
+    "ConnectFailed",
+    "ConnectFailedError",
+    "Connected",
+    "CoreMismatch",
+    "CsmsConfig",
+    "CsmsCore",
+    "Disconnected",
+    "Event",
     "Frame",
     "FrameError",
+    "HeartbeatOverdue",
     "InvalidPayloadError",
+    "InvalidResponse",
+    "InvalidResponseError",
     "LocalProtocolError",
+    "MessageReceived",
+    "MissingExtraError",
+    "OcppCallError",
     "OcppError",
+    "ProtocolViolation",
+    "Reconnected",
+    "RegistrationChanged",
+    "RegistrationStatus",
     "Registry",
+    "RequestReceived",
+    "RequestRefused",
+    "ResponseReceived",
     "Role",
     "SchemaViolation",
     "Send",
+    "StationConfig",
+    "StationCore",
+    "TransactionMessageDiscarded",
+    "TransactionMessageDiscardedError",
+    "TriggerAccepted",
+    "UnmatchedResponse",
+    "__version__",
     "decode_frame",
     "encode_frame",
     "make_converter",

@@ -14,8 +14,8 @@ import attrs
 
 from .errors import FrameError, LocalProtocolError
 from .events import (
+    CallErrorReceived,
     CallTimedOut,
-    ErrorReceived,
     Event,
     InvalidResponse,
     MessageReceived,
@@ -217,7 +217,7 @@ class RpcChannel:
             return [UnmatchedResponse(message_id=frame.message_id, raw=text)]
         error: CallError = frame  # type: ignore[assignment]
         return [
-            ErrorReceived(
+            CallErrorReceived(
                 message_id=pending.message_id,
                 action=pending.action,
                 request=pending.request,

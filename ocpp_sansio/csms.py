@@ -18,9 +18,9 @@ from ._core import CoreBase
 from .config import CsmsConfig
 from .errors import LocalProtocolError
 from .events import (
-    CallFailed,
+    CallErrorReceived,
+    CallLost,
     CallTimedOut,
-    ErrorReceived,
     Event,
     HeartbeatOverdue,
     InvalidResponse,
@@ -29,17 +29,17 @@ from .events import (
     ResponseReceived,
 )
 from .messages._registry import Role
-from .station import _SCOPED, _TRIGGERED_ACTION, _scope_of
+from .rules import (
+    ACCEPTED,
+    SCOPED_ACTIONS,
+    TRIGGER_ACTIONS,
+    csms_gate,
+    csms_refusal,
+    scope_of,
+    trigger_scope,
+    triggered_action,
+)
 
-PENDING = RegistrationStatus.PENDING
-ACCEPTED = RegistrationStatus.ACCEPTED
-REJECTED = RegistrationStatus.REJECTED
-
-_REMOTE_TRANSACTION = {
-    "1.6": ("RemoteStartTransaction", "RemoteStopTransaction"),
-    "2.0.1": ("RequestStartTransaction", "RequestStopTransaction"),
-    "2.1": ("RequestStartTransaction", "RequestStopTransaction"),
-}
 #: How long an accepted TriggerMessage keeps exempting its messages.
 TRIGGER_WINDOW = 60.0
 
@@ -103,7 +103,7 @@ class CsmsCore(CoreBase):
         spec = self._spec_for_request(payload)
         action = spec.name
         self._require_channel(f"send {action}")
-        forbidden = self._forbidden(action)
+        forbidden = csms_gate(self.version, self.registration, action)
         if forbidden is not None:
             raise LocalProtocolError(f"cannot send {action}: {forbidden}")
         if spec.response is None:
@@ -117,23 +117,15 @@ class CsmsCore(CoreBase):
         self._pump(now)
         return entry.message_id
 
-    def _forbidden(self, action: str) -> str | None:
-        """Why the station's registration status forbids sending ``action`` now, if it does."""
-        if self.registration is REJECTED:
-            return "the CSMS sends nothing to a Rejected station (B03.FR.03)"
-        if self.registration is PENDING and action in _REMOTE_TRANSACTION[self.version]:
-            return "the station is Pending (B02; 1.6 §4.2.1)"
-        return None
-
     def _pump(self, now: float) -> None:
         channel = self.channel
         while channel is not None and not channel.busy and self._queue:
             entry = self._queue.popleft()
             # The status may have changed while the request waited in the queue.
-            forbidden = self._forbidden(entry.action)
+            forbidden = csms_gate(self.version, self.registration, entry.action)
             if forbidden is not None:
                 self._events.append(
-                    CallFailed(
+                    CallLost(
                         message_id=entry.message_id,
                         action=entry.action,
                         request=entry.payload,
@@ -154,7 +146,7 @@ class CsmsCore(CoreBase):
     def connection_lost(self, now: float) -> None:
         for entry in ([self._in_flight] if self._in_flight else []) + list(self._queue):
             self._events.append(
-                CallFailed(
+                CallLost(
                     message_id=entry.message_id,
                     action=entry.action,
                     request=entry.payload,
@@ -177,7 +169,7 @@ class CsmsCore(CoreBase):
         if isinstance(event, RequestReceived):
             self._on_request(event, now)
             return
-        if isinstance(event, ResponseReceived | ErrorReceived | InvalidResponse | CallTimedOut):
+        if isinstance(event, ResponseReceived | CallErrorReceived | InvalidResponse | CallTimedOut):
             if self._in_flight is not None and event.message_id == self._in_flight.message_id:
                 self._in_flight = None
             if isinstance(event, ResponseReceived):
@@ -191,18 +183,16 @@ class CsmsCore(CoreBase):
         requested_by = self._match_expectation(event.action, event.request, now)
         if requested_by is not None:
             event = attrs.evolve(event, requested_by=requested_by)
-        if self.registration is not ACCEPTED and self._refuses_unaccepted():
-            if self.registration is REJECTED:
-                self._refuse(event, "SecurityError", "the station is Rejected (B03.FR.07)")
-                return
-            if requested_by is None:
-                rule = "B02.FR.09" if self.registration is PENDING else "B01.FR.10"
-                self._refuse(event, "SecurityError", f"the station is not accepted ({rule})")
-                return
+        rule = csms_refusal(
+            self.version,
+            self.registration,
+            requested_by is not None,
+            refuse_unaccepted_1_6=self.config.refuse_unaccepted_1_6,
+        )
+        if rule is not None:
+            self._refuse(event, "SecurityError", rule)
+            return
         self._events.append(event)
-
-    def _refuses_unaccepted(self) -> bool:
-        return self.version != "1.6" or self.config.refuse_unaccepted_1_6
 
     def _answered(self, action: str, request: Any, response: Any, now: float) -> None:
         if action != "BootNotification":
@@ -218,23 +208,13 @@ class CsmsCore(CoreBase):
         if status != "Accepted":
             return
         request = event.request
-        if event.action in ("TriggerMessage", "ExtendedTriggerMessage"):
-            requested = str(request.requested_message)
-            action = _TRIGGERED_ACTION.get(requested)
-            if (
-                event.action == "ExtendedTriggerMessage"
-                and requested == "FirmwareStatusNotification"
-            ):
-                action = "SignedFirmwareStatusNotification"
+        if event.action in TRIGGER_ACTIONS:
+            action = triggered_action(event.action, str(request.requested_message))
             if action is None:
                 return
             targets: set[int | None] | None = None
-            if action in _SCOPED:
-                scope = (
-                    request.connector_id
-                    if self.version == "1.6"
-                    else (request.evse.id if request.evse is not None else None)
-                )
+            if action in SCOPED_ACTIONS:
+                scope = trigger_scope(self.version, request)
                 targets = {scope} if scope is not None else None
             self._expected.append(
                 _Expectation(event.message_id, action, targets, None, now + TRIGGER_WINDOW)
@@ -257,7 +237,7 @@ class CsmsCore(CoreBase):
                     self._expected.remove(expectation)
                 return expectation.message_id
             if expectation.targets is not None:
-                scope = _scope_of(self.version, action, request)
+                scope = scope_of(self.version, action, request)
                 if scope not in expectation.targets:
                     continue
                 expectation.targets.discard(scope)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -84,3 +86,75 @@ class FrameError(OcppError):
         self.details = details if details is not None else {}
         self.answer = answer
         self.action = action
+
+
+# --- what a call can end in, and answering with a CALLERROR ----------------------------------
+
+
+class OcppCallError(OcppError):
+    """A CALLERROR, both ways: raise it in a request handler to answer with ``error_code``;
+    ``call()`` raises it when the peer answered ours with one."""
+
+    def __init__(
+        self, error_code: str, description: str = "", details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(f"{error_code}: {description}" if description else error_code)
+        self.error_code = error_code
+        self.description = description
+        self.details = details or {}
+
+
+class CallFailedError(OcppError):
+    """Our request got no usable answer (base of the ones below)."""
+
+
+class CallTimedOutError(CallFailedError):
+    """No answer within the call timeout."""
+
+
+class CallLostError(CallFailedError):
+    """The connection closed before the answer came (or before the request went out)."""
+
+
+class InvalidResponseError(CallFailedError):
+    """The answer broke its schema (2.1: we told the peer with a CALLRESULTERROR)."""
+
+
+class TransactionMessageDiscardedError(CallFailedError):
+    """A transaction-related message failed on every attempt and was dropped (E13.FR.04)."""
+
+
+class CoreMismatch(ValueError):
+    """A core the application supplied does not fit: another version than the one
+    negotiated or asked for, another station's identity, or not a core of that side."""
+
+
+class ConnectFailedError(OcppError):
+    """A station's connection attempt failed. ``status`` is the CSMS's HTTP status when it
+    refused the handshake (401, 404 …)."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class MissingExtraError(ModuleNotFoundError):
+    """An optional part was used without the package it needs; the message names the
+    extra that installs it (``pip install 'ocpp-sansio[trio]'``)."""
+
+
+@contextlib.contextmanager
+def needs_extra(extra: str, *, needed_by: str) -> Iterator[None]:
+    """Wrap the imports of an optional part: a third-party module missing there becomes
+    a MissingExtraError that names the extra to install."""
+    try:
+        yield
+    except ModuleNotFoundError as error:
+        if error.name is None or error.name.split(".")[0] == "ocpp_sansio":
+            raise
+        raise MissingExtraError(
+            f"{needed_by} needs {error.name!r}, which is not installed: "
+            f"pip install 'ocpp-sansio[{extra}]'",
+            name=error.name,
+        ) from error

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any
 
 import attrs
 
-from .errors import FrameError
-
-
-class RegistrationStatus(enum.Enum):
-    """Where a station stands with its CSMS (digest §3)."""
-
-    #: No BootNotification answered Accepted or Pending yet (after power-up, or after Rejected).
-    BOOTING = "Booting"
-    PENDING = "Pending"
-    ACCEPTED = "Accepted"
-    REJECTED = "Rejected"
+from .errors import ConnectFailedError, FrameError
+from .rules import RegistrationStatus as RegistrationStatus  # re-exported: events carry it
 
 
 @attrs.frozen(kw_only=True)
@@ -58,7 +48,7 @@ class ResponseReceived(Event):
 
 
 @attrs.frozen(kw_only=True)
-class ErrorReceived(Event):
+class CallErrorReceived(Event):
     """Our CALL was answered with a CALLERROR."""
 
     message_id: str
@@ -89,7 +79,7 @@ class CallTimedOut(Event):
 
 
 @attrs.frozen(kw_only=True)
-class CallFailed(Event):
+class CallLost(Event):
     """A CALL we sent will never be answered because the connection was lost."""
 
     message_id: str
@@ -189,3 +179,30 @@ class HeartbeatOverdue(Event):
 
     last_seen: float
     now: float
+
+
+# --- the connection (reported by the adapters) ------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Connected(Event):
+    """A WebSocket to the peer is open; ``version`` was negotiated."""
+
+    version: str
+
+
+@attrs.frozen(kw_only=True)
+class Disconnected(Event):
+    """The WebSocket closed with ``code``."""
+
+    code: int
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class ConnectFailed(Event):
+    """Station side: an attempt failed; the next one starts after ``retry_in`` seconds
+    (None: no further attempt)."""
+
+    error: ConnectFailedError
+    retry_in: float | None

@@ -18,10 +18,10 @@ from ._core import CoreBase, status_response
 from .config import StationConfig
 from .errors import LocalProtocolError
 from .events import (
-    CallFailed,
+    CallErrorReceived,
+    CallLost,
     CallTimedOut,
     ClockReport,
-    ErrorReceived,
     Event,
     InvalidResponse,
     Reconnected,
@@ -35,31 +35,20 @@ from .events import (
 )
 from .frames import Call, encode_frame
 from .messages._registry import Role
-
-BOOTING = RegistrationStatus.BOOTING
-PENDING = RegistrationStatus.PENDING
-ACCEPTED = RegistrationStatus.ACCEPTED
-REJECTED = RegistrationStatus.REJECTED
-
-# What each requestedMessage value asks for: the action that answers it, and whether
-# the message is scoped to connectors (1.6) or EVSEs (2.x).
-_TRIGGERED_ACTION = {
-    "BootNotification": "BootNotification",
-    "Heartbeat": "Heartbeat",
-    "StatusNotification": "StatusNotification",
-    "MeterValues": "MeterValues",
-    "DiagnosticsStatusNotification": "DiagnosticsStatusNotification",
-    "FirmwareStatusNotification": "FirmwareStatusNotification",
-    "LogStatusNotification": "LogStatusNotification",
-    "SignChargePointCertificate": "SignCertificate",
-    "SignChargingStationCertificate": "SignCertificate",
-    "SignV2GCertificate": "SignCertificate",
-    "SignV2G20Certificate": "SignCertificate",
-    "SignCombinedCertificate": "SignCertificate",
-    "TransactionEvent": "TransactionEvent",
-    "PublishFirmwareStatusNotification": "PublishFirmwareStatusNotification",
-}
-_SCOPED = {"StatusNotification", "MeterValues", "TransactionEvent"}
+from .rules import (
+    ACCEPTED,
+    BOOTING,
+    OFFLINE_RULE,
+    PENDING,
+    REJECTED,
+    SCOPED_ACTIONS,
+    TRIGGER_ACTIONS,
+    is_transaction_message,
+    scope_of,
+    station_gate,
+    station_refusal,
+    triggered_action,
+)
 
 
 @attrs.define(eq=False)
@@ -84,14 +73,6 @@ class _OpenTrigger:
     action: str
     remaining: set[int | None]
     expires: float
-
-
-def is_transaction_message(action: str, payload: Any) -> bool:
-    """Transaction-related messages are held while offline or not accepted, and retried
-    (digest §6.1). 1.6 MeterValues count only when tied to a transaction."""
-    if action in ("StartTransaction", "StopTransaction", "TransactionEvent"):
-        return True
-    return action == "MeterValues" and getattr(payload, "transaction_id", None) is not None
 
 
 class StationCore(CoreBase):
@@ -137,61 +118,50 @@ class StationCore(CoreBase):
     def send_request(self, payload: Any, now: float) -> str:
         """Queue a request; returns its message id. Transaction-related messages are held
         while offline or not accepted; anything else that the registration state forbids
-        raises LocalProtocolError at once."""
+        raises LocalProtocolError at once (``may_send`` says beforehand)."""
         spec = self._spec_for_request(payload)
         action = spec.name
-        if action == "BootNotification":
-            raise LocalProtocolError(
-                "the core sends BootNotification itself (at start, on retry, on trigger)"
-            )
+        refusal = self._refusal(action, payload, oneway=spec.response is None)
+        if refusal is not None:
+            raise LocalProtocolError(refusal)
         if spec.response is None:
             return self._send_oneway(action, payload)
         transactional = is_transaction_message(action, payload)
-        requested = self._claim_trigger(action, payload) or self._is_requested_report(
-            action, payload
-        )
-        if not transactional:
-            self._check_may_queue(action, requested)
+        requested = self._claim_trigger(action, payload) or self._claim_report(action, payload)
         entry = self._entry(action, payload, transactional, requested)
-        if transactional:
-            if len(self._held) >= self.config.max_held_messages:
-                raise LocalProtocolError(
-                    f"{self.config.max_held_messages} transaction messages are already held"
-                )
-            self._held.append(entry)
-        else:
-            if len(self._queue) >= self.config.max_queued_requests:
-                raise LocalProtocolError(
-                    f"{self.config.max_queued_requests} requests are already queued"
-                )
-            self._queue.append(entry)
+        (self._held if transactional else self._queue).append(entry)
         self._pump(now)
         return entry.message_id
 
-    def _check_may_queue(self, action: str, requested: bool) -> None:
+    def may_send(self, payload: Any) -> str | None:
+        """Why ``send_request(payload)`` would be refused now, or None when the core would
+        take it (send it, queue it, or hold it as a transaction message)."""
+        try:
+            spec = self._spec_for_request(payload)
+        except LocalProtocolError as error:
+            return str(error)
+        return self._refusal(spec.name, payload, oneway=spec.response is None)
+
+    def _refusal(self, action: str, payload: Any, *, oneway: bool) -> str | None:
+        if action == "BootNotification":
+            return "the core sends BootNotification itself (at start, on retry, on trigger)"
         state = self.registration
-        if not self.connected:
-            raise LocalProtocolError(
-                f"cannot send {action}: offline; only transaction-related messages are "
-                "held until the connection is back (digest §6.2)"
-            )
-        if state is ACCEPTED or (state is PENDING and requested):
-            return
-        if state is PENDING:
-            rule = (
-                "while Pending the station sends only BootNotification, triggered messages "
-                "and requested reports (B02.FR.02)"
-            )
-        elif state is REJECTED:
-            rule = "while Rejected the station sends nothing until the interval passed (B03.FR.02)"
-        else:
-            rule = "nothing but BootNotification goes out before the boot is answered (B01.FR.08)"
-        raise LocalProtocolError(f"cannot send {action} in state {state.value}: {rule}")
+        if oneway or not is_transaction_message(action, payload):
+            if not self.connected:
+                return f"cannot send {action}: {OFFLINE_RULE}"
+            requested = not oneway and self._is_requested(action, payload)
+            rule = station_gate(state, requested)
+            if rule is not None:
+                return f"cannot send {action} in state {state.value}: {rule}"
+            if not oneway and len(self._queue) >= self.config.max_queued_requests:
+                return f"{self.config.max_queued_requests} requests are already queued"
+            return None
+        if len(self._held) >= self.config.max_held_messages:
+            return f"{self.config.max_held_messages} transaction messages are already held"
+        return None
 
     def _send_oneway(self, action: str, payload: Any) -> str:
         """2.1 SEND: never answered, may cross our outstanding CALL (FR.07)."""
-        if self.registration is not ACCEPTED:
-            raise LocalProtocolError(f"cannot send {action} in state {self.registration.value}")
         channel = self._require_channel(f"send {action}")
         message_id = self._new_id()
         channel.send(message_id, action, payload)
@@ -247,7 +217,7 @@ class StationCore(CoreBase):
 
     def _fail(self, entry: _Outgoing, reason: str) -> None:
         self._events.append(
-            CallFailed(
+            CallLost(
                 message_id=entry.message_id,
                 action=entry.action,
                 request=entry.payload,
@@ -348,7 +318,7 @@ class StationCore(CoreBase):
                 self._events.append(event)
                 self._on_response(entry, event.response, now)
                 return
-            if isinstance(event, ErrorReceived | InvalidResponse | CallTimedOut):
+            if isinstance(event, CallErrorReceived | InvalidResponse | CallTimedOut):
                 self._in_flight = None
                 self._events.append(event)
                 self._on_failure(entry, type(event).__name__, now)
@@ -421,22 +391,10 @@ class StationCore(CoreBase):
     # --- the CSMS's requests ----------------------------------------------------------------
 
     def _on_request(self, event: RequestReceived, now: float) -> None:
-        if self.registration is REJECTED:
-            if self.version == "1.6":
-                self._refuse(event, None, "a Rejected 1.6 station answers nothing")
-            else:
-                self._refuse(event, "SecurityError", "the station is Rejected (B03.FR.08)")
-            return
         action = event.action
-        if action in ("TriggerMessage", "ExtendedTriggerMessage"):
-            self._on_trigger(event, now)
-            return
-        if (
-            self.registration is PENDING
-            and self.version != "1.6"
-            and action in ("RequestStartTransaction", "RequestStopTransaction")
-        ):
-            response = status_response(self.registry[action].response, "Rejected")  # type: ignore[arg-type]
+        refusal = station_refusal(self.version, self.registration, action)
+        if refusal is not None and refusal.status is not None:
+            response = status_response(self.registry[action].response, refusal.status)  # type: ignore[arg-type]
             self.send_response(event.message_id, response, now)
             self._events.append(
                 RequestRefused(
@@ -445,31 +403,39 @@ class StationCore(CoreBase):
                     request=event.request,
                     error_code=None,
                     response=response,
-                    rule="a Pending station rejects it (B02.FR.05)",
+                    rule=refusal.rule,
                 )
             )
-            return
-        self._events.append(event)
+        elif refusal is not None:
+            self._refuse(event, refusal.error_code, refusal.rule)
+        elif action in TRIGGER_ACTIONS:
+            self._on_trigger(event, now)
+        else:
+            self._events.append(event)
 
     def _answered(self, action: str, request: Any, response: Any, now: float) -> None:
         if action in ("GetBaseReport", "GetReport") and str(response.status) == "Accepted":
             self._requested_reports.add(request.request_id)
 
-    def _is_requested_report(self, action: str, payload: Any) -> bool:
+    def _is_requested(self, action: str, payload: Any) -> bool:
+        """Did the CSMS ask for this message (a trigger still open, a report request)?"""
+        if action == "NotifyReport":
+            return payload.request_id in self._requested_reports
+        return any(t.action == action and self._matches(t, payload) for t in self._triggers)
+
+    def _claim_report(self, action: str, payload: Any) -> bool:
         if action != "NotifyReport" or payload.request_id not in self._requested_reports:
             return False
         if not payload.tbc:
             self._requested_reports.discard(payload.request_id)
         return True
 
-    # --- TriggerMessage (digest §4) ---------------------------------------------------------------
+    # --- TriggerMessage (F06; 1.6 §5.17) --------------------------------------------------------
 
     def _on_trigger(self, event: RequestReceived, now: float) -> None:
         request = event.request
         requested = str(request.requested_message)
-        action = _TRIGGERED_ACTION.get(requested)
-        if event.action == "ExtendedTriggerMessage" and requested == "FirmwareStatusNotification":
-            action = "SignedFirmwareStatusNotification"
+        action = triggered_action(event.action, requested)
         status, targets = self._judge_trigger(event.action, requested, action, request)
         response = status_response(self.registry[event.action].response, status)  # type: ignore[arg-type]
         # F06.FR.04: the answer is on the wire before the triggered message.
@@ -511,7 +477,7 @@ class StationCore(CoreBase):
             return "Rejected", set()  # F06.FR.17
         if self.registration is BOOTING and action != "BootNotification":
             return "Rejected", set()  # nothing but the boot may go out yet (B01.FR.08)
-        if action not in _SCOPED:
+        if action not in SCOPED_ACTIONS:
             return "Accepted", {None}  # an id irrelevant to the message is ignored (F06.FR.03)
         count = self.config.connectors
         if self.version == "1.6":
@@ -546,15 +512,18 @@ class StationCore(CoreBase):
                 return True
         return False
 
+    def _matches(self, trigger: _OpenTrigger, payload: Any) -> bool:
+        target = scope_of(self.version, trigger.action, payload)
+        return target in trigger.remaining or (
+            None in trigger.remaining and trigger.action not in SCOPED_ACTIONS
+        )
+
     def _satisfy(self, trigger: _OpenTrigger, payload: Any) -> bool:
-        target = _scope_of(self.version, trigger.action, payload)
-        if target in trigger.remaining:
-            trigger.remaining.discard(target)
-            return True
-        if None in trigger.remaining and trigger.action not in _SCOPED:
-            trigger.remaining.discard(None)
-            return True
-        return False
+        if not self._matches(trigger, payload):
+            return False
+        target = scope_of(self.version, trigger.action, payload)
+        trigger.remaining.discard(target if target in trigger.remaining else None)
+        return True
 
     # --- time -----------------------------------------------------------------------------
 
@@ -574,15 +543,3 @@ class StationCore(CoreBase):
             if self._held and self._held[0].not_before > 0:
                 out.append(self._held[0].not_before)
         return out
-
-
-def _scope_of(version: str, action: str, payload: Any) -> int | None:
-    """The connector (1.6) or EVSE (2.x) a triggerable message is about."""
-    if version == "1.6":
-        return getattr(payload, "connector_id", None)
-    if action in ("StatusNotification", "MeterValues"):
-        return getattr(payload, "evse_id", None)
-    if action == "TransactionEvent":
-        evse = getattr(payload, "evse", None)
-        return evse.id if evse is not None else None
-    return None

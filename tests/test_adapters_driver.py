@@ -10,26 +10,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from ocpp_sansio.adapters import (
     Backoff,
     ConnectFailed,
-    ConnectionAttemptFailed,
+    ConnectFailedError,
     CoreMismatch,
     WsOptions,
 )
 from ocpp_sansio.adapters._driver import (
     CsmsCores,
     Driver,
-    FlowHost,
     StationDriver,
     station_core,
 )
 from ocpp_sansio.adapters._ws import Closed, Endpoint, Phase, TextReceived
-
 from ocpp_sansio.config import CsmsConfig
 from ocpp_sansio.csms import CsmsCore
-from ocpp_sansio.events import ErrorReceived, RequestReceived, ResponseReceived
-from ocpp_sansio.flows import CsmsTransactions16, DataTransferRouter
+from ocpp_sansio.events import CallErrorReceived, RequestReceived, ResponseReceived
+from ocpp_sansio.flows import CsmsTransactions16, DataTransferRouter, FlowHost
 from ocpp_sansio.flows._base import FlowEvent
 from ocpp_sansio.messages import v16, v201
 from ocpp_sansio.station import StationCore
@@ -90,8 +89,8 @@ def station_driver(**options: Any) -> StationDriver:
     )
 
 
-def unreachable() -> ConnectFailed:
-    return ConnectFailed("cannot connect")
+def unreachable() -> ConnectFailedError:
+    return ConnectFailedError("cannot connect")
 
 
 # --- the station's reconnect policy (digest §2.4) ------------------------------------------------
@@ -101,12 +100,12 @@ def test_reconnect_waits_double_up_to_repeat_times_then_give_up_after_max_attemp
     driver = station_driver(max_attempts=5)
     waits = [driver.attempt_ended(None, unreachable()) for _ in range(5)]
     assert waits == [1, 2, 4, 4, None]
-    reported = [e.retry_in for e in driver.take_events() if isinstance(e, ConnectionAttemptFailed)]
+    reported = [e.retry_in for e in driver.take_events() if isinstance(e, ConnectFailed)]
     assert reported == [1, 2, 4, 4, None]
     assert not driver.trying
-    with pytest.raises(ConnectFailed):
+    with pytest.raises(ConnectFailedError):
         driver.is_connected()
-    with pytest.raises(ConnectFailed):
+    with pytest.raises(ConnectFailedError):
         driver.is_registered()
 
 
@@ -127,7 +126,7 @@ def test_a_refused_handshake_fails_the_attempt_with_its_http_status() -> None:
     refused.version = None  # the handshake never completed
     assert driver.attempt_ended(refused) == 1  # type: ignore[arg-type]
     (event,) = driver.take_events()
-    assert isinstance(event, ConnectionAttemptFailed) and event.error.status == 404
+    assert isinstance(event, ConnectFailed) and event.error.status == 404
 
 
 def test_closing_the_station_ends_the_attempts() -> None:
@@ -317,7 +316,7 @@ def test_flows_answer_in_order_and_the_first_to_take_an_event_keeps_it() -> None
     assert answers[1].response.transaction_id == 1
     assert str(answers[2].response.status) == "UnknownVendorId"
     # A flow that raises keeps the request and answers it InternalError.
-    (failed,) = [e for e in pair.station_events if isinstance(e, ErrorReceived)]
+    (failed,) = [e for e in pair.station_events if isinstance(e, CallErrorReceived)]
     assert failed.error_code == "InternalError"
     assert [type(e).__name__ for e in host.events()] == ["TransactionReport"]
     assert not [e for e in left if isinstance(e, RequestReceived) and e.message_id != boot_id]

@@ -31,18 +31,18 @@ from _adapterkit import (
     transaction_message,
     until,
 )
+
 from ocpp_sansio.adapters import (
     Backoff,
-    CallTimeout,
+    CallLostError,
+    CallTimedOutError,
     ConnectFailed,
-    ConnectionAttemptFailed,
-    ConnectionLost,
+    ConnectFailedError,
     Disconnected,
     OcppCallError,
     WsOptions,
 )
 from ocpp_sansio.adapters import threads as threads_adapter
-
 from ocpp_sansio.config import CsmsConfig
 from ocpp_sansio.errors import LocalProtocolError
 from ocpp_sansio.events import RegistrationStatus, ResponseReceived
@@ -120,7 +120,7 @@ async def test_call_timeout_raises_and_frees_the_channel(kit: Kit) -> None:
         ):
             await kit.wait_registered(station)
             session = server.sessions["cs001"]
-            with pytest.raises(CallTimeout):
+            with pytest.raises(CallTimedOutError):
                 await kit.call(session, csms_request(version))
             station_app.delays.clear()
             answer = await kit.call(session, csms_request(version))
@@ -221,11 +221,11 @@ async def test_no_common_subprotocol_refuses_the_station(kit: Kit) -> None:
             kit.serve(csms, versions=("1.6",)) as server,
             kit.connect(url(server), "2.1", station_app, max_attempts=1) as station,
         ):
-            with pytest.raises(ConnectFailed) as failed:
+            with pytest.raises(ConnectFailedError) as failed:
                 await kit.wait_connected(station)
             assert "subprotocol" in failed.value.reason
             assert server.sessions == {}
-            await until(lambda: station_app.event_types() == ["ConnectionAttemptFailed"])
+            await until(lambda: station_app.event_types() == ["ConnectFailed"])
     assert csms.seen == []
 
 
@@ -238,7 +238,7 @@ async def test_unknown_or_invalid_identity_gets_404(kit: Kit, identity: str, ver
             kit.serve(Script(), known_identity=lambda i: i != "UNKNOWN") as server,
             kit.connect(url(server, identity), version, max_attempts=1) as station,
         ):
-            with pytest.raises(ConnectFailed) as failed:
+            with pytest.raises(ConnectFailedError) as failed:
                 await kit.wait_connected(station)
             assert failed.value.status == 404
 
@@ -275,7 +275,7 @@ async def test_basic_auth_wrong_password_gets_401(kit: Kit) -> None:
             kit.serve(Script(), auth=PASSWORDS.get) as server,
             kit.connect(url(server), "2.0.1", auth="wrong-password-123", max_attempts=1) as st,
         ):
-            with pytest.raises(ConnectFailed) as failed:
+            with pytest.raises(ConnectFailedError) as failed:
                 await kit.wait_connected(st)
             assert failed.value.status == 401
 
@@ -349,7 +349,7 @@ async def test_profile_3_without_a_client_certificate_fails(kit: Kit, ca: trustm
                 url(server, scheme="wss"), "2.0.1", ssl_context=client_context(ca), max_attempts=1
             ) as station,
         ):
-            with pytest.raises(ConnectFailed):
+            with pytest.raises(ConnectFailedError):
                 await kit.wait_connected(station)
             assert server.sessions == {}
 
@@ -365,7 +365,7 @@ async def test_tls_station_refuses_an_untrusted_csms(kit: Kit, ca: trustme.CA) -
                 max_attempts=1,
             ) as station,
         ):
-            with pytest.raises(ConnectFailed):
+            with pytest.raises(ConnectFailedError):
                 await kit.wait_connected(station)
 
 
@@ -383,7 +383,7 @@ async def test_message_too_big_closes_with_1009(kit: Kit) -> None:
         ):
             await kit.wait_registered(station)
             big = request(version, "DataTransfer", vendor_id="v", data="x" * 400)
-            with pytest.raises(ConnectionLost):
+            with pytest.raises(CallLostError):
                 await kit.call(station, big)
             await until(lambda: "Disconnected" in station_app.event_types())
     [closed] = [e for _, e in station_app.events if isinstance(e, Disconnected)]
@@ -467,7 +467,7 @@ async def test_b04_reconnect_resumes_without_boot_and_delivers_held_messages_onc
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(send, 1)
                 await until(lambda: len(station.core.held_requests) == 1)
-                await until(lambda: "ConnectionAttemptFailed" in station_app.event_types())
+                await until(lambda: "ConnectFailed" in station_app.event_types())
                 refusing = False
             await until(lambda: len(answers) == 1)
             assert station.registration is RegistrationStatus.ACCEPTED
@@ -485,7 +485,7 @@ async def test_reconnect_waits_double_up_to_repeat_times_and_start_over_after_su
     backoff = Backoff(minimum=0.05, random_range=0, repeat_times=2)
 
     def retries() -> list[float | None]:
-        return [e.retry_in for _, e in station_app.events if isinstance(e, ConnectionAttemptFailed)]
+        return [e.retry_in for _, e in station_app.events if isinstance(e, ConnectFailed)]
 
     with anyio.fail_after(TIMEOUT):
         async with (
@@ -536,10 +536,10 @@ async def test_unreachable_csms_ends_after_max_attempts(kit: Kit) -> None:
         async with kit.connect(
             "ws://127.0.0.1:1/ocpp/CS001", "2.0.1", station_app, max_attempts=2
         ) as station:
-            with pytest.raises(ConnectFailed):
+            with pytest.raises(ConnectFailedError):
                 await kit.wait_connected(station)
             await until(lambda: len(station_app.events) == 2)
-    retries = [e.retry_in for _, e in station_app.events if isinstance(e, ConnectionAttemptFailed)]
+    retries = [e.retry_in for _, e in station_app.events if isinstance(e, ConnectFailed)]
     assert len(retries) == 2 and retries[0] is not None and retries[1] is None
 
 

@@ -11,10 +11,11 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from ocpp_sansio.adapters import WsOptions
 from ocpp_sansio.adapters import threads as threads_adapter
-from ocpp_sansio.adapters._demo_csms import DemoCsms
-from ocpp_sansio.adapters.cli import build_parser, main
+from ocpp_sansio.apps.demo_csms import DemoCsms
+from ocpp_sansio.cli.commands import build_parser, main
 
 PROCESS_TIMEOUT = 60
 SCRIPT = Path(sys.executable).with_name("ocpp-sansio")
@@ -89,7 +90,7 @@ def test_demo_prints_a_readable_exchange(adapter: str, capsys: pytest.CaptureFix
 
 def start_csms(*options: str) -> tuple[subprocess.Popen[str], int]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "ocpp_sansio.adapters.cli", "csms", "--port", "0", *options],
+        [sys.executable, "-m", "ocpp_sansio.cli", "csms", "--port", "0", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -106,7 +107,7 @@ def run_station(port: int, *options: str) -> subprocess.CompletedProcess[str]:
         [
             sys.executable,
             "-m",
-            "ocpp_sansio.adapters.cli",
+            "ocpp_sansio.cli",
             "station",
             "--url",
             f"ws://127.0.0.1:{port}/ocpp/SIM1",

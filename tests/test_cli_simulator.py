@@ -11,14 +11,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from ocpp_sansio.adapters._demo_csms import EXERCISE, DemoCsms
-from ocpp_sansio.adapters._driver import FlowHost
-from ocpp_sansio.adapters._simulator import RebootRequested, SimulatedStation
 
 from ocpp_sansio import registry
 from ocpp_sansio._core import counter_ids
+from ocpp_sansio.apps.demo_csms import EXERCISE, DemoCsms
+from ocpp_sansio.apps.simulator import RebootRequested, SimulatedStation
 from ocpp_sansio.csms import CsmsCore
-from ocpp_sansio.events import ErrorReceived, RequestReceived, ResponseReceived
+from ocpp_sansio.events import CallErrorReceived, RequestReceived, ResponseReceived
+from ocpp_sansio.flows import FlowHost
 from ocpp_sansio.flows._base import build
 from ocpp_sansio.messages import v16, v21, v201
 from ocpp_sansio.station import StationCore
@@ -37,7 +37,7 @@ class Rig:
         self.version = version
         self.m = MODULES[version]
         self.demo = DemoCsms(boot_status=boot_status, heartbeat_interval=300)
-        self.demo.wall_clock = lambda: EPOCH
+        self.demo.wall_clock = lambda now: EPOCH
         self.sim = SimulatedStation(
             "CS1", version, connectors=connectors, id_generator=counter_ids("s")
         )
@@ -57,13 +57,13 @@ class Rig:
         assert not (isinstance(event, RequestReceived) and not self.flows.route(event, now)), event
 
     def call(self, request: Any, *, then: float = 0.1) -> Any:
-        """Send ``request`` from the CSMS; its answer (or the ErrorReceived)."""
+        """Send ``request`` from the CSMS; its answer (or the CallErrorReceived)."""
         message_id = self.pair.csms.send_request(request, self.pair.now)
         self.pair.advance(then)
         for event in self.pair.csms_events:
             if isinstance(event, ResponseReceived) and event.message_id == message_id:
                 return event.response
-            if isinstance(event, ErrorReceived) and event.message_id == message_id:
+            if isinstance(event, CallErrorReceived) and event.message_id == message_id:
                 return event
         raise AssertionError(f"no answer to {request!r}")
 
@@ -358,7 +358,7 @@ def test_a_request_nothing_handles_gets_not_supported(version: str) -> None:
     else:
         request = build(m.ClearDisplayMessageRequest, id=1)
     answer = rig.call(request)
-    assert isinstance(answer, ErrorReceived) and answer.error_code == "NotSupported"
+    assert isinstance(answer, CallErrorReceived) and answer.error_code == "NotSupported"
 
 
 @pytest.mark.parametrize("version", ALL_VERSIONS)
@@ -436,14 +436,14 @@ def test_the_demo_exercise_runs_clean(version: str) -> None:
         request = step(rig.demo, "CS1", version)
         if request is not None:
             answer = rig.call(request, then=2)
-            assert not isinstance(answer, ErrorReceived), answer
+            assert not isinstance(answer, CallErrorReceived), answer
     assert [a for a, _ in rig.sent()].count("StatusNotification") >= 3
     assert rig.sim.latencies and all(latency == 0 for latency in rig.sim.latencies)
 
 
 def demo_answers(version: str, requests: list[Any]) -> list[Any]:
     """What the demo CSMS's flows answer to ``requests`` from a plain station, in memory."""
-    demo = DemoCsms(heartbeat_interval=300, wall_clock=lambda: EPOCH)
+    demo = DemoCsms(heartbeat_interval=300, wall_clock=lambda now: EPOCH)
     csms = CsmsCore(version, "CS1", id_generator=counter_ids("c"))
     flows = FlowHost(csms, demo.flows(csms))
     station = StationCore(

@@ -15,7 +15,7 @@ from _corekit import (
 
 from ocpp_sansio.config import CsmsConfig, StationConfig
 from ocpp_sansio.errors import LocalProtocolError
-from ocpp_sansio.events import CallFailed, CallTimedOut, TransactionMessageDiscarded
+from ocpp_sansio.events import CallLost, CallTimedOut, TransactionMessageDiscarded
 from ocpp_sansio.testing.pair import TO_CSMS
 
 
@@ -53,7 +53,7 @@ def test_b03_fr_03_queued_csms_request_is_dropped_once_the_station_is_rejected()
     app.boot_status = "Rejected"
     pair.advance(5)  # the station boots again and is now rejected
     pair.advance(30)  # the first CALL times out; the queued one may not leave
-    failed = [e for e in pair.csms_events if isinstance(e, CallFailed)]
+    failed = [e for e in pair.csms_events if isinstance(e, CallLost)]
     assert [e.message_id for e in failed] == [queued]
     assert "B03.FR.03" in failed[0].reason
 

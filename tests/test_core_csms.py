@@ -8,7 +8,7 @@ from _corekit import V2, VERSIONS, CsmsApp, decoded, make_pair, request, status_
 from ocpp_sansio import LocalProtocolError
 from ocpp_sansio.config import CsmsConfig
 from ocpp_sansio.csms import CsmsCore
-from ocpp_sansio.events import CallFailed, HeartbeatOverdue, RegistrationStatus, RequestRefused
+from ocpp_sansio.events import CallLost, HeartbeatOverdue, RegistrationStatus, RequestRefused
 from ocpp_sansio.testing.pair import TO_STATION
 
 REMOTE_START = {
@@ -116,7 +116,7 @@ def test_csms_reports_calls_lost_with_the_connection(version: str) -> None:
     pair.csms.send_request(request(version, "ClearCache"), pair.now)
     pair.csms.send_request(request(version, "ClearCache"), pair.now)
     pair.disconnect()
-    assert len([e for e in pair.csms_events if isinstance(e, CallFailed)]) == 2
+    assert len([e for e in pair.csms_events if isinstance(e, CallLost)]) == 2
 
 
 @pytest.mark.parametrize("version", VERSIONS)

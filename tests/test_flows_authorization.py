@@ -17,6 +17,7 @@ from ocpp_sansio.flows.authorization import (
     AuthInfo,
     Authorization,
     AuthorizationDecided,
+    AuthorizationSource,
     CacheCleared,
     CacheEntry,
     InMemoryCache,
@@ -26,7 +27,6 @@ from ocpp_sansio.flows.authorization import (
     LocalListOutOfSync,
     LocalListSync,
     LocalListUpdated,
-    Source,
     Verdict,
     token_key,
 )
@@ -309,7 +309,7 @@ def test_c10_fr_04_cache_learns_from_authorize_answers(version: str) -> None:
     assert decision.verdict is Verdict.ASK_CSMS
     rig.flush()
     (decided,) = decisions(flow)
-    assert (decided.accepted, decided.source) == (False, Source.CSMS)
+    assert (decided.accepted, decided.source) == (False, AuthorizationSource.CSMS)
     assert flow.cache is not None
     cached = flow.cache.get(token_key(version, token(rig, "NEW")))
     assert cached is not None and cached.info.status == "Blocked"
@@ -441,7 +441,7 @@ def test_c14_fr_02_listed_and_valid_starts_at_once_with_local_preauthorize(versi
     csms = AnswerAuthorize(rig)
     rig.csms_flows.append(csms)
     decision = flow.authorize(token(rig, "A"), rig.now)
-    assert (decision.verdict, decision.source) == (Verdict.ACCEPTED, Source.LOCAL_LIST)
+    assert (decision.verdict, decision.source) == (Verdict.ACCEPTED, AuthorizationSource.LOCAL_LIST)
     rig.flush()
     assert csms.seen == 0
     # Without pre-authorization the CSMS is asked even for a listed identifier.
@@ -466,7 +466,9 @@ def test_c13_fr_01_the_list_has_priority_over_the_cache(version: str) -> None:
     rig.flush()
     send_list(rig, 1, "Full", entry(rig, "A", "Invalid"))
     decision = flow.lookup(token(rig, "A"), rig.now)
-    assert decision.source is Source.LOCAL_LIST and decision.verdict is Verdict.ASK_CSMS
+    assert (
+        decision.source is AuthorizationSource.LOCAL_LIST and decision.verdict is Verdict.ASK_CSMS
+    )
     rig.disconnect()
     assert flow.lookup(token(rig, "A"), rig.now).verdict is Verdict.REJECTED
 
@@ -480,19 +482,25 @@ def test_offline_order_list_cache_unknown(version: str) -> None:
     rig.flush()
     rig.disconnect()
 
-    def verdict(value: str) -> tuple[Verdict, Source | None]:
+    def verdict(value: str) -> tuple[Verdict, AuthorizationSource | None]:
         decision = flow.lookup(token(rig, value), rig.now)
         return decision.verdict, decision.source
 
-    assert verdict("LISTED") == (Verdict.ACCEPTED, Source.LOCAL_LIST)
-    assert verdict("BLOCKED") == (Verdict.REJECTED, Source.LOCAL_LIST)  # 1.6 §3.5.4
-    assert verdict("CACHED") == (Verdict.ACCEPTED, Source.CACHE)
-    assert verdict("STRANGER") == (Verdict.REJECTED, Source.UNKNOWN_OFFLINE)
+    assert verdict("LISTED") == (Verdict.ACCEPTED, AuthorizationSource.LOCAL_LIST)
+    assert verdict("BLOCKED") == (Verdict.REJECTED, AuthorizationSource.LOCAL_LIST)  # 1.6 §3.5.4
+    assert verdict("CACHED") == (Verdict.ACCEPTED, AuthorizationSource.CACHE)
+    assert verdict("STRANGER") == (Verdict.REJECTED, AuthorizationSource.UNKNOWN_OFFLINE)
     options.values[name(version, "unknown_offline")] = "true"
-    assert verdict("STRANGER") == (Verdict.ACCEPTED, Source.UNKNOWN_OFFLINE)  # C15.FR.08
-    assert verdict("BLOCKED") == (Verdict.REJECTED, Source.LOCAL_LIST)  # known: not "unknown"
+    assert verdict("STRANGER") == (
+        Verdict.ACCEPTED,
+        AuthorizationSource.UNKNOWN_OFFLINE,
+    )  # C15.FR.08
+    assert verdict("BLOCKED") == (
+        Verdict.REJECTED,
+        AuthorizationSource.LOCAL_LIST,
+    )  # known: not "unknown"
     options.values[name(version, "offline")] = "false"
-    assert verdict("LISTED") == (Verdict.REJECTED, Source.LOCAL_LIST)
+    assert verdict("LISTED") == (Verdict.REJECTED, AuthorizationSource.LOCAL_LIST)
 
 
 @pytest.mark.parametrize("version", V2)
@@ -526,14 +534,17 @@ def test_a_failed_authorize_falls_back_to_the_offline_order(version: str) -> Non
     assert flow.authorize(token(rig, "X"), rig.now).verdict is Verdict.ASK_CSMS
     rig.advance(40)  # the call times out
     (decided,) = decisions(flow)
-    assert (decided.accepted, decided.source) == (True, Source.UNKNOWN_OFFLINE)
+    assert (decided.accepted, decided.source) == (True, AuthorizationSource.UNKNOWN_OFFLINE)
 
 
 @pytest.mark.parametrize("version", V2)
 def test_c01_fr_01_authorization_disabled_accepts_everyone(version: str) -> None:
     rig, flow, _, _ = setup(version, **{"AuthCtrlr.Enabled": "false"})
     decision = flow.authorize(token(rig, "ANY"), rig.now)
-    assert (decision.verdict, decision.source) == (Verdict.ACCEPTED, Source.AUTHORIZATION_DISABLED)
+    assert (decision.verdict, decision.source) == (
+        Verdict.ACCEPTED,
+        AuthorizationSource.AUTHORIZATION_DISABLED,
+    )
 
 
 # --- random list updates ----------------------------------------------------------------------

@@ -19,11 +19,11 @@ from ocpp_sansio.flows.firmware import (
     FirmwareDownloadDue,
     FirmwareInstallDue,
     FirmwareMonitor,
+    FirmwarePhase,
     FirmwareStatusReported,
     FirmwareUpdateCanceled,
     FirmwareUpdater,
     FirmwareUpdateRefused,
-    Phase,
 )
 
 V2 = ("2.0.1", "2.1")
@@ -118,7 +118,7 @@ def test_l01_secure_update_reports_every_state_with_its_request_id(version: str)
     assert [e["type"] for e in rig.calls("SecurityEventNotification")] == ["FirmwareUpdated"]
     assert anomalies(monitor) == []
     assert monitor.updates[7].statuses[-1] == "Installed" and monitor.updates[7].finished
-    assert updater.phase is Phase.INSTALLED and not updater.running
+    assert updater.phase is FirmwarePhase.INSTALLED and not updater.running
 
 
 @pytest.mark.parametrize("version", V2)
@@ -194,7 +194,7 @@ def test_1_6_security_l01_fr_20_plain_update_firmware_answers_not_supported() ->
     rig.csms_sends(update_request(rig, signed=False))
     assert rig.errors()[-1][2] == "NotSupported"
     assert of_type(updater, FirmwareUpdateRefused)
-    assert updater.phase is Phase.IDLE
+    assert updater.phase is FirmwarePhase.IDLE
 
 
 # --- waiting for times ---
@@ -207,7 +207,7 @@ def test_l01_fr_16_install_scheduled_waits_for_install_date_time(version: str) -
     updater.download_started(rig.now)
     updater.downloaded(rig.now)
     updater.signature_verified(rig.now)
-    assert updater.phase is Phase.AWAITING_INSTALL
+    assert updater.phase is FirmwarePhase.AWAITING_INSTALL
     assert updater.next_deadline() == pytest.approx(600)
     with pytest.raises(LocalProtocolError, match="installDateTime"):
         updater.install_started(rig.now)
@@ -290,7 +290,7 @@ def test_l01_fr_06_fr_34_transactions_hold_the_install(version: str) -> None:
     rig.csms_sends(update_request(rig, 5, signed=False))
     updater.download_started(rig.now)
     updater.downloaded(rig.now)
-    assert updater.phase is Phase.AWAITING_INSTALL
+    assert updater.phase is FirmwarePhase.AWAITING_INSTALL
     assert not of_type(updater, FirmwareInstallDue)
     activity.transaction_ended("tx-1", rig.now)
     assert of_type(updater, FirmwareInstallDue)
@@ -311,7 +311,7 @@ def test_l01_fr_30_download_fails_after_all_retries(version: str) -> None:
         attempts.append((due.attempt, rig.now))
         updater.download_started(rig.now)
         updater.download_failed(rig.now)
-        if updater.phase is Phase.RETRY_WAIT:
+        if updater.phase is FirmwarePhase.RETRY_WAIT:
             with pytest.raises(LocalProtocolError, match="retry interval"):
                 updater.download_started(rig.now)
             rig.advance(30)
@@ -319,7 +319,7 @@ def test_l01_fr_30_download_fails_after_all_retries(version: str) -> None:
     rig.flush()
     # A new Downloading per attempt (allowed), one DownloadFailed at the end.
     assert rig.statuses("FirmwareStatusNotification") == ["Downloading"] * 3 + ["DownloadFailed"]
-    assert updater.phase is Phase.DOWNLOAD_FAILED
+    assert updater.phase is FirmwarePhase.DOWNLOAD_FAILED
     assert anomalies(monitor) == []
 
 
@@ -349,7 +349,7 @@ def test_l01_fr_22_invalid_certificate_is_refused_with_a_security_event(version:
     assert [e["type"] for e in rig.calls("SecurityEventNotification")] == [
         "InvalidFirmwareSigningCertificate"
     ]
-    assert updater.phase is Phase.IDLE
+    assert updater.phase is FirmwarePhase.IDLE
 
 
 @pytest.mark.parametrize("version", ["1.6", *V2])
@@ -440,7 +440,7 @@ def test_l01_fr_27_installation_that_cannot_be_cancelled_is_kept_rejected(versio
     rig.csms_sends(update_request(rig, 2))
     assert rig.answers()[-1] == {"status": "Rejected"}
     assert of_type(updater, FirmwareUpdateRefused)
-    assert updater.request_id == 1 and updater.phase is Phase.INSTALLING
+    assert updater.request_id == 1 and updater.phase is FirmwarePhase.INSTALLING
 
 
 # --- triggers (digest §4.8) ---

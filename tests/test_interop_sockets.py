@@ -38,16 +38,16 @@ from ocpp.v201 import ChargePoint as TheirChargePoint201
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
-from ocpp_sansio.adapters import OcppCallError, WsOptions
-from ocpp_sansio.adapters import threads as threads_adapter
-from ocpp_sansio.adapters._demo_csms import DemoCsms
-from ocpp_sansio.adapters._driver import Backoff, uuid_ids
-from ocpp_sansio.adapters._simulator import SimulatedStation
-from ocpp_sansio.adapters.cli import _adapter, _async_station, _thread_station, _wall_clock
 from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import serve as ws_serve
 from websockets.typing import Subprotocol
 
+from ocpp_sansio.adapters import OcppCallError, WsOptions
+from ocpp_sansio.adapters import threads as threads_adapter
+from ocpp_sansio.adapters._driver import Backoff, uuid_ids
+from ocpp_sansio.apps.demo_csms import DemoCsms
+from ocpp_sansio.apps.simulator import SimulatedStation
+from ocpp_sansio.cli.commands import _adapter, _async_station, _thread_station, _wall_clock
 from ocpp_sansio.events import Event, ProtocolViolation, RequestRefused
 from ocpp_sansio.messages import v16, v201
 
@@ -78,7 +78,7 @@ class _Recorder:
     """Our CSMS application: DemoCsms answers through its flows; every event is kept."""
 
     def __init__(self) -> None:
-        self.demo = DemoCsms()
+        self.demo = DemoCsms(wall_clock=lambda _now: datetime.now(UTC))
         self.events: list[tuple[str, Event]] = []
         self.lock = threading.Lock()
 

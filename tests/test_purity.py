@@ -24,7 +24,11 @@ FORBIDDEN = {
     "selectors",
 }
 CORE = Path(ocpp_sansio.__file__).parent
-MODULES = sorted(CORE.rglob("*.py"))
+#: The folders that do IO: links to the top-level adapters/ and cli/.
+IO_FOLDERS = {"adapters", "cli"}
+MODULES = sorted(
+    path for path in CORE.rglob("*.py") if path.relative_to(CORE).parts[0] not in IO_FOLDERS
+)
 
 
 def forbidden_imports(source: str) -> list[str]:
@@ -54,7 +58,18 @@ def forbidden_imports(source: str) -> list[str]:
 def test_the_core_has_modules_to_check() -> None:
     assert CORE.name == "ocpp_sansio"
     assert len(MODULES) > 5
-    assert all("adapters" not in path.parts for path in MODULES)
+    assert all(path.relative_to(CORE).parts[0] not in IO_FOLDERS for path in MODULES)
+
+
+@pytest.mark.parametrize("folder", sorted(IO_FOLDERS))
+def test_io_folders_are_links_to_the_top_level(folder: str) -> None:
+    """In a checkout, ocpp_sansio/adapters and ocpp_sansio/cli are links to the top-level
+    folders; an sdist or a wheel holds copies of them in their place."""
+    assert (CORE / folder / "__init__.py").is_file()
+    top = CORE.parent / folder
+    if top.is_dir():
+        assert (CORE / folder).is_symlink()
+        assert (CORE / folder).resolve() == top.resolve()
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(CORE)))

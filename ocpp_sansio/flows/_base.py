@@ -24,11 +24,11 @@ from typing import Any, Union, get_args, get_origin
 
 import attrs
 
-from ..errors import InvalidPayloadError, LocalProtocolError
+from ..errors import LocalProtocolError
 from ..events import (
-    CallFailed,
+    CallErrorReceived,
+    CallLost,
     CallTimedOut,
-    ErrorReceived,
     Event,
     InvalidResponse,
     Reconnected,
@@ -86,8 +86,9 @@ def status_of(payload: Any) -> str:
 
 
 @attrs.frozen(kw_only=True)
-class FlowEvent:
-    """Base class of the events a flow hands to the application."""
+class FlowEvent(Event):
+    """Base class of the events a flow hands to the application (an ``Event`` like the
+    core's and the adapters')."""
 
 
 @attrs.frozen(kw_only=True)
@@ -131,7 +132,7 @@ class Outbox:
 
     The core refuses non-transaction requests while offline or not accepted (digest §6.2,
     B01.FR.08); a flow's notification then waits here and goes once the core is accepted
-    again. One the connection swallowed (``CallFailed``) is sent again, ahead of newer
+    again. One the connection swallowed (``CallLost``) is sent again, ahead of newer
     ones. Answers, errors and timeouts settle a request: we never send it twice for those.
     """
 
@@ -155,11 +156,9 @@ class Outbox:
         ``supersedes`` messages are dropped, since the triggered one reports the current
         state and older ones sent after it would contradict it."""
         self.discard(supersedes)
-        try:
+        if self.core.may_send(payload) is None:
             self._sent[self.core.send_request(payload, now)] = payload
-        except InvalidPayloadError:
-            raise
-        except LocalProtocolError:
+        else:
             self._waiting.append(payload)
 
     def discard(self, action: str) -> None:
@@ -172,22 +171,18 @@ class Outbox:
         if self._lost:
             self._waiting.extendleft(reversed(self._lost))
             self._lost.clear()
-        while self._waiting:
-            try:
-                message_id = self.core.send_request(self._waiting[0], now)
-            except InvalidPayloadError:
-                raise  # a bad message never becomes sendable: the caller must hear of it
-            except LocalProtocolError:
-                return
+        # (an invalid message raises InvalidPayloadError: it never becomes sendable)
+        while self._waiting and self.core.may_send(self._waiting[0]) is None:
+            message_id = self.core.send_request(self._waiting[0], now)
             self._sent[message_id] = self._waiting.popleft()
 
     def handle_event(self, event: Event, now: float) -> bool:
         """Settle our requests; True when ``event`` was about one of them."""
-        if isinstance(event, CallFailed) and event.message_id in self._sent:
+        if isinstance(event, CallLost) and event.message_id in self._sent:
             self._lost.append(self._sent.pop(event.message_id))
             return True
         if (
-            isinstance(event, ResponseReceived | ErrorReceived | CallTimedOut | InvalidResponse)
+            isinstance(event, ResponseReceived | CallErrorReceived | CallTimedOut | InvalidResponse)
             and event.message_id in self._sent
         ):
             del self._sent[event.message_id]

@@ -17,9 +17,9 @@ import attrs
 
 from ..errors import LocalProtocolError
 from ..events import (
-    CallFailed,
+    CallErrorReceived,
+    CallLost,
     CallTimedOut,
-    ErrorReceived,
     Event,
     InvalidResponse,
     RequestReceived,
@@ -181,7 +181,7 @@ class Verdict(enum.Enum):
     ASK_CSMS = "AskCsms"
 
 
-class Source(enum.Enum):
+class AuthorizationSource(enum.Enum):
     LOCAL_LIST = "LocalList"
     CACHE = "Cache"
     #: Offline, identifier in neither list nor cache (1.6 §3.5.4, C15.FR.08).
@@ -194,7 +194,7 @@ class Source(enum.Enum):
 @attrs.frozen(kw_only=True)
 class LocalDecision:
     verdict: Verdict
-    source: Source | None
+    source: AuthorizationSource | None
     info: AuthInfo | None = None
 
 
@@ -204,7 +204,7 @@ class AuthorizationDecided(FlowEvent):
 
     token: Any
     accepted: bool
-    source: Source
+    source: AuthorizationSource
     info: AuthInfo | None
 
 
@@ -289,7 +289,9 @@ class Authorization(Emitter):
         """What the station may decide on its own about ``token`` right now (1.6 §3.5,
         C10.FR.03, C12-C15): Local List before cache, online vs offline rules."""
         if self.version != "1.6" and not read_bool(self.settings, "AuthCtrlr.Enabled", True):
-            return LocalDecision(verdict=Verdict.ACCEPTED, source=Source.AUTHORIZATION_DISABLED)
+            return LocalDecision(
+                verdict=Verdict.ACCEPTED, source=AuthorizationSource.AUTHORIZATION_DISABLED
+            )
         online = is_online(self.core)
         known = self._known(token, now)
         if known is not None:
@@ -298,7 +300,7 @@ class Authorization(Emitter):
             return LocalDecision(verdict=Verdict.ASK_CSMS, source=None)  # C01.FR.02
         return self._unknown_offline()
 
-    def _known(self, token: Any, now: float) -> tuple[Source, AuthInfo, bool] | None:
+    def _known(self, token: Any, now: float) -> tuple[AuthorizationSource, AuthInfo, bool] | None:
         """Where ``token`` is known locally, what is known, and whether it is valid now:
         the Local List has priority over the cache (C13.FR.01, C14.FR.01, 1.6 §3.5.3)."""
         key = token_key(self.version, token)
@@ -307,26 +309,32 @@ class Authorization(Emitter):
             if entry is not None:
                 expired = self._list_entry_expired(entry, now)
                 valid = entry.info.status == ACCEPTED and not expired
-                return Source.LOCAL_LIST, entry.info, valid
+                return AuthorizationSource.LOCAL_LIST, entry.info, valid
         if self.cache is not None and self._flag("cache_enabled", True):
             cached = self.cache.get(key)
             if cached is not None:
                 if cached.info.status != ACCEPTED:
-                    return Source.CACHE, cached.info, False
+                    return AuthorizationSource.CACHE, cached.info, False
                 if self._cache_expired(cached, now):
                     # An expired entry counts as Expired (C10.FR.10, 1.6 §3.5.1).
-                    return Source.CACHE, attrs.evolve(cached.info, status="Expired"), False
+                    return (
+                        AuthorizationSource.CACHE,
+                        attrs.evolve(cached.info, status="Expired"),
+                        False,
+                    )
                 cached.last_used = now
-                return Source.CACHE, cached.info, True
+                return AuthorizationSource.CACHE, cached.info, True
         return None
 
     def _unknown_offline(self) -> LocalDecision:
         """Offline and known nowhere: accepted only with unknown-offline authorization on
         (1.6 §3.5.4, C15.FR.08)."""
         verdict = Verdict.ACCEPTED if self._flag("unknown_offline", False) else Verdict.REJECTED
-        return LocalDecision(verdict=verdict, source=Source.UNKNOWN_OFFLINE)
+        return LocalDecision(verdict=verdict, source=AuthorizationSource.UNKNOWN_OFFLINE)
 
-    def _decide(self, source: Source, info: AuthInfo, valid: bool, online: bool) -> LocalDecision:
+    def _decide(
+        self, source: AuthorizationSource, info: AuthInfo, valid: bool, online: bool
+    ) -> LocalDecision:
         if online:
             # Valid and pre-authorization on: start at once (C14.FR.02); anything else is
             # checked with the CSMS (C10.FR.03, C14.FR.03, 1.6 §4.1).
@@ -409,13 +417,13 @@ class Authorization(Emitter):
                     AuthorizationDecided(
                         token=token,
                         accepted=info.status == ACCEPTED,
-                        source=Source.CSMS,
+                        source=AuthorizationSource.CSMS,
                         info=info,
                     )
                 )
                 return True
             return False
-        if isinstance(event, ErrorReceived | InvalidResponse | CallTimedOut | CallFailed):
+        if isinstance(event, CallErrorReceived | InvalidResponse | CallTimedOut | CallLost):
             token = self._asked.pop(event.message_id, None)
             if token is not None:
                 self._decided(token, self._offline_decision(token, now))

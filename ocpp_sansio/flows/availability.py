@@ -30,8 +30,8 @@ import attrs
 
 from ..csms import CsmsCore
 from ..events import (
+    CallErrorReceived,
     CallTimedOut,
-    ErrorReceived,
     Event,
     RequestReceived,
     ResponseReceived,
@@ -357,7 +357,7 @@ class Reset(Emitter):
             self._on_request(event, now)
             return True
         if isinstance(
-            event, ResponseReceived | ErrorReceived | CallTimedOut | TransactionMessageDiscarded
+            event, ResponseReceived | CallErrorReceived | CallTimedOut | TransactionMessageDiscarded
         ):
             self._progress(now)  # a stop message may have been answered
         return False

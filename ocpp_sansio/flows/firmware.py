@@ -109,7 +109,7 @@ _NEXT_PLAIN_1_6: dict[str | None, frozenset[str]] = {
 }
 
 
-class Family(enum.Enum):
+class FirmwareFamily(enum.Enum):
     """Which messages carry an update."""
 
     PLAIN_1_6 = "1.6"
@@ -118,36 +118,36 @@ class Family(enum.Enum):
 
 
 _NOTIFICATION = {
-    Family.PLAIN_1_6: "FirmwareStatusNotification",
-    Family.SIGNED_1_6: "SignedFirmwareStatusNotification",
-    Family.V2: "FirmwareStatusNotification",
+    FirmwareFamily.PLAIN_1_6: "FirmwareStatusNotification",
+    FirmwareFamily.SIGNED_1_6: "SignedFirmwareStatusNotification",
+    FirmwareFamily.V2: "FirmwareStatusNotification",
 }
 
 
-def allowed_next(family: Family, signed: bool, last: str | None) -> frozenset[str]:
+def allowed_next(family: FirmwareFamily, signed: bool, last: str | None) -> frozenset[str]:
     """The statuses that may follow ``last`` in an update (empty after a final one)."""
-    if family is Family.PLAIN_1_6:
+    if family is FirmwareFamily.PLAIN_1_6:
         return _NEXT_PLAIN_1_6.get(last, frozenset())
     if last == DOWNLOADED:
         if not signed:
             return _INSTALL_STEPS
         verdicts = frozenset({SIGNATURE_VERIFIED, INVALID_SIGNATURE})
         # The 1.6 security extension's own walk-through goes from Downloaded to Installing.
-        return verdicts | _INSTALL_STEPS if family is Family.SIGNED_1_6 else verdicts
+        return verdicts | _INSTALL_STEPS if family is FirmwareFamily.SIGNED_1_6 else verdicts
     return _NEXT.get(last, frozenset())
 
 
-def _rule(family: Family, secure: str, plain: str, v16: str) -> str:
+def _rule(family: FirmwareFamily, secure: str, plain: str, v16: str) -> str:
     """The requirement id of a rule in the family's numbering."""
-    if family is Family.PLAIN_1_6:
+    if family is FirmwareFamily.PLAIN_1_6:
         return v16
-    return secure if family is Family.SIGNED_1_6 else f"{secure}/{plain}"
+    return secure if family is FirmwareFamily.SIGNED_1_6 else f"{secure}/{plain}"
 
 
 # --- station side -------------------------------------------------------------------------
 
 
-class Phase(enum.Enum):
+class FirmwarePhase(enum.Enum):
     """Where a station-side update stands."""
 
     IDLE = "Idle"
@@ -177,48 +177,62 @@ class Phase(enum.Enum):
 
 _FINAL_PHASES = frozenset(
     {
-        Phase.INSTALLED,
-        Phase.DOWNLOAD_FAILED,
-        Phase.INVALID_SIGNATURE,
-        Phase.INSTALLATION_FAILED,
-        Phase.INSTALL_VERIFICATION_FAILED,
+        FirmwarePhase.INSTALLED,
+        FirmwarePhase.DOWNLOAD_FAILED,
+        FirmwarePhase.INVALID_SIGNATURE,
+        FirmwarePhase.INSTALLATION_FAILED,
+        FirmwarePhase.INSTALL_VERIFICATION_FAILED,
     }
 )
 #: Phases in which a new request cancels the update without trouble (L01.FR.24).
 _CANCELLABLE = (
-    frozenset(Phase) - _FINAL_PHASES - {Phase.IDLE, Phase.INSTALLING, Phase.INSTALL_REBOOTING}
+    frozenset(FirmwarePhase)
+    - _FINAL_PHASES
+    - {FirmwarePhase.IDLE, FirmwarePhase.INSTALLING, FirmwarePhase.INSTALL_REBOOTING}
 )
 #: The firmware code's inputs and the phases each is legal in. Time guards (retrieve,
 #: retry and install times) are checked on top.
-LEGAL_INPUTS: dict[str, frozenset[Phase]] = {
+LEGAL_INPUTS: dict[str, frozenset[FirmwarePhase]] = {
     "download_started": frozenset(
-        {Phase.DOWNLOAD_DUE, Phase.DOWNLOAD_DEFERRED, Phase.DOWNLOAD_PAUSED}
+        {FirmwarePhase.DOWNLOAD_DUE, FirmwarePhase.DOWNLOAD_DEFERRED, FirmwarePhase.DOWNLOAD_PAUSED}
     ),
-    "download_deferred": frozenset({Phase.DOWNLOAD_DUE}),
-    "download_paused": frozenset({Phase.DOWNLOADING}),
-    "download_failed": frozenset({Phase.DOWNLOADING, Phase.DOWNLOAD_PAUSED}),
-    "downloaded": frozenset({Phase.DOWNLOADING}),
-    "signature_verified": frozenset({Phase.DOWNLOADED}),
-    "signature_invalid": frozenset({Phase.DOWNLOADED}),
-    "install_deferred": frozenset({Phase.INSTALL_DUE}),
+    "download_deferred": frozenset({FirmwarePhase.DOWNLOAD_DUE}),
+    "download_paused": frozenset({FirmwarePhase.DOWNLOADING}),
+    "download_failed": frozenset({FirmwarePhase.DOWNLOADING, FirmwarePhase.DOWNLOAD_PAUSED}),
+    "downloaded": frozenset({FirmwarePhase.DOWNLOADING}),
+    "signature_verified": frozenset({FirmwarePhase.DOWNLOADED}),
+    "signature_invalid": frozenset({FirmwarePhase.DOWNLOADED}),
+    "install_deferred": frozenset({FirmwarePhase.INSTALL_DUE}),
     "install_started": frozenset(
-        {Phase.INSTALL_DUE, Phase.AWAITING_INSTALL, Phase.INSTALL_REBOOTING}
+        {FirmwarePhase.INSTALL_DUE, FirmwarePhase.AWAITING_INSTALL, FirmwarePhase.INSTALL_REBOOTING}
     ),
-    "install_rebooting": frozenset({Phase.INSTALL_DUE, Phase.AWAITING_INSTALL, Phase.INSTALLING}),
-    "installed": frozenset({Phase.INSTALLING, Phase.INSTALL_REBOOTING}),
+    "install_rebooting": frozenset(
+        {FirmwarePhase.INSTALL_DUE, FirmwarePhase.AWAITING_INSTALL, FirmwarePhase.INSTALLING}
+    ),
+    "installed": frozenset({FirmwarePhase.INSTALLING, FirmwarePhase.INSTALL_REBOOTING}),
     "install_failed": frozenset(
-        {Phase.AWAITING_INSTALL, Phase.INSTALL_DUE, Phase.INSTALLING, Phase.INSTALL_REBOOTING}
+        {
+            FirmwarePhase.AWAITING_INSTALL,
+            FirmwarePhase.INSTALL_DUE,
+            FirmwarePhase.INSTALLING,
+            FirmwarePhase.INSTALL_REBOOTING,
+        }
     ),
     "install_verification_failed": frozenset(
-        {Phase.AWAITING_INSTALL, Phase.INSTALL_DUE, Phase.INSTALLING, Phase.INSTALL_REBOOTING}
+        {
+            FirmwarePhase.AWAITING_INSTALL,
+            FirmwarePhase.INSTALL_DUE,
+            FirmwarePhase.INSTALLING,
+            FirmwarePhase.INSTALL_REBOOTING,
+        }
     ),
 }
 
 #: Why a phase refuses the inputs it refuses, when time is the reason.
 _WAITING_FOR = {
-    Phase.AWAITING_RETRIEVE: "retrieveDateTime has not come yet (1.6 §5.19, L01.FR.13)",
-    Phase.RETRY_WAIT: "the retry interval has not passed yet",
-    Phase.AWAITING_INSTALL: "installDateTime has not come yet (L01.FR.16, L02.FR.10)",
+    FirmwarePhase.AWAITING_RETRIEVE: "retrieveDateTime has not come yet (1.6 §5.19, L01.FR.13)",
+    FirmwarePhase.RETRY_WAIT: "the retry interval has not passed yet",
+    FirmwarePhase.AWAITING_INSTALL: "installDateTime has not come yet (L01.FR.16, L02.FR.10)",
 }
 
 CHECK_VERDICTS = frozenset({"Rejected", "InvalidCertificate", "RevokedCertificate"})
@@ -267,17 +281,17 @@ class FirmwareSnapshot:
     """What survives a reboot in the middle of an update (persist it; pass it as
     ``resume`` to the next power-up's updater)."""
 
-    family: Family
+    family: FirmwareFamily
     signed: bool
     request: Any
-    phase: Phase
+    phase: FirmwarePhase
     reported: str | None
     attempts_made: int
 
 
 @attrs.define(eq=False)
 class _Update:
-    family: Family
+    family: FirmwareFamily
     signed: bool
     request: Any
     request_id: int | None
@@ -329,10 +343,10 @@ class FirmwareUpdater(Emitter):
         self.default_retry_interval = default_retry_interval
         self.security_events = security_events
         self._clock = wall_clock
-        self.phase = Phase.IDLE
+        self.phase = FirmwarePhase.IDLE
         self._update: _Update | None = None
         #: The last status reported per family (what a trigger repeats).
-        self._reported: dict[Family, str | None] = {}
+        self._reported: dict[FirmwareFamily, str | None] = {}
         self._due_at: float | None = None
         #: AwaitingInstall because the firmware code said so (install_deferred).
         self._held_by_station = False
@@ -351,9 +365,9 @@ class FirmwareUpdater(Emitter):
     @property
     def running(self) -> bool:
         """An update is accepted and not finished."""
-        return self.phase is not Phase.IDLE and self.phase not in _FINAL_PHASES
+        return self.phase is not FirmwarePhase.IDLE and self.phase not in _FINAL_PHASES
 
-    def reported_status(self, family: Family | None = None) -> str | None:
+    def reported_status(self, family: FirmwareFamily | None = None) -> str | None:
         """The last status reported (in ``family``, default: the current update's)."""
         if family is None:
             family = self._update.family if self._update is not None else self._default_family()
@@ -405,13 +419,13 @@ class FirmwareUpdater(Emitter):
             return True
         return False
 
-    def _default_family(self) -> Family:
-        return Family.V2 if self.version != "1.6" else Family.PLAIN_1_6
+    def _default_family(self) -> FirmwareFamily:
+        return FirmwareFamily.V2 if self.version != "1.6" else FirmwareFamily.PLAIN_1_6
 
     def _on_request(self, event: RequestReceived, now: float) -> None:
         request = event.request
         if self.version == "1.6" and event.action == "UpdateFirmware":
-            family, signed = Family.PLAIN_1_6, False
+            family, signed = FirmwareFamily.PLAIN_1_6, False
             if not self.accept_unsigned_1_6:
                 # 1.6 security extension L01.FR.20: a secure station refuses the old message.
                 self.core.send_error(
@@ -429,10 +443,10 @@ class FirmwareUpdater(Emitter):
                 )
                 return
         elif self.version == "1.6":
-            family, signed = Family.SIGNED_1_6, True
+            family, signed = FirmwareFamily.SIGNED_1_6, True
         else:
             firmware = request.firmware
-            family = Family.V2
+            family = FirmwareFamily.V2
             signed = firmware.signing_certificate is not None and firmware.signature is not None
 
         verdict = self._check(request) if self._check is not None else None
@@ -461,24 +475,26 @@ class FirmwareUpdater(Emitter):
         self._answer(event, family, status, now)
         self._start(family, signed, request, now)
 
-    def _answer(self, event: RequestReceived, family: Family, status: str, now: float) -> None:
+    def _answer(
+        self, event: RequestReceived, family: FirmwareFamily, status: str, now: float
+    ) -> None:
         response_cls = self.core.registry[event.action].response
         assert response_cls is not None
-        if family is Family.PLAIN_1_6:
+        if family is FirmwareFamily.PLAIN_1_6:
             response = response_cls()
         else:
             response = build(response_cls, status=status)
         self.core.send_response(event.message_id, response, now)
 
     def _refuse(
-        self, event: RequestReceived, family: Family, status: str, reason: str, now: float
+        self, event: RequestReceived, family: FirmwareFamily, status: str, reason: str, now: float
     ) -> None:
         self._answer(event, family, status, now)
         self._emit(
             FirmwareUpdateRefused(
                 message_id=event.message_id,
                 request=event.request,
-                status=None if family is Family.PLAIN_1_6 else status,
+                status=None if family is FirmwareFamily.PLAIN_1_6 else status,
                 reason=reason,
             )
         )
@@ -489,8 +505,8 @@ class FirmwareUpdater(Emitter):
         self._emit(FirmwareUpdateCanceled(request_id=update.request_id, request=update.request))
         self._finish(self.phase, now)
 
-    def _start(self, family: Family, signed: bool, request: Any, now: float) -> None:
-        if family is Family.PLAIN_1_6:
+    def _start(self, family: FirmwareFamily, signed: bool, request: Any, now: float) -> None:
+        if family is FirmwareFamily.PLAIN_1_6:
             request_id = None
             location = request.location
             retrieve = request.retrieve_date
@@ -517,7 +533,7 @@ class FirmwareUpdater(Emitter):
         self._reboot_for_update = False
         self._set_task(now, interruptible=True)
         if self._update.retrieve_at > now:
-            self.phase = Phase.AWAITING_RETRIEVE
+            self.phase = FirmwarePhase.AWAITING_RETRIEVE
             self._due_at = self._update.retrieve_at
             self._notify(DOWNLOAD_SCHEDULED, now)  # L01.FR.13, L02.FR.07
         else:
@@ -525,7 +541,7 @@ class FirmwareUpdater(Emitter):
 
     def _resume(self, snapshot: FirmwareSnapshot) -> None:
         request = snapshot.request
-        plain = snapshot.family is Family.PLAIN_1_6
+        plain = snapshot.family is FirmwareFamily.PLAIN_1_6
         self._update = _Update(
             family=snapshot.family,
             signed=snapshot.signed,
@@ -546,34 +562,35 @@ class FirmwareUpdater(Emitter):
         self._reported[snapshot.family] = snapshot.reported
         # A reboot ends every wait: what was due is due now.
         waiting = {
-            Phase.AWAITING_RETRIEVE: Phase.DOWNLOAD_DUE,
-            Phase.RETRY_WAIT: Phase.DOWNLOAD_DUE,
-            Phase.DOWNLOAD_DEFERRED: Phase.DOWNLOAD_DUE,
-            Phase.DOWNLOADING: Phase.DOWNLOAD_DUE,
-            Phase.DOWNLOAD_PAUSED: Phase.DOWNLOAD_DUE,
-            Phase.AWAITING_INSTALL: Phase.INSTALL_DUE,
+            FirmwarePhase.AWAITING_RETRIEVE: FirmwarePhase.DOWNLOAD_DUE,
+            FirmwarePhase.RETRY_WAIT: FirmwarePhase.DOWNLOAD_DUE,
+            FirmwarePhase.DOWNLOAD_DEFERRED: FirmwarePhase.DOWNLOAD_DUE,
+            FirmwarePhase.DOWNLOADING: FirmwarePhase.DOWNLOAD_DUE,
+            FirmwarePhase.DOWNLOAD_PAUSED: FirmwarePhase.DOWNLOAD_DUE,
+            FirmwarePhase.AWAITING_INSTALL: FirmwarePhase.INSTALL_DUE,
         }
         self.phase = waiting.get(snapshot.phase, snapshot.phase)
         if self.activity is not None:
             self.activity.task_started(
                 "firmware",
                 0.0,
-                interruptible=self.phase not in (Phase.INSTALLING, Phase.INSTALL_REBOOTING),
+                interruptible=self.phase
+                not in (FirmwarePhase.INSTALLING, FirmwarePhase.INSTALL_REBOOTING),
             )
 
     # --- triggers (digest §4.8) ------------------------------------------------------------
 
     def _on_trigger(self, action: str, now: float) -> None:
         if self.version == "1.6" and action == "FirmwareStatusNotification":
-            family = Family.PLAIN_1_6
+            family = FirmwareFamily.PLAIN_1_6
         elif self.version == "1.6":
-            family = Family.SIGNED_1_6
+            family = FirmwareFamily.SIGNED_1_6
         else:
-            family = Family.V2
+            family = FirmwareFamily.V2
         update = self._update
         current = update is not None and update.family is family
         reported = self._reported.get(family) if current else None
-        if family is Family.PLAIN_1_6:
+        if family is FirmwareFamily.PLAIN_1_6:
             # 1.6 §4.5: Idle only when not busy downloading or installing; between two
             # attempts the update is still under way, so its last status stands.
             status = reported if current and self.running and reported is not None else IDLE
@@ -599,7 +616,7 @@ class FirmwareUpdater(Emitter):
             )
         if (
             name in ("install_started", "install_rebooting")
-            and self.phase is Phase.AWAITING_INSTALL
+            and self.phase is FirmwarePhase.AWAITING_INSTALL
             and update.install_at is not None
             and now < update.install_at
         ):
@@ -609,21 +626,21 @@ class FirmwareUpdater(Emitter):
     def download_started(self, now: float) -> None:
         """A download attempt began (or a paused one resumed)."""
         update = self._require("download_started", now)
-        if self.phase is not Phase.DOWNLOAD_PAUSED:
+        if self.phase is not FirmwarePhase.DOWNLOAD_PAUSED:
             update.attempts_made += 1
-        self._enter(Phase.DOWNLOADING, now)
+        self._enter(FirmwarePhase.DOWNLOADING, now)
         self._notify(DOWNLOADING, now)  # a new Downloading per attempt is allowed (L01.FR.30)
 
     def download_deferred(self, now: float) -> None:
         """The station cannot download now (busy charging): report DownloadScheduled."""
         self._require("download_deferred", now)
-        self._enter(Phase.DOWNLOAD_DEFERRED, now)
+        self._enter(FirmwarePhase.DOWNLOAD_DEFERRED, now)
         if self.reported_status() != DOWNLOAD_SCHEDULED:
             self._notify(DOWNLOAD_SCHEDULED, now)  # L01.FR.13, L02.FR.07
 
     def download_paused(self, now: float) -> None:
         self._require("download_paused", now)
-        self._enter(Phase.DOWNLOAD_PAUSED, now)
+        self._enter(FirmwarePhase.DOWNLOAD_PAUSED, now)
         self._notify(DOWNLOAD_PAUSED, now)  # L01.FR.14, L02.FR.08
 
     def download_failed(self, now: float) -> None:
@@ -631,16 +648,16 @@ class FirmwareUpdater(Emitter):
         update ends with DownloadFailed (L01.FR.30, L02.FR.19)."""
         update = self._require("download_failed", now)
         if update.attempts_made < update.attempts:
-            self._enter(Phase.RETRY_WAIT, now)
+            self._enter(FirmwarePhase.RETRY_WAIT, now)
             self._due_at = now + update.retry_interval
             if self._due_at <= now:
                 self._download_due(now)
             return
-        self._fail(Phase.DOWNLOAD_FAILED, DOWNLOAD_FAILED, now)
+        self._fail(FirmwarePhase.DOWNLOAD_FAILED, DOWNLOAD_FAILED, now)
 
     def downloaded(self, now: float) -> None:
         update = self._require("downloaded", now)
-        self._enter(Phase.DOWNLOADED, now)
+        self._enter(FirmwarePhase.DOWNLOADED, now)
         self._notify(DOWNLOADED, now)
         if not update.signed:
             self._plan_install(now)
@@ -654,28 +671,28 @@ class FirmwareUpdater(Emitter):
     def signature_invalid(self, now: float) -> None:
         """The signature did not verify: the update ends (L01.FR.03)."""
         self._require("signature_invalid", now)
-        self._fail(Phase.INVALID_SIGNATURE, INVALID_SIGNATURE, now)
+        self._fail(FirmwarePhase.INVALID_SIGNATURE, INVALID_SIGNATURE, now)
         self._security_event("InvalidFirmwareSignature", now)
 
     def install_deferred(self, now: float) -> None:
         """The station holds the install (waiting for transactions to end): report
         InstallScheduled (L01.FR.34, L02.FR.23); call ``install_started`` when ready."""
         self._require("install_deferred", now)
-        self._enter(Phase.AWAITING_INSTALL, now)
+        self._enter(FirmwarePhase.AWAITING_INSTALL, now)
         self._held_by_station = True
         if self.reported_status() != INSTALL_SCHEDULED:
             self._notify(INSTALL_SCHEDULED, now)
 
     def install_started(self, now: float) -> None:
         self._require("install_started", now)
-        self._enter(Phase.INSTALLING, now)
+        self._enter(FirmwarePhase.INSTALLING, now)
         self._notify(INSTALLING, now)
 
     def install_rebooting(self, now: float) -> None:
         """The station reboots to install (L01.FR.15) or to activate (L01.FR.32). Persist
         ``snapshot()`` and boot with ``boot_request``; report the outcome afterwards."""
         self._require("install_rebooting", now)
-        self._enter(Phase.INSTALL_REBOOTING, now)
+        self._enter(FirmwarePhase.INSTALL_REBOOTING, now)
         self._reboot_for_update = True
         self._notify(INSTALL_REBOOTING, now)
 
@@ -684,34 +701,34 @@ class FirmwareUpdater(Emitter):
         reboot that is not reported (option b of L01.FR.32)."""
         update = self._require("installed", now)
         self._reboot_for_update = self._reboot_for_update or reboot
-        self.phase = Phase.INSTALLED
+        self.phase = FirmwarePhase.INSTALLED
         self._notify(INSTALLED, now)
         if update.signed:
             self._security_event("FirmwareUpdated", now)  # L01.FR.31
-        self._finish(Phase.INSTALLED, now)
+        self._finish(FirmwarePhase.INSTALLED, now)
 
     def install_failed(self, now: float) -> None:
         self._require("install_failed", now)
-        self._fail(Phase.INSTALLATION_FAILED, INSTALLATION_FAILED, now)
+        self._fail(FirmwarePhase.INSTALLATION_FAILED, INSTALLATION_FAILED, now)
 
     def install_verification_failed(self, now: float) -> None:
         """The installed image failed its check (L01.FR.29)."""
         self._require("install_verification_failed", now)
-        self._fail(Phase.INSTALL_VERIFICATION_FAILED, INSTALL_VERIFICATION_FAILED, now)
+        self._fail(FirmwarePhase.INSTALL_VERIFICATION_FAILED, INSTALL_VERIFICATION_FAILED, now)
 
     # --- moves -----------------------------------------------------------------------------
 
-    def _enter(self, phase: Phase, now: float) -> None:
+    def _enter(self, phase: FirmwarePhase, now: float) -> None:
         self.phase = phase
         self._due_at = None
         self._held_by_station = False
-        if phase in (Phase.INSTALLING, Phase.INSTALL_REBOOTING):
+        if phase in (FirmwarePhase.INSTALLING, FirmwarePhase.INSTALL_REBOOTING):
             self._set_task(now, interruptible=False)
 
     def _download_due(self, now: float) -> None:
         update = self._update
         assert update is not None
-        self._enter(Phase.DOWNLOAD_DUE, now)
+        self._enter(FirmwarePhase.DOWNLOAD_DUE, now)
         self._emit(
             FirmwareDownloadDue(
                 request_id=update.request_id,
@@ -726,11 +743,11 @@ class FirmwareUpdater(Emitter):
         update = self._update
         assert update is not None
         if update.install_at is not None and update.install_at > now:
-            self._enter(Phase.AWAITING_INSTALL, now)
+            self._enter(FirmwarePhase.AWAITING_INSTALL, now)
             self._due_at = update.install_at
             self._notify(INSTALL_SCHEDULED, now)  # L01.FR.16, L02.FR.10
         elif self._transactions_hold_install():
-            self._enter(Phase.AWAITING_INSTALL, now)
+            self._enter(FirmwarePhase.AWAITING_INSTALL, now)
             self._notify(INSTALL_SCHEDULED, now)  # L01.FR.06 with FR.34; L02.FR.03/.23
         else:
             self._install_due(now)
@@ -738,7 +755,7 @@ class FirmwareUpdater(Emitter):
     def _install_due(self, now: float) -> None:
         update = self._update
         assert update is not None
-        self._enter(Phase.INSTALL_DUE, now)
+        self._enter(FirmwarePhase.INSTALL_DUE, now)
         self._emit(FirmwareInstallDue(request_id=update.request_id, request=update.request))
 
     def _transactions_hold_install(self) -> bool:
@@ -748,12 +765,12 @@ class FirmwareUpdater(Emitter):
             and bool(self.activity.transactions())
         )
 
-    def _fail(self, phase: Phase, status: str, now: float) -> None:
+    def _fail(self, phase: FirmwarePhase, status: str, now: float) -> None:
         self.phase = phase
         self._notify(status, now)
         self._finish(phase, now)
 
-    def _finish(self, phase: Phase, now: float) -> None:
+    def _finish(self, phase: FirmwarePhase, now: float) -> None:
         self.phase = phase
         self._due_at = None
         if self.activity is not None:
@@ -765,7 +782,7 @@ class FirmwareUpdater(Emitter):
 
     def _activity_changed(self, now: float) -> None:
         if (
-            self.phase is Phase.AWAITING_INSTALL
+            self.phase is FirmwarePhase.AWAITING_INSTALL
             and self._due_at is None
             and not self._held_by_station
             and not self._transactions_hold_install()
@@ -774,9 +791,9 @@ class FirmwareUpdater(Emitter):
 
     # --- notifications ---------------------------------------------------------------------
 
-    def _payload(self, family: Family, status: str, request_id: int | None) -> Any:
+    def _payload(self, family: FirmwareFamily, status: str, request_id: int | None) -> Any:
         cls = self.core.registry[_NOTIFICATION[family]].request
-        if family is Family.PLAIN_1_6:
+        if family is FirmwareFamily.PLAIN_1_6:
             return build(cls, status=status)
         return build(cls, status=status, request_id=request_id)
 
@@ -785,7 +802,7 @@ class FirmwareUpdater(Emitter):
         (L01.FR.10, L02.FR.06); statuses 1.6's message lacks are not reported."""
         update = self._update
         assert update is not None
-        if update.family is Family.PLAIN_1_6:
+        if update.family is FirmwareFamily.PLAIN_1_6:
             # 1.6 has one failure for the install; the other steps it cannot report.
             if status == INSTALL_VERIFICATION_FAILED:
                 status = INSTALLATION_FAILED
@@ -810,9 +827,9 @@ class FirmwareUpdater(Emitter):
         if self._due_at is None or now < self._due_at:
             return
         self._due_at = None
-        if self.phase in (Phase.AWAITING_RETRIEVE, Phase.RETRY_WAIT):
+        if self.phase in (FirmwarePhase.AWAITING_RETRIEVE, FirmwarePhase.RETRY_WAIT):
             self._download_due(now)
-        elif self.phase is Phase.AWAITING_INSTALL and not self._transactions_hold_install():
+        elif self.phase is FirmwarePhase.AWAITING_INSTALL and not self._transactions_hold_install():
             self._install_due(now)
 
 
@@ -823,7 +840,7 @@ class FirmwareUpdater(Emitter):
 class FirmwareProgress:
     """One update as the CSMS sees it."""
 
-    family: Family
+    family: FirmwareFamily
     request_id: int | None
     request: Any
     signed: bool
@@ -869,7 +886,7 @@ class FirmwareMonitor(Emitter):
         #: The update a 1.6 plain request replaced, whose last statuses may still come.
         self._replaced_plain: FirmwareProgress | None = None
 
-    def latest(self, family: Family | None = None) -> FirmwareProgress | None:
+    def latest(self, family: FirmwareFamily | None = None) -> FirmwareProgress | None:
         for progress in reversed(self.updates.values()):
             if family in (None, progress.family):
                 return progress
@@ -894,10 +911,12 @@ class FirmwareMonitor(Emitter):
             return True
         return False
 
-    def _family(self, action: str) -> Family:
+    def _family(self, action: str) -> FirmwareFamily:
         if self.version != "1.6":
-            return Family.V2
-        return Family.PLAIN_1_6 if action.startswith("Firmware") else Family.SIGNED_1_6
+            return FirmwareFamily.V2
+        return (
+            FirmwareFamily.PLAIN_1_6 if action.startswith("Firmware") else FirmwareFamily.SIGNED_1_6
+        )
 
     def _on_answer(self, event: ResponseReceived) -> None:
         family = self._family(
@@ -905,15 +924,15 @@ class FirmwareMonitor(Emitter):
             if event.action == "UpdateFirmware"
             else "SignedFirmwareStatusNotification"
         )
-        status = "Accepted" if family is Family.PLAIN_1_6 else status_of(event.response)
+        status = "Accepted" if family is FirmwareFamily.PLAIN_1_6 else status_of(event.response)
         if status not in ("Accepted", "AcceptedCanceled"):
             return
         request = event.request
-        if family is Family.PLAIN_1_6:
+        if family is FirmwareFamily.PLAIN_1_6:
             request_id, signed = None, False
         else:
             request_id = request.request_id
-            signed = family is Family.SIGNED_1_6 or (
+            signed = family is FirmwareFamily.SIGNED_1_6 or (
                 request.firmware.signing_certificate is not None
                 and request.firmware.signature is not None
             )
@@ -921,7 +940,7 @@ class FirmwareMonitor(Emitter):
             if not progress.finished:
                 progress.canceled = True
         replaced = self.updates.get(None)
-        if family is Family.PLAIN_1_6 and replaced is not None and replaced.statuses:
+        if family is FirmwareFamily.PLAIN_1_6 and replaced is not None and replaced.statuses:
             # One that never reported anything cannot be what late statuses are about.
             self._replaced_plain = replaced
         self.updates.pop(request_id, None)
@@ -938,9 +957,9 @@ class FirmwareMonitor(Emitter):
             latest is not None
             and previous is not None
             and not latest.statuses
-            and status not in allowed_next(Family.PLAIN_1_6, False, None)
+            and status not in allowed_next(FirmwareFamily.PLAIN_1_6, False, None)
             and (
-                status in allowed_next(Family.PLAIN_1_6, False, previous.status)
+                status in allowed_next(FirmwareFamily.PLAIN_1_6, False, previous.status)
                 or (triggered and status == previous.status)
             )
         ):
@@ -984,7 +1003,7 @@ class FirmwareMonitor(Emitter):
                 )
             )
             return
-        if family is Family.PLAIN_1_6:
+        if family is FirmwareFamily.PLAIN_1_6:
             progress = self._plain_update_for(status, triggered)
         elif request_id is None:
             anomaly(

@@ -43,20 +43,20 @@ LOG_FAILURES = frozenset(
 )
 
 
-class Kind(enum.Enum):
+class UploadKind(enum.Enum):
     DIAGNOSTICS = "diagnostics"
     LOG = "log"
 
 
-_REQUEST = {Kind.DIAGNOSTICS: "GetDiagnostics", Kind.LOG: "GetLog"}
+_REQUEST = {UploadKind.DIAGNOSTICS: "GetDiagnostics", UploadKind.LOG: "GetLog"}
 _NOTIFICATION = {
-    Kind.DIAGNOSTICS: "DiagnosticsStatusNotification",
-    Kind.LOG: "LogStatusNotification",
+    UploadKind.DIAGNOSTICS: "DiagnosticsStatusNotification",
+    UploadKind.LOG: "LogStatusNotification",
 }
-_FAILURES = {Kind.DIAGNOSTICS: frozenset({UPLOAD_FAILED}), Kind.LOG: LOG_FAILURES}
+_FAILURES = {UploadKind.DIAGNOSTICS: frozenset({UPLOAD_FAILED}), UploadKind.LOG: LOG_FAILURES}
 
 
-def allowed_next(kind: Kind, last: str | None) -> frozenset[str]:
+def allowed_next(kind: UploadKind, last: str | None) -> frozenset[str]:
     """The statuses that may follow ``last`` in one upload (empty after a final one).
     Uploading may repeat: a station MAY report it on every retry (N01.FR.10 note)."""
     if last is None:
@@ -95,7 +95,7 @@ LEGAL_INPUTS: dict[str, frozenset[UploadPhase]] = {
 class UploadDue(FlowEvent):
     """Upload ``filename`` to ``location`` now (attempt ``attempt`` of ``attempts``)."""
 
-    kind: Kind
+    kind: UploadKind
     request_id: int | None
     location: str
     filename: str
@@ -108,7 +108,7 @@ class UploadDue(FlowEvent):
 class UploadCanceled(FlowEvent):
     """A new request replaced this upload: stop it."""
 
-    kind: Kind
+    kind: UploadKind
     request_id: int | None
     request: Any
 
@@ -128,7 +128,7 @@ class _Upload:
 class _Uploader(Emitter):
     """The shared station-side machinery of both kinds."""
 
-    kind: Kind
+    kind: UploadKind
 
     def __init__(
         self,
@@ -290,7 +290,7 @@ class _Uploader(Emitter):
 
     def _payload(self, status: str, request_id: int | None) -> Any:
         cls = self.core.registry[_NOTIFICATION[self.kind]].request
-        if self.kind is Kind.DIAGNOSTICS:
+        if self.kind is UploadKind.DIAGNOSTICS:
             return build(cls, status=status)
         return build(cls, status=status, request_id=request_id)
 
@@ -318,7 +318,7 @@ class DiagnosticsUploader(_Uploader):
     or None when there is no diagnostics information (the answer then has no file name
     and nothing is uploaded, 1.6 §5.9). A new request replaces a running upload."""
 
-    kind = Kind.DIAGNOSTICS
+    kind = UploadKind.DIAGNOSTICS
 
     def __init__(self, core: StationCore, **options: Any) -> None:
         if core.version != "1.6":
@@ -351,7 +351,7 @@ class LogUploader(_Uploader):
     A new request cancels a running upload: AcceptedCanceled (N01.FR.12), and in 2.x a
     LogStatusNotification AcceptedCanceled for the cancelled one (N01.FR.20)."""
 
-    kind = Kind.LOG
+    kind = UploadKind.LOG
 
     def _default_file(self, request: Any) -> str | None:
         return f"{request.log_type}-{request.request_id}.log"
@@ -393,7 +393,7 @@ class LogUploader(_Uploader):
 class UploadProgress:
     """One upload as the CSMS sees it."""
 
-    kind: Kind
+    kind: UploadKind
     request_id: int | None
     request: Any
     filename: str | None
@@ -411,7 +411,7 @@ class UploadProgress:
 
 @attrs.frozen(kw_only=True)
 class UploadStatusReported(FlowEvent):
-    kind: Kind
+    kind: UploadKind
     request_id: int | None
     status: str
     triggered: bool
@@ -458,7 +458,7 @@ class LogMonitor(Emitter):
                 progress.canceled = progress.canceled or not progress.finished
             self.diagnostics.append(
                 UploadProgress(
-                    kind=Kind.DIAGNOSTICS,
+                    kind=UploadKind.DIAGNOSTICS,
                     request_id=None,
                     request=request,
                     filename=response.file_name,
@@ -472,14 +472,14 @@ class LogMonitor(Emitter):
             progress.canceled = progress.canceled or not progress.finished
         self.logs.pop(request.request_id, None)
         self.logs[request.request_id] = UploadProgress(
-            kind=Kind.LOG,
+            kind=UploadKind.LOG,
             request_id=request.request_id,
             request=request,
             filename=response.filename,
         )
 
     def _on_status(self, event: RequestReceived) -> None:
-        kind = Kind.DIAGNOSTICS if event.action.startswith("Diagnostics") else Kind.LOG
+        kind = UploadKind.DIAGNOSTICS if event.action.startswith("Diagnostics") else UploadKind.LOG
         request = event.request
         status = status_of(request)
         request_id = getattr(request, "request_id", None)
@@ -498,22 +498,22 @@ class LogMonitor(Emitter):
                 )
             )
 
-        tracked = self.diagnostics if kind is Kind.DIAGNOSTICS else list(self.logs.values())
+        tracked = self.diagnostics if kind is UploadKind.DIAGNOSTICS else list(self.logs.values())
         running = [p for p in tracked if not p.finished and p.statuses]
         progress: UploadProgress | None
         if status == IDLE:
             if not triggered:
                 anomaly(
-                    "1.6 §4.4" if kind is Kind.DIAGNOSTICS else "F06.FR.15",
+                    "1.6 §4.4" if kind is UploadKind.DIAGNOSTICS else "F06.FR.15",
                     "Idle is only sent in answer to a TriggerMessage",
                 )
             elif running:
                 anomaly(
-                    "1.6 §4.4" if kind is Kind.DIAGNOSTICS else "F06.FR.14",
+                    "1.6 §4.4" if kind is UploadKind.DIAGNOSTICS else "F06.FR.14",
                     "Idle while an upload is under way",
                 )
             progress = None
-        elif kind is Kind.DIAGNOSTICS:
+        elif kind is UploadKind.DIAGNOSTICS:
             progress = self._diagnostics_for(status, triggered)
             if progress is None:
                 anomaly("1.6 §4.4", "status without a GetDiagnostics that named a file")
@@ -549,9 +549,13 @@ class LogMonitor(Emitter):
             return None
         latest = self.diagnostics[-1]
         earlier = [p for p in self.diagnostics[:-1] if p.statuses]
-        if earlier and not latest.statuses and status not in allowed_next(Kind.DIAGNOSTICS, None):
+        if (
+            earlier
+            and not latest.statuses
+            and status not in allowed_next(UploadKind.DIAGNOSTICS, None)
+        ):
             previous = earlier[-1]
-            if status in allowed_next(Kind.DIAGNOSTICS, previous.status) or (
+            if status in allowed_next(UploadKind.DIAGNOSTICS, previous.status) or (
                 triggered and status == previous.status
             ):
                 return previous
@@ -559,7 +563,7 @@ class LogMonitor(Emitter):
 
     def _judge(
         self,
-        kind: Kind,
+        kind: UploadKind,
         progress: UploadProgress,
         status: str,
         triggered: bool,
@@ -576,7 +580,7 @@ class LogMonitor(Emitter):
             legal = True  # sent with the new request's id by some stations
         if not (repeat or legal):
             previous = progress.status or "the start"
-            rule = "1.6 §4.4" if kind is Kind.DIAGNOSTICS else "N01.FR.08-10"
+            rule = "1.6 §4.4" if kind is UploadKind.DIAGNOSTICS else "N01.FR.08-10"
             anomaly(rule, f"{status} out of order after {previous}")
         if not repeat:
             progress.statuses.append(status)

@@ -27,7 +27,11 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import attrs
-from hypothesis import strategies as st
+
+from ..errors import needs_extra
+
+with needs_extra("hypothesis", needed_by="ocpp_sansio.testing's strategies"):
+    from hypothesis import strategies as st
 
 from ..frames import (
     ERROR_CODES,

@@ -23,8 +23,8 @@ import attrs
 from ocpp_sansio.config import StationConfig
 from ocpp_sansio.errors import LocalProtocolError
 from ocpp_sansio.events import (
-    CallFailed,
-    ErrorReceived,
+    CallErrorReceived,
+    CallLost,
     Event,
     Reconnected,
     RegistrationChanged,
@@ -445,11 +445,11 @@ class SimulatedStation:
             self.core.put_back(kept)
 
     def _timing(self, event: Event, now: float) -> None:
-        if isinstance(event, ResponseReceived | ErrorReceived):
+        if isinstance(event, ResponseReceived | CallErrorReceived):
             sent = self._sent_at.pop(event.message_id, None)
             if sent is not None:
                 self.latencies.append(now - sent)
-        elif isinstance(event, CallFailed):
+        elif isinstance(event, CallLost):
             self._sent_at.pop(event.message_id, None)
 
     def _dispatch(self, event: Event, now: float) -> bool:
@@ -462,7 +462,7 @@ class SimulatedStation:
         if isinstance(event, TriggerAccepted):
             self._on_trigger(event, now)
             return True
-        if isinstance(event, CallFailed) and event.action == "StatusNotification":
+        if isinstance(event, CallLost) and event.action == "StatusNotification":
             self._forget_reported(event.request)
         elif isinstance(event, RegistrationChanged):
             self._on_registration(event, now)
@@ -557,10 +557,10 @@ class SimulatedStation:
         online = self.core.connected and self.core.registration is RegistrationStatus.ACCEPTED
         if not (online or force):
             return
-        try:
-            self.core.send_request(self._status_request(target, status, now), now)
-        except LocalProtocolError:
+        request = self._status_request(target, status, now)
+        if self.core.may_send(request) is not None:
             return
+        self.core.send_request(request, now)
         self._reported[target] = status
 
     def _status_request(self, target: int, status: str, now: float) -> Any:

@@ -13,29 +13,27 @@ adapters' glue (in ``cli``) runs it.
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
 from ocpp_sansio.csms import CsmsCore
 from ocpp_sansio.events import Event, RequestReceived
 from ocpp_sansio.flows import CsmsTransactionEvents, CsmsTransactions16, DataTransferRouter
-from ocpp_sansio.flows._base import FlowEvent, build
+from ocpp_sansio.flows._base import FlowEvent, WallClock, build, posix_clock
 from ocpp_sansio.flows._store import messages_for
 from ocpp_sansio.testing.builders import minimal
-
-from ._console import FrameLog
 
 #: The --boot choices and the registration status each answers with.
 BOOT_STATUSES = {"accept": "Accepted", "pending": "Pending", "reject": "Rejected"}
 DEMO_ID_TAG = "DEMO-TAG-1"
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+class FrameSink(Protocol):
+    """Where the demo logs each frame as it crosses (the CLI's console)."""
+
+    def frame(self, identity: str, sender: str, text: str) -> None: ...
 
 
 @attrs.frozen(kw_only=True)
@@ -61,10 +59,10 @@ class DemoAnswers:
             return False
         cls = self.core.registry[event.action].response
         if cls is not None:  # (a 2.1 SEND is never answered)
-            self.core.send_response(event.message_id, self._answer(event.action, cls), now)
+            self.core.send_response(event.message_id, self._answer(event.action, cls, now), now)
         return True
 
-    def _answer(self, action: str, cls: type) -> Any:
+    def _answer(self, action: str, cls: type, now: float) -> Any:
         m = self._m
         if action == "BootNotification":
             status = self.demo.boot_status
@@ -72,11 +70,11 @@ class DemoAnswers:
             return build(
                 cls,
                 status=status,
-                current_time=self.demo.wall_clock(),
+                current_time=self.demo.wall_clock(now),
                 interval=self.demo.heartbeat_interval,
             )
         if action == "Heartbeat":
-            return cls(current_time=self.demo.wall_clock())
+            return cls(current_time=self.demo.wall_clock(now))
         if action == "Authorize":
             if self.core.version == "1.6":
                 return cls(id_tag_info=build(m.IdTagInfo, status="Accepted"))
@@ -95,7 +93,7 @@ class DemoAnswers:
 class _LoggedCore(CsmsCore):
     """A CsmsCore that logs every frame as it crosses (one line each)."""
 
-    def __init__(self, version: str, identity: str, log: FrameLog) -> None:
+    def __init__(self, version: str, identity: str, log: FrameSink) -> None:
         super().__init__(version, identity)
         self._log = log
 
@@ -119,16 +117,16 @@ class DemoCsms:
         *,
         boot_status: str = "Accepted",
         heartbeat_interval: int = 300,
-        log: FrameLog | None = None,
-        wall_clock: Callable[[], datetime] = _now,
+        log: FrameSink | None = None,
+        wall_clock: WallClock = posix_clock,
     ) -> None:
         self.boot_status = boot_status
         self.heartbeat_interval = heartbeat_interval
         self.log = log
         self.wall_clock = wall_clock
         #: 1.6 transaction ids, unique across the stations of this CSMS.
+        #: (``next`` on it is atomic in CPython, so threads adapter handlers may share it.)
         self._transaction_ids = itertools.count(1)
-        self._lock = threading.Lock()
         #: Each station's transaction flow, by identity (case-folded).
         self._transactions: dict[str, Any] = {}
 
@@ -148,8 +146,7 @@ class DemoCsms:
         return [transactions, DataTransferRouter(core), DemoAnswers(core, self)]
 
     def _new_id(self) -> int:
-        with self._lock:
-            return next(self._transaction_ids)
+        return next(self._transaction_ids)
 
     def running_transaction(self, identity: str) -> Any:
         """The id of the station's latest transaction still running, or None."""

@@ -19,8 +19,25 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-import anyio
+from ocpp_sansio.errors import needs_extra
 
+with needs_extra("cli", needed_by="the ocpp-sansio command"):
+    import anyio
+
+from ocpp_sansio import __version__
+from ocpp_sansio.adapters import (
+    DEFAULT_VERSIONS,
+    Backoff,
+    Connected,
+    ConnectFailed,
+    Disconnected,
+    OcppCallError,
+    WsOptions,
+    uuid_ids,
+)
+from ocpp_sansio.adapters._ws import Endpoint  # (parses the URL whose identity `load` numbers)
+from ocpp_sansio.apps.demo_csms import BOOT_STATUSES, EXERCISE, BootAnswered, DemoCsms
+from ocpp_sansio.apps.simulator import RebootRequested, SimulatedStation
 from ocpp_sansio.events import (
     Event,
     ProtocolViolation,
@@ -29,20 +46,7 @@ from ocpp_sansio.events import (
 )
 from ocpp_sansio.frames import VERSIONS
 
-from . import (
-    DEFAULT_VERSIONS,
-    Backoff,
-    Connected,
-    ConnectionAttemptFailed,
-    Disconnected,
-    OcppCallError,
-    WsOptions,
-    uuid_ids,
-)
-from ._console import FrameLog, Progress, percentiles
-from ._demo_csms import BOOT_STATUSES, EXERCISE, BootAnswered, DemoCsms
-from ._simulator import RebootRequested, SimulatedStation
-from ._ws import Endpoint  # (parses the URL whose identity `load` numbers)
+from .console import FrameLog, Progress, percentiles
 
 ADAPTERS = ("trio", "asyncio", "threads")
 #: Pause between the demo CSMS's requests to one station (s).
@@ -73,6 +77,11 @@ def _wall_clock(adapter: str) -> Callable[[float], datetime]:
     return lambda t: wall + timedelta(seconds=t - now)
 
 
+def _system_wall_clock(_now: float) -> datetime:
+    """The demo CSMS's wall clock: the system's, whatever the adapter's clock reads."""
+    return datetime.now(UTC)
+
+
 def _frame_observer(log: FrameLog | None, identity: str) -> Any:
     if log is None:
         return None
@@ -92,7 +101,7 @@ def _note_event(log: FrameLog | None, identity: str, event: Event) -> None:
     elif isinstance(event, Disconnected):
         reason = f" {event.reason}" if event.reason else ""
         log.note(identity, f"disconnected ({event.code}{reason})")
-    elif isinstance(event, ConnectionAttemptFailed):
+    elif isinstance(event, ConnectFailed):
         retry = "" if event.error is None else f": {event.error}"
         log.note(identity, f"connection attempt failed{retry}")
     elif isinstance(event, RegistrationChanged):
@@ -239,6 +248,7 @@ def run_csms(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int
         boot_status=BOOT_STATUSES[args.boot],
         heartbeat_interval=args.heartbeat_interval,
         log=log,
+        wall_clock=_system_wall_clock,
     )
     if args.adapter == "threads":
         handler = _ThreadCsmsHandler(demo, log, exercise=args.exercise)
@@ -351,7 +361,7 @@ class _StationLife:
         return station
 
     def seen(self, event: Event) -> None:
-        if isinstance(event, ConnectionAttemptFailed):
+        if isinstance(event, ConnectFailed):
             self.failed_attempts += 1
         _note_event(self.log, self.identity, event)
 
@@ -529,7 +539,7 @@ def _summary(out: TextIO, lives: Sequence[_StationLife], elapsed: float) -> int:
 
 
 def run_demo(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int:
-    demo = DemoCsms(heartbeat_interval=args.heartbeat_interval)
+    demo = DemoCsms(heartbeat_interval=args.heartbeat_interval, wall_clock=_system_wall_clock)
     host = "127.0.0.1"
     out.write(
         f"Demo: a CSMS and {args.stations} simulated stations on the {args.adapter} adapter, "
@@ -648,6 +658,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'ocpp-sansio COMMAND --help' for a command's options. Documentation: "
         "docs/ in the source repository.",
     )
+    parser.add_argument("--version", action="version", version=f"ocpp-sansio {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     csms = commands.add_parser(
@@ -806,7 +817,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if log is not None:
             log.close()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,7 @@
+"""``python -m ocpp_sansio.cli``: the same as the ``ocpp-sansio`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
