@@ -9,7 +9,7 @@ and the adapters that put it all on sockets in ``ocpp_sansio.adapters``.
 from importlib.metadata import PackageNotFoundError, version
 
 from .config import CsmsConfig, StationConfig
-from .csms import CsmsCore
+from .csms import CsmsCore, CsmsState
 from .errors import (
     CallFailedError,
     CallLostError,
@@ -90,6 +90,7 @@ __all__ = [
     "CoreMismatch",
     "CsmsConfig",
     "CsmsCore",
+    "CsmsState",
     "Disconnected",
     "Event",
     "Frame",

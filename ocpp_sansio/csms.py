@@ -62,6 +62,15 @@ class _Expectation:
     expires: float | None
 
 
+@attrs.frozen
+class CsmsState:
+    """What a core knows of its station beyond one connection, so another process can go
+    on where this one stopped (a CSMS cluster moving the station between nodes)."""
+
+    registration: RegistrationStatus | None = None
+    heartbeat_interval: float | None = None
+
+
 class CsmsCore(CoreBase):
     """Our protocol state for one station. ``registration`` starts as the application
     last knew it (None: never answered a boot of this station)."""
@@ -94,6 +103,17 @@ class CsmsCore(CoreBase):
         """Use ``config`` from now on; what is already scheduled keeps its time."""
         self.config = config
         self._set_call_timeout(config.call_timeout)
+
+    def state(self) -> CsmsState:
+        return CsmsState(self.registration, self.heartbeat_interval)
+
+    def restore(self, state: CsmsState) -> None:
+        """Start from ``state`` (as ``state()`` gave it elsewhere), before the station's
+        connection is made here."""
+        if self.connected:
+            raise LocalProtocolError("restore a core before its station connects to it")
+        self.registration = state.registration
+        self.heartbeat_interval = state.heartbeat_interval
 
     # --- our requests -------------------------------------------------------------------------
 

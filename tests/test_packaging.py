@@ -42,6 +42,7 @@ def test_the_core_flows_and_apps_import_with_attrs_and_cattrs_only() -> None:
         ("trio", "ocpp_sansio.adapters.trio", "trio"),
         ("hypothesis", "ocpp_sansio.testing.strategies", "hypothesis"),
         ("anyio", "ocpp_sansio.adapters.transfer", "transfer"),
+        ("nats", "ocpp_sansio.adapters.cluster.nats_engine", "cluster"),
     ],
 )
 def test_a_missing_extra_is_named(hidden: str, module: str, extra: str) -> None:

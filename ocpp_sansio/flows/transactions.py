@@ -353,6 +353,19 @@ class CsmsTransactions16(Emitter):
         self.transactions: dict[int, CsmsTransaction16] = {}
         self._by_start: dict[tuple[Any, ...], int] = {}
 
+    def open_transactions(self) -> list[CsmsTransaction16]:
+        """The transactions not stopped yet (what another process needs to go on)."""
+        return [tx for tx in self.transactions.values() if tx.stopped is None]
+
+    def restore(self, transactions: list[CsmsTransaction16]) -> None:
+        """Know ``transactions`` (from ``open_transactions()`` elsewhere): their Stop,
+        MeterValues and a retried Start are recognised here."""
+        for tx in transactions:
+            self.transactions[tx.transaction_id] = tx
+            self._by_start[(tx.connector_id, tx.id_tag, tx.meter_start, tx.started)] = (
+                tx.transaction_id
+            )
+
     def _info(self, id_tag: str) -> Any:
         return self._m.IdTagInfo(status=self._m.AuthorizationStatus(self.authorize(id_tag)))
 
@@ -718,6 +731,17 @@ class CsmsTransactionEvents(Emitter):
         self.authorize = authorize
         self._m = messages_for(core.version)
         self.transactions: dict[str, CsmsTransaction2] = {}
+
+    def open_transactions(self) -> list[CsmsTransaction2]:
+        """The transactions whose Ended event has not come (what another process needs
+        to go on)."""
+        return [tx for tx in self.transactions.values() if tx.ended_seq_no is None]
+
+    def restore(self, transactions: list[CsmsTransaction2]) -> None:
+        """Know ``transactions`` (from ``open_transactions()`` elsewhere): their seqNos,
+        retries and Ended event are followed here."""
+        for tx in transactions:
+            self.transactions[tx.transaction_id] = tx
 
     def handle_event(self, event: Event, now: float) -> bool:
         if not (isinstance(event, RequestReceived) and event.action == "TransactionEvent"):
