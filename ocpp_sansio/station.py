@@ -292,6 +292,11 @@ class StationCore(CoreBase):
         self._set_call_timeout(config.call_timeout)
 
     @property
+    def offline_since(self) -> float | None:
+        """When the connection was lost; None while connected or before the first one."""
+        return self._offline_since
+
+    @property
     def next_heartbeat(self) -> float | None:
         """When the next Heartbeat is due (None until accepted)."""
         return self._heartbeat_at
