@@ -63,6 +63,7 @@ from .frames import (
 )
 from .messages._registry import ActionSpec, Registry, Role
 from .rules import RegistrationStatus
+from .charging_station import ChargingStation, StationApplication, StationStore
 from .station import StationCore
 
 try:
@@ -71,6 +72,9 @@ except PackageNotFoundError:  # (run from a source tree that was never installed
     __version__ = "0+unknown"
 
 __all__ = [
+    "ChargingStation",
+    "StationApplication",
+    "StationStore",
     "VERSIONS",
     "ActionSpec",
     "Call",

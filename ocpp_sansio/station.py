@@ -112,6 +112,8 @@ class StationCore(CoreBase):
         self._in_flight: _Outgoing | None = None
         self._triggers: list[_OpenTrigger] = []
         self._requested_reports: set[int] = set()
+        #: The next BootNotification answers a TriggerMessage (2.x reason Triggered).
+        self._boot_triggered = False
 
     # --- the application's requests -----------------------------------------------------
 
@@ -269,7 +271,11 @@ class StationCore(CoreBase):
         for trigger in self._triggers:
             if trigger.action == "BootNotification":
                 trigger.remaining.clear()
-        return self._entry("BootNotification", self.boot_request, False, True)
+        boot: Any = self.boot_request
+        if self._boot_triggered and self.version != "1.6":
+            boot = attrs.evolve(boot, reason=type(boot.reason)("Triggered"))
+        self._boot_triggered = False
+        return self._entry("BootNotification", boot, False, True)
 
     def _heartbeat_entry(self) -> _Outgoing:
         request = self.registry["Heartbeat"].request()
@@ -439,6 +445,7 @@ class StationCore(CoreBase):
             return
         if action == "BootNotification":
             self._boot_at = now
+            self._boot_triggered = True
             return
         if action == "Heartbeat":
             if not any(e.action == "Heartbeat" for e in self._queue):
