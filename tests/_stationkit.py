@@ -125,7 +125,10 @@ class Rig:
         self.csms = CsmsCore(version, "CS1", id_generator=counter_ids("c"))
         self.flows = FlowHost(self.csms, self.demo.flows(self.csms))
         self.pair = InMemoryPair(
-            self.station.core, self.csms, on_csms_event=self._on_csms, on_station_event=self._on_station
+            self.station.core,
+            self.csms,
+            on_csms_event=self._on_csms,
+            on_station_event=self._on_station,
         )
         self.transcript_before: list[Any] = []
         if start:
@@ -160,6 +163,8 @@ class Rig:
             custom = self.answers.get(event.action)
             if custom is not None:
                 answer = custom(event.request)
+                if answer is None:
+                    return  # never answered
                 if isinstance(answer, str):
                     core.send_error(event.message_id, answer, "refused by the test")
                 else:
@@ -231,7 +236,7 @@ class Rig:
     def token(self, value: str = "TOKEN1") -> Any:
         if self.version == "1.6":
             return value
-        return self.m.IdToken(id_token=value, type=self.m.IdTokenEnum("ISO14443"))
+        return build(self.m.IdToken, id_token=value, type="ISO14443")
 
     def plug(self, evse: int = 1) -> None:
         self.station.on_session_started(evse, 1, self.now)
