@@ -8,6 +8,7 @@ and the adapters that put it all on sockets in ``ocpp_sansio.adapters``.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .charging_station import ChargingStation, StationApplication, StationStore
 from .config import CsmsConfig, StationConfig
 from .csms import CsmsCore
 from .errors import (
@@ -63,7 +64,6 @@ from .frames import (
 )
 from .messages._registry import ActionSpec, Registry, Role
 from .rules import RegistrationStatus
-from .charging_station import ChargingStation, StationApplication, StationStore
 from .station import StationCore
 
 try:
@@ -72,9 +72,6 @@ except PackageNotFoundError:  # (run from a source tree that was never installed
     __version__ = "0+unknown"
 
 __all__ = [
-    "ChargingStation",
-    "StationApplication",
-    "StationStore",
     "VERSIONS",
     "ActionSpec",
     "Call",
@@ -87,6 +84,7 @@ __all__ = [
     "CallResultError",
     "CallTimedOut",
     "CallTimedOutError",
+    "ChargingStation",
     "ClockReport",
     "ConnectFailed",
     "ConnectFailedError",
@@ -118,8 +116,10 @@ __all__ = [
     "Role",
     "SchemaViolation",
     "Send",
+    "StationApplication",
     "StationConfig",
     "StationCore",
+    "StationStore",
     "TransactionMessageDiscarded",
     "TransactionMessageDiscardedError",
     "TriggerAccepted",
