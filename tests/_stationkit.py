@@ -59,6 +59,9 @@ class Hardware:
         base = self.energy_wh.get(evse_id, 0.0)
         return base if since is None else base + 2.0 * (now - since)
 
+    def remote_start(self, evse_id: int, id_token: Any, now: float) -> None:
+        self.calls.append(("remote_start", evse_id))
+
     def unlock(self, evse_id: int, connector_id: int, now: float) -> bool:
         self.calls.append(("unlock", evse_id))
         return self.unlocks

@@ -8,7 +8,7 @@ its progress back through the facade's ``on_*`` methods.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 
@@ -56,6 +56,11 @@ class StationApplication(Protocol):
 
     def stop_energy(self, evse_id: int, connector_id: int, now: float) -> None:
         """Open the power path (transaction ended, deauthorized, suspended)."""
+
+    def remote_start(self, evse_id: int, id_token: Any, now: float) -> None:
+        """A remote start for ``id_token`` was accepted on ``evse_id`` (F01, F02): tell the
+        driver to plug in. The facade authorizes it and starts the transaction at the
+        TxStartPoint."""
 
     def unlock(self, evse_id: int, connector_id: int, now: float) -> bool:
         """Release the cable (F05); True when it unlocked."""

@@ -228,6 +228,8 @@ class _FacadeCore(StationCore):
         self._facade = facade
 
     def connection_made(self, now: float) -> None:
+        if not self._facade._started:
+            self._facade.start(now, connect=False)  # an adapter connected before start()
         super().connection_made(now)
         self._facade._connected(now)
         self._facade._settle(now)
@@ -260,6 +262,12 @@ class _FacadeCore(StationCore):
             self._facade._observe("out", text, None)
         self._facade._frames_collected()
         return out
+
+    def _pump(self, now: float) -> None:
+        super()._pump(now)
+        channel = self.channel
+        if channel is not None and channel.outstanding is not None:
+            self._facade._sent_at.setdefault(channel.outstanding.message_id, now)
 
     def put_back(self, events: list[Event]) -> None:
         self._events.extendleft(reversed(events))
@@ -321,6 +329,7 @@ class ChargingStation:
         config: StationConfig | None = None,
         held_requests: Iterable[Any] = (),
         on_frame: FrameObserver | None = None,
+        boot_reason: str | None = None,
     ) -> None:
         if evses < 1 or connectors_per_evse < 1:
             raise ValueError("a station has at least one EVSE with at least one connector")
@@ -345,7 +354,7 @@ class ChargingStation:
         self._reserved: set[int] = set()
         self._settling = False
         self._started = False
-        self._boot_reason = POWER_UP
+        self._boot_reason = boot_reason or self._stored_boot_reason()
         self._reboot_reason: str | None = None
         self._reboot_deadline: float | None = None
         self._reboot_ready = False
@@ -366,7 +375,7 @@ class ChargingStation:
         self.core = _FacadeCore(
             self,
             version,
-            self._boot_request(POWER_UP),
+            self._boot_request(self._boot_reason),
             config=attrs.evolve(
                 base, connectors=evses, supported_triggers=SUPPORTED_TRIGGERS[version]
             ),
@@ -507,17 +516,14 @@ class ChargingStation:
         if self._started:
             raise LocalProtocolError("the station is already started")
         self._started = True
-        stored = self.store.load("boot_reason")
         self.store.save("boot_reason", None)
-        if self.store.load("pending_reset") is not None:
-            stored = SCHEDULED_RESET  # the reboot did what the OnIdle reset waited for
-            self.store.save("pending_reset", None)
-        reason = boot_reason or stored or POWER_UP
+        self.store.save("pending_reset", None)
+        reason = boot_reason or self._boot_reason
         self._boot_reason = reason
         self.core.boot_request = self._boot_request(reason)
-        self.security_event("StartupOfTheDevice", now)
+        self._auto_security_event("StartupOfTheDevice", now)
         if reason in (REMOTE_RESET, SCHEDULED_RESET):
-            self.security_event("ResetOrReboot", now)
+            self._auto_security_event("ResetOrReboot", now)
         for data in self.store.load("reservations") or []:
             reservation = reservation_from_json(self.version, data, self.clock)
             reservation = attrs.evolve(
@@ -532,6 +538,23 @@ class ChargingStation:
         if connect:
             self.connect(now)
         self._settle(now)
+
+    def _stored_boot_reason(self) -> str:
+        """What the previous life left: its reboot's reason, ScheduledReset when it died
+        with an OnIdle reset pending (the reboot did what the reset waited for), else
+        PowerUp."""
+        stored = self.store.load("boot_reason")
+        if isinstance(stored, str):
+            return stored
+        if self.store.load("pending_reset") is not None:
+            return SCHEDULED_RESET
+        return POWER_UP
+
+    @property
+    def messages_for_next_life(self) -> list[Any]:
+        """What the next power-up must send first: the held transaction messages and (1.6
+        Hard reset) the StopTransactions of transactions the reset cut short."""
+        return [*self.core.held_requests, *self._stop_after_reboot]
 
     @property
     def boot_reason(self) -> str:
@@ -567,7 +590,7 @@ class ChargingStation:
         lost, and a new attempt is asked for at once."""
         if self.core.connected:
             self.core.connection_lost(now)
-        else:
+        elif self.network.configured:
             plan = self.network.lost(now)
             self._emit(ConnectRequested(slot=plan.slot, profile=plan.profile, at=plan.at))
             self._settle(now)
@@ -891,7 +914,7 @@ class ChargingStation:
         self._settle(now)
 
     def on_firmware_update_status_notification(
-        self, request_id: int | None, status: str, now: float
+        self, request_id: int | None, status: str, now: float, *, reboot: bool = False
     ) -> None:
         """The firmware's progress, in the 2.x status names (L01): Downloading,
         DownloadPaused, Downloaded, DownloadFailed (one attempt; retries follow),
@@ -915,14 +938,15 @@ class ChargingStation:
             "InstallVerificationFailed": updater.install_verification_failed,
         }
         if status == "Installed":
-            updater.installed(now)
-            self.security_event("FirmwareUpdated", now)  # L01.FR.31
+            # ``reboot``: activating the new firmware takes a reboot (L01.FR.32 b).
+            updater.installed(now, reboot=reboot)
+            self._auto_security_event("FirmwareUpdated", now)  # L01.FR.31
             if updater.reboot_pending:
                 self._reboot(FIRMWARE_UPDATE, now)
         elif status in action:
             action[status](now)
             if status == "InvalidSignature":
-                self.security_event("InvalidFirmwareSignature", now)  # L01.FR.03
+                self._auto_security_event("InvalidFirmwareSignature", now)  # L01.FR.03
             elif status == "InstallRebooting":
                 self._reboot(FIRMWARE_UPDATE, now)
         else:
@@ -993,6 +1017,13 @@ class ChargingStation:
             return "Reserved"
         return "Available"
 
+    def _auto_security_event(self, event_type: str, now: float) -> None:
+        """The events the station raises by itself (2.x A04; a 1.6 station without the
+        security extension has no SecurityEventNotification to send, so 1.6 leaves them
+        to ``on_security_event``)."""
+        if self.version != "1.6":
+            self.security_event(event_type, now)
+
     def security_event(
         self,
         event_type: str,
@@ -1032,7 +1063,7 @@ class ChargingStation:
     def _disconnected(self, now: float) -> None:
         if self._reboot_reason is not None and self._reboot_ready:
             return
-        if self._started:
+        if self._started and self.network.configured:
             plan = self.network.lost(now)
             self._emit(ConnectRequested(slot=plan.slot, profile=plan.profile, at=plan.at))
 
@@ -1069,10 +1100,13 @@ class ChargingStation:
             self.core.put_back(kept)
 
     def _timing(self, event: Event, now: float) -> None:
+        """Round-trip times of our CALLs (the load command's figures)."""
         if isinstance(event, ResponseReceived | CallErrorReceived):
             sent = self._sent_at.pop(event.message_id, None)
             if sent is not None:
                 self.latencies.append(now - sent)
+        elif isinstance(event, CallLost):
+            self._sent_at.pop(event.message_id, None)
 
     def _dispatch(self, event: Event, now: float) -> bool:
         if (
@@ -1333,7 +1367,7 @@ class ChargingStation:
         self._apply_settings(now, changed=name)
         security = ("SecurityCtrlr.", "AuthorizationKey", "SecurityProfile", "BasicAuthPassword")
         if any(part in name for part in security):
-            self.security_event("ReconfigurationOfSecurityParameters", now)
+            self._auto_security_event("ReconfigurationOfSecurityParameters", now)
 
     def _apply_settings(self, now: float, changed: str | None = None) -> None:
         """Make every setting the station obeys take effect (item 2 of issue 12): the
@@ -1581,8 +1615,7 @@ class ChargingStation:
         tx = evse.transaction
         if tx is None:
             return
-        self._energy(evse, False, now)
-        reading = self._reading(evse, now)
+        reading = dict(self._reading(evse, now))
         evse.transaction = None
         evse.token = None
         evse.authorized_at = None
@@ -1605,6 +1638,8 @@ class ChargingStation:
                 ],
             )
         self._save_transactions()
+        # Energy off last: the hardware may report the cable leaving from stop_energy.
+        self._energy(evse, False, now)
         self._refresh(evse, now)
 
     def _deauthorized(self, event: TransactionDeauthorized, now: float) -> None:
@@ -1704,6 +1739,7 @@ class ChargingStation:
         if evse is None:
             self.remote.claim_start(event.evse_id or 0, now)
             return
+        self.application.remote_start(evse.id, event.id_token, now)
         name = (
             "AuthorizeRemoteTxRequests"
             if self.version == "1.6"
@@ -1864,7 +1900,7 @@ class ChargingStation:
             return None
         verdict = self.application.check_firmware_certificate(certificate, self._now)
         if verdict in ("InvalidCertificate", "RevokedCertificate"):
-            self.security_event("InvalidFirmwareSigningCertificate", self._now)  # L01.FR.02
+            self._auto_security_event("InvalidFirmwareSigningCertificate", self._now)  # L01.FR.02
         return verdict
 
     def _download(self, event: FirmwareDownloadDue, now: float) -> None:
@@ -1943,7 +1979,7 @@ class ChargingStation:
         self.network.profiles[slot] = profile
         self._save_network()
         self._answer(event, now, status="Accepted")
-        self.security_event("ReconfigurationOfSecurityParameters", now)
+        self._auto_security_event("ReconfigurationOfSecurityParameters", now)
 
     def _set_charging_profile(self, event: RequestReceived, now: float) -> None:
         # Smart charging (issue 14) plugs in here; until then profiles are not stored.

@@ -140,8 +140,14 @@ class NetworkPlanner:
         self._doublings = min(self._doublings + 1, b.repeat_times)
         return wait
 
+    @property
+    def configured(self) -> bool:
+        return bool(self.priority)
+
     def connected(self) -> None:
-        self.connected_slot = self.current_slot
+        """A connection is open (to the current slot; None when the IO layer connected
+        without a profile)."""
+        self.connected_slot = self.current_slot if self.priority else None
         self.last_good = self.connected_slot
         self._failures = 0
         self._doublings = 0
