@@ -25,6 +25,7 @@ from ocpp_sansio.events import CallErrorReceived, RequestReceived, ResponseRecei
 from ocpp_sansio.flows import FlowHost
 from ocpp_sansio.flows._base import build
 from ocpp_sansio.flows._store import messages_for
+from ocpp_sansio.frames import Call, encode_frame
 from ocpp_sansio.testing.pair import TO_CSMS, TO_STATION, InMemoryPair
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -179,7 +180,21 @@ class Rig:
         if isinstance(event, RebootRequested):
             self.reboots.append(event.reason)
 
-    def reboot(self, *, boot_reason: str | None = None) -> ChargingStation:
+    def inject(self, action: str, **fields: Any) -> Any:
+        """A CALL the CSMS core would refuse to send (OCTT does it anyway): put straight
+        into the station; returns the answer frame."""
+        message_id = f"octt-{len(self.pair.transcript)}"
+        request = build(self.csms.registry[action].request, **fields)
+        text = encode_frame(Call(message_id=message_id, action=action, payload=request))
+        self.station.core.receive_text(text, self.now)
+        self.pair.flush()
+        for sent in self.pair.transcript:
+            frame = json.loads(sent.text)
+            if frame[0] in (3, 4) and frame[1] == message_id:
+                return frame
+        raise AssertionError(f"no answer to {action}")
+
+    def reboot(self, *, boot_reason: str | None = None, connect: bool = True) -> ChargingStation:
         """Power the station up again on the same store (what the IO layer does on
         RebootRequested)."""
         old = self.station
@@ -188,7 +203,7 @@ class Rig:
         held = [*old.held_messages, *old._stop_after_reboot]
         self.station = self._power_up(held)
         self.pair.station = self.station.core
-        self.station.start(self.now, boot_reason=boot_reason)
+        self.station.start(self.now, boot_reason=boot_reason, connect=connect)
         self.pair.connect()
         self.pair.advance(0.1)
         return self.station

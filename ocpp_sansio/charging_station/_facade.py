@@ -45,10 +45,8 @@ from ocpp_sansio.flows import (
     ConfigurationChanged,
     DataTransferRouter,
     DeviceModel,
-    InMemoryCache,
     InMemoryConfiguration,
     InMemoryDeviceModel,
-    InMemoryLocalList,
     MeterSampleDue,
     MeterSchedule,
     Reservations,
@@ -100,6 +98,8 @@ from ._events import (
 )
 from ._network import NetworkPlanner, NetworkProfile, RetryBackOff
 from ._persist import (
+    StoredCache,
+    StoredLocalList,
     firmware_from_json,
     firmware_to_json,
     reservation_from_json,
@@ -352,6 +352,8 @@ class ChargingStation:
         self._agenda_order = itertools.count()
         self._reported: dict[tuple[int, int], str] = {}
         self._reserved: set[int] = set()
+        #: EVSEs the application reserved itself (on_reserved).
+        self._app_reserved: set[int] = set()
         self._settling = False
         self._started = False
         self._boot_reason = boot_reason or self._stored_boot_reason()
@@ -384,8 +386,8 @@ class ChargingStation:
         )
         core = self.core
         types = {n: (connector_type,) * connectors_per_evse for n in self.evses}
-        self._local_list = InMemoryLocalList()
-        self._cache = InMemoryCache()
+        self._local_list = StoredLocalList(version, self.store)
+        self._cache = StoredCache(version, self.store)
         if version == "1.6":
             self._keys = InMemoryConfiguration(station_keys(evses))
             self.settings: Any = Configuration16(core, self._keys, approve=self._approve_key)
@@ -530,8 +532,7 @@ class ChargingStation:
                 reservation, expires_at=now + reservation.expires_at
             )  # H01: a reservation outlives the reboot until its expiry
             self.reservations.restore(reservation, now)
-            if reservation.target is not None:
-                self._reserved.add(reservation.target)
+        self._reserved = self.reservations.reported_reserved()
         for evse in self.evses.values():
             self._sync_reservation_state(evse, now)
         self.meter.start(now)
@@ -839,13 +840,13 @@ class ChargingStation:
 
     def on_reserved(self, evse_id: int, now: float) -> None:
         """The application reserved the EVSE itself (not through ReserveNow)."""
-        self._reserved.add(self._evse(evse_id).id)
-        self._refresh(self.evses[evse_id], now)
+        self._app_reserved.add(self._evse(evse_id).id)
+        self._sync_reserved(now)
         self._settle(now)
 
     def on_reservation_cleared(self, evse_id: int, now: float) -> None:
-        self._reserved.discard(self._evse(evse_id).id)
-        self._refresh(self.evses[evse_id], now)
+        self._app_reserved.discard(self._evse(evse_id).id)
+        self._sync_reserved(now)
         self._settle(now)
 
     def on_reservation_status(self, reservation_id: int, status: str, now: float) -> None:
@@ -1330,20 +1331,9 @@ class ChargingStation:
             self._authorization_decided(event, now)
         elif isinstance(event, TransactionDeauthorized):
             self._deauthorized(event, now)
-        elif isinstance(event, ReservationAccepted):
-            self._reserved.update(event.newly_reserved)
-            self._report_evses(event.newly_reserved, now)
+        elif isinstance(event, ReservationAccepted | ReservationEnded | ReservedTargetsChanged):
+            self._sync_reserved(now)
             self._save_reservations()
-        elif isinstance(event, ReservationEnded):
-            self._reserved.difference_update(event.released)
-            if event.reservation.target is not None and event.reason != "Used":
-                self._reserved.discard(event.reservation.target)
-            self._report_evses(event.released, now)
-            self._save_reservations()
-        elif isinstance(event, ReservedTargetsChanged):
-            self._reserved.update(event.reserved)
-            self._reserved.difference_update(event.released)
-            self._report_evses(event.reserved + event.released, now)
         elif isinstance(event, ConfigurationChanged):
             self._setting_changed(event.key, now)
         elif isinstance(event, VariableChanged):
@@ -1352,6 +1342,13 @@ class ChargingStation:
         else:
             return False
         return True
+
+    def _sync_reserved(self, now: float) -> None:
+        """Show as Reserved what the reservations hold now (H01.FR.20/23/24, H04.FR.03)."""
+        reserved = self.reservations.reported_reserved() | self._app_reserved
+        changed = reserved ^ self._reserved
+        self._reserved = reserved
+        self._report_evses(sorted(changed), now)
 
     def _report_evses(self, targets: Iterable[int], now: float) -> None:
         for target in targets:
@@ -2060,10 +2057,23 @@ class ChargingStation:
                     meter_value=[mv],
                 )
             return
-        if not (self.core.connected and self.core.registration is RegistrationStatus.ACCEPTED):
-            return
+        online = self.core.connected and self.core.registration is RegistrationStatus.ACCEPTED
         for evse in self.evses.values():
-            self._send_meter_values(evse, event.measurands, event.context, now)
+            if evse.transaction is not None:
+                # Clock-aligned values of a running transaction go with it (J01.FR.19;
+                # 1.6: MeterValues with its transactionId), held while offline.
+                mv = self._meter_value(evse, event.measurands, event.context, now)
+                if self.version == "1.6":
+                    self.transactions.meter_values(evse.transaction, [mv], now)
+                else:
+                    self.transactions.update(
+                        evse.transaction,
+                        trigger_reason=event.trigger_reason or "MeterValueClock",
+                        now=now,
+                        meter_value=[mv],
+                    )
+            elif online:
+                self._send_meter_values(evse, event.measurands, event.context, now)
 
     def _send_meter_values(
         self, evse: _Evse, measurands: tuple[str, ...], context: str, now: float

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import typing
 from datetime import datetime
 from typing import Any
 
 from ocpp_sansio.flows._base import WallClock, core_time
+from ocpp_sansio.flows.authorization import (
+    AuthInfo,
+    CacheEntry,
+    InMemoryCache,
+    InMemoryLocalList,
+    LocalEntry,
+)
 from ocpp_sansio.flows.firmware import FirmwareFamily, FirmwarePhase, FirmwareSnapshot
 from ocpp_sansio.flows.reservations import Reservation
 from ocpp_sansio.frames import registry
@@ -51,7 +59,7 @@ def reservation_to_json(version: str, reservation: Reservation) -> dict[str, Any
     return {
         "reservation_id": reservation.reservation_id,
         "expiry": reservation.expiry.isoformat(),
-        "id_token": token if version == "1.6" else unstructure(token),
+        "id_token": token_to_json(version, token),
         "group": reservation.group,
         "target": reservation.target,
         "connector_type": reservation.connector_type,
@@ -63,12 +71,7 @@ def reservation_from_json(version: str, data: Any, clock: WallClock) -> Reservat
     """The reservation, its expiry turned back into core time of the new life (the wall
     clock at core time 0 is the reference)."""
     expiry = datetime.fromisoformat(data["expiry"])
-    if version == "1.6":
-        token: Any = data["id_token"]
-    else:
-        token = structure_fn(registry(version)["Authorize"].request)(
-            {"idToken": data["id_token"]}
-        ).id_token
+    token = token_from_json(version, data["id_token"])
     return Reservation(
         reservation_id=int(data["reservation_id"]),
         expiry=expiry,
@@ -79,3 +82,123 @@ def reservation_from_json(version: str, data: Any, clock: WallClock) -> Reservat
         connector_type=data["connector_type"],
         targets=tuple(data["targets"]),
     )
+
+
+def _auth_request(version: str) -> Any:
+    return registry(version)["Authorize"].request
+
+
+def token_to_json(version: str, token: Any) -> Any:
+    return token if version == "1.6" else unstructure(token)
+
+
+def token_from_json(version: str, data: Any) -> Any:
+    if version == "1.6":
+        return data
+    return structure_fn(_auth_request(version))({"idToken": data}).id_token
+
+
+def _info_class(version: str) -> type:
+    response = registry(version)["Authorize"].response
+    field = "id_tag_info" if version == "1.6" else "id_token_info"
+    found: type = typing.get_type_hints(response)[field]
+    return found
+
+
+def auth_info_to_json(info: AuthInfo) -> dict[str, Any]:
+    return {
+        "status": info.status,
+        "expiry": None if info.expiry is None else info.expiry.isoformat(),
+        "group": info.group,
+        "raw": None if info.raw is None else unstructure(info.raw),
+    }
+
+
+def auth_info_from_json(version: str, data: Any) -> AuthInfo:
+    raw = data.get("raw")
+    return AuthInfo(
+        status=data["status"],
+        expiry=None if data["expiry"] is None else datetime.fromisoformat(data["expiry"]),
+        group=data["group"],
+        raw=None if raw is None else structure_fn(_info_class(version))(raw),
+    )
+
+
+class StoredLocalList(InMemoryLocalList):
+    """The Local Authorization List, saved whole in the store at every change (D01: it
+    persists across reboots, TC_D_07_CS)."""
+
+    NAME = "local_list"
+
+    def __init__(self, version: str, store: Any) -> None:
+        super().__init__()
+        self._version_name = version
+        self._store = store
+        data = store.load(self.NAME)
+        if data:
+            entries = {
+                key: LocalEntry(
+                    token=token_from_json(version, item["token"]),
+                    info=auth_info_from_json(version, item["info"]),
+                )
+                for key, item in data["entries"].items()
+            }
+            super().replace(int(data["version"]), entries)
+
+    def _save(self) -> None:
+        entries = {
+            key: {
+                "token": token_to_json(self._version_name, entry.token),
+                "info": auth_info_to_json(entry.info),
+            }
+            for key, entry in self._entries.items()
+        }
+        self._store.save(self.NAME, {"version": self.list_version(), "entries": entries})
+
+    def replace(self, version: int, entries: Any) -> None:
+        super().replace(version, entries)
+        self._save()
+
+    def apply(self, version: int, upserts: Any, removals: Any) -> None:
+        super().apply(version, upserts, removals)
+        self._save()
+
+
+class StoredCache(InMemoryCache):
+    """The Authorization Cache, saved in the store at every change (C10: it persists
+    across reboots, TC_C_32_CS). Lifetimes count again from the reboot."""
+
+    NAME = "auth_cache"
+
+    def __init__(self, version: str, store: Any, capacity: int = 1000) -> None:
+        super().__init__(capacity)
+        self._version_name = version
+        self._store = store
+        for key, item in (store.load(self.NAME) or {}).items():
+            self._entries[key] = CacheEntry(
+                token=token_from_json(version, item["token"]),
+                info=auth_info_from_json(version, item["info"]),
+                stored_at=0.0,
+                last_used=0.0,
+            )
+
+    def _save(self) -> None:
+        self._store.save(
+            self.NAME,
+            {
+                key: {
+                    "token": token_to_json(self._version_name, entry.token),
+                    "info": auth_info_to_json(entry.info),
+                }
+                for key, entry in self._entries.items()
+            }
+            or None,
+        )
+
+    def put(self, key: str, entry: CacheEntry) -> None:
+        super().put(key, entry)
+        self._save()
+
+    def clear(self) -> None:
+        super().clear()
+        self._save()

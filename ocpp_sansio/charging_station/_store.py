@@ -26,6 +26,8 @@ RECORDS: dict[str, str] = {
     "firmware": "an update in progress (L01, L02): its request and phase",
     "log_upload": "a log or diagnostics upload in progress (N01)",
     "security_events": "critical security events not yet delivered (A04)",
+    "local_list": "the Local Authorization List and its version (D01)",
+    "auth_cache": "the Authorization Cache (C10)",
 }
 
 
