@@ -186,6 +186,12 @@ class StationCore(CoreBase):
             items.insert(0, self._in_flight.payload)
         return items
 
+    def defer_held(self, until: float) -> None:
+        """Send no held transaction message before ``until`` (a message-queue resume delay
+        after a reconnect); later retry times stay as they are."""
+        for entry in self._held:
+            entry.not_before = max(entry.not_before, until)
+
     # --- connection ---------------------------------------------------------------------
 
     def connection_made(self, now: float) -> None:

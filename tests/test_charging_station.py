@@ -612,3 +612,45 @@ def test_data_transfer_answer_comes_back() -> None:
     rig.pair.disconnect()
     assert rig.station.data_transfer("acme", rig.now) is None
     assert not any(isinstance(e, CallErrorReceived) for e in rig.pair.station_events)
+
+
+@pytest.mark.parametrize("version", V2)
+def test_message_queue_resume_delay_holds_messages_after_a_reconnect(version: str) -> None:
+    rig = Rig(version)
+    rig.station.set_message_queue_resume_delay(10)
+    rig.charge()
+    rig.pair.disconnect()
+    rig.unplug()  # Ended is held while offline
+    rig.pair.connect()
+    rig.pair.advance(5)
+    assert rig.tx_events()[-1]["eventType"] == "Started"
+    rig.pair.advance(6)
+    assert rig.tx_events()[-1]["eventType"] == "Ended"
+
+
+@pytest.mark.parametrize("version", V2)
+def test_N01_an_upload_cut_short_by_a_reboot_goes_on(version: str) -> None:
+    rig = Rig(version)
+    m = rig.m
+    rig.request(
+        "GetLog",
+        log_type="DiagnosticsLog",
+        request_id=3,
+        retries=2,
+        log=m.LogParameters(remote_location="ftp://127.0.0.1/logs/"),
+    )
+    rig.station.on_log_status_notification("Uploading", 3, rig.now)
+    rig.request("Reset", type="Immediate")
+    rig.pair.advance(1)
+    rig.reboot()
+    jobs = rig.hardware.called("upload_log")
+    assert [(j.request_id, j.attempt) for j in jobs] == [(3, 1), (3, 2)]
+
+
+def test_1_6_settings_survive_a_reboot() -> None:
+    rig = Rig("1.6")
+    rig.request("ChangeConfiguration", key="MeterValueSampleInterval", value="17")
+    rig.request("Reset", type="Hard")
+    rig.pair.advance(1)
+    station = rig.reboot()
+    assert station.get_variables([("MeterValueSampleInterval", "")], rig.now) == ["17"]

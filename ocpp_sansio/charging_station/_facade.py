@@ -230,6 +230,8 @@ class _FacadeCore(StationCore):
     def connection_made(self, now: float) -> None:
         if not self._facade._started:
             self._facade.start(now, connect=False)  # an adapter connected before start()
+        if self._facade._resume_delay > 0:
+            self.defer_held(now + self._facade._resume_delay)
         super().connection_made(now)
         self._facade._connected(now)
         self._facade._settle(now)
@@ -535,6 +537,7 @@ class ChargingStation:
         self._reserved = self.reservations.reported_reserved()
         for evse in self.evses.values():
             self._sync_reservation_state(evse, now)
+        self._resume_upload(now)
         self.meter.start(now)
         if connect:
             self.connect(now)
@@ -597,7 +600,8 @@ class ChargingStation:
             self._settle(now)
 
     def set_message_queue_resume_delay(self, seconds: float) -> None:
-        """After a reconnect, wait this long before the held messages go again."""
+        """After a reconnect, wait this long before the held transaction messages go
+        again (the CSMS gets the station's status first)."""
         if seconds < 0:
             raise ValueError("the resume delay must be >= 0")
         self._resume_delay = seconds
@@ -735,6 +739,11 @@ class ChargingStation:
                 else "TxCtrlr.StopTxOnEVSideDisconnect",
                 True,
             )
+            if self.version != "1.6" and self._setting_bool(
+                "OCPPCommCtrlr.UnlockOnEVSideDisconnect", True
+            ):
+                # The cable unlocks when the EV side lets go (UnlockOnEVSideDisconnect).
+                self.application.unlock(evse_id, connector_id, now)
             if stop or "EVConnected" in self._tx_points("TxStopPoint"):
                 self._end(evse, now, trigger="EVCommunicationLost", reason="EVDisconnected")
             else:
@@ -743,8 +752,6 @@ class ChargingStation:
                     self.transactions.update(
                         tx, trigger_reason="EVCommunicationLost", now=now, charging_state="Idle"
                     )
-        elif evse.token is not None and "EVConnected" in self._tx_points("TxStartPoint"):
-            pass
         self._refresh(evse, now)
         self._settle(now)
 
@@ -2135,6 +2142,32 @@ class ChargingStation:
         self._save_transactions()
         self._save_plugged()
         store.save("security_events", [unstructure(p) for p in self._security.waiting] or None)
+        store.save("log_upload", self._upload_to_json())
+
+    def _upload_to_json(self) -> dict[str, Any] | None:
+        for uploader in (self.logs, self.diagnostics):
+            found = uploader.snapshot() if uploader is not None else None
+            if found is not None:
+                request, filename, attempts_made = found
+                return {
+                    "kind": uploader.kind.value,  # type: ignore[union-attr]
+                    "request": unstructure(request),
+                    "filename": filename,
+                    "attempts_made": attempts_made,
+                }
+        return None
+
+    def _resume_upload(self, now: float) -> None:
+        """N01: an upload a reboot cut short goes on, its attempts counted."""
+        data = self.store.load("log_upload")
+        if not data:
+            return
+        uploader = self.diagnostics if data["kind"] == "diagnostics" else self.logs
+        if uploader is None:
+            return
+        action = "GetDiagnostics" if uploader is self.diagnostics else "GetLog"
+        request = structure_fn(self.core.registry[action].request)(data["request"])
+        uploader.resume(request, data["filename"], int(data["attempts_made"]), now)
 
     def _save_plugged(self) -> None:
         plugged = [

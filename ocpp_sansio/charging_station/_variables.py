@@ -25,7 +25,8 @@ _TX_POINTS = (
     "PowerPathClosed",
     "EnergyTransfer",
 )
-#: The facade's station-level variables beyond ``standard_variables``:
+#: The facade's station-level variables beyond ``standard_variables``. Only what the
+#: facade obeys is writable; the rest (the adapter's ping, the clock source) reads only:
 #: (component, variable, instance, data type, mutability, value, characteristics).
 _FACADE: tuple[tuple[str, str, str | None, str, str, str, dict[str, Any]], ...] = (
     ("ChargingStation", "Available", None, "boolean", _RO, "true", {}),
@@ -38,7 +39,7 @@ _FACADE: tuple[tuple[str, str, str | None, str, str, str, dict[str, Any]], ...] 
         "TimeSource",
         None,
         "SequenceList",
-        _RW,
+        _RO,
         "Heartbeat",
         {
             "values_list": (
@@ -59,9 +60,9 @@ _FACADE: tuple[tuple[str, str, str | None, str, str, str, dict[str, Any]], ...] 
     ("OCPPCommCtrlr", "NetworkConfigurationPriority", None, "string", _RW, "0", {}),
     ("OCPPCommCtrlr", "NetworkProfileConnectionAttempts", None, "integer", _RW, "3", {}),
     ("OCPPCommCtrlr", "MessageTimeout", "Default", "integer", _RO, "30", {"unit": "s"}),
-    ("OCPPCommCtrlr", "ResetRetries", None, "integer", _RW, "2", {}),
+    ("OCPPCommCtrlr", "ResetRetries", None, "integer", _RO, "0", {}),
     ("OCPPCommCtrlr", "UnlockOnEVSideDisconnect", None, "boolean", _RW, "true", {}),
-    ("OCPPCommCtrlr", "WebSocketPingInterval", None, "integer", _RW, "30", {"unit": "s"}),
+    ("OCPPCommCtrlr", "WebSocketPingInterval", None, "integer", _RO, "30", {"unit": "s"}),
     (
         "OCPPCommCtrlr",
         "FileTransferProtocols",
