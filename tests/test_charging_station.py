@@ -102,7 +102,7 @@ IMPLEMENTED = {
 
 
 @pytest.mark.parametrize("version", V2)
-def test_TC_B_13_CS_full_inventory_lists_every_required_variable(version: str) -> None:
+def test_TC_B_13_B_53_CS_full_inventory_lists_every_required_variable(version: str) -> None:
     rig = Rig(version, evses=2)
     status, data = report(rig, "GetBaseReport", 1, report_base="FullInventory")
     assert status == "Accepted"

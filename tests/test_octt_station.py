@@ -1245,3 +1245,54 @@ def test_in_memory_store_keeps_every_record_json() -> None:
         local_authorization_list=[_auth_data(rig, "A")],
     )
     assert "local_list" in store.names()
+
+
+def _pooled(rig: Rig) -> None:
+    set_var(rig, "ReservationCtrlr", "NonEvseSpecific", "true")
+
+
+def test_TC_H_09_CS_unspecified_reservation_when_the_evse_is_reserved() -> None:
+    rig = Rig(V)
+    _pooled(rig)
+    _reserve(rig, 1, evse_id=1)
+    assert _reserve(rig, 2, evse_id=None) == "Occupied"
+
+
+def test_TC_H_10_CS_unspecified_reservation_when_the_evse_is_occupied() -> None:
+    rig = Rig(V)
+    _pooled(rig)
+    rig.plug()
+    assert _reserve(rig, 2, evse_id=None) == "Occupied"
+
+
+def test_TC_H_12_CS_unspecified_reservation_when_unavailable() -> None:
+    rig = Rig(V)
+    _pooled(rig)
+    _availability(rig, "Inoperative", evse(rig, 1))
+    assert _reserve(rig, 2, evse_id=None) == "Unavailable"
+
+
+def test_TC_H_14_CS_as_many_reservations_as_free_evses() -> None:
+    rig = Rig(V, evses=2)
+    _pooled(rig)
+    assert _reserve(rig, 1, evse_id=None) == "Accepted"
+    assert _reserve(rig, 2, evse_id=None, token="TOKEN2") == "Accepted"
+    assert rig.last_status(1) == rig.last_status(2) == "Reserved"  # H01.FR.24
+    assert _reserve(rig, 3, evse_id=None, token="TOKEN3") == "Occupied"
+
+
+def test_TC_H_15_CS_reserve_a_connector_type() -> None:
+    rig = Rig(V)
+    _pooled(rig)
+    assert _reserve(rig, 1, evse_id=None, connector_type="cType2") == "Accepted"
+
+
+def test_TC_J_06_CS_no_clock_aligned_values_during_a_transaction() -> None:
+    rig = Rig(V)
+    set_var(rig, "AlignedDataCtrlr", "Interval", "60")
+    set_var(rig, "AlignedDataCtrlr", "SendDuringIdle", "true")
+    set_var(rig, "SampledDataCtrlr", "TxUpdatedInterval", "0")
+    rig.charge()
+    rig.pair.advance(130)
+    assert rig.sent("MeterValues") == []
+    assert [e for e in rig.tx_events() if e["triggerReason"] == "MeterValueClock"] == []
