@@ -654,3 +654,18 @@ def test_1_6_settings_survive_a_reboot() -> None:
     rig.pair.advance(1)
     station = rig.reboot()
     assert station.get_variables([("MeterValueSampleInterval", "")], rig.now) == ["17"]
+
+
+@pytest.mark.parametrize("version", V2)
+def test_E04_FR_04_a_transaction_cut_short_by_a_power_loss_ends_after_the_boot(
+    version: str,
+) -> None:
+    rig = Rig(version)
+    rig.charge()
+    tx_id = rig.station.get_evse_transaction_id(1)
+    rig.reboot()  # no reset: the power went
+    ended = rig.tx_events()[-1]
+    assert ended["eventType"] == "Ended" and ended["transactionInfo"]["transactionId"] == tx_id
+    assert ended["transactionInfo"]["stoppedReason"] == "PowerLoss"
+    assert ended["seqNo"] == 1
+    assert rig.last_status(1) == "Occupied"  # the cable is still in

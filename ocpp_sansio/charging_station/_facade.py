@@ -538,6 +538,7 @@ class ChargingStation:
         for evse in self.evses.values():
             self._sync_reservation_state(evse, now)
         self._resume_upload(now)
+        self._end_cut_short(now)
         self.meter.start(now)
         if connect:
             self.connect(now)
@@ -2156,6 +2157,30 @@ class ChargingStation:
                     "attempts_made": attempts_made,
                 }
         return None
+
+    def _end_cut_short(self, now: float) -> None:
+        """2.x: transactions a power loss cut short end after the boot, with the next seqNo
+        (E04.FR.04) and stoppedReason PowerLoss; they go once the station is accepted."""
+        running = self.store.load("transactions") or []
+        self.store.save("transactions", None)
+        if self.version == "1.6":
+            return
+        m = self.m
+        for record in running:
+            request = build(
+                m.TransactionEventRequest,
+                event_type="Ended",
+                timestamp=self.clock(now),
+                trigger_reason="AbnormalCondition",
+                seq_no=int(record["next_seq_no"]),
+                transaction_info=build(
+                    m.Transaction,
+                    transaction_id=record["transaction_id"],
+                    stopped_reason="PowerLoss",
+                ),
+                evse=build(m.EVSE, id=int(record["evse"])),
+            )
+            self.core.send_request(request, now)
 
     def _resume_upload(self, now: float) -> None:
         """N01: an upload a reboot cut short goes on, its attempts counted."""
