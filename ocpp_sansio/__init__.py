@@ -8,6 +8,7 @@ and the adapters that put it all on sockets in ``ocpp_sansio.adapters``.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .charging_station import ChargingStation, StationApplication, StationStore
 from .config import CsmsConfig, StationConfig
 from .csms import CsmsCore, CsmsState
 from .errors import (
@@ -83,6 +84,7 @@ __all__ = [
     "CallResultError",
     "CallTimedOut",
     "CallTimedOutError",
+    "ChargingStation",
     "ClockReport",
     "ConnectFailed",
     "ConnectFailedError",
@@ -115,8 +117,10 @@ __all__ = [
     "Role",
     "SchemaViolation",
     "Send",
+    "StationApplication",
     "StationConfig",
     "StationCore",
+    "StationStore",
     "TransactionMessageDiscarded",
     "TransactionMessageDiscardedError",
     "TriggerAccepted",

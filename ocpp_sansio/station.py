@@ -114,6 +114,8 @@ class StationCore(CoreBase):
         self._in_flight: _Outgoing | None = None
         self._triggers: list[_OpenTrigger] = []
         self._requested_reports: set[int] = set()
+        #: The next BootNotification answers a TriggerMessage (2.x reason Triggered).
+        self._boot_triggered = False
 
     # --- the application's requests -----------------------------------------------------
 
@@ -185,6 +187,12 @@ class StationCore(CoreBase):
         if self._in_flight is not None and self._in_flight.transactional:
             items.insert(0, self._in_flight.payload)
         return items
+
+    def defer_held(self, until: float) -> None:
+        """Send no held transaction message before ``until`` (a message-queue resume delay
+        after a reconnect); later retry times stay as they are."""
+        for entry in self._held:
+            entry.not_before = max(entry.not_before, until)
 
     # --- connection ---------------------------------------------------------------------
 
@@ -272,7 +280,11 @@ class StationCore(CoreBase):
         for trigger in self._triggers:
             if trigger.action == "BootNotification":
                 trigger.remaining.clear()
-        return self._entry("BootNotification", self.boot_request, False, True)
+        boot: Any = self.boot_request
+        if self._boot_triggered and self.version != "1.6":
+            boot = attrs.evolve(boot, reason=type(boot.reason)("Triggered"))
+        self._boot_triggered = False
+        return self._entry("BootNotification", boot, False, True)
 
     def _heartbeat_entry(self) -> _Outgoing:
         request = self.registry["Heartbeat"].request()
@@ -475,6 +487,7 @@ class StationCore(CoreBase):
             return
         if action == "BootNotification":
             self._boot_at = now
+            self._boot_triggered = True
             return
         if action == "Heartbeat":
             if not any(e.action == "Heartbeat" for e in self._queue):
