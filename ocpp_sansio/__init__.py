@@ -10,6 +10,7 @@ exception; the flows are in ``ocpp_sansio.flows``, the message classes in
 from importlib.metadata import PackageNotFoundError, version
 
 from .calls import SupportsBlockingCall, SupportsCall
+from .charging_station import ChargingStation, StationApplication, StationStore
 from .config import CsmsConfig, StationConfig
 from .csms import CsmsCore, CsmsState
 from .errors import (
@@ -87,6 +88,7 @@ __all__ = [
     "CallResultError",
     "CallTimedOut",
     "CallTimedOutError",
+    "ChargingStation",
     "ClockReport",
     "ConnectFailed",
     "ConnectFailedError",
@@ -121,8 +123,10 @@ __all__ = [
     "Router",
     "SchemaViolation",
     "Send",
+    "StationApplication",
     "StationConfig",
     "StationCore",
+    "StationStore",
     "SupportsBlockingCall",
     "SupportsCall",
     "TransactionMessageDiscarded",

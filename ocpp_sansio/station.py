@@ -112,6 +112,8 @@ class StationCore(CoreBase):
         self._boot_failures = 0
         self._heartbeat_at: float | None = None
         self._offline_since: float | None = None
+        #: Accepted only by a boot on an earlier connection (resumed without a boot, B04).
+        self._resumed = False
         self._seq = 0
         #: Transaction-related messages, in order, kept across connections.
         self._held: deque[_Outgoing] = deque()
@@ -122,6 +124,8 @@ class StationCore(CoreBase):
         self._requested_reports: set[int] = set()
         #: Actions sent when a trigger asks: the core's own, then what flows registered.
         self._served_triggers: set[str] = {"BootNotification", "Heartbeat"}
+        #: The next BootNotification answers a TriggerMessage (2.x reason Triggered).
+        self._boot_triggered = False
 
     # --- the application's requests -----------------------------------------------------
 
@@ -194,10 +198,17 @@ class StationCore(CoreBase):
             items.insert(0, self._in_flight.payload)
         return items
 
+    def defer_held(self, until: float) -> None:
+        """Send no held transaction message before ``until`` (a message-queue resume delay
+        after a reconnect); later retry times stay as they are."""
+        for entry in self._held:
+            entry.not_before = max(entry.not_before, until)
+
     # --- connection ---------------------------------------------------------------------
 
     def connection_made(self, now: float) -> None:
         super().connection_made(now)
+        self._resumed = self.registration is ACCEPTED
         if self.registration is ACCEPTED and self._offline_since is not None:
             self._events.append(Reconnected(offline_for=now - self._offline_since))
         self._offline_since = None
@@ -279,7 +290,11 @@ class StationCore(CoreBase):
         for trigger in self._triggers:
             if trigger.action == "BootNotification":
                 trigger.remaining.clear()
-        return self._entry("BootNotification", self.boot_request, False, True)
+        boot: Any = self.boot_request
+        if self._boot_triggered and self.version != "1.6":
+            boot = attrs.evolve(boot, reason=type(boot.reason)("Triggered"))
+        self._boot_triggered = False
+        return self._entry("BootNotification", boot, False, True)
 
     def _heartbeat_entry(self) -> _Outgoing:
         request = self.registry["Heartbeat"].request()
@@ -302,6 +317,11 @@ class StationCore(CoreBase):
         self._set_call_timeout(config.call_timeout)
 
     @property
+    def offline_since(self) -> float | None:
+        """When the connection was lost; None while connected or before the first one."""
+        return self._offline_since
+
+    @property
     def next_heartbeat(self) -> float | None:
         """When the next Heartbeat is due (None until accepted)."""
         return self._heartbeat_at
@@ -320,15 +340,43 @@ class StationCore(CoreBase):
         if entry is not None and getattr(event, "message_id", None) == entry.message_id:
             if isinstance(event, ResponseReceived):
                 self._in_flight = None
+                self._resumed = False  # the CSMS answered: it knows us
                 self._events.append(event)
                 self._on_response(entry, event.response, now)
                 return
             if isinstance(event, CallErrorReceived | InvalidResponse | CallTimedOut):
                 self._in_flight = None
                 self._events.append(event)
-                self._on_failure(entry, type(event).__name__, now)
+                if self._forgotten_by_csms(entry, event):
+                    self._boot_again(entry, now)
+                else:
+                    self._on_failure(entry, type(event).__name__, now)
                 return
         self._events.append(event)
+
+    def _forgotten_by_csms(self, entry: _Outgoing, event: Event) -> bool:
+        """A SecurityError to a session resumed without a boot (B04): the CSMS no longer
+        knows the station as accepted (it refuses unaccepted stations so: B01.FR.10,
+        FR.04), after a restart of its own, say."""
+        return (
+            self._resumed
+            and entry.action != "BootNotification"
+            and isinstance(event, CallErrorReceived)
+            and event.error_code == "SecurityError"
+        )
+
+    def _boot_again(self, entry: _Outgoing, now: float) -> None:
+        """Register anew at once; the refused message was not a failed attempt, so a
+        transaction message goes back to the head of the queue (E04.FR.01). Only once
+        per connection: after this boot, a SecurityError is an ordinary failure."""
+        self._resumed = False
+        if entry.transactional:
+            self._held.appendleft(entry)
+        previous = self.registration
+        self.registration = BOOTING
+        self._heartbeat_at = None
+        self._boot_at = now
+        self._events.append(RegistrationChanged(status=BOOTING, previous=previous, interval=0.0))
 
     def _on_response(self, entry: _Outgoing, response: Any, now: float) -> None:
         if entry.action == "BootNotification":
@@ -467,6 +515,7 @@ class StationCore(CoreBase):
             return
         if action == "BootNotification":
             self._boot_at = now
+            self._boot_triggered = True
             return
         if action == "Heartbeat":
             if not any(e.action == "Heartbeat" for e in self._queue):

@@ -18,6 +18,7 @@ from ocpp_sansio.flows import (
     InMemoryDeviceModel,
     MeterSchedule,
     Reservations,
+    SmartCharging,
     TransactionEvents,
     Transactions16,
     posix_clock,
@@ -47,6 +48,7 @@ def every_clocked_flow(core: StationCore, clock: Any = None) -> list[Any]:
         FirmwareUpdater(core, wall_clock=clock),
         MeterSchedule(core.version, clock=clock, core=core),
         Reservations(core, clock=clock),
+        SmartCharging(core, clock=clock),
     ]
     if core.version == "1.6":
         flows.append(Transactions16(core, clock=clock))

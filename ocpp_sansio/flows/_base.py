@@ -52,12 +52,11 @@ class WallClocked:
     """A flow that reads wall-clock time through ``clock`` (the rule of ``wall_clock_of``,
     looked up on every use, so a core's clock set after the flow was built counts)."""
 
-    core: Any
     _own_clock: WallClock | None
 
     @property
     def clock(self) -> WallClock:
-        return wall_clock_of(self._own_clock, self.core)
+        return wall_clock_of(self._own_clock, getattr(self, "core", None))
 
 
 def core_time(when: datetime, now: float, clock: WallClock) -> float:

@@ -124,6 +124,18 @@ class Reservations(Emitter, WallClocked):
         if reserved or released:
             self._emit(ReservedTargetsChanged(reserved=reserved, released=released))
 
+    def reported_reserved(self) -> set[int]:
+        """The connectors (1.6) / EVSEs (2.x) to show as Reserved now (H01.FR.20/24)."""
+        return self._reported_reserved()
+
+    def restore(self, reservation: Reservation, now: float) -> None:
+        """Take back a reservation kept across a reboot (its ``expires_at`` recomputed
+        by the caller from ``expiry``); one already expired ends at the next timer."""
+        for target in reservation.targets:
+            if target not in self.status:
+                raise LocalProtocolError(f"no connector/EVSE {target}")
+        self.reservations[reservation.reservation_id] = reservation
+
     def reserved_for(self, target: int) -> Reservation | None:
         """The reservation holding ``target`` specifically, if any."""
         return next((r for r in self.reservations.values() if r.target == target), None)
