@@ -26,7 +26,16 @@ from ocpp_sansio.events import Connected, ConnectFailed, Disconnected
 
 with needs_extra("websocket", needed_by="ocpp_sansio.adapters"):
     from ._driver import Backoff, uuid_ids
-    from ._ws import DEFAULT_VERSIONS, SUBPROTOCOLS, WsOptions
+    from ._ws import (
+        DEFAULT_VERSIONS,
+        SUBPROTOCOLS,
+        PasswordTable,
+        WsOptions,
+        certificate_common_name,
+        certificate_names_identity,
+        identity_key,
+        station_certificate_check,
+    )
 
 __all__ = [
     "DEFAULT_VERSIONS",
@@ -42,7 +51,12 @@ __all__ = [
     "Disconnected",
     "InvalidResponseError",
     "OcppCallError",
+    "PasswordTable",
     "TransactionMessageDiscardedError",
     "WsOptions",
+    "certificate_common_name",
+    "certificate_names_identity",
+    "identity_key",
+    "station_certificate_check",
     "uuid_ids",
 ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import attrs
@@ -56,14 +56,17 @@ from ocpp_sansio.station import StationCore
 from ._ws import (
     INTERNAL_ERROR,
     NORMAL_CLOSURE,
+    CertificateCheck,
     ClientWebSocket,
     Closed,
     Endpoint,
+    PasswordLookup,
     Phase,
     ServerPolicy,
     TextReceived,
     WsOptions,
     _WebSocket,
+    identity_key,
 )
 
 log = logging.getLogger("ocpp_sansio.adapters")
@@ -446,7 +449,7 @@ class CsmsCores:
                 f"core_factory gave an OCPP {core.version} core for {identity!r}, "
                 f"whose connection negotiated {version}"
             )
-        if core.identity.casefold() != identity.casefold():
+        if identity_key(core.identity) != identity_key(identity):
             raise CoreMismatch(f"core_factory gave {core.identity!r}'s core for {identity!r}")
         if core.connected:
             raise CoreMismatch(
@@ -467,7 +470,7 @@ class CsmsCores:
         factory raised, or CoreMismatch: logged, and ``ws`` closed with 1011)."""
         if ws.phase is not Phase.OPEN or ws.version is None:
             return None  # a connection whose core could not be made, still closing
-        key = ws.identity.casefold()
+        key = identity_key(ws.identity)
         session = sessions.get(key)
         if session is None or session.driver.core.version != ws.version:
             # A station back with another version gets a fresh core.
@@ -493,8 +496,9 @@ def csms_setup(
     csms_config: CsmsConfig | None,
     core_factory: CoreFactory | None,
     flows: FlowFactory | None,
-    auth: Callable[[str], str | bytes | None] | None,
+    auth: PasswordLookup | Mapping[str, str | bytes] | None,
     known_identity: Callable[[str], bool] | None,
+    certificate_check: CertificateCheck | None,
     ws_options: WsOptions | None,
     id_generator: Callable[[], str] | None,
 ) -> tuple[ServerPolicy, CsmsCores]:
@@ -507,6 +511,7 @@ def csms_setup(
         versions=tuple(versions),
         known_identity=known_identity,
         password_for=auth,
+        certificate_check=certificate_check,
         options=ws_options or WsOptions(),
     )
     return policy, cores

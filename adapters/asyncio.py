@@ -16,7 +16,15 @@ import ssl
 import sys
 import types
 from asyncio.tasks import _enter_task, _leave_task
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Generator,
+    Mapping,
+    Sequence,
+)
 from typing import Any
 
 from ocpp_sansio.config import CsmsConfig, StationConfig
@@ -40,12 +48,15 @@ from ._ws import (
     DEFAULT_VERSIONS,
     GOING_AWAY,
     NORMAL_CLOSURE,
+    CertificateCheck,
     ClientWebSocket,
     Closed,
+    PasswordLookup,
     ServerPolicy,
     ServerWebSocket,
     WsOptions,
     _WebSocket,
+    certificate_names_identity,
 )
 
 __all__ = ["CsmsServer", "CsmsSession", "Station", "connect", "serve"]
@@ -471,7 +482,13 @@ class CsmsServer(_Owner):
         self.port = self._server.sockets[0].getsockname()[1]
 
     def _new_connection(self) -> _Connection:
-        ws = ServerWebSocket(self.policy, asyncio.get_running_loop().time())
+        ws = ServerWebSocket(
+            self.policy,
+            asyncio.get_running_loop().time(),
+            peer_certificate=lambda: (
+                conn.transport.get_extra_info("peercert") if conn.transport else None
+            ),
+        )
         conn = _ServerConnection(self, ws, self._read_buffer)
         self._connections.add(conn)
         conn.finished.add_done_callback(lambda _: self._connections.discard(conn))
@@ -535,8 +552,9 @@ async def serve(
     csms_config: CsmsConfig | None = None,
     core_factory: CoreFactory | None = None,
     flows: FlowFactory | None = None,
-    auth: Callable[[str], str | bytes | None] | None = None,
+    auth: PasswordLookup | Mapping[str, str | bytes] | None = None,
     known_identity: Callable[[str], bool] | None = None,
+    certificate_check: CertificateCheck | None = certificate_names_identity,
     ssl_context: ssl.SSLContext | None = None,
     ws_options: WsOptions | None = None,
     id_generator: Callable[[], str] | None = None,
@@ -547,7 +565,8 @@ async def serve(
     ``handler.on_request(session, request)`` answers each station request (async; raise
     OcppCallError to answer with a CALLERROR); ``handler.on_event(session, event)`` gets
     the rest, in order. ``versions`` in order of preference; ``auth(identity)`` returns the
-    station's Basic password (profiles 1, 2); ``known_identity(identity)`` False gives 404.
+    station's Basic password (profiles 1, 2); ``known_identity(identity)`` False gives 404;
+    ``certificate_check(identity, certificate)`` False gives 403 (profile 3).
     ``core_factory(identity, version)`` makes each station's CsmsCore (instead of
     ``csms_config`` / ``id_generator``); ``flows(core)`` the flows that see its events first.
     """
@@ -558,6 +577,7 @@ async def serve(
         flows=flows,
         auth=auth,
         known_identity=known_identity,
+        certificate_check=certificate_check,
         ws_options=ws_options,
         id_generator=id_generator,
     )

@@ -16,7 +16,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ocpp_sansio.config import CsmsConfig, StationConfig
@@ -40,12 +40,15 @@ from ._ws import (
     DEFAULT_VERSIONS,
     GOING_AWAY,
     NORMAL_CLOSURE,
+    CertificateCheck,
     ClientWebSocket,
     Closed,
+    PasswordLookup,
     ServerPolicy,
     ServerWebSocket,
     WsOptions,
     _WebSocket,
+    certificate_names_identity,
 )
 
 __all__ = ["CsmsServer", "CsmsSession", "Station", "connect", "serve"]
@@ -346,7 +349,12 @@ class CsmsSession(_Session):
     """One station as the CSMS sees it, kept across its reconnects."""
 
     def __init__(self, identity: str, driver: Driver, server: CsmsServer) -> None:
-        on_request = handler_method(server.handler, "on_request") or _not_supported
+        # A handler with both entries (a Router) gives its blocking one here.
+        on_request = (
+            handler_method(server.handler, "on_request_sync")
+            or handler_method(server.handler, "on_request")
+            or _not_supported
+        )
         super().__init__(
             driver, on_request, handler_method(server.handler, "on_event"), server.lock
         )
@@ -414,7 +422,9 @@ class CsmsServer(_Owner):
                 log.info("TLS handshake failed: %s", error)
                 sock.close()
                 return
-        conn = _Connection(self, sock, ServerWebSocket(self.policy, time.monotonic()), self.lock)
+        certificate = getattr(sock, "getpeercert", None)  # TLS: the handshake is done
+        ws = ServerWebSocket(self.policy, time.monotonic(), peer_certificate=certificate)
+        conn = _Connection(self, sock, ws, self.lock)
         with self.lock:
             self._connections.add(conn)
         try:
@@ -478,8 +488,9 @@ def serve(
     csms_config: CsmsConfig | None = None,
     core_factory: CoreFactory | None = None,
     flows: FlowFactory | None = None,
-    auth: Callable[[str], str | bytes | None] | None = None,
+    auth: PasswordLookup | Mapping[str, str | bytes] | None = None,
     known_identity: Callable[[str], bool] | None = None,
+    certificate_check: CertificateCheck | None = certificate_names_identity,
     ssl_context: ssl.SSLContext | None = None,
     ws_options: WsOptions | None = None,
     id_generator: Callable[[], str] | None = None,
@@ -491,9 +502,10 @@ def serve(
     function, run in its own thread; raise OcppCallError to answer with a CALLERROR);
     ``handler.on_event(session, event)`` gets the rest, in order. ``versions`` in order of
     preference; ``auth(identity)`` returns the station's Basic password (profiles 1, 2);
-    ``known_identity(identity)`` False gives 404. ``core_factory(identity, version)`` makes
-    each station's CsmsCore (instead of ``csms_config`` / ``id_generator``); ``flows(core)``
-    the flows that see its events first.
+    ``known_identity(identity)`` False gives 404; ``certificate_check(identity, certificate)``
+    False gives 403 (profile 3). ``core_factory(identity, version)`` makes each station's
+    CsmsCore (instead of ``csms_config`` / ``id_generator``); ``flows(core)`` the flows that
+    see its events first.
     """
     policy, cores = csms_setup(
         versions=versions,
@@ -502,6 +514,7 @@ def serve(
         flows=flows,
         auth=auth,
         known_identity=known_identity,
+        certificate_check=certificate_check,
         ws_options=ws_options,
         id_generator=id_generator,
     )

@@ -14,7 +14,7 @@ import math
 import os
 import random
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from ocpp_sansio.errors import needs_extra
@@ -43,12 +43,15 @@ from ._ws import (
     DEFAULT_VERSIONS,
     GOING_AWAY,
     NORMAL_CLOSURE,
+    CertificateCheck,
     ClientWebSocket,
     Closed,
+    PasswordLookup,
     ServerPolicy,
     ServerWebSocket,
     WsOptions,
     _WebSocket,
+    certificate_names_identity,
 )
 
 __all__ = ["CsmsServer", "CsmsSession", "Station", "connect", "serve"]
@@ -490,7 +493,8 @@ class CsmsServer(_Owner):
         self._stopped = trio.Event()
 
     async def _handle(self, stream: trio.abc.Stream) -> None:
-        ws = ServerWebSocket(self.policy, trio.current_time())
+        certificate = (lambda: stream.getpeercert()) if isinstance(stream, trio.SSLStream) else None
+        ws = ServerWebSocket(self.policy, trio.current_time(), peer_certificate=certificate)
         if isinstance(stream, trio.SocketStream) and os.name == "posix":
             conn: _Connection = _SocketConnection(self, stream, ws, self._nursery)
         else:
@@ -550,8 +554,9 @@ async def serve(
     csms_config: CsmsConfig | None = None,
     core_factory: CoreFactory | None = None,
     flows: FlowFactory | None = None,
-    auth: Callable[[str], str | bytes | None] | None = None,
+    auth: PasswordLookup | Mapping[str, str | bytes] | None = None,
     known_identity: Callable[[str], bool] | None = None,
+    certificate_check: CertificateCheck | None = certificate_names_identity,
     ssl_context: ssl.SSLContext | None = None,
     ws_options: WsOptions | None = None,
     id_generator: Callable[[], str] | None = None,
@@ -562,7 +567,8 @@ async def serve(
     ``handler.on_request(session, request)`` answers each station request (async; raise
     OcppCallError to answer with a CALLERROR); ``handler.on_event(session, event)`` gets
     the rest, in order. ``versions`` in order of preference; ``auth(identity)`` returns the
-    station's Basic password (profiles 1, 2); ``known_identity(identity)`` False gives 404.
+    station's Basic password (profiles 1, 2); ``known_identity(identity)`` False gives 404;
+    ``certificate_check(identity, certificate)`` False gives 403 (profile 3).
     ``core_factory(identity, version)`` makes each station's CsmsCore (instead of
     ``csms_config`` / ``id_generator``); ``flows(core)`` the flows that see its events first.
     """
@@ -573,6 +579,7 @@ async def serve(
         flows=flows,
         auth=auth,
         known_identity=known_identity,
+        certificate_check=certificate_check,
         ws_options=ws_options,
         id_generator=id_generator,
     )

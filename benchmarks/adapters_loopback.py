@@ -27,8 +27,8 @@ from typing import Any
 
 import anyio
 import trio
-from ocpp_sansio.adapters._ws import ServerPolicy, ServerWebSocket, TextReceived, WsOptions
 
+from ocpp_sansio.adapters._ws import ServerPolicy, ServerWebSocket, TextReceived, WsOptions
 from ocpp_sansio.testing.builders import minimal
 
 OPTIONS = WsOptions(ping_interval=0)

@@ -578,10 +578,9 @@ def _cpu_per_call(fn: Any, count: int) -> float:
 def breakdown(count: int = 2000) -> dict[str, float]:
     """CPU per step of a boot and of a heartbeat on our CSMS side, without sockets or an
     event loop: what the WebSocket layer (wsproto, h11), the core and the driver cost."""
+    from ocpp_sansio import decode_frame, encode_frame
     from ocpp_sansio.adapters._driver import Driver
     from ocpp_sansio.adapters._ws import ServerPolicy, ServerWebSocket, WsOptions
-
-    from ocpp_sansio import decode_frame, encode_frame
     from ocpp_sansio.csms import CsmsCore
     from ocpp_sansio.frames import CallResult
 

@@ -38,6 +38,7 @@ from ocpp_sansio.adapters import (
 from ocpp_sansio.adapters._ws import Endpoint  # (parses the URL whose identity `load` numbers)
 from ocpp_sansio.apps.demo_csms import BOOT_STATUSES, EXERCISE, BootAnswered, DemoCsms
 from ocpp_sansio.apps.simulator import RebootRequested, SimulatedStation
+from ocpp_sansio.cli.transfers import RealTransfers
 from ocpp_sansio.events import (
     Event,
     ProtocolViolation,
@@ -290,12 +291,19 @@ async def _async_station(
     password: str | None,
     ssl_context: ssl.SSLContext | None,
     backoff: Backoff,
+    flows: Any = None,
 ) -> AsyncIterator[Any]:
     """The adapter's station driving ``core`` (the simulator brings its own). A station
     life ends by cancellation: trio's ``connect`` shields its own close; under anyio the
     asyncio one needs a shield around its exit (anyio cancels again at every await)."""
     manager = _adapter(adapter).connect(
-        url, core=core, on_event=on_event, auth=password, ssl_context=ssl_context, backoff=backoff
+        url,
+        core=core,
+        flows=flows,
+        on_event=on_event,
+        auth=password,
+        ssl_context=ssl_context,
+        backoff=backoff,
     )
     if adapter == "trio":
         async with manager as station:
@@ -317,9 +325,16 @@ def _thread_station(
     password: str | None,
     ssl_context: ssl.SSLContext | None,
     backoff: Backoff,
+    flows: Any = None,
 ) -> contextlib.AbstractContextManager[Any]:
     return _adapter("threads").connect(  # type: ignore[no-any-return]
-        url, core=core, on_event=on_event, auth=password, ssl_context=ssl_context, backoff=backoff
+        url,
+        core=core,
+        flows=flows,
+        on_event=on_event,
+        auth=password,
+        ssl_context=ssl_context,
+        backoff=backoff,
     )
 
 
@@ -351,6 +366,7 @@ class _StationLife:
             wall_clock=wall_clock,
             id_generator=uuid_ids,
             on_frame=_frame_observer(self.log, self.identity),
+            transfers=RealTransfers(self.identity),
         )
         self.stations.append(station)
         return station
@@ -384,6 +400,7 @@ class _StationLife:
                 password=self.args.password,
                 ssl_context=_ssl_context(self.args.cafile),
                 backoff=self.backoff,
+                flows=station.flows,
             ):
                 await reboot.wait()
             reboot = anyio.Event()
@@ -406,6 +423,7 @@ class _StationLife:
                 password=self.args.password,
                 ssl_context=_ssl_context(self.args.cafile),
                 backoff=self.backoff,
+                flows=station.flows,
             ):
                 while not (reboot.is_set() or stop.wait(0.05)):
                     pass

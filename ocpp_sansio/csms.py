@@ -1,21 +1,23 @@
 """The central-system side, one ``CsmsCore`` per station identity (digest §3.5-§3.7, §4).
 
-It records the registration status as we answered the station's BootNotification,
-refuses locally what that status forbids us to send, answers the station's requests that
-its status forbids with SecurityError, correlates our TriggerMessage / GetBaseReport /
-GetReport with the messages they bring, and watches heartbeat health.
+It records the registration status as we answered the station's BootNotification (and
+reports each answer as ``RegistrationChanged``), refuses locally what that status forbids
+us to send, answers the station's requests that its status forbids with SecurityError,
+correlates our TriggerMessage / GetBaseReport / GetReport with the messages they bring,
+and watches heartbeat health.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 
-from ._core import CoreBase
+from ._core import CoreBase, WallClock
 from .config import CsmsConfig
 from .errors import LocalProtocolError, StoreMismatch
 from .events import (
@@ -25,6 +27,7 @@ from .events import (
     Event,
     HeartbeatOverdue,
     InvalidResponse,
+    RegistrationChanged,
     RegistrationStatus,
     RequestReceived,
     ResponseReceived,
@@ -34,6 +37,7 @@ from .messages._codec import structure_fn, unstructure
 from .messages._registry import Role
 from .rules import (
     ACCEPTED,
+    BOOTING,
     SCOPED_ACTIONS,
     TRIGGER_ACTIONS,
     csms_gate,
@@ -43,7 +47,7 @@ from .rules import (
     trigger_scope,
     triggered_action,
 )
-from .store._api import AnsweredMessage, CsmsStationStore, dump
+from .store._api import AnsweredMessage, CsmsCoreStore, dump
 
 #: How long an accepted TriggerMessage keeps exempting its messages.
 TRIGGER_WINDOW = 60.0
@@ -91,11 +95,22 @@ class _Expectation:
     expires: float | None
 
 
+@attrs.frozen
+class CsmsState:
+    """What a core knows of its station beyond one connection, so another process can go
+    on where this one stopped (a CSMS cluster moving the station between nodes)."""
+
+    registration: RegistrationStatus | None = None
+    heartbeat_interval: float | None = None
+
+
 class CsmsCore(CoreBase):
     """Our protocol state for one station. ``registration`` starts as the application
-    last knew it (None: never answered a boot of this station)."""
+    last knew it (None: never answered a boot of this station) and follows every boot we
+    answer, each reported as ``RegistrationChanged``."""
 
     role = Role.CSMS
+    log = logging.getLogger("ocpp_sansio.csms")
 
     def __init__(
         self,
@@ -104,12 +119,18 @@ class CsmsCore(CoreBase):
         *,
         config: CsmsConfig | None = None,
         id_generator: Callable[[], str] | None = None,
+        wall_clock: WallClock | None = None,
         registration: RegistrationStatus | None = None,
         heartbeat_interval: float | None = None,
-        store: CsmsStationStore | None = None,
+        store: CsmsCoreStore | None = None,
     ) -> None:
         config = config or CsmsConfig()
-        super().__init__(version, call_timeout=config.call_timeout, id_generator=id_generator)
+        super().__init__(
+            version,
+            call_timeout=config.call_timeout,
+            id_generator=id_generator,
+            wall_clock=wall_clock,
+        )
         self.identity = identity
         self.config = config
         self.registration = registration
@@ -127,6 +148,9 @@ class CsmsCore(CoreBase):
         if store is not None:
             self._open_store(store)
 
+    def _log_prefix(self) -> str:
+        return f"{self.identity}: "
+
     def reconfigure(self, config: CsmsConfig) -> None:
         """Use ``config`` from now on; what is already scheduled keeps its time."""
         self.config = config
@@ -134,7 +158,7 @@ class CsmsCore(CoreBase):
 
     # --- the durable store (docs/store.md) ----------------------------------------------------
 
-    def _open_store(self, store: CsmsStationStore) -> None:
+    def _open_store(self, store: CsmsCoreStore) -> None:
         if store.identity.casefold() != self.identity.casefold():
             raise StoreMismatch(
                 f"the store is station {store.identity!r}'s, not {self.identity!r}'s"
@@ -219,6 +243,17 @@ class CsmsCore(CoreBase):
             return answer
         first_id = self._answer_keys.get(key) if key else None
         return self._answers[first_id] if first_id is not None else None
+
+    def state(self) -> CsmsState:
+        return CsmsState(self.registration, self.heartbeat_interval)
+
+    def restore(self, state: CsmsState) -> None:
+        """Start from ``state`` (as ``state()`` gave it elsewhere), before the station's
+        connection is made here."""
+        if self.connected:
+            raise LocalProtocolError("restore a core before its station connects to it")
+        self.registration = state.registration
+        self.heartbeat_interval = state.heartbeat_interval
 
     # --- our requests -------------------------------------------------------------------------
 
@@ -337,9 +372,17 @@ class CsmsCore(CoreBase):
     def _answered(self, action: str, request: Any, response: Any, now: float) -> None:
         if action != "BootNotification":
             return
-        self.registration = RegistrationStatus(str(response.status))
-        if self.registration is ACCEPTED and response.interval > 0:
-            self.heartbeat_interval = float(response.interval)
+        previous = self.registration or BOOTING
+        self.registration = status = RegistrationStatus(str(response.status))
+        interval = float(response.interval)
+        if status is ACCEPTED:
+            if interval > 0:
+                self.heartbeat_interval = interval
+            # B01.FR.04: with 0 the station keeps the interval it had.
+            interval = self.heartbeat_interval or interval
+        self._events.append(
+            RegistrationChanged(status=status, previous=previous, interval=interval)
+        )
         if self.store is not None:
             self.store.save(
                 "registration",

@@ -165,6 +165,6 @@ def needs_extra(extra: str, *, needed_by: str) -> Iterator[None]:
             raise
         raise MissingExtraError(
             f"{needed_by} needs {error.name!r}, which is not installed: "
-            f"pip install 'ocpp-sansio[{extra}]'",
+            f"pip install 'ocpp-sansio[{extra}]' (from a checkout: pip install -e '.[{extra}]')",
             name=error.name,
         ) from error

@@ -134,6 +134,11 @@ class RequestRefused(Event):
 
 @attrs.frozen(kw_only=True)
 class RegistrationChanged(Event):
+    """A BootNotification was answered: on the station side by the CSMS, on the CSMS side
+    by us. Reported for every answer, so a station that boots again while Accepted (it
+    rebooted) gives Accepted -> Accepted. ``previous`` is Booting when no boot was
+    answered before."""
+
     status: RegistrationStatus
     previous: RegistrationStatus
     #: Accepted: the heartbeat interval; otherwise the wait before the next boot.

@@ -21,12 +21,12 @@ import anyio.to_thread
 import attrs
 import wsproto
 import wsproto.events as wse
+
+from ocpp_sansio import registry
 from ocpp_sansio.adapters import Backoff, OcppCallError, WsOptions
 from ocpp_sansio.adapters import asyncio as asyncio_adapter
 from ocpp_sansio.adapters import threads as threads_adapter
 from ocpp_sansio.adapters import trio as trio_adapter
-
-from ocpp_sansio import registry
 from ocpp_sansio.events import Event
 from ocpp_sansio.testing.builders import minimal
 
@@ -174,6 +174,13 @@ class Kit:
     async def serve(self, script: Script, **kwargs: Any) -> AsyncIterator[Any]:
         kwargs.setdefault("ws_options", QUIET)
         async with self._enter(self.module.serve(self.app(script), "127.0.0.1", 0, **kwargs)) as s:
+            yield s
+
+    @contextlib.asynccontextmanager
+    async def serve_handler(self, handler: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        """Serve the application's own ``handler`` (a Router, say)."""
+        kwargs.setdefault("ws_options", QUIET)
+        async with self._enter(self.module.serve(handler, "127.0.0.1", 0, **kwargs)) as s:
             yield s
 
     @contextlib.asynccontextmanager

@@ -16,8 +16,8 @@ from typing import Any
 import anyio
 import pytest
 from _adapterkit import KITS, Kit, Script, boot, request, transaction_message, until
-from ocpp_sansio.adapters import Backoff, Disconnected
 
+from ocpp_sansio.adapters import Backoff, Disconnected
 from ocpp_sansio.config import CsmsConfig
 from ocpp_sansio.csms import CsmsCore
 from ocpp_sansio.events import RegistrationStatus, ResponseReceived

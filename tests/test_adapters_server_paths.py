@@ -18,9 +18,9 @@ import pytest
 import wsproto
 import wsproto.events as wse
 from _adapterkit import QUIET
+
 from ocpp_sansio.adapters import asyncio as asyncio_adapter
 from ocpp_sansio.adapters import trio as trio_adapter
-
 from ocpp_sansio.messages import v16
 
 pytestmark = pytest.mark.anyio

@@ -278,8 +278,9 @@ def test_b12_fr_01_on_idle_reset_waits_for_the_transaction(version: str) -> None
     assert rig.reboots() == []
     remote_stop(rig)
     rig.pair.advance(1)
-    assert rig.reboots() == ["RemoteReset"]
-    assert str(rig.sim.rebooted().core.boot_request.reason) == "RemoteReset"
+    # The reset waited for the transaction: the boot says so (issue 12).
+    assert rig.reboots() == ["ScheduledReset"]
+    assert str(rig.sim.rebooted().core.boot_request.reason) == "ScheduledReset"
 
 
 @pytest.mark.parametrize("version", ("2.0.1", "2.1"))

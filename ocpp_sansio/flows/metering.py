@@ -19,7 +19,7 @@ import attrs
 
 from ..errors import LocalProtocolError
 from ..events import Event
-from ._base import Emitter, FlowEvent, WallClock, posix_clock
+from ._base import Emitter, FlowEvent, WallClock, WallClocked
 from ._store import NoSettings, Settings, read_bool, read_int, read_list
 
 _DAY = 86_400.0
@@ -69,14 +69,15 @@ class _Periodic:
     due: float | None
 
 
-class MeterSchedule(Emitter):
+class MeterSchedule(Emitter, WallClocked):
     """Deadlines for meter sampling of one station.
 
     Intervals are read from ``settings`` whenever a deadline is planned, so call
     ``reconfigure(now)`` after the configuration changed. An interval of 0 switches that
     kind of sampling off (1.6 §9.1.5, §9.1.20). Clock-aligned intervals start at midnight
     of ``clock`` shifted by ``utc_offset`` (1.6 §3.16.2); a late timer gives one event and
-    moves on to the next boundary, it does not replay the ones missed.
+    moves on to the next boundary, it does not replay the ones missed. Without ``clock``,
+    the wall clock of ``core`` (when given) counts.
     """
 
     def __init__(
@@ -86,11 +87,14 @@ class MeterSchedule(Emitter):
         settings: Settings | None = None,
         clock: WallClock | None = None,
         utc_offset: timedelta = timedelta(0),
+        core: Any = None,
     ) -> None:
         super().__init__()
         self.version = version
+        #: Only to read its ``wall_clock`` when ``clock`` is not given.
+        self.core = core
         self.settings: Settings = settings or NoSettings()
-        self.clock = clock or posix_clock
+        self._own_clock = clock
         self.utc_offset = utc_offset
         self._periodic: dict[int, _Periodic] = {}
         self._clock_due: float | None = None

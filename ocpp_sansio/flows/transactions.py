@@ -22,7 +22,7 @@ import attrs
 from ..errors import InvalidPayloadError, LocalProtocolError
 from ..events import Event, RequestReceived, ResponseReceived, TransactionMessageDiscarded
 from ..frames import Call, encode_frame
-from ._base import Activity, Emitter, FlowEvent, WallClock, posix_clock
+from ._base import Activity, Emitter, FlowEvent, WallClock, WallClocked
 from ._store import NoSettings, Settings, messages_for, read_bool
 
 ACCEPTED = "Accepted"
@@ -107,7 +107,7 @@ class TransactionFinished16(FlowEvent):
     id_tag_info: Any = None
 
 
-class Transactions16(Emitter):
+class Transactions16(Emitter, WallClocked):
     """The station side of 1.6 transactions.
 
     ``start`` sends StartTransaction; ``meter_values`` and ``stop`` send the transaction's
@@ -131,7 +131,7 @@ class Transactions16(Emitter):
             raise LocalProtocolError("Transactions16 is for OCPP 1.6; use TransactionEvents")
         self.core = core
         self.settings: Settings = settings or NoSettings()
-        self.clock = clock or posix_clock
+        self._own_clock = clock
         self.activity = activity
         self.meter_schedule = meter_schedule
         self._m = messages_for("1.6")
@@ -450,16 +450,21 @@ class CsmsTransactions16(Emitter):
         self.transactions: dict[int, CsmsTransaction16] = {}
         self._by_start: dict[tuple[Any, ...], int] = {}
 
-    def _info(self, id_tag: str) -> Any:
-        return self._m.IdTagInfo(status=self._m.AuthorizationStatus(self.authorize(id_tag)))
+    def open_transactions(self) -> list[CsmsTransaction16]:
+        """The transactions not stopped yet (what another process needs to go on)."""
+        return [tx for tx in self.transactions.values() if tx.stopped is None]
 
-    def restore(self, transactions: Iterable[CsmsTransaction16]) -> None:
-        """Take back the transactions a previous run of the CSMS knew (a retried
-        StartTransaction of one of them gets its transactionId again)."""
+    def restore(self, transactions: list[CsmsTransaction16]) -> None:
+        """Know ``transactions`` (from ``open_transactions()`` elsewhere): their Stop,
+        MeterValues and a retried Start are recognised here."""
         for tx in transactions:
             self.transactions[tx.transaction_id] = tx
-            key = (tx.connector_id, tx.id_tag, tx.meter_start, tx.started)
-            self._by_start[key] = tx.transaction_id
+            self._by_start[(tx.connector_id, tx.id_tag, tx.meter_start, tx.started)] = (
+                tx.transaction_id
+            )
+
+    def _info(self, id_tag: str) -> Any:
+        return self._m.IdTagInfo(status=self._m.AuthorizationStatus(self.authorize(id_tag)))
 
     def handle_event(self, event: Event, now: float) -> bool:
         if not isinstance(event, RequestReceived):
@@ -581,7 +586,7 @@ class TransactionEventAnswered(FlowEvent):
     response: Any
 
 
-class TransactionEvents(Emitter):
+class TransactionEvents(Emitter, WallClocked):
     """The station side of 2.x transactions: Started, then Updated ones, then Ended.
 
     The station makes the transactionId (``transaction_ids``: see
@@ -609,7 +614,7 @@ class TransactionEvents(Emitter):
         self.core = core
         self._new_id = transaction_ids
         self.settings: Settings = settings or NoSettings()
-        self.clock = clock or posix_clock
+        self._own_clock = clock
         self.activity = activity
         self.meter_schedule = meter_schedule
         self._m = messages_for(core.version)
@@ -873,6 +878,17 @@ class CsmsTransactionEvents(Emitter):
         self.authorize = authorize
         self._m = messages_for(core.version)
         self.transactions: dict[str, CsmsTransaction2] = {}
+
+    def open_transactions(self) -> list[CsmsTransaction2]:
+        """The transactions whose Ended event has not come (what another process needs
+        to go on)."""
+        return [tx for tx in self.transactions.values() if tx.ended_seq_no is None]
+
+    def restore(self, transactions: list[CsmsTransaction2]) -> None:
+        """Know ``transactions`` (from ``open_transactions()`` elsewhere): their seqNos,
+        retries and Ended event are followed here."""
+        for tx in transactions:
+            self.transactions[tx.transaction_id] = tx
 
     def handle_event(self, event: Event, now: float) -> bool:
         if not (isinstance(event, RequestReceived) and event.action == "TransactionEvent"):

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 from ._api import (
     SCHEMA_VERSION,
     AnsweredMessage,
-    CsmsStationStore,
+    CsmsCoreStore,
     HeldMessage,
     Json,
     StateStore,
-    StationStore,
+    StationCoreStore,
 )
 from .memory import MemoryCsmsStore, MemoryDisk, MemoryStationStore
 
@@ -51,14 +51,14 @@ def open_csms_store(
 __all__ = [
     "SCHEMA_VERSION",
     "AnsweredMessage",
-    "CsmsStationStore",
+    "CsmsCoreStore",
     "HeldMessage",
     "Json",
     "MemoryCsmsStore",
     "MemoryDisk",
     "MemoryStationStore",
     "StateStore",
-    "StationStore",
+    "StationCoreStore",
     "open_csms_store",
     "open_station_store",
 ]

@@ -75,8 +75,10 @@ class StateStore(Protocol):
         ...
 
 
-class StationStore(StateStore, Protocol):
-    """One charging station's durable state (one identity, one OCPP version)."""
+class StationCoreStore(StateStore, Protocol):
+    """One charging station's durable state (one identity, one OCPP version): what
+    ``StationCore`` and ``StationKeeper`` need. Its ``load`` / ``save`` make it a
+    ``ChargingStation`` facade's ``StationStore`` too."""
 
     @property
     def identity(self) -> str: ...
@@ -105,9 +107,10 @@ class StationStore(StateStore, Protocol):
         ...
 
 
-class CsmsStationStore(StateStore, Protocol):
-    """A CSMS's durable state about one station: registration, open transactions, and the
-    answers to its latest transaction messages."""
+class CsmsCoreStore(StateStore, Protocol):
+    """A CSMS's durable state about one station, what ``CsmsCore`` and ``CsmsKeeper``
+    need: registration, open transactions, and the answers to its latest transaction
+    messages."""
 
     @property
     def identity(self) -> str: ...

@@ -26,7 +26,7 @@ from ..flows.authorization import AuthInfo, CacheEntry, InMemoryCache, LocalEntr
 from ..flows.availability import Availability, AvailabilitySnapshot, Reset, ResetSnapshot
 from ..flows.device_model import ComponentKey, DeviceVariable, InMemoryDeviceModel, VariableKey
 from ..flows.firmware import FirmwareFamily, FirmwarePhase, FirmwareSnapshot, FirmwareUpdater
-from ..flows.logs import DiagnosticsUploader, LogUploader, UploadSnapshot
+from ..flows.logs import DiagnosticsUploader, LogUploader
 from ..flows.reservations import Reservation, Reservations
 from ..flows.transactions import (
     CsmsTransaction2,
@@ -43,7 +43,7 @@ from ..flows.transactions import (
 from ..frames import registry as registry_of
 from ..messages._codec import structure_fn, unstructure
 from ..messages._registry import Registry
-from ._api import CsmsStationStore, Json, StateStore, StationStore, dump
+from ._api import CsmsCoreStore, Json, StateStore, StationCoreStore, dump
 
 # --- message objects as JSON ------------------------------------------------------------------
 
@@ -102,7 +102,7 @@ class StationKeeper(_Keeper):
     (as the flows' ``clock``): times kept across a restart are kept as wall time, since
     core time starts afresh with each process."""
 
-    def __init__(self, store: StationStore, *, clock: WallClock = posix_clock) -> None:
+    def __init__(self, store: StationCoreStore, *, clock: WallClock = posix_clock) -> None:
         super().__init__(store)
         self.station_store = store
         self.version = store.version
@@ -198,12 +198,12 @@ class StationKeeper(_Keeper):
         meanwhile ends at its first timer, as Expired), and keep them from now on."""
         for saved in self.store.load("flow/reservations") or []:
             targets = tuple(saved["targets"])
-            if not set(targets) <= set(flow.connector_types):
+            if not set(targets) <= set(flow.status):
                 continue  # (a connector the station no longer has)
             expiry = _date_of(saved["expiry"])
             assert expiry is not None
             token = saved["id_token"]
-            flow.reservations[saved["id"]] = Reservation(
+            reservation = Reservation(
                 reservation_id=saved["id"],
                 expiry=expiry,
                 expires_at=core_time(expiry, now, flow.clock),
@@ -213,6 +213,7 @@ class StationKeeper(_Keeper):
                 connector_type=saved["connector_type"],
                 targets=targets,
             )
+            flow.restore(reservation, now)
 
         def save() -> Json:
             return [
@@ -234,28 +235,23 @@ class StationKeeper(_Keeper):
 
     def keep_uploads(self, flow: LogUploader | DiagnosticsUploader, now: float) -> None:
         """Give ``flow`` (a LogUploader or DiagnosticsUploader) the upload the previous
-        power-up had not finished (due again at once), and keep it from now on."""
+        power-up had not finished (due again at once, its attempts counted), and keep it
+        from now on."""
         key = f"flow/{flow.kind.value}-upload"
         saved = self.store.load(key)
         if saved is not None:
-            flow.restore(
-                UploadSnapshot(**(saved | {"request": message_of(self.version, saved["request"])})),
-                now,
-            )
+            request = message_of(self.version, saved["request"])
+            flow.resume(request, saved["filename"], saved["attempts_made"], now)
 
         def save() -> Json:
             upload = flow.snapshot()
             if upload is None:
                 return None
+            request, filename, attempts_made = upload
             return {
-                "request": message_json(upload.request),
-                "request_id": upload.request_id,
-                "location": upload.location,
-                "filename": upload.filename,
-                "attempts": upload.attempts,
-                "retry_interval": upload.retry_interval,
-                "attempts_made": upload.attempts_made,
-                "reported": upload.reported,
+                "request": message_json(request),
+                "filename": filename,
+                "attempts_made": attempts_made,
             }
 
         self._keep(key, save)
@@ -560,7 +556,7 @@ class CsmsKeeper(_Keeper):
     """A CSMS's flows for one station, kept through that station's store (the one its
     ``CsmsCore`` was given): the open transactions, and the 1.6 transactionId counter."""
 
-    def __init__(self, store: CsmsStationStore) -> None:
+    def __init__(self, store: CsmsCoreStore) -> None:
         super().__init__(store)
 
     def transaction_ids(self) -> Callable[[], int]:
@@ -580,24 +576,30 @@ class CsmsKeeper(_Keeper):
         saved = self.store.load("csms/transactions") or []
         if isinstance(flow, CsmsTransactions16):
             flow.restore(
-                CsmsTransaction16(
-                    transaction_id=t["id"],
-                    connector_id=t["connector_id"],
-                    id_tag=t["id_tag"],
-                    meter_start=t["meter_start"],
-                    started=datetime.fromisoformat(t["started"]),
-                )
-                for t in saved
+                [
+                    CsmsTransaction16(
+                        transaction_id=t["id"],
+                        connector_id=t["connector_id"],
+                        id_tag=t["id_tag"],
+                        meter_start=t["meter_start"],
+                        started=datetime.fromisoformat(t["started"]),
+                    )
+                    for t in saved
+                ]
             )
             self._keep("csms/transactions", lambda: self._open16(flow))
             return
-        for t in saved:
-            flow.transactions[t["id"]] = CsmsTransaction2(
-                transaction_id=t["id"],
-                seq_nos={n for first, last in t["seq_nos"] for n in range(first, last + 1)},
-                started_seq_no=t["started"],
-                offline_events=t["offline"],
-            )
+        flow.restore(
+            [
+                CsmsTransaction2(
+                    transaction_id=t["id"],
+                    seq_nos={n for first, last in t["seq_nos"] for n in range(first, last + 1)},
+                    started_seq_no=t["started"],
+                    offline_events=t["offline"],
+                )
+                for t in saved
+            ]
+        )
         self._keep("csms/transactions", lambda: self._open2(flow))
 
     @staticmethod
@@ -610,8 +612,7 @@ class CsmsKeeper(_Keeper):
                 "meter_start": tx.meter_start,
                 "started": tx.started.isoformat(),
             }
-            for tx in flow.transactions.values()
-            if tx.stopped is None
+            for tx in flow.open_transactions()
         ]
 
     @staticmethod
@@ -623,8 +624,7 @@ class CsmsKeeper(_Keeper):
                 "started": tx.started_seq_no,
                 "offline": tx.offline_events,
             }
-            for tx in flow.transactions.values()
-            if tx.ended_seq_no is None
+            for tx in flow.open_transactions()
         ]
 
 

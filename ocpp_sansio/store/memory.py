@@ -120,7 +120,7 @@ class _Committer:
 
 
 class MemoryStationStore(_MemoryStore):
-    """A ``StationStore`` in memory. ``disk`` is what survives a simulated crash."""
+    """A ``StationCoreStore`` in memory. ``disk`` is what survives a simulated crash."""
 
     def __init__(self, identity: str, version: str, *, disk: MemoryDisk | None = None) -> None:
         disk = disk if disk is not None else MemoryDisk()
@@ -205,7 +205,7 @@ class MemoryCsmsStore:
 
 
 class MemoryCsmsStationStore(_MemoryStore):
-    """A ``CsmsStationStore`` in memory; its commit commits the whole CSMS store."""
+    """A ``CsmsCoreStore`` in memory; its commit commits the whole CSMS store."""
 
     def __init__(self, owner: MemoryCsmsStore, identity: str) -> None:
         self._committer = owner._committer

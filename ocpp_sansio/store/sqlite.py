@@ -144,7 +144,7 @@ class _Database:
 
 
 class SqliteStationStore:
-    """A ``StationStore`` in one SQLite file, created on first use. Opening a file of
+    """A ``StationCoreStore`` in one SQLite file, created on first use. Opening a file of
     another station, OCPP version or side raises StoreMismatch."""
 
     def __init__(
@@ -240,7 +240,7 @@ class SqliteStationStore:
 
 class SqliteCsmsStore:
     """A CSMS's stores in one SQLite file: ``station(identity)`` is one station's
-    ``CsmsStationStore`` (identities compare case-insensitively). Every station commits to
+    ``CsmsCoreStore`` (identities compare case-insensitively). Every station commits to
     this one file, so the default is NORMAL: FULL would cap the whole CSMS at the disk's
     syncs per second (docs/store.md)."""
 

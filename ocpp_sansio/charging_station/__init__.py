@@ -1,0 +1,42 @@
+"""The whole charging station behind one object: ``ChargingStation`` (after libocpp's
+ChargePointInterface), its hardware interface, its store, its network profiles."""
+
+from ._application import ChargingLimit, FirmwareJob, StationApplication, UploadJob
+from ._events import (
+    ConnectRequested,
+    DataTransferAnswered,
+    DisconnectRequested,
+    RebootRequested,
+    TokenValidated,
+)
+from ._facade import (
+    CRITICAL_SECURITY_EVENTS,
+    SUPPORTED_TRIGGERS,
+    ChargingStation,
+    StationInfo,
+)
+from ._network import ConnectionPlan, NetworkPlanner, NetworkProfile, RetryBackOff
+from ._store import RECORDS, InMemoryStationStore, StationStore
+
+__all__ = [
+    "CRITICAL_SECURITY_EVENTS",
+    "RECORDS",
+    "SUPPORTED_TRIGGERS",
+    "ChargingLimit",
+    "ChargingStation",
+    "ConnectRequested",
+    "ConnectionPlan",
+    "DataTransferAnswered",
+    "DisconnectRequested",
+    "FirmwareJob",
+    "InMemoryStationStore",
+    "NetworkPlanner",
+    "NetworkProfile",
+    "RebootRequested",
+    "RetryBackOff",
+    "StationApplication",
+    "StationInfo",
+    "StationStore",
+    "TokenValidated",
+    "UploadJob",
+]
