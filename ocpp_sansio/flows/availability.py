@@ -287,9 +287,9 @@ class ResetDue(FlowEvent):
 
 @attrs.frozen(kw_only=True)
 class ResetSnapshot:
-    """What a restart must not lose of a reset: an OnIdle reset accepted or scheduled and
-    not yet due (``pending``: its kind and EVSE), and the kind of the station reset the
-    station was carrying out (``rebooting``): the next boot's reason comes from it."""
+    """What a restart must not lose of a reset, for the next boot's reason: an OnIdle reset
+    accepted or scheduled and not yet due (``pending``: its kind and EVSE; 2.x boots with
+    ScheduledReset), or the kind of the station reset being carried out (``rebooting``)."""
 
     pending: tuple[str, int | None] | None = None
     rebooting: str | None = None
@@ -477,8 +477,9 @@ class Reset(Emitter):
     # --- across a restart (docs/store.md)
 
     def snapshot(self) -> ResetSnapshot | None:
-        """The reset a restart must not lose, or None. A station reset of another kind
-        still on its way counts as carried out by the restart: only its kind is kept."""
+        """The reset a restart must not lose, or None: what the next boot's reason comes
+        from. The restart carries out a reset still on its way (it reboots the station,
+        and ends the transactions an OnIdle reset waited for), so nothing is taken back."""
         pending = self._pending
         if pending is not None and pending.kind == "OnIdle":
             return ResetSnapshot(pending=(pending.kind, pending.evse_id))
@@ -487,18 +488,6 @@ class Reset(Emitter):
         if self._rebooting is not None:
             return ResetSnapshot(rebooting=self._rebooting)
         return None
-
-    def restore(self, snapshot: ResetSnapshot, now: float) -> None:
-        """Take back an OnIdle reset a previous power-up had not carried out yet: it is
-        due once its scope is idle, as before (B12.FR.01). ``rebooting`` is not taken
-        back: that reset is done, and only chose this boot's reason."""
-        if snapshot.pending is None:
-            return
-        kind, evse_id = snapshot.pending
-        self._pending = _Pending(kind, evse_id, wait_for_idle=True)
-        if self.availability is not None and not self._idle(evse_id):
-            self.availability.hold("reset", STATION if evse_id is None else (evse_id, None))
-        self._progress(now)
 
 
 # --- CSMS side ----------------------------------------------------------------------------------

@@ -164,9 +164,9 @@ class StationKeeper(_Keeper):
     # --- reset (B11, B12; 1.6 §5.14)
 
     def reset(self) -> ResetSnapshot | None:
-        """The reset the previous power-up was carrying out (``rebooting``: its kind, for
-        this boot's reason) or had scheduled (``pending``). Read it before building the
-        core, whose BootNotification carries the reason."""
+        """The reset the previous power-up was carrying out (``rebooting``: its kind) or
+        had scheduled OnIdle (``pending``): this boot's reason (2.x RemoteReset,
+        ScheduledReset). Read it before building the core and ``keep_reset``."""
         saved = self.store.load("flow/reset")
         if saved is None:
             return None
@@ -176,11 +176,9 @@ class StationKeeper(_Keeper):
             rebooting=saved["rebooting"],
         )
 
-    def keep_reset(self, flow: Reset, now: float) -> None:
-        """Give ``flow`` the OnIdle reset still pending, and keep its state from now on."""
-        saved = self.reset()
-        if saved is not None:
-            flow.restore(saved, now)
+    def keep_reset(self, flow: Reset) -> None:
+        """Keep ``flow``'s reset from now on. Nothing is given back: the restart carried
+        out the reset that was on its way; ``reset()`` read beforehand names the boot."""
 
         def save() -> Json:
             snapshot = flow.snapshot()
