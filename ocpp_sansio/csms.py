@@ -65,23 +65,69 @@ class _Outgoing:
     payload: Any
 
 
+#: What a 2.x retry under a new message id repeats: transactionId, seqNo, eventType.
+RetryKey = tuple[str, int, str]
+
+
 @attrs.define(eq=False)
 class _Answer:
     """Our answer to a transaction message, for a retry of it."""
 
     message_id: str
     action: str
-    #: 2.x: transactionId/seqNo/eventType, which a retry with a new message id repeats.
-    key: str
+    key: RetryKey | None
     request: Any
     response: Any
 
 
-def _retry_key(action: str, request: Any) -> str:
+def _retry_key(action: str, request: Any) -> RetryKey | None:
     if action != "TransactionEvent":
-        return ""
+        return None
     info = request.transaction_info
-    return f"{info.transaction_id}/{request.seq_no}/{request.event_type}"
+    return (info.transaction_id, request.seq_no, request.event_type.value)
+
+
+class _Answers:
+    """The answers to a station's latest transaction messages, oldest first."""
+
+    def __init__(self) -> None:
+        self.by_id: OrderedDict[str, _Answer] = OrderedDict()
+        self.by_key: dict[RetryKey, str] = {}
+
+    def keep(self, answer: _Answer) -> list[str]:
+        """Remember ``answer``; the message ids forgotten to make room."""
+        self._drop(self.by_id.pop(answer.message_id, None))
+        self.by_id[answer.message_id] = answer
+        if answer.key is not None:
+            self.by_key[answer.key] = answer.message_id
+        forgotten = []
+        while len(self.by_id) > REMEMBERED_ANSWERS:
+            _, oldest = self.by_id.popitem(last=False)
+            self._drop(oldest)
+            forgotten.append(oldest.message_id)
+        return forgotten
+
+    def _drop(self, answer: _Answer | None) -> None:
+        if answer is None or answer.key is None:
+            return
+        if self.by_key.get(answer.key) == answer.message_id:
+            del self.by_key[answer.key]
+
+    def first(self, message_id: str, action: str, request: Any) -> _Answer | None:
+        """The answer to the message this one repeats: the same message id with the same
+        request (2.x: the same transaction, seqNo and event type, ``offline`` may have
+        been set since, E11.FR.07), or in 2.x the same transaction, seqNo and event type
+        under another message id."""
+        key = _retry_key(action, request)
+        answer = self.by_id.get(message_id)
+        if (
+            answer is not None
+            and answer.action == action
+            and (answer.key == key if key is not None else answer.request == request)
+        ):
+            return answer
+        first_id = self.by_key.get(key) if key is not None else None
+        return self.by_id[first_id] if first_id is not None else None
 
 
 @attrs.define(eq=False)
@@ -140,9 +186,8 @@ class CsmsCore(CoreBase):
         self._queue: deque[_Outgoing] = deque()
         self._in_flight: _Outgoing | None = None
         self._expected: list[_Expectation] = []
-        #: Answers to the latest transaction messages, by message id, oldest first.
-        self._answers: OrderedDict[str, _Answer] = OrderedDict()
-        self._answer_keys: dict[str, str] = {}
+        #: Answers to the latest transaction messages (made at the first one).
+        self._answers: _Answers | None = None
         #: The station's registration and our latest answers, across CSMS restarts.
         self.store = store
         if store is not None:
@@ -172,13 +217,15 @@ class CsmsCore(CoreBase):
         for kept in store.answers():
             spec = self.registry[kept.action]
             assert spec.response is not None
+            request = structure_fn(spec.request)(json.loads(kept.request))
+            response = structure_fn(spec.response)(json.loads(kept.response))
             self._keep_answer(
                 _Answer(
                     kept.message_id,
                     kept.action,
-                    kept.key,
-                    structure_fn(spec.request)(json.loads(kept.request)),
-                    structure_fn(spec.response)(json.loads(kept.response)),
+                    _retry_key(kept.action, request),
+                    request,
+                    response,
                 )
             )
 
@@ -200,49 +247,28 @@ class CsmsCore(CoreBase):
         action = channel.unanswered.get(message_id) if channel is not None else None
         request = self._inbound.get(message_id)
         super().send_response(message_id, response, now)
-        if action is not None and is_transaction_message(action, request):
-            answer = _Answer(message_id, action, _retry_key(action, request), request, response)
-            self._keep_answer(answer)
-            if self.store is not None:
-                self.store.remember(
-                    AnsweredMessage(
-                        message_id,
-                        action,
-                        answer.key,
-                        dump(unstructure(request)),
-                        dump(unstructure(response)),
-                    )
-                )
-
-    def _keep_answer(self, answer: _Answer) -> None:
-        old = self._answers.pop(answer.message_id, None)
-        if old is not None and self._answer_keys.get(old.key) == old.message_id:
-            del self._answer_keys[old.key]
-        self._answers[answer.message_id] = answer
-        if answer.key:
-            self._answer_keys[answer.key] = answer.message_id
-        while len(self._answers) > REMEMBERED_ANSWERS:
-            _, oldest = self._answers.popitem(last=False)
-            if self._answer_keys.get(oldest.key) == oldest.message_id:
-                del self._answer_keys[oldest.key]
-            if self.store is not None:
-                self.store.forget(oldest.message_id)
-
-    def _first_answer(self, message_id: str, action: str, request: Any) -> _Answer | None:
-        """Our answer to the message this one repeats: the same message id with the same
-        request (2.x: the same transaction, seqNo and event type, ``offline`` may have
-        been set since, E11.FR.07), or in 2.x the same transaction, seqNo and event type
-        under another message id."""
+        if action is None or not is_transaction_message(action, request):
+            return
         key = _retry_key(action, request)
-        answer = self._answers.get(message_id)
-        if (
-            answer is not None
-            and answer.action == action
-            and (answer.key == key if key else answer.request == request)
-        ):
-            return answer
-        first_id = self._answer_keys.get(key) if key else None
-        return self._answers[first_id] if first_id is not None else None
+        forgotten = self._keep_answer(_Answer(message_id, action, key, request, response))
+        store = self.store
+        if store is not None:
+            for old_id in forgotten:
+                store.forget(old_id)
+            store.remember(
+                AnsweredMessage(
+                    message_id,
+                    action,
+                    "/".join(map(str, key)) if key is not None else "",
+                    dump(unstructure(request)),
+                    dump(unstructure(response)),
+                )
+            )
+
+    def _keep_answer(self, answer: _Answer) -> list[str]:
+        if self._answers is None:
+            self._answers = _Answers()
+        return self._answers.keep(answer)
 
     def state(self) -> CsmsState:
         return CsmsState(self.registration, self.heartbeat_interval)
@@ -352,8 +378,9 @@ class CsmsCore(CoreBase):
         if rule is not None:
             self._refuse(event, "SecurityError", rule)
             return
-        if is_transaction_message(event.action, event.request):
-            first = self._first_answer(event.message_id, event.action, event.request)
+        answers = self._answers
+        if answers is not None and is_transaction_message(event.action, event.request):
+            first = answers.first(event.message_id, event.action, event.request)
             if first is not None:
                 # A retry of a message we answered: the same answer, not a second report.
                 CoreBase.send_response(self, event.message_id, first.response, now)
