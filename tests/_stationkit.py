@@ -200,7 +200,7 @@ class Rig:
         old = self.station
         if self.pair.connected:
             self.pair.disconnect()
-        held = [*old.held_messages, *old._stop_after_reboot]
+        held = old.messages_for_next_life
         self.station = self._power_up(held)
         self.pair.station = self.station.core
         self.station.start(self.now, boot_reason=boot_reason, connect=connect)

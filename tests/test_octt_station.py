@@ -344,7 +344,7 @@ def _profile(rig: Rig, url: str = "ws://127.0.0.1:9/csms", security: int = 1) ->
 def test_TC_B_43_CS_set_network_profile_rejected() -> None:
     rig = Rig(V)
     rig.station.set_variables([("SecurityCtrlr", "SecurityProfile", "2")], rig.now)
-    rig.station._model.write(  # the station runs profile 2 (set at installation)
+    rig.station.model.write(  # the station runs profile 2 (set at installation)
         *_security_profile_key(), "Actual", "2"
     )
     answer = rig.request("SetNetworkProfile", configuration_slot=2, connection_data=_profile(rig))

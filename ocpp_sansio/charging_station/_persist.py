@@ -14,6 +14,8 @@ from ocpp_sansio.flows.authorization import (
     InMemoryLocalList,
     LocalEntry,
 )
+from ocpp_sansio.flows.availability import AvailabilitySnapshot
+from ocpp_sansio.flows.device_model import ComponentKey, VariableKey
 from ocpp_sansio.flows.firmware import FirmwareFamily, FirmwarePhase, FirmwareSnapshot
 from ocpp_sansio.flows.reservations import Reservation
 from ocpp_sansio.frames import registry
@@ -202,3 +204,49 @@ class StoredCache(InMemoryCache):
     def clear(self) -> None:
         super().clear()
         self._save()
+
+
+def variable_name(component: ComponentKey, variable: VariableKey, attribute: str) -> str:
+    """A device-model attribute as one text key of the ``settings`` record."""
+    parts = [
+        component.name,
+        component.instance or "",
+        "" if component.evse_id is None else str(component.evse_id),
+        "" if component.connector_id is None else str(component.connector_id),
+        variable.name,
+        variable.instance or "",
+        attribute,
+    ]
+    return "|".join(parts)
+
+
+def parse_variable_name(name: str) -> tuple[ComponentKey, VariableKey, str] | None:
+    parts = name.split("|")
+    if len(parts) != 7:
+        return None
+    comp, comp_instance, evse, connector, var, var_instance, attribute = parts
+    return (
+        ComponentKey(
+            comp,
+            comp_instance or None,
+            int(evse) if evse else None,
+            int(connector) if connector else None,
+        ),
+        VariableKey(var, var_instance or None),
+        attribute,
+    )
+
+
+def availability_to_json(snapshot: AvailabilitySnapshot) -> list[list[int | None]] | None:
+    return sorted(([e, c] for e, c in snapshot.inoperative), key=str) or None
+
+
+def availability_from_json(data: Any) -> AvailabilitySnapshot | None:
+    if not data:
+        return None
+    return AvailabilitySnapshot(inoperative=frozenset((e, c) for e, c in data))
+
+
+def activity_key(transaction: Any) -> Any:
+    """How the shared Activity knows a transaction (1.6: local until the CSMS numbers it)."""
+    return getattr(transaction, "activity_key", None) or transaction.transaction_id
