@@ -189,6 +189,7 @@ IMPLEMENTED = {
     "OCPPCommCtrlr",
     "SampledDataCtrlr",
     "SecurityCtrlr",
+    "SmartChargingCtrlr",
     "TxCtrlr",
 }
 

@@ -35,6 +35,11 @@ from ocpp_sansio.flows.reservations import (
     ReservationEnded,
     ReservedTargetsChanged,
 )
+from ocpp_sansio.flows.smart_charging import (
+    ChargingProfileInstalled,
+    ChargingProfilesCleared,
+    LimitChanged,
+)
 from ocpp_sansio.flows.transactions import TransactionDeauthorized
 
 from ._events import DataTransferAnswered
@@ -204,21 +209,6 @@ def _transaction_status(station: ChargingStation, event: RequestReceived, now: f
     station.router.answer(event, now, messages_in_queue=bool(held), ongoing_indicator=ongoing)
 
 
-def _set_charging_profile(station: ChargingStation, event: RequestReceived, now: float) -> None:
-    # Smart charging (issue 14) plugs in here; until then profiles are not stored.
-    status = "NotSupported" if station.version == "1.6" else "Rejected"
-    station.router.answer(event, now, status=status)
-
-
-def _composite_schedule(station: ChargingStation, event: RequestReceived, now: float) -> None:
-    # get_composite_schedule (issue 14) will answer here.
-    station.router.answer(event, now, status="Rejected")
-
-
-def _clear_charging_profile(station: ChargingStation, event: RequestReceived, now: float) -> None:
-    station.router.answer(event, now, status="Unknown")
-
-
 def _reserved_changed(station: ChargingStation, event: Any, now: float) -> None:
     station.status.sync_reserved(now)
     station.status.save_reservations()
@@ -257,13 +247,13 @@ _FLOW_EVENTS: dict[type, _Handler] = {
     ReservedTargetsChanged: _reserved_changed,
     ConfigurationChanged: _setting_changed,
     VariableChanged: _setting_changed,
+    LimitChanged: lambda s, e, now: s.smart.limit_changed(e, now),
+    ChargingProfileInstalled: lambda s, e, now: s.smart.profiles_changed(e),
+    ChargingProfilesCleared: lambda s, e, now: s.smart.profiles_changed(e),
 }
 
 #: The CSMS's requests no flow takes.
 _REQUESTS: dict[str, _Handler] = {
     "GetTransactionStatus": _transaction_status,
     "SetNetworkProfile": lambda s, e, now: s.connectivity.set_network_profile(e, now),
-    "SetChargingProfile": _set_charging_profile,
-    "GetCompositeSchedule": _composite_schedule,
-    "ClearChargingProfile": _clear_charging_profile,
 }

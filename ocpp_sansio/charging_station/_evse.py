@@ -326,6 +326,7 @@ class Sessions:
         connector = evse.plugged_connector()
         if on:
             self.station.application.start_energy(evse.id, connector, now)
+            self.station.smart.power_path_closed(evse.id, now)
         else:
             self.station.application.stop_energy(evse.id, connector, now)
 

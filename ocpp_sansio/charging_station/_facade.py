@@ -42,6 +42,12 @@ from ocpp_sansio.flows.availability import Availability, Reset
 from ocpp_sansio.flows.firmware import FirmwareUpdater
 from ocpp_sansio.flows.logs import DiagnosticsUploader, LogUploader
 from ocpp_sansio.flows.remote import RemoteControl
+from ocpp_sansio.smart_charging import (
+    ChargingSchedule,
+    CompositeSchedule,
+    RateUnit,
+    SmartChargingConfig,
+)
 
 from ._application import StationApplication
 from ._authorization import Tokens
@@ -63,6 +69,7 @@ from ._reports import HardwareReports
 from ._runtime import FacadeCore, OfflineTimers
 from ._security import CRITICAL_SECURITY_EVENTS, SecurityEvents
 from ._settings import SettingEffects, SettingReader
+from ._smart import SmartChargingHost, default_config, seed_settings
 from ._status import StatusReporter
 from ._store import InMemoryStationStore, StationStore
 from ._variables import station_keys, station_variables
@@ -118,7 +125,10 @@ class ChargingStation(HardwareReports):
     station was provisioned with (slot -> profile; more come by SetNetworkProfile).
     ``store`` keeps what survives a reboot: power the next ``ChargingStation`` up on the
     same store. ``held_requests``: transaction messages a previous core still held, until
-    the core persists them itself.
+    the core persists them itself. ``smart_charging``: the hardware smart charging works
+    with (each EVSE's phases and limits, the grid connection, the nominal voltage) and the
+    factory values of its settings (default: every EVSE AC, three phases, up to
+    ``max_power_w``); the device model or the 1.6 keys hold the settings from then on.
     """
 
     application: StationApplication
@@ -128,6 +138,7 @@ class ChargingStation(HardwareReports):
     metering: Metering
     connectivity: Connectivity
     setting_effects: SettingEffects
+    smart: SmartChargingHost
 
     def __init__(
         self,
@@ -148,6 +159,7 @@ class ChargingStation(HardwareReports):
         held_requests: Iterable[Any] = (),
         on_frame: FrameObserver | None = None,
         boot_reason: str | None = None,
+        smart_charging: SmartChargingConfig | None = None,
     ) -> None:
         if evses < 1 or connectors_per_evse < 1:
             raise ValueError("a station has at least one EVSE with at least one connector")
@@ -204,6 +216,10 @@ class ChargingStation(HardwareReports):
                 approve=self.setting_effects.approve_variable,
             )
         self.setting = SettingReader(self.settings, version)
+        given = smart_charging or default_config(evses, max_power_w)
+        if set(given.evses) != set(self.evses):
+            raise ValueError(f"smart_charging describes EVSEs {sorted(given.evses)}, not 1-{evses}")
+        seed_settings(self, given)
         self.setting_effects.restore()
         self.status = StatusReporter(self)
         self.metering = Metering(self)
@@ -219,12 +235,16 @@ class ChargingStation(HardwareReports):
             restore=availability_from_json(self.store.load("availability")),
         )
         self.reset = Reset(core, self.activity, availability=self.availability, evse_reset=True)
+        self.smart = SmartChargingHost(self, given)
+        self.smart_charging = self.smart.flow
         self.remote = RemoteControl(
             core,
             self.activity,
             availability=self.availability,
             check_start=self.tokens.check_start,
             connectors_per_evse=connectors_per_evse,
+            smart_charging=self.smart.config.enabled,
+            profiles=self.smart_charging,
         )
         self.meter = MeterSchedule(version, settings=self.settings, clock=wall_clock)
         self.transactions: Any
@@ -285,6 +305,7 @@ class ChargingStation(HardwareReports):
                 self.reset,  # first: it watches answers that other flows settle
                 self.availability,
                 self.remote,
+                self.smart_charging,
                 self.outbox,
                 self.security.outbox,
                 self.authorization,
@@ -307,6 +328,7 @@ class ChargingStation(HardwareReports):
                     self.diagnostics,
                     self.reset,
                     self.remote,
+                    self.smart_charging,
                 )
                 if flow is not None
             ],
@@ -339,6 +361,7 @@ class ChargingStation(HardwareReports):
         self.status.restore_reservations(now)
         self.maintenance.resume_upload(now)
         self.reboots.end_cut_short(now)
+        self.smart.start(now)
         self.meter.start(now)
         if connect:
             self.connect(now)
@@ -507,6 +530,52 @@ class ChargingStation(HardwareReports):
         return statuses
 
     last_change_source = "CSMS"
+
+    # === smart charging (libocpp: get_composite_schedule, get_all_composite_schedules)
+
+    def get_composite_schedule(
+        self, evse_id: int, duration: int, unit: RateUnit | str | None, now: float
+    ) -> CompositeSchedule:
+        """The limits in force on ``evse_id`` (0: the grid connection) from ``now`` for
+        ``duration`` seconds, in ``unit`` (A or W; None: the default unit), as
+        GetCompositeSchedule answers them (K08). LocalProtocolError for an unknown EVSE, a
+        unit the station does not allow or a duration it does not report (K08.FR.05/07)."""
+        return self.smart.composite(evse_id, duration, unit, now)
+
+    def get_all_composite_schedules(
+        self, duration: int, unit: RateUnit | str | None, now: float
+    ) -> dict[int, CompositeSchedule]:
+        """``get_composite_schedule`` for EVSE 0 and every EVSE."""
+        return self.smart.all_composites(duration, unit, now)
+
+    def on_external_limits_changed(
+        self,
+        limit: float | ChargingSchedule,
+        now: float,
+        *,
+        source: str,
+        evse_id: int = 0,
+        unit: RateUnit | str | None = None,
+        grid_critical: bool | None = None,
+    ) -> None:
+        """An external system (``source``: EMS, SO, Other; never CSO) limits ``evse_id``
+        (0: the grid connection) to ``limit`` (in ``unit``, default the configured unit)
+        from now on, or by a ``ChargingSchedule``. It counts as a
+        ChargingStationExternalConstraints profile (K11.FR.01, K12.FR.01) and, in 2.x, is
+        reported with NotifyChargingLimit when it moved by more than
+        LimitChangeSignificance (K11.FR.02, K12.FR.02)."""
+        self.smart.external_limit(
+            limit, now, source=source, evse_id=evse_id, unit=unit, grid_critical=grid_critical
+        )
+        self.router.settle(now)
+
+    def on_external_limits_cleared(self, now: float, *, source: str, evse_id: int = 0) -> bool:
+        """The external system released its limit on ``evse_id``: it stops counting
+        (K13.FR.01) and, in 2.x, ClearedChargingLimit goes out (K13.FR.02). False when
+        there was none."""
+        cleared = self.smart.external_limit_cleared(now, source=source, evse_id=evse_id)
+        self.router.settle(now)
+        return cleared
 
     # === reading the station
 

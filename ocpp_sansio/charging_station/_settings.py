@@ -117,6 +117,7 @@ class SettingEffects:
                 station.connectivity.apply_priority()
         if changed is not None:
             station.meter.reconfigure(now)
+            station.smart.reconfigure(now)
 
     def approve_variable(self, component: Any, variable: Any, value: str) -> str | None:
         """Checks the device model cannot make alone (B10.FR.02: every slot of a new

@@ -94,6 +94,40 @@ _FACADE: tuple[tuple[str, str, str | None, str, str, str, dict[str, Any]], ...] 
         {"values_list": _TX_POINTS},
     ),
     ("SampledDataCtrlr", "TxEndedInterval", None, "integer", _RW, "0", {"unit": "s"}),
+    ("ChargingStation", "AllowNewSessionsPendingFirmwareUpdate", None, "boolean", _RW, "false", {}),
+    ("SmartChargingCtrlr", "Available", None, "boolean", _RO, "true", {}),
+    ("SmartChargingCtrlr", "Enabled", None, "boolean", _RW, "true", {}),
+    (
+        "SmartChargingCtrlr",
+        "Entries",
+        "ChargingProfiles",
+        "integer",
+        _RO,
+        "0",
+        {"max_limit": 100},
+    ),
+    ("SmartChargingCtrlr", "ExternalControlSignalsEnabled", None, "boolean", _RW, "true", {}),
+    (
+        "SmartChargingCtrlr",
+        "LimitChangeSignificance",
+        None,
+        "decimal",
+        _RW,
+        "0",
+        {"unit": "Percent"},
+    ),
+    ("SmartChargingCtrlr", "NotifyChargingLimitWithSchedules", None, "boolean", _RW, "false", {}),
+    ("SmartChargingCtrlr", "PeriodsPerSchedule", None, "integer", _RO, "24", {}),
+    ("SmartChargingCtrlr", "ProfileStackLevel", None, "integer", _RO, "10", {}),
+    (
+        "SmartChargingCtrlr",
+        "RateUnit",
+        None,
+        "MemberList",
+        _RO,
+        "A,W",
+        {"values_list": ("A", "W")},
+    ),
 )
 
 
@@ -155,6 +189,7 @@ PROFILES_1_6 = (
     "LocalAuthListManagement",
     "Reservation",
     "RemoteTrigger",
+    "SmartCharging",
 )
 
 
