@@ -808,6 +808,10 @@ class FirmwareUpdater(Emitter):
                 status = INSTALLATION_FAILED
             if status not in PLAIN_1_6_STATUSES:
                 return
+            last = self._reported.get(update.family)
+            if status == last and status not in allowed_next(update.family, False, last):
+                # The step between (InstallRebooting) has no 1.6 status: nothing new.
+                return
         self._reported[update.family] = status
         self.outbox.submit(self._payload(update.family, status, update.request_id), now)
 
