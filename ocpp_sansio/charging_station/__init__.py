@@ -9,17 +9,14 @@ from ._events import (
     RebootRequested,
     TokenValidated,
 )
-from ._facade import (
-    CRITICAL_SECURITY_EVENTS,
-    SUPPORTED_TRIGGERS,
-    ChargingStation,
-    StationInfo,
-)
+from ._facade import SUPPORTED_TRIGGERS, ChargingStation, StationInfo
 from ._network import ConnectionPlan, NetworkPlanner, NetworkProfile, RetryBackOff
+from ._security import CRITICAL_SECURITY_EVENTS, CRITICAL_SECURITY_EVENTS_1_6
 from ._store import RECORDS, InMemoryStationStore, StationStore
 
 __all__ = [
     "CRITICAL_SECURITY_EVENTS",
+    "CRITICAL_SECURITY_EVENTS_1_6",
     "RECORDS",
     "SUPPORTED_TRIGGERS",
     "ChargingLimit",

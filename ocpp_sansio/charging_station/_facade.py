@@ -67,14 +67,14 @@ from ._persist import (
 from ._reboot import Reboots
 from ._reports import HardwareReports
 from ._runtime import FacadeCore, OfflineTimers
-from ._security import CRITICAL_SECURITY_EVENTS, SecurityEvents
+from ._security import SecurityEvents
 from ._settings import SettingEffects, SettingReader
 from ._smart import SmartChargingHost, default_config, seed_settings
 from ._status import StatusReporter
 from ._store import InMemoryStationStore, StationStore
 from ._variables import station_keys, station_variables
 
-__all__ = ["CRITICAL_SECURITY_EVENTS", "SUPPORTED_TRIGGERS", "ChargingStation", "StationInfo"]
+__all__ = ["SUPPORTED_TRIGGERS", "ChargingStation", "StationInfo"]
 
 #: TriggerMessage values the facade answers with a message; the rest NotImplemented.
 SUPPORTED_TRIGGERS = {
@@ -307,7 +307,7 @@ class ChargingStation(HardwareReports):
                 self.remote,
                 self.smart_charging,
                 self.outbox,
-                self.security.outbox,
+                self.security,
                 self.authorization,
                 self.transactions,
                 self.firmware,
