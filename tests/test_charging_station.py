@@ -122,6 +122,27 @@ def test_A04_a_reset_reports_ResetOrReboot_after_the_boot(version: str) -> None:
     assert types[-2:] == ["StartupOfTheDevice", "ResetOrReboot"]
 
 
+def test_H01_1_6_a_reservation_used_through_the_parent_id_tag() -> None:
+    rig = Rig("1.6")
+    answer = rig.request(
+        "ReserveNow",
+        connector_id=1,
+        expiry_date=wall(rig.now + 600),
+        id_tag="OWNER",
+        reservation_id=3,
+        parent_id_tag="FLEET",
+    )
+    assert str(answer.status) == "Accepted"
+    m = rig.m
+    rig.answers["Authorize"] = lambda request: m.AuthorizeResponse(
+        id_tag_info=m.IdTagInfo(status=m.AuthorizationStatus.ACCEPTED, parent_id_tag="FLEET")
+    )
+    rig.plug()
+    rig.authorize(value="DRIVER")  # 1.6 §5.13: the same parentIdTag uses it
+    (started,) = rig.sent("StartTransaction")
+    assert started["reservationId"] == 3 and started["idTag"] == "DRIVER"
+
+
 # --- device model
 
 

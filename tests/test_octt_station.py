@@ -978,6 +978,62 @@ def test_TC_H_17_H_18_CS_cancel_reservation() -> None:
     assert status(rig.request("CancelReservation", reservation_id=5)) == "Rejected"
 
 
+def _group_member(rig: Rig, group: str) -> None:
+    """The CSMS says every token it authorizes belongs to ``group``."""
+    m = rig.m
+    rig.answers["Authorize"] = lambda request: m.AuthorizeResponse(
+        id_token_info=m.IdTokenInfo(
+            status=m.AuthorizationStatusEnum.ACCEPTED,
+            group_id_token=build(m.IdToken, id_token=group, type="Central"),
+        )
+    )
+
+
+def test_TC_H_19_CS_a_reserved_evse_used_through_the_group_id_token() -> None:
+    rig = Rig(V)
+    group = build(rig.m.IdToken, id_token="GROUP1", type="Central")
+    assert _reserve(rig, 4, evse_id=1, token="OWNER", group_id_token=group) == "Accepted"
+    assert rig.last_status(1) == "Reserved"
+    _group_member(rig, "GROUP1")
+    rig.plug()
+    rig.authorize(value="MEMBER")  # H01.FR.15, H03.FR.04
+    started = rig.tx_events()[0]
+    assert started["reservationId"] == 4
+    assert started["idToken"]["idToken"] == "MEMBER"
+    assert rig.station.reservations.reservations == {}
+
+
+def test_TC_H_24_CS_an_unspecified_reservation_used_through_the_group_id_token() -> None:
+    rig = Rig(V, evses=2)
+    set_var(rig, "ReservationCtrlr", "NonEvseSpecific", "true")
+    group = build(rig.m.IdToken, id_token="GROUP2", type="Central")
+    assert _reserve(rig, 8, evse_id=None, token="OWNER", group_id_token=group) == "Accepted"
+    _group_member(rig, "GROUP2")
+    rig.plug(2)
+    rig.authorize(2, value="MEMBER")  # H03.FR.06
+    assert rig.tx_events()[0]["reservationId"] == 8
+
+
+def test_F01_FR_21_a_remote_start_for_the_reservations_group_is_accepted() -> None:
+    rig = Rig(V, evses=2)
+    group = build(rig.m.IdToken, id_token="GROUP1", type="Central")
+    _reserve(rig, 4, evse_id=1, token="OWNER", group_id_token=group)
+
+    def start(group_name: str) -> str:
+        return status(
+            rig.request(
+                "RequestStartTransaction",
+                id_token=rig.token("MEMBER"),
+                remote_start_id=7,
+                evse_id=1,
+                group_id_token=build(rig.m.IdToken, id_token=group_name, type="Central"),
+            )
+        )
+
+    assert start("GROUP9") == "Rejected"
+    assert start("GROUP1") == "Accepted"
+
+
 def test_TC_H_21_CS_station_cancels_reservation_when_unavailable() -> None:
     rig = Rig(V)
     _reserve(rig, 6)

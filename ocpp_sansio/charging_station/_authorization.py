@@ -24,6 +24,9 @@ class Tokens:
         self._pending: dict[Any, tuple[Any, int | None]] = {}
         #: Remote starts waiting for their token's verdict: token key -> EVSE.
         self._remote_waiting: dict[Any, int] = {}
+        #: The group (1.6 parentIdTag, 2.x groupIdToken) of each accepted token, for the
+        #: reservations of its group (H01.FR.15, H03.FR.04/06; 1.6 §5.13).
+        self._groups: dict[Any, str] = {}
 
     def key(self, token: Any) -> Any:
         """What identifies a token: 1.6 idTag, 2.x (idToken, type), case-insensitive."""
@@ -33,6 +36,10 @@ class Tokens:
 
     def same(self, a: Any, b: Any) -> bool:
         return bool(self.key(a) == self.key(b))
+
+    def group_of(self, token: Any) -> str | None:
+        """The token's group, as its last authorization said."""
+        return self._groups.get(self.key(token))
 
     def validate(
         self,
@@ -56,6 +63,8 @@ class Tokens:
         key = self.key(event.token)
         token, evse_id = self._pending.pop(key, (event.token, None))
         group = event.info.group if event.info is not None else None
+        if event.accepted and group is not None:
+            self._groups[key] = group
         master = None if self.v16 else station.setting.text("AuthCtrlr.MasterPassGroupId")
         if (
             event.accepted
@@ -112,7 +121,7 @@ class Tokens:
                 and station.status.operative(evse, None)
                 and evse.transaction is None
                 and number not in waiting
-                and station.reservations.may_charge(number, token)
+                and station.reservations.may_charge(number, token, self.group_of(token))
             ):
                 return evse
         return None
@@ -121,9 +130,12 @@ class Tokens:
         """A start on an EVSE reserved for someone else is refused (F01.FR.21/.22)."""
         if self.v16:
             wanted, token = request.connector_id, request.id_tag
+            group = self.group_of(token)
         else:
             wanted, token = request.evse_id, request.id_token
+            given = request.group_id_token
+            group = self.group_of(token) if given is None else given.id_token
         station = self.station
         if wanted is not None and wanted in station.evses:
-            return None if station.reservations.may_charge(wanted, token) else "Rejected"
+            return None if station.reservations.may_charge(wanted, token, group) else "Rejected"
         return None

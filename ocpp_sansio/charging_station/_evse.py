@@ -282,7 +282,8 @@ class Sessions:
         station = self.station
         token = evse.token
         if reservation_id is None and token is not None:
-            reservation = station.reservations.use(evse.id, token, now)
+            group = station.tokens.group_of(token)
+            reservation = station.reservations.use(evse.id, token, now, group)
             reservation_id = reservation.reservation_id if reservation is not None else None
         connector = connector_id or evse.plugged_connector()
         power = evse.plugged and token is not None
