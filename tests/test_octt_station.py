@@ -1210,6 +1210,96 @@ def test_TC_L_11_CS_unable_to_cancel() -> None:
     assert _firmware(rig, 12) == "Rejected"
 
 
+def _allow_new_sessions(rig: Rig, allow: bool) -> None:
+    value = "true" if allow else "false"
+    assert set_var(rig, "ChargingStation", "AllowNewSessionsPendingFirmwareUpdate", value) == (
+        "Accepted"
+    )
+
+
+def test_TC_L_12_CS_new_sessions_allowed_while_the_update_waits() -> None:
+    rig = Rig(V, evses=2)
+    _allow_new_sessions(rig, True)
+    rig.charge(1)
+    assert _firmware(rig, 12) == "Accepted"
+    _fw(rig, 12, "Downloading", "Downloaded", "SignatureVerified")
+    assert _fw_statuses(rig)[-1] == "InstallScheduled"  # L01.FR.06: it waits
+    assert rig.last_status(2) == "Available"
+    rig.charge(2)  # a second transaction may start
+    assert rig.station.get_evse_transaction_id(2) is not None
+    rig.station.on_transaction_finished(1, rig.now)
+    rig.pair.advance(0.1)
+    assert rig.hardware.called("install_firmware") == []
+    rig.station.on_transaction_finished(2, rig.now)
+    rig.pair.advance(0.1)
+    assert rig.hardware.called("install_firmware") == [12]  # once both ended
+
+
+def test_TC_L_13_CS_free_evses_unavailable_while_the_update_waits() -> None:
+    rig = Rig(V, evses=2)
+    _allow_new_sessions(rig, False)
+    rig.charge(1)
+    assert _firmware(rig, 13) == "Accepted"
+    _fw(rig, 13, "Downloading", "Downloaded", "SignatureVerified")
+    assert rig.last_status(2) == "Unavailable"  # L01.FR.07: the free one at once
+    assert rig.last_status(1) == "Occupied"
+    assert remote_start(rig, evse_id=2) == "Rejected"
+    rig.station.on_transaction_finished(1, rig.now)
+    rig.unplug(1)
+    assert rig.last_status(1) == "Unavailable"  # L01.FR.07: as it becomes free
+    assert rig.hardware.called("install_firmware") == [13]
+    _fw(rig, 13, "Installing", "Installed")
+    assert rig.last_status(1) == rig.last_status(2) == "Available"
+    assert rig.sent("SecurityEventNotification")[-1]["type"] == "FirmwareUpdated"
+
+
+def test_TC_L_14_CS_activation_waits_for_the_transactions_new_sessions_allowed() -> None:
+    rig = Rig(V, evses=2, installs_firmware_during_transactions=True)
+    _allow_new_sessions(rig, True)
+    rig.charge(1)
+    assert _firmware(rig, 14) == "Accepted"
+    _fw(rig, 14, "Downloading", "Downloaded", "SignatureVerified", "Installing")
+    rig.station.on_firmware_update_status_notification(14, "Installed", rig.now, reboot=True)
+    rig.pair.advance(10)
+    assert rig.reboots == []  # L01.FR.33: activation waits for the transaction
+    assert rig.last_status(2) == "Available"
+    rig.station.on_transaction_finished(1, rig.now)
+    rig.pair.advance(1)
+    assert rig.reboots == ["FirmwareUpdate"]
+
+
+def test_TC_L_15_CS_activation_waits_for_the_transactions_free_evses_unavailable() -> None:
+    rig = Rig(V, evses=2, installs_firmware_during_transactions=True)
+    _allow_new_sessions(rig, False)
+    rig.charge(1)
+    assert _firmware(rig, 15) == "Accepted"
+    _fw(rig, 15, "Downloading", "Downloaded", "SignatureVerified", "Installing")
+    assert rig.last_status(2) == "Available"  # this hardware installs while charging
+    rig.station.on_firmware_update_status_notification(15, "Installed", rig.now, reboot=True)
+    rig.pair.advance(10)
+    # L01.FR.33 then L01.FR.07: the activation waits, the free EVSE is Unavailable.
+    assert rig.reboots == [] and rig.last_status(2) == "Unavailable"
+    rig.station.on_transaction_finished(1, rig.now)
+    rig.pair.advance(1)
+    assert rig.reboots == ["FirmwareUpdate"]
+
+
+def test_TC_L_16_CS_an_update_installed_during_a_transaction() -> None:
+    rig = Rig(V, installs_firmware_during_transactions=True)
+    rig.charge()
+    assert _firmware(rig, 16) == "Accepted"
+    _fw(rig, 16, "Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed")
+    assert _fw_statuses(rig) == [
+        "Downloading",
+        "Downloaded",
+        "SignatureVerified",
+        "Installing",
+        "Installed",
+    ]
+    assert rig.sent("SecurityEventNotification")[-1]["type"] == "FirmwareUpdated"
+    assert rig.station.get_evse_transaction_id(1) is not None  # it kept charging
+
+
 def test_TC_L_18_CS_missing_certificate_and_signature_is_an_unsigned_update() -> None:
     rig = Rig(V)
     firmware = build(

@@ -126,7 +126,7 @@ class Router:
                         kept.append(flow_event)
                     else:
                         handler(self.station, flow_event, now)
-            self.station.status.sync_station_schedule()
+            self.station.status.sync_holds()
         finally:
             self._settling = False
             core.put_back(kept)

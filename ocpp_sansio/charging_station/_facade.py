@@ -129,6 +129,8 @@ class ChargingStation(HardwareReports):
     with (each EVSE's phases and limits, the grid connection, the nominal voltage) and the
     factory values of its settings (default: every EVSE AC, three phases, up to
     ``max_power_w``); the device model or the 1.6 keys hold the settings from then on.
+    ``installs_firmware_during_transactions``: the hardware can install an update while
+    transactions run (its activation still waits for them, L01.FR.33).
     """
 
     application: StationApplication
@@ -160,6 +162,7 @@ class ChargingStation(HardwareReports):
         on_frame: FrameObserver | None = None,
         boot_reason: str | None = None,
         smart_charging: SmartChargingConfig | None = None,
+        installs_firmware_during_transactions: bool = False,
     ) -> None:
         if evses < 1 or connectors_per_evse < 1:
             raise ValueError("a station has at least one EVSE with at least one connector")
@@ -221,13 +224,12 @@ class ChargingStation(HardwareReports):
             raise ValueError(f"smart_charging describes EVSEs {sorted(given.evses)}, not 1-{evses}")
         seed_settings(self, given)
         self.setting_effects.restore()
+        self.activity = Activity()
         self.status = StatusReporter(self)
         self.metering = Metering(self)
         self.tokens = Tokens(self)
         self.security = SecurityEvents(self)
         self.maintenance = Maintenance(self)
-
-        self.activity = Activity()
         self.availability = Availability(
             core,
             self.activity,
@@ -284,6 +286,7 @@ class ChargingStation(HardwareReports):
             check=self.maintenance.check_certificate,
             wall_clock=wall_clock,
             security_events=False,
+            install_during_transactions=installs_firmware_during_transactions,
             resume=firmware_from_json(version, self.store.load("firmware")),
         )
         self.logs = LogUploader(core, activity=self.activity)

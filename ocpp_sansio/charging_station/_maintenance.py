@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ocpp_sansio.errors import LocalProtocolError
-from ocpp_sansio.flows.firmware import FirmwareDownloadDue
+from ocpp_sansio.flows.firmware import FirmwareDownloadDue, FirmwarePhase
 from ocpp_sansio.flows.logs import DiagnosticsUploader, UploadDue
 from ocpp_sansio.messages._codec import structure_fn, unstructure
 
@@ -19,9 +19,21 @@ if TYPE_CHECKING:
     from ._facade import ChargingStation
 
 
+#: An update in these phases is about to take the station down (L01.FR.07: "until the
+#: firmware is installed").
+_INSTALLING = frozenset(
+    {FirmwarePhase.INSTALL_DUE, FirmwarePhase.INSTALLING, FirmwarePhase.INSTALL_REBOOTING}
+)
+
+
 class Maintenance:
     def __init__(self, station: ChargingStation) -> None:
         self.station = station
+        #: The update's reboot waits for the running transactions to end (L01.FR.33).
+        self._reboot_waiting = False
+        #: The update waited for transactions and is not installed yet (L01.FR.07).
+        self._waited = False
+        station.activity.subscribe(self._activity_changed)
 
     # --- firmware
 
@@ -39,6 +51,35 @@ class Maintenance:
         if verdict in ("InvalidCertificate", "RevokedCertificate"):
             station.security.raise_event("InvalidFirmwareSigningCertificate", now)  # L01.FR.02
         return verdict
+
+    def holds_new_sessions(self) -> bool:
+        """L01.FR.07 / L02.FR.04: once an update waits for the transactions to end, free
+        EVSEs are Unavailable until it is installed, unless
+        AllowNewSessionsPendingFirmwareUpdate is true. Asked after every event."""
+        station = self.station
+        updater = station.firmware
+        waiting = self._reboot_waiting or updater.waiting_for_transactions
+        if waiting:
+            self._waited = True
+        elif updater.phase not in _INSTALLING:
+            self._waited = False
+        if station.version == "1.6" or station.setting.flag(
+            "ChargingStation.AllowNewSessionsPendingFirmwareUpdate", False
+        ):
+            return False
+        return self._waited
+
+    def _reboot_when_idle(self, now: float) -> None:
+        """The update's reboot, once no transaction runs (L01.FR.33)."""
+        if self.station.activity.transactions():
+            self._reboot_waiting = True
+            return
+        self._reboot_waiting = False
+        self.station.reboots.reboot(FIRMWARE_UPDATE, now)
+
+    def _activity_changed(self, now: float) -> None:
+        if self._reboot_waiting and not self.station.activity.transactions():
+            self._reboot_when_idle(now)
 
     def download(self, event: FirmwareDownloadDue, now: float) -> None:
         updater = self.station.firmware
@@ -84,13 +125,13 @@ class Maintenance:
             updater.installed(now, reboot=reboot)
             security.raise_event("FirmwareUpdated", now)  # L01.FR.31
             if updater.reboot_pending:
-                station.reboots.reboot(FIRMWARE_UPDATE, now)
+                self._reboot_when_idle(now)
         elif status in action:
             action[status](now)
             if status == "InvalidSignature":
                 security.raise_event("InvalidFirmwareSignature", now)  # L01.FR.03
             elif status == "InstallRebooting":
-                station.reboots.reboot(FIRMWARE_UPDATE, now)
+                self._reboot_when_idle(now)
         else:
             raise LocalProtocolError(f"unknown firmware status {status!r}")
         station.reboots.save_all()

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from ._facade import ChargingStation
 
 _DEFAULT_OFFLINE_THRESHOLD = 60.0
+#: The causes of the availability holds sync_holds keeps (not saved: they end with the wait).
+_STATION_INOPERATIVE = "station-inoperative:"
+_FIRMWARE_PENDING = "firmware-pending:"
 
 
 class StatusReporter:
@@ -30,8 +33,8 @@ class StatusReporter:
         self._reserved: set[int] = set()
         #: EVSEs the application reserved itself (on_reserved).
         self._app_reserved: set[int] = set()
-        #: EVSEs held Unavailable while a station-wide Inoperative waits (G03/G04).
-        self._station_holds: set[int] = set()
+        #: Holds of EVSEs while the station waits for transactions (sync_holds).
+        self._holds: set[str] = set()
 
     def status_of(self, evse_id: int, connector_id: int = 1) -> str:
         station = self.station
@@ -159,7 +162,7 @@ class StatusReporter:
 
     def availability_changed(self, event: AvailabilityChanged, now: float) -> None:
         station = self.station
-        if not event.cause.startswith(("station-inoperative:", "hardware:")):
+        if not event.cause.startswith((_STATION_INOPERATIVE, _FIRMWARE_PENDING, "hardware:")):
             station.reboots.save_all()
         for number, connector in event.changed:
             evse = station.evses.get(number)
@@ -177,20 +180,26 @@ class StatusReporter:
             elif number == 0:
                 self.report(0, 0, now)
 
-    def sync_station_schedule(self) -> None:
-        """G03/G04: a station-wide Inoperative waiting for transactions makes every EVSE
-        without one Unavailable at once; each busy one follows when its transaction ends."""
-        availability = self.station.availability
-        waiting = availability.scheduled.get(STATION) is False
-        for evse in self.station.evses.values():
-            key = f"station-inoperative:{evse.id}"
-            hold = waiting and evse.transaction is None
-            if hold and evse.id not in self._station_holds:
-                self._station_holds.add(evse.id)
-                availability.hold(key, (evse.id, None))
-            elif not hold and evse.id in self._station_holds:
-                self._station_holds.discard(evse.id)
-                availability.release(key)
+    def sync_holds(self) -> None:
+        """While the station waits for its transactions to end, every EVSE without one is
+        Unavailable at once and each busy one follows when its transaction ends: a
+        station-wide Inoperative (G03, G04), a firmware update (L01.FR.07, L02.FR.04)."""
+        station = self.station
+        availability = station.availability
+        waiting = {
+            _STATION_INOPERATIVE: availability.scheduled.get(STATION) is False,
+            _FIRMWARE_PENDING: station.maintenance.holds_new_sessions(),
+        }
+        for evse in station.evses.values():
+            for cause, active in waiting.items():
+                key = f"{cause}{evse.id}"
+                hold = active and evse.transaction is None
+                if hold and key not in self._holds:
+                    self._holds.add(key)
+                    availability.hold(key, (evse.id, None))
+                elif not hold and key in self._holds:
+                    self._holds.discard(key)
+                    availability.release(key)
 
     # --- reservations
 

@@ -374,6 +374,16 @@ class FirmwareUpdater(Emitter):
         return self._reported.get(family)
 
     @property
+    def waiting_for_transactions(self) -> bool:
+        """The install waits for the running transactions to end (L01.FR.06, L02.FR.03)."""
+        return (
+            self.phase is FirmwarePhase.AWAITING_INSTALL
+            and self._due_at is None
+            and not self._held_by_station
+            and self._transactions_hold_install()
+        )
+
+    @property
     def reboot_pending(self) -> bool:
         """The next reboot is the update's (boot with reason FirmwareUpdate in 2.x)."""
         return self._reboot_for_update
