@@ -143,6 +143,31 @@ def test_H01_1_6_a_reservation_used_through_the_parent_id_tag() -> None:
     assert started["reservationId"] == 3 and started["idTag"] == "DRIVER"
 
 
+def test_1_6_stop_transaction_carries_StopTxnSampledData_and_StopTxnAlignedData() -> None:
+    rig = Rig("1.6")
+    rig.station.set_variables(
+        [
+            ("StopTxnSampledData", "", "Energy.Active.Import.Register"),
+            ("StopTxnAlignedData", "", "Energy.Active.Import.Register"),
+            ("MeterValueSampleInterval", "", "40"),
+            ("ClockAlignedDataInterval", "", "60"),
+        ],
+        rig.now,
+    )
+    rig.charge()
+    rig.pair.advance(100)
+    rig.unplug()
+    (stop,) = rig.sent("StopTransaction")
+    contexts = [mv["sampledValue"][0]["context"] for mv in stop["transactionData"]]
+    assert contexts == [
+        "Transaction.Begin",
+        "Sample.Periodic",
+        "Sample.Clock",
+        "Sample.Periodic",
+        "Transaction.End",
+    ]
+
+
 # --- device model
 
 

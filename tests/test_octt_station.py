@@ -1076,6 +1076,44 @@ def test_TC_J_02_CS_clock_aligned_transaction_ongoing() -> None:
     assert clock and clock[0]["meterValue"][0]["sampledValue"][0]["context"] == "Sample.Clock"
 
 
+def test_TC_J_03_CS_clock_aligned_values_in_the_ended_event() -> None:
+    rig = Rig(V)
+    set_var(rig, "AlignedDataCtrlr", "TxEndedMeasurands", "Energy.Active.Import.Register")
+    set_var(rig, "AlignedDataCtrlr", "TxEndedInterval", "60")
+    set_var(rig, "SampledDataCtrlr", "TxEndedMeasurands", "")
+    rig.charge()
+    rig.pair.advance(150)
+    rig.unplug()
+    ended = rig.tx_events()[-1]
+    assert ended["eventType"] == "Ended"
+    values = ended["meterValue"]
+    assert [mv["sampledValue"][0]["context"] for mv in values] == ["Sample.Clock"] * 2
+    assert [mv["timestamp"][14:19] for mv in values] == ["01:00", "02:00"]  # on the boundaries
+
+
+def test_E06_FR_11_sampled_values_every_TxEndedInterval_from_the_start() -> None:
+    rig = Rig(V)
+    set_var(rig, "SampledDataCtrlr", "TxEndedInterval", "30")
+    set_var(rig, "SampledDataCtrlr", "TxUpdatedInterval", "0")
+    rig.charge()
+    rig.pair.advance(95)
+    rig.unplug()
+    values = rig.tx_events()[-1]["meterValue"]
+    contexts = [mv["sampledValue"][0]["context"] for mv in values]
+    assert contexts == ["Transaction.Begin"] + ["Sample.Periodic"] * 3 + ["Transaction.End"]
+    energy = [mv["sampledValue"][0]["value"] for mv in values]
+    assert energy == sorted(energy) and energy[0] < energy[-1]  # J02.FR.16
+
+
+def test_E06_FR_11_nothing_configured_nothing_carried() -> None:
+    rig = Rig(V)
+    set_var(rig, "SampledDataCtrlr", "TxEndedMeasurands", "")
+    rig.charge()
+    rig.pair.advance(10)
+    rig.unplug()
+    assert "meterValue" not in rig.tx_events()[-1]
+
+
 def test_TC_J_07_J_09_J_10_CS_sampled_meter_values() -> None:
     rig = Rig(V)
     set_var(rig, "SampledDataCtrlr", "TxUpdatedInterval", "10")
@@ -1088,7 +1126,8 @@ def test_TC_J_07_J_09_J_10_CS_sampled_meter_values() -> None:
     assert periodic[0]["meterValue"][0]["sampledValue"][0]["context"] == "Sample.Periodic"
     rig.unplug()
     ended = rig.tx_events()[-1]
-    assert ended["meterValue"][0]["sampledValue"][0]["context"] == "Transaction.End"
+    contexts = [mv["sampledValue"][0]["context"] for mv in ended["meterValue"]]
+    assert contexts == ["Transaction.Begin", "Transaction.End"]  # E06.FR.11, TxEndedInterval 0
 
 
 # --- L Firmware

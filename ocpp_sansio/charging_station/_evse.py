@@ -39,6 +39,8 @@ class Evse:
     #: 2.x: the idToken went out in a TransactionEvent of the running transaction.
     token_sent: bool = False
     readings: dict[str, float] = attrs.field(factory=dict)
+    #: Samples the running transaction's end will carry (E06.FR.11).
+    ended_values: list[Any] = attrs.field(factory=list)
     hardware_holds: set[int | None] = attrs.field(factory=set)
 
     @property
@@ -315,6 +317,7 @@ class Sessions:
             )
             evse.token_sent = token is not None
         evse.transaction = tx
+        metering.transaction_started(evse, now)
         station.reboots.save_transactions()
         if power:
             self.energy(evse, True, now)
@@ -341,8 +344,11 @@ class Sessions:
         evse.token = None
         evse.authorized_at = None
         evse.token_sent = False
+        ended = metering.transaction_ending(evse, now) or None
         if self.v16:
-            station.transactions.stop(tx, metering.energy_wh(evse, now), now, reason=reason)
+            station.transactions.stop(
+                tx, metering.energy_wh(evse, now), now, reason=reason, transaction_data=ended
+            )
         else:
             station.transactions.end(
                 tx,
@@ -350,7 +356,7 @@ class Sessions:
                 now=now,
                 stopped_reason=reason,
                 charging_state="EVConnected" if evse.plugged else "Idle",
-                meter_value=[metering.register_value(evse, "Transaction.End", now)],
+                meter_value=ended,
             )
         station.reboots.save_transactions()
         # Energy off last: the hardware may report the cable leaving from stop_energy.

@@ -513,7 +513,14 @@ class ChargingStation(HardwareReports):
         takes effect at once. ``source`` says who changed it (kept for the report).
         Returns one status per item."""
         if self.version == "1.6":
-            statuses = [self.settings.change(key, value) for key, _, value in items]
+            statuses = [
+                str(
+                    self.settings.change_configuration(
+                        self.m.ChangeConfigurationRequest(key=key, value=value)
+                    ).status
+                )
+                for key, _, value in items
+            ]
         else:
             m = self.m
             data = []

@@ -1,6 +1,7 @@
-"""Meter values (J01, J02; E11, E12): readings from the application, periodic and
-clock-aligned samples that go with their transaction (held while offline), and triggered
-MeterValues / TransactionEvent."""
+"""Meter values (J01, J02; E06, E11, E12): readings from the application, periodic and
+clock-aligned samples that go with their transaction (held while offline), the samples a
+transaction's end carries (TxEndedMeasurands), and triggered MeterValues /
+TransactionEvent."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from ocpp_sansio.errors import LocalProtocolError
 from ocpp_sansio.events import RegistrationStatus
 from ocpp_sansio.flows import MeterSampleDue
 from ocpp_sansio.flows._base import build
+from ocpp_sansio.flows.metering import next_clock_boundary
+from ocpp_sansio.messages._codec import structure_fn, unstructure
 
 from ._evse import Evse
 
@@ -18,6 +21,22 @@ if TYPE_CHECKING:
     from ._facade import ChargingStation
 
 ENERGY = "Energy.Active.Import.Register"
+#: What the end of a transaction carries (E06.FR.11; 1.6 StopTransaction transactionData):
+#: version -> (sampled measurands, their interval, aligned measurands, their interval).
+_ENDED = {
+    "1.6": (
+        "StopTxnSampledData",
+        "MeterValueSampleInterval",
+        "StopTxnAlignedData",
+        "ClockAlignedDataInterval",
+    ),
+    "2.x": (
+        "SampledDataCtrlr.TxEndedMeasurands",
+        "SampledDataCtrlr.TxEndedInterval",
+        "AlignedDataCtrlr.TxEndedMeasurands",
+        "AlignedDataCtrlr.TxEndedInterval",
+    ),
+}
 UNITS = {
     ENERGY: "Wh",
     "Power.Active.Import": "W",
@@ -113,6 +132,65 @@ class Metering:
             meter_value=[self.meter_value(evse, self.measurands("periodic"), "Trigger", now)],
         )
 
+    # --- what the end of a transaction carries
+
+    def _ended_settings(self) -> tuple[tuple[str, ...], float, tuple[str, ...], float]:
+        sampled, sampled_every, aligned, aligned_every = _ENDED["1.6" if self.v16 else "2.x"]
+        read = self.station.setting
+        return (
+            tuple(read.members(sampled)),
+            max(0.0, read.number(sampled_every, 0.0)),
+            tuple(read.members(aligned)),
+            max(0.0, read.number(aligned_every, 0.0)),
+        )
+
+    def transaction_started(self, evse: Evse, now: float) -> None:
+        """Begin the samples its end will carry: the sampled measurands now and every
+        interval from the start, the aligned ones at every clock-aligned boundary (E06.FR.11;
+        1.6 StopTxnSampledData, StopTxnAlignedData)."""
+        sampled, sampled_every, aligned, aligned_every = self._ended_settings()
+        evse.ended_values = []
+        if sampled:
+            evse.ended_values.append(self.meter_value(evse, sampled, "Transaction.Begin", now))
+            if sampled_every > 0:
+                self._sample_every(evse, sampled, sampled_every, now, now + sampled_every)
+        if aligned and aligned_every > 0:
+            at = next_clock_boundary(now, aligned_every, self.station.clock)
+            self._sample_aligned(evse, aligned, aligned_every, now, at)
+
+    def _sample_every(
+        self, evse: Evse, measurands: tuple[str, ...], every: float, now: float, at: float
+    ) -> None:
+        def sample(when: float) -> None:
+            evse.ended_values.append(self.meter_value(evse, measurands, "Sample.Periodic", when))
+            self._sample_every(evse, measurands, every, when, when + every)
+
+        self.station.schedule(at - now, now, _tag(evse, "sampled"), sample)
+
+    def _sample_aligned(
+        self, evse: Evse, measurands: tuple[str, ...], every: float, now: float, at: float
+    ) -> None:
+        def sample(when: float) -> None:
+            evse.ended_values.append(self.meter_value(evse, measurands, "Sample.Clock", when))
+            after = next_clock_boundary(when, every, self.station.clock)
+            self._sample_aligned(evse, measurands, every, when, after)
+
+        self.station.schedule(at - now, now, _tag(evse, "aligned"), sample)
+
+    def transaction_ending(self, evse: Evse, now: float) -> list[Any]:
+        """What the end of the EVSE's transaction carries, the sampled measurands taken
+        now included (context Transaction.End)."""
+        for kind in ("sampled", "aligned"):
+            self.station.cancel(_tag(evse, kind))
+        sampled = self._ended_settings()[0]
+        values, evse.ended_values = evse.ended_values, []
+        if sampled:
+            values.append(self.meter_value(evse, sampled, "Transaction.End", now))
+        if self.v16:  # StopTransaction's transactionData has its own MeterValue type
+            as_stop_data = structure_fn(self.station.m.StopTransactionRequestMeterValue)
+            values = [as_stop_data(unstructure(value)) for value in values]
+        return values
+
     def meter_value(self, evse: Evse, measurands: tuple[str, ...], context: str, now: float) -> Any:
         readings = self.reading(evse, now)
         chosen = [m for m in measurands if m in readings] or [ENERGY]
@@ -142,3 +220,7 @@ class Metering:
                     )
                 )
         return m.MeterValue(timestamp=self.station.clock(now), sampled_value=values)
+
+
+def _tag(evse: Evse, kind: str) -> str:
+    return f"tx-ended-{kind}:{evse.id}"
