@@ -168,6 +168,74 @@ def test_1_6_stop_transaction_carries_StopTxnSampledData_and_StopTxnAlignedData(
     ]
 
 
+def _csms_says_invalid(rig: Rig) -> None:
+    """The CSMS answers the transaction's token Invalid (E05.FR.01)."""
+    m = rig.m
+    rig.answers["TransactionEvent"] = lambda request: (
+        m.TransactionEventResponse(id_token_info=m.IdTokenInfo(status="Invalid"))
+        if request.id_token is not None
+        else m.TransactionEventResponse()
+    )
+
+
+@pytest.mark.parametrize("version", V2)
+def test_E05_FR_03_MaxEnergyOnInvalidId_lets_the_energy_flow_until_it_is_delivered(
+    version: str,
+) -> None:
+    rig = Rig(version)
+    set_variables(
+        rig,
+        ("TxCtrlr", "StopTxOnInvalidId", "false", None),
+        ("TxCtrlr", "MaxEnergyOnInvalidId", "100", None),  # Wh; the meter counts 2 Wh/s
+    )
+    _csms_says_invalid(rig)
+    rig.charge()
+    rig.pair.advance(30)
+    assert rig.hardware.called("stop_energy") == []  # 60 Wh so far
+    rig.pair.advance(30)
+    assert rig.hardware.called("stop_energy") == [1]  # E05.FR.02 once 100 Wh are in
+    (suspended,) = [e for e in rig.tx_events() if e["triggerReason"] == "ChargingStateChanged"]
+    assert suspended["transactionInfo"]["chargingState"] == "SuspendedEVSE"
+    assert suspended["eventType"] == "Updated"
+    delivered = rig.hardware.energy_wh[1]
+    assert 100 <= delivered <= 104
+
+
+@pytest.mark.parametrize("version", V2)
+def test_E05_FR_02_without_MaxEnergyOnInvalidId_the_energy_stops_at_once(version: str) -> None:
+    rig = Rig(version)
+    set_variables(rig, ("TxCtrlr", "StopTxOnInvalidId", "false", None))
+    _csms_says_invalid(rig)
+    rig.charge()
+    assert rig.hardware.called("stop_energy") == [1]
+    assert rig.tx_events()[-1]["triggerReason"] == "ChargingStateChanged"
+    assert rig.station.get_evse_transaction_id(1) is not None
+
+
+@pytest.mark.parametrize("version", V2)
+def test_E05_FR_09_stop_point_without_authorization_suspends_the_transaction(
+    version: str,
+) -> None:
+    rig = Rig(version)
+    set_variables(rig, ("TxCtrlr", "TxStopPoint", "EVConnected", None))
+    _csms_says_invalid(rig)
+    rig.charge()
+    last = rig.tx_events()[-1]
+    assert (last["eventType"], last["triggerReason"]) == ("Updated", "Deauthorized")
+    assert last["transactionInfo"]["chargingState"] == "EVConnected"
+    assert rig.station.get_evse_transaction_id(1) is not None
+
+
+@pytest.mark.parametrize("version", V2)
+def test_E05_FR_10_stop_point_with_authorization_ends_the_transaction(version: str) -> None:
+    rig = Rig(version)
+    _csms_says_invalid(rig)
+    rig.charge()
+    last = rig.tx_events()[-1]
+    assert (last["eventType"], last["triggerReason"]) == ("Ended", "Deauthorized")
+    assert last["transactionInfo"]["stoppedReason"] == "DeAuthorized"
+
+
 # --- device model
 
 

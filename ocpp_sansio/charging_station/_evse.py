@@ -17,6 +17,9 @@ from ._persist import activity_key
 if TYPE_CHECKING:
     from ._facade import ChargingStation
 
+#: How often the energy a deauthorized transaction draws is read (s; E05.FR.03).
+ENERGY_CHECK_SECONDS = 1.0
+
 
 @attrs.define(eq=False)
 class Connector:
@@ -41,6 +44,10 @@ class Evse:
     readings: dict[str, float] = attrs.field(factory=dict)
     #: Samples the running transaction's end will carry (E06.FR.11).
     ended_values: list[Any] = attrs.field(factory=list)
+    #: The energy register when the transaction started (Wh).
+    register_at_start: int = 0
+    #: Deauthorized, the energy it may still draw (MaxEnergyOnInvalidId, E05.FR.03).
+    energy_budget_wh: float | None = None
     hardware_holds: set[int | None] = attrs.field(factory=set)
 
     @property
@@ -317,6 +324,7 @@ class Sessions:
             )
             evse.token_sent = token is not None
         evse.transaction = tx
+        evse.register_at_start = metering.energy_wh(evse, now)
         metering.transaction_started(evse, now)
         station.reboots.save_transactions()
         if power:
@@ -340,6 +348,8 @@ class Sessions:
         if tx is None:
             return
         metering = station.metering
+        station.cancel(f"energy-budget:{evse.id}")
+        evse.energy_budget_wh = None
         evse.transaction = None
         evse.token = None
         evse.authorized_at = None
@@ -364,22 +374,52 @@ class Sessions:
         station.status.refresh(evse, now)
 
     def deauthorized(self, event: TransactionDeauthorized, now: float) -> None:
-        """E05 / 1.6 §3.5.4: StopTxOnInvalidId ends it, otherwise only the energy stops."""
+        """The CSMS did not accept the transaction's token (E05, C15; 1.6 §3.5.4)."""
         evse = self.evse_with(event.transaction)
         if evse is None:
             return
         if event.stop_transaction:
-            self.end(evse, now, trigger="Deauthorized", reason="DeAuthorized")
+            points = self.station.setting.tx_points("TxStopPoint")
+            if self.v16 or points & {"Authorized", "PowerPathClosed", "EnergyTransfer"}:
+                self.end(evse, now, trigger="Deauthorized", reason="DeAuthorized")  # E05.FR.10
+            else:  # E05.FR.09: the transaction goes on without energy
+                self._suspend(evse, now, trigger="Deauthorized", state="EVConnected")
         else:
-            self.energy(evse, False, now)
-            if not self.v16 and evse.transaction is not None:
-                self.station.transactions.update(
-                    evse.transaction,
-                    trigger_reason="Deauthorized",
-                    now=now,
-                    charging_state="SuspendedEVSE",
-                )
+            budget = (
+                0.0
+                if self.v16
+                else self.station.setting.number("TxCtrlr.MaxEnergyOnInvalidId", 0.0)
+            )
+            evse.energy_budget_wh = budget if budget > 0 else None
+            self._check_energy_budget(evse, now)
         self.station.status.refresh(evse, now)
+
+    def _check_energy_budget(self, evse: Evse, now: float) -> None:
+        """E05.FR.03: energy flows until MaxEnergyOnInvalidId is delivered (read every
+        ENERGY_CHECK_SECONDS); then, or at once without it, E05.FR.02."""
+        budget = evse.energy_budget_wh
+        if evse.transaction is None:
+            return
+        delivered = self.station.metering.energy_wh(evse, now) - evse.register_at_start
+        if budget is not None and delivered < budget:
+            self.station.schedule(
+                ENERGY_CHECK_SECONDS,
+                now,
+                f"energy-budget:{evse.id}",
+                lambda when: self._check_energy_budget(evse, when),
+            )
+            return
+        evse.energy_budget_wh = None
+        self._suspend(evse, now, trigger="ChargingStateChanged", state="SuspendedEVSE")
+        self.station.status.refresh(evse, now)
+
+    def _suspend(self, evse: Evse, now: float, *, trigger: str, state: str) -> None:
+        """The energy stops, the transaction goes on (2.x: reported with ``state``)."""
+        self.energy(evse, False, now)
+        if not self.v16 and evse.transaction is not None:
+            self.station.transactions.update(
+                evse.transaction, trigger_reason=trigger, now=now, charging_state=state
+            )
 
     def remote_stop(self, event: RemoteStopAccepted, now: float) -> None:
         evse = self.evse_with_id(event.transaction_id)
