@@ -236,6 +236,42 @@ def test_E05_FR_10_stop_point_with_authorization_ends_the_transaction(version: s
     assert last["transactionInfo"]["stoppedReason"] == "DeAuthorized"
 
 
+@pytest.mark.parametrize("version", V2)
+def test_H01_a_reservation_expires_at_its_time_after_a_reboot(version: str) -> None:
+    rig = Rig(version)
+    expiry = rig.now + 3000
+    answer = rig.request(
+        "ReserveNow", id=7, expiry_date_time=wall(expiry), id_token=rig.token(), evse_id=1
+    )
+    assert str(answer.status) == "Accepted"
+    rig.pair.advance(1000)
+    rig.reboot()  # a power loss, 1000 s in
+    rig.pair.advance(expiry - rig.now - 5)
+    assert rig.last_status(1) == "Reserved"
+    rig.pair.advance(10)
+    assert rig.last_status(1) == "Available"
+
+
+@pytest.mark.parametrize("version", V2)
+def test_C10_FR_08_cache_lifetime_counts_across_a_reboot(version: str) -> None:
+    rig = Rig(version)
+    set_variables(rig, ("AuthCacheCtrlr", "LifeTime", "100", None))
+    rig.pair.advance(50)
+    token = rig.token("CACHED")
+    rig.station.validate_token(token, rig.now)  # the CSMS accepts it: cached now
+    rig.pair.advance(10)
+    rig.reboot()
+    rig.pair.disconnect()
+    rig.pair.advance(50)  # 60 s after it was cached
+    assert rig.station.validate_token(token, rig.now) is True  # C13: the cache, offline
+    rig.reboot()
+    rig.pair.disconnect()
+    rig.pair.advance(60)  # 60 s after it was last used, 120 s after it was cached
+    assert rig.station.validate_token(token, rig.now) is True
+    rig.pair.advance(101)
+    assert rig.station.validate_token(token, rig.now) is False  # C10.FR.08/10: expired
+
+
 # --- device model
 
 

@@ -267,11 +267,12 @@ class ChargingStation(HardwareReports):
                 activity=self.activity,
                 meter_schedule=self.meter,
             )
+        self.auth_cache = StoredCache(version, self.store, wall_clock)
         self.authorization = Authorization(
             core,
             settings=self.settings,
             local_list=StoredLocalList(version, self.store),
-            cache=StoredCache(version, self.store),
+            cache=self.auth_cache,
             clock=wall_clock,
         )
         self.reservations = Reservations(

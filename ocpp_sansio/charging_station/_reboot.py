@@ -202,6 +202,7 @@ class Reboots:
         station.sessions.save_plugged()
         station.security.save()
         station.maintenance.save_upload()
+        station.auth_cache.save()
 
     def save_transactions(self) -> None:
         """2.x: the running transactions and their next seqNo (record ``transactions``)."""

@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from ocpp_sansio.events import Reconnected, RegistrationChanged, RegistrationStatus
 from ocpp_sansio.flows._base import build
 from ocpp_sansio.flows.availability import STATION, AvailabilityChanged
@@ -245,7 +243,6 @@ class StatusReporter:
         station = self.station
         for data in station.store.load("reservations") or []:
             reservation = reservation_from_json(station.version, data, station.clock)
-            reservation = attrs.evolve(reservation, expires_at=now + reservation.expires_at)
             station.reservations.restore(reservation, now)
         self._reserved = station.reservations.reported_reserved()
         for evse in station.evses.values():
