@@ -48,6 +48,33 @@ from ._runtime import Agenda
 if TYPE_CHECKING:
     from ._facade import ChargingStation
 
+#: TriggerMessage values the facade answers with a message; the rest NotImplemented.
+SUPPORTED_TRIGGERS = {
+    "1.6": frozenset(
+        {
+            "BootNotification",
+            "DiagnosticsStatusNotification",
+            "FirmwareStatusNotification",
+            "Heartbeat",
+            "MeterValues",
+            "StatusNotification",
+            "LogStatusNotification",
+        }
+    ),
+    "2.0.1": frozenset(
+        {
+            "BootNotification",
+            "LogStatusNotification",
+            "FirmwareStatusNotification",
+            "Heartbeat",
+            "MeterValues",
+            "StatusNotification",
+            "TransactionEvent",
+        }
+    ),
+}
+SUPPORTED_TRIGGERS["2.1"] = SUPPORTED_TRIGGERS["2.0.1"]
+
 _ANSWERS = ResponseReceived | CallErrorReceived | CallTimedOut | InvalidResponse | CallLost
 
 

@@ -7,9 +7,9 @@ parts with one job each, which this class assembles and feeds: the EVSE state ma
 (``_evse``), connector statuses (``_status``), meter values (``_metering``), tokens and
 remote starts (``_authorization``), settings that act (``_settings``), the network
 (``_connectivity``), boots and reboots (``_reboot``), security events (``_security``),
-firmware and uploads (``_maintenance``), and where each event goes (``_dispatch``); the
-``on_*`` members are in ``_reports``. The hardware is the application's, behind
-``StationApplication``; what the IO layer must do comes out as events
+firmware and uploads (``_maintenance``), smart charging (``_smart``), and where each event
+goes (``_dispatch``); the ``on_*`` members are in ``_reports``. The hardware is the
+application's, behind ``StationApplication``; what the IO layer must do comes out as events
 (``ConnectRequested``, ``DisconnectRequested``, ``RebootRequested``).
 """
 
@@ -43,7 +43,6 @@ from ocpp_sansio.flows.firmware import FirmwareUpdater
 from ocpp_sansio.flows.logs import DiagnosticsUploader, LogUploader
 from ocpp_sansio.flows.remote import RemoteControl
 from ocpp_sansio.smart_charging import (
-    ChargingSchedule,
     CompositeSchedule,
     RateUnit,
     SmartChargingConfig,
@@ -52,7 +51,7 @@ from ocpp_sansio.smart_charging import (
 from ._application import StationApplication
 from ._authorization import Tokens
 from ._connectivity import Connectivity
-from ._dispatch import Router
+from ._dispatch import SUPPORTED_TRIGGERS, Router
 from ._events import ConnectRequested, DisconnectRequested
 from ._evse import Evse, Sessions
 from ._maintenance import Maintenance
@@ -64,7 +63,7 @@ from ._persist import (
     availability_from_json,
     firmware_from_json,
 )
-from ._reboot import Reboots
+from ._reboot import Reboots, StationInfo
 from ._reports import HardwareReports
 from ._runtime import FacadeCore, OfflineTimers
 from ._security import SecurityEvents
@@ -74,44 +73,7 @@ from ._status import StatusReporter
 from ._store import InMemoryStationStore, StationStore
 from ._variables import station_keys, station_variables
 
-__all__ = ["SUPPORTED_TRIGGERS", "ChargingStation", "StationInfo"]
-
-#: TriggerMessage values the facade answers with a message; the rest NotImplemented.
-SUPPORTED_TRIGGERS = {
-    "1.6": frozenset(
-        {
-            "BootNotification",
-            "DiagnosticsStatusNotification",
-            "FirmwareStatusNotification",
-            "Heartbeat",
-            "MeterValues",
-            "StatusNotification",
-            "LogStatusNotification",
-        }
-    ),
-    "2.0.1": frozenset(
-        {
-            "BootNotification",
-            "LogStatusNotification",
-            "FirmwareStatusNotification",
-            "Heartbeat",
-            "MeterValues",
-            "StatusNotification",
-            "TransactionEvent",
-        }
-    ),
-}
-SUPPORTED_TRIGGERS["2.1"] = SUPPORTED_TRIGGERS["2.0.1"]
-
-
-@attrs.frozen(kw_only=True)
-class StationInfo:
-    """What the BootNotification says about the station."""
-
-    vendor: str
-    model: str
-    serial_number: str | None = None
-    firmware_version: str | None = None
+__all__ = ["ChargingStation"]
 
 
 FrameObserver = Callable[[str, str, float], None]
@@ -558,35 +520,6 @@ class ChargingStation(HardwareReports):
     ) -> dict[int, CompositeSchedule]:
         """``get_composite_schedule`` for EVSE 0 and every EVSE."""
         return self.smart.all_composites(duration, unit, now)
-
-    def on_external_limits_changed(
-        self,
-        limit: float | ChargingSchedule,
-        now: float,
-        *,
-        source: str,
-        evse_id: int = 0,
-        unit: RateUnit | str | None = None,
-        grid_critical: bool | None = None,
-    ) -> None:
-        """An external system (``source``: EMS, SO, Other; never CSO) limits ``evse_id``
-        (0: the grid connection) to ``limit`` (in ``unit``, default the configured unit)
-        from now on, or by a ``ChargingSchedule``. It counts as a
-        ChargingStationExternalConstraints profile (K11.FR.01, K12.FR.01) and, in 2.x, is
-        reported with NotifyChargingLimit when it moved by more than
-        LimitChangeSignificance (K11.FR.02, K12.FR.02)."""
-        self.smart.external_limit(
-            limit, now, source=source, evse_id=evse_id, unit=unit, grid_critical=grid_critical
-        )
-        self.router.settle(now)
-
-    def on_external_limits_cleared(self, now: float, *, source: str, evse_id: int = 0) -> bool:
-        """The external system released its limit on ``evse_id``: it stops counting
-        (K13.FR.01) and, in 2.x, ClearedChargingLimit goes out (K13.FR.02). False when
-        there was none."""
-        cleared = self.smart.external_limit_cleared(now, source=source, evse_id=evse_id)
-        self.router.settle(now)
-        return cleared
 
     # === reading the station
 

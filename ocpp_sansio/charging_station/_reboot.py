@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from ocpp_sansio.flows._base import build
 from ocpp_sansio.flows.availability import ResetAccepted, ResetDue
 
@@ -24,6 +26,16 @@ FIRMWARE_UPDATE = "FirmwareUpdate"
 
 #: A reboot waits for the transaction messages before it at most this long (s).
 REBOOT_GRACE_SECONDS = 5.0
+
+
+@attrs.frozen(kw_only=True)
+class StationInfo:
+    """What the BootNotification says about the station."""
+
+    vendor: str
+    model: str
+    serial_number: str | None = None
+    firmware_version: str | None = None
 
 
 class Reboots:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ocpp_sansio.errors import LocalProtocolError
 from ocpp_sansio.flows._base import Outbox, WallClock, build
+from ocpp_sansio.smart_charging import ChargingSchedule, RateUnit
 
 if TYPE_CHECKING:
     from ocpp_sansio.flows.availability import Availability
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from ._maintenance import Maintenance
     from ._runtime import FacadeCore
     from ._security import SecurityEvents
+    from ._smart import SmartChargingHost
     from ._status import StatusReporter
 
 
@@ -35,6 +37,7 @@ class HardwareReports:
     status: StatusReporter
     security: SecurityEvents
     maintenance: Maintenance
+    smart: SmartChargingHost
     _event_seq: int
 
     def set_variables(
@@ -207,6 +210,35 @@ class HardwareReports:
             event_type, now, tech_info=tech_info, critical=critical, timestamp=timestamp
         )
         self.router.settle(now)
+
+    def on_external_limits_changed(
+        self,
+        limit: float | ChargingSchedule,
+        now: float,
+        *,
+        source: str,
+        evse_id: int = 0,
+        unit: RateUnit | str | None = None,
+        grid_critical: bool | None = None,
+    ) -> None:
+        """An external system (``source``: EMS, SO, Other; never CSO) limits ``evse_id``
+        (0: the grid connection) to ``limit`` (in ``unit``, default the configured unit)
+        from now on, or by a ``ChargingSchedule``. It counts as a
+        ChargingStationExternalConstraints profile (K11.FR.01, K12.FR.01) and, in 2.x, is
+        reported with NotifyChargingLimit when it moved by more than
+        LimitChangeSignificance (K11.FR.02, K12.FR.02)."""
+        self.smart.external_limit(
+            limit, now, source=source, evse_id=evse_id, unit=unit, grid_critical=grid_critical
+        )
+        self.router.settle(now)
+
+    def on_external_limits_cleared(self, now: float, *, source: str, evse_id: int = 0) -> bool:
+        """The external system released its limit on ``evse_id``: it stops counting
+        (K13.FR.01) and, in 2.x, ClearedChargingLimit goes out (K13.FR.02). False when
+        there was none."""
+        cleared = self.smart.external_limit_cleared(now, source=source, evse_id=evse_id)
+        self.router.settle(now)
+        return cleared
 
     def on_variable_changed(self, component: str, variable: str, value: str, now: float) -> None:
         """The station changed a setting itself (a local menu): keep it and act on it."""
