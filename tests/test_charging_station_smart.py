@@ -292,6 +292,105 @@ def test_TC_K_29_CS_get_profiles_of_evse_0(version: str) -> None:
     assert report["evseId"] == 0 and [p["id"] for p in report["chargingProfile"]] == [1]
 
 
+def get_profiles(rig: Rig, request_id: int, evse_id: int | None = None, **criteria: Any) -> Any:
+    """GetChargingProfiles: the answer's status and the profile ids reported."""
+    criterion = build(rig.m.ChargingProfileCriterion, **criteria)
+    answer = rig.request(
+        "GetChargingProfiles", request_id=request_id, evse_id=evse_id, charging_profile=criterion
+    )
+    reported = [
+        p["id"]
+        for r in rig.sent("ReportChargingProfiles")
+        if r["requestId"] == request_id
+        for p in r["chargingProfile"]
+    ]
+    return str(answer.status), sorted(reported)
+
+
+@pytest.mark.parametrize("version", V2)
+def test_TC_K_06_CS_clear_by_stack_level_and_purpose(version: str) -> None:
+    rig = Rig(version)
+    rig.charge()
+    assert send_profile(rig, 1, default(4, 9.0, stack=2)) == "Accepted"
+    criteria = build(
+        rig.m.ClearChargingProfile, charging_profile_purpose="TxDefaultProfile", stack_level=2
+    )
+    answer = rig.request("ClearChargingProfile", charging_profile_criteria=criteria)
+    assert str(answer.status) == "Accepted"  # K10.FR.04
+    status, _ = get_profiles(rig, 5, charging_profile_purpose="TxDefaultProfile", stack_level=2)
+    assert status == "NoProfiles"
+
+
+@pytest.mark.parametrize("version", V2)
+def test_TC_K_32_K_35_K_36_CS_get_profiles_by_id_purpose_and_stack_level(version: str) -> None:
+    rig = Rig(version, evses=2)
+    assert send_profile(rig, 1, default(1, 9.0, stack=1)) == "Accepted"
+    assert send_profile(rig, 1, default(2, 8.0, stack=2)) == "Accepted"
+    assert send_profile(rig, 2, default(3, 7.0, stack=1)) == "Accepted"
+    assert get_profiles(rig, 11, charging_profile_id=[2]) == ("Accepted", [2])  # TC_K_32
+    status, ids = get_profiles(rig, 12, 1, charging_profile_purpose="TxDefaultProfile")
+    assert (status, ids) == ("Accepted", [1, 2])  # TC_K_35, K09.FR.04
+    status, ids = get_profiles(
+        rig, 13, 1, charging_profile_purpose="TxDefaultProfile", stack_level=1
+    )
+    assert (status, ids) == ("Accepted", [1])  # TC_K_36
+
+
+@pytest.mark.parametrize("version", ALL)
+def test_TC_K_19_CS_a_recurring_daily_profile(version: str) -> None:
+    rig = Rig(version)
+    start = wall(rig.now).replace(microsecond=0)
+    daily = profile(
+        6,
+        "TxDefaultProfile",
+        [(0, 8.0)],
+        kind="Recurring",
+        recurrency="Daily",
+        start=start,
+        duration=3600,
+    )
+    assert send_profile(rig, 1, daily) == "Accepted"
+    assert limits(rig, 1)[-1][0] == 8.0
+    rig.pair.advance(3600)
+    assert limits(rig, 1)[-1][0] == HARDWARE_A
+    rig.pair.advance(86400 - 3600)
+    assert limits(rig, 1)[-1][0] == 8.0  # the next day, at the same time (K01.FR.40)
+
+
+@pytest.mark.parametrize("version", V2)
+def test_TC_K_21_CS_a_profile_counts_from_validFrom(version: str) -> None:
+    rig = Rig(version)
+    later = default(7, 6.0, valid_from=wall(rig.now + 300).replace(microsecond=0))
+    assert send_profile(rig, 1, later) == "Accepted"
+    first, second = periods(composite(rig, 1, 400))
+    assert first[1] == HARDWARE_A and second[1] == 6.0
+    assert 299 <= second[0] <= 300  # K01.FR.36
+
+
+@pytest.mark.parametrize("version", V2)
+def test_TC_K_22_CS_a_profile_stops_counting_at_validTo(version: str) -> None:
+    rig = Rig(version, evses=2)
+    start = wall(rig.now).replace(microsecond=0)
+    until = profile(8, "TxDefaultProfile", [(0, 6.0)], start=start, valid_to=wall(rig.now + 300))
+    assert send_profile(rig, 0, until) == "Accepted"
+    for evse_id in (1, 2):
+        first, second = periods(composite(rig, evse_id, 400))
+        assert first[1] == 6.0 and second[1] == HARDWARE_A  # K01.FR.37
+        assert 299 <= second[0] <= 300
+
+
+@pytest.mark.parametrize("version", V2)
+def test_TC_K_23_CS_an_absolute_profile_counts_from_its_startSchedule(version: str) -> None:
+    rig = Rig(version)
+    start = wall(rig.now + 100).replace(microsecond=0)
+    assert send_profile(rig, 1, profile(9, "TxDefaultProfile", [(0, 6.0)], start=start)) == (
+        "Accepted"
+    )
+    first, second = periods(composite(rig, 1, 300))
+    assert first[1] == HARDWARE_A and second[1] == 6.0
+    assert 99 <= second[0] <= 100  # K01.FR.30
+
+
 # --- GetCompositeSchedule (K08; 1.6 §5.7)
 
 
