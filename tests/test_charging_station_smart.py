@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 from _smartkit import profile
 from _stationkit import Rig, wall
@@ -254,6 +255,19 @@ def test_TC_K_28_CS_a_new_default_applies_to_the_running_transaction(version: st
     rig = Rig(version)
     rig.charge()
     assert send_profile(rig, 1, default(3, 9.0)) == "Accepted"
+    assert limits(rig, 1)[-1][0] == 9.0
+
+
+@pytest.mark.parametrize("version", V2)
+def test_TC_P_04_CS_a_charging_profile_with_custom_data_is_accepted(version: str) -> None:
+    rig = Rig(version)
+    m = rig.m
+    message = attrs.evolve(
+        profile_to_message(default(12, 9.0), version),
+        custom_data=m.CustomData(vendor_id="org.example"),
+    )
+    answer = rig.request("SetChargingProfile", evse_id=1, charging_profile=message)
+    assert str(answer.status) == "Accepted"
     assert limits(rig, 1)[-1][0] == 9.0
 
 
