@@ -157,6 +157,22 @@ def test_K11_FR_04_a_significant_change_during_a_transaction_is_ChargingRateChan
     assert triggers.count("ChargingRateChanged") == 1
 
 
+@pytest.mark.parametrize("version", ALL)
+def test_K06_FR_01_K07_FR_01_profiles_keep_working_offline(version: str) -> None:
+    rig = Rig(version, evses=2)
+    rig.charge(1)
+    assert send_profile(rig, 1, tx_profile(rig, 5, 8.0)) == "Accepted"
+    assert send_profile(rig, 0, default(6, 12.0)) == "Accepted"
+    rig.pair.disconnect()
+    rig.pair.advance(30)
+    assert rig.station.get_composite_schedule(1, 60, "A", rig.now).periods[0].limit == 8.0
+    token = rig.token("OFFLINE") if version != "1.6" else "OFFLINE"
+    rig.station.on_transaction_started(2, 1, rig.now, id_token=token)  # started offline
+    rig.pair.advance(1)
+    assert rig.station.get_composite_schedule(2, 60, "A", rig.now).periods[0].limit == 12.0
+    assert limits(rig, 2)[-1][0] == 12.0
+
+
 # --- SetChargingProfile (K01; 1.6 §5.16)
 
 
