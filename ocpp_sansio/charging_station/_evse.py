@@ -48,7 +48,6 @@ class Evse:
     register_at_start: int = 0
     #: Deauthorized, the energy it may still draw (MaxEnergyOnInvalidId, E05.FR.03).
     energy_budget_wh: float | None = None
-    hardware_holds: set[int | None] = attrs.field(factory=set)
 
     @property
     def plugged(self) -> bool:

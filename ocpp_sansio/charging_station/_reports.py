@@ -111,7 +111,7 @@ class HardwareReports:
 
     def on_unavailable(self, evse_id: int, connector_id: int | None, now: float) -> None:
         """The hardware made a connector (or the EVSE) unusable for now."""
-        self.sessions.evse(evse_id).hardware_holds.add(connector_id)
+        self.sessions.evse(evse_id)  # an unknown EVSE is LocalProtocolError
         self.availability.hold(
             f"hardware:{evse_id}:{connector_id}",
             (evse_id, connector_id) if self.version != "1.6" else (evse_id, None),
@@ -119,7 +119,7 @@ class HardwareReports:
         self.router.settle(now)
 
     def on_enabled(self, evse_id: int, connector_id: int | None, now: float) -> None:
-        self.sessions.evse(evse_id).hardware_holds.discard(connector_id)
+        self.sessions.evse(evse_id)
         self.availability.release(f"hardware:{evse_id}:{connector_id}")
         self.router.settle(now)
 
