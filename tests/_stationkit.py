@@ -76,7 +76,7 @@ class Hardware:
         self.calls.append(("set_availability", (evse_id, connector_id, operative)))
 
     def set_limit(self, evse_id: int, limit: Any, now: float) -> None:
-        self.calls.append(("set_limit", (evse_id, limit)))
+        self.calls.append(("set_limit", (evse_id, limit, now)))
 
     def read_meter(self, evse_id: int, now: float) -> Mapping[str, float] | None:
         return {"Energy.Active.Import.Register": self._meter(evse_id, now)}
@@ -114,8 +114,10 @@ class Rig:
         start: bool = True,
         store: InMemoryStationStore | None = None,
         hardware: Hardware | None = None,
+        **station_options: Any,
     ) -> None:
         self.version = version
+        self.station_options = station_options
         self.m = messages_for(version)
         self.store = store or InMemoryStationStore()
         self.hardware = hardware or Hardware()
@@ -149,6 +151,7 @@ class Rig:
             wall_clock=wall,
             id_generator=counter_ids(f"s{len(self.lives)}-"),
             held_requests=held or (),
+            **self.station_options,
         )
         self.lives.append(station)
         return station
@@ -200,7 +203,7 @@ class Rig:
         old = self.station
         if self.pair.connected:
             self.pair.disconnect()
-        held = [*old.held_messages, *old._stop_after_reboot]
+        held = old.messages_for_next_life
         self.station = self._power_up(held)
         self.pair.station = self.station.core
         self.station.start(self.now, boot_reason=boot_reason, connect=connect)

@@ -102,11 +102,11 @@ async def test_handle_boots_authorizes_charges_and_transfers_data(kit: Kit) -> N
             await until(lambda: "StatusNotification" in script.actions())
             token = build(facade.m.IdToken, id_token="TAG1", type="ISO14443")
 
-            async def run(name: str, *args: Any) -> Any:
+            async def run(name: str, *args: Any, **fields: Any) -> Any:
                 method = getattr(handle, name)
                 if kit.blocking:
-                    return await anyio.to_thread.run_sync(lambda: method(*args))
-                result = method(*args)
+                    return await anyio.to_thread.run_sync(lambda: method(*args, **fields))
+                result = method(*args, **fields)
                 return await result if hasattr(result, "__await__") else result
 
             assert await run("validate_token", token) is True
@@ -117,4 +117,8 @@ async def test_handle_boots_authorizes_charges_and_transfers_data(kit: Kit) -> N
             answer = await run("data_transfer", "acme")
             assert answer is not None
             assert await run("get_network_connection_slots") == [0]
+            await run("on_external_limits_changed", 10.0, source="EMS", evse_id=1)
+            schedule = await run("get_composite_schedule", 1, 60, "A")
+            assert [p.limit for p in schedule.periods] == [10.0]
+            assert sorted(await run("get_all_composite_schedules", 60, "W")) == [0, 1]
         assert facade.application.energy == [1]  # type: ignore[attr-defined]

@@ -344,7 +344,7 @@ def _profile(rig: Rig, url: str = "ws://127.0.0.1:9/csms", security: int = 1) ->
 def test_TC_B_43_CS_set_network_profile_rejected() -> None:
     rig = Rig(V)
     rig.station.set_variables([("SecurityCtrlr", "SecurityProfile", "2")], rig.now)
-    rig.station._model.write(  # the station runs profile 2 (set at installation)
+    rig.station.model.write(  # the station runs profile 2 (set at installation)
         *_security_profile_key(), "Actual", "2"
     )
     answer = rig.request("SetNetworkProfile", configuration_slot=2, connection_data=_profile(rig))
@@ -978,6 +978,62 @@ def test_TC_H_17_H_18_CS_cancel_reservation() -> None:
     assert status(rig.request("CancelReservation", reservation_id=5)) == "Rejected"
 
 
+def _group_member(rig: Rig, group: str) -> None:
+    """The CSMS says every token it authorizes belongs to ``group``."""
+    m = rig.m
+    rig.answers["Authorize"] = lambda request: m.AuthorizeResponse(
+        id_token_info=m.IdTokenInfo(
+            status=m.AuthorizationStatusEnum.ACCEPTED,
+            group_id_token=build(m.IdToken, id_token=group, type="Central"),
+        )
+    )
+
+
+def test_TC_H_19_CS_a_reserved_evse_used_through_the_group_id_token() -> None:
+    rig = Rig(V)
+    group = build(rig.m.IdToken, id_token="GROUP1", type="Central")
+    assert _reserve(rig, 4, evse_id=1, token="OWNER", group_id_token=group) == "Accepted"
+    assert rig.last_status(1) == "Reserved"
+    _group_member(rig, "GROUP1")
+    rig.plug()
+    rig.authorize(value="MEMBER")  # H01.FR.15, H03.FR.04
+    started = rig.tx_events()[0]
+    assert started["reservationId"] == 4
+    assert started["idToken"]["idToken"] == "MEMBER"
+    assert rig.station.reservations.reservations == {}
+
+
+def test_TC_H_24_CS_an_unspecified_reservation_used_through_the_group_id_token() -> None:
+    rig = Rig(V, evses=2)
+    set_var(rig, "ReservationCtrlr", "NonEvseSpecific", "true")
+    group = build(rig.m.IdToken, id_token="GROUP2", type="Central")
+    assert _reserve(rig, 8, evse_id=None, token="OWNER", group_id_token=group) == "Accepted"
+    _group_member(rig, "GROUP2")
+    rig.plug(2)
+    rig.authorize(2, value="MEMBER")  # H03.FR.06
+    assert rig.tx_events()[0]["reservationId"] == 8
+
+
+def test_F01_FR_21_a_remote_start_for_the_reservations_group_is_accepted() -> None:
+    rig = Rig(V, evses=2)
+    group = build(rig.m.IdToken, id_token="GROUP1", type="Central")
+    _reserve(rig, 4, evse_id=1, token="OWNER", group_id_token=group)
+
+    def start(group_name: str) -> str:
+        return status(
+            rig.request(
+                "RequestStartTransaction",
+                id_token=rig.token("MEMBER"),
+                remote_start_id=7,
+                evse_id=1,
+                group_id_token=build(rig.m.IdToken, id_token=group_name, type="Central"),
+            )
+        )
+
+    assert start("GROUP9") == "Rejected"
+    assert start("GROUP1") == "Accepted"
+
+
 def test_TC_H_21_CS_station_cancels_reservation_when_unavailable() -> None:
     rig = Rig(V)
     _reserve(rig, 6)
@@ -1020,6 +1076,44 @@ def test_TC_J_02_CS_clock_aligned_transaction_ongoing() -> None:
     assert clock and clock[0]["meterValue"][0]["sampledValue"][0]["context"] == "Sample.Clock"
 
 
+def test_TC_J_03_CS_clock_aligned_values_in_the_ended_event() -> None:
+    rig = Rig(V)
+    set_var(rig, "AlignedDataCtrlr", "TxEndedMeasurands", "Energy.Active.Import.Register")
+    set_var(rig, "AlignedDataCtrlr", "TxEndedInterval", "60")
+    set_var(rig, "SampledDataCtrlr", "TxEndedMeasurands", "")
+    rig.charge()
+    rig.pair.advance(150)
+    rig.unplug()
+    ended = rig.tx_events()[-1]
+    assert ended["eventType"] == "Ended"
+    values = ended["meterValue"]
+    assert [mv["sampledValue"][0]["context"] for mv in values] == ["Sample.Clock"] * 2
+    assert [mv["timestamp"][14:19] for mv in values] == ["01:00", "02:00"]  # on the boundaries
+
+
+def test_E06_FR_11_sampled_values_every_TxEndedInterval_from_the_start() -> None:
+    rig = Rig(V)
+    set_var(rig, "SampledDataCtrlr", "TxEndedInterval", "30")
+    set_var(rig, "SampledDataCtrlr", "TxUpdatedInterval", "0")
+    rig.charge()
+    rig.pair.advance(95)
+    rig.unplug()
+    values = rig.tx_events()[-1]["meterValue"]
+    contexts = [mv["sampledValue"][0]["context"] for mv in values]
+    assert contexts == ["Transaction.Begin"] + ["Sample.Periodic"] * 3 + ["Transaction.End"]
+    energy = [mv["sampledValue"][0]["value"] for mv in values]
+    assert energy == sorted(energy) and energy[0] < energy[-1]  # J02.FR.16
+
+
+def test_E06_FR_11_nothing_configured_nothing_carried() -> None:
+    rig = Rig(V)
+    set_var(rig, "SampledDataCtrlr", "TxEndedMeasurands", "")
+    rig.charge()
+    rig.pair.advance(10)
+    rig.unplug()
+    assert "meterValue" not in rig.tx_events()[-1]
+
+
 def test_TC_J_07_J_09_J_10_CS_sampled_meter_values() -> None:
     rig = Rig(V)
     set_var(rig, "SampledDataCtrlr", "TxUpdatedInterval", "10")
@@ -1032,7 +1126,8 @@ def test_TC_J_07_J_09_J_10_CS_sampled_meter_values() -> None:
     assert periodic[0]["meterValue"][0]["sampledValue"][0]["context"] == "Sample.Periodic"
     rig.unplug()
     ended = rig.tx_events()[-1]
-    assert ended["meterValue"][0]["sampledValue"][0]["context"] == "Transaction.End"
+    contexts = [mv["sampledValue"][0]["context"] for mv in ended["meterValue"]]
+    assert contexts == ["Transaction.Begin", "Transaction.End"]  # E06.FR.11, TxEndedInterval 0
 
 
 # --- L Firmware
@@ -1152,6 +1247,96 @@ def test_TC_L_11_CS_unable_to_cancel() -> None:
     _firmware(rig, 11)
     _fw(rig, 11, "Downloading", "Downloaded", "SignatureVerified", "Installing")
     assert _firmware(rig, 12) == "Rejected"
+
+
+def _allow_new_sessions(rig: Rig, allow: bool) -> None:
+    value = "true" if allow else "false"
+    assert set_var(rig, "ChargingStation", "AllowNewSessionsPendingFirmwareUpdate", value) == (
+        "Accepted"
+    )
+
+
+def test_TC_L_12_CS_new_sessions_allowed_while_the_update_waits() -> None:
+    rig = Rig(V, evses=2)
+    _allow_new_sessions(rig, True)
+    rig.charge(1)
+    assert _firmware(rig, 12) == "Accepted"
+    _fw(rig, 12, "Downloading", "Downloaded", "SignatureVerified")
+    assert _fw_statuses(rig)[-1] == "InstallScheduled"  # L01.FR.06: it waits
+    assert rig.last_status(2) == "Available"
+    rig.charge(2)  # a second transaction may start
+    assert rig.station.get_evse_transaction_id(2) is not None
+    rig.station.on_transaction_finished(1, rig.now)
+    rig.pair.advance(0.1)
+    assert rig.hardware.called("install_firmware") == []
+    rig.station.on_transaction_finished(2, rig.now)
+    rig.pair.advance(0.1)
+    assert rig.hardware.called("install_firmware") == [12]  # once both ended
+
+
+def test_TC_L_13_CS_free_evses_unavailable_while_the_update_waits() -> None:
+    rig = Rig(V, evses=2)
+    _allow_new_sessions(rig, False)
+    rig.charge(1)
+    assert _firmware(rig, 13) == "Accepted"
+    _fw(rig, 13, "Downloading", "Downloaded", "SignatureVerified")
+    assert rig.last_status(2) == "Unavailable"  # L01.FR.07: the free one at once
+    assert rig.last_status(1) == "Occupied"
+    assert remote_start(rig, evse_id=2) == "Rejected"
+    rig.station.on_transaction_finished(1, rig.now)
+    rig.unplug(1)
+    assert rig.last_status(1) == "Unavailable"  # L01.FR.07: as it becomes free
+    assert rig.hardware.called("install_firmware") == [13]
+    _fw(rig, 13, "Installing", "Installed")
+    assert rig.last_status(1) == rig.last_status(2) == "Available"
+    assert rig.sent("SecurityEventNotification")[-1]["type"] == "FirmwareUpdated"
+
+
+def test_TC_L_14_CS_activation_waits_for_the_transactions_new_sessions_allowed() -> None:
+    rig = Rig(V, evses=2, installs_firmware_during_transactions=True)
+    _allow_new_sessions(rig, True)
+    rig.charge(1)
+    assert _firmware(rig, 14) == "Accepted"
+    _fw(rig, 14, "Downloading", "Downloaded", "SignatureVerified", "Installing")
+    rig.station.on_firmware_update_status_notification(14, "Installed", rig.now, reboot=True)
+    rig.pair.advance(10)
+    assert rig.reboots == []  # L01.FR.33: activation waits for the transaction
+    assert rig.last_status(2) == "Available"
+    rig.station.on_transaction_finished(1, rig.now)
+    rig.pair.advance(1)
+    assert rig.reboots == ["FirmwareUpdate"]
+
+
+def test_TC_L_15_CS_activation_waits_for_the_transactions_free_evses_unavailable() -> None:
+    rig = Rig(V, evses=2, installs_firmware_during_transactions=True)
+    _allow_new_sessions(rig, False)
+    rig.charge(1)
+    assert _firmware(rig, 15) == "Accepted"
+    _fw(rig, 15, "Downloading", "Downloaded", "SignatureVerified", "Installing")
+    assert rig.last_status(2) == "Available"  # this hardware installs while charging
+    rig.station.on_firmware_update_status_notification(15, "Installed", rig.now, reboot=True)
+    rig.pair.advance(10)
+    # L01.FR.33 then L01.FR.07: the activation waits, the free EVSE is Unavailable.
+    assert rig.reboots == [] and rig.last_status(2) == "Unavailable"
+    rig.station.on_transaction_finished(1, rig.now)
+    rig.pair.advance(1)
+    assert rig.reboots == ["FirmwareUpdate"]
+
+
+def test_TC_L_16_CS_an_update_installed_during_a_transaction() -> None:
+    rig = Rig(V, installs_firmware_during_transactions=True)
+    rig.charge()
+    assert _firmware(rig, 16) == "Accepted"
+    _fw(rig, 16, "Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed")
+    assert _fw_statuses(rig) == [
+        "Downloading",
+        "Downloaded",
+        "SignatureVerified",
+        "Installing",
+        "Installed",
+    ]
+    assert rig.sent("SecurityEventNotification")[-1]["type"] == "FirmwareUpdated"
+    assert rig.station.get_evse_transaction_id(1) is not None  # it kept charging
 
 
 def test_TC_L_18_CS_missing_certificate_and_signature_is_an_unsigned_update() -> None:

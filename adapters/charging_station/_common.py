@@ -121,6 +121,18 @@ class Reports:
     def on_get_15118_ev_certificate_request(self, request: Any) -> str:
         return str(self._call("on_get_15118_ev_certificate_request", request))
 
+    def on_external_limits_changed(self, limit: Any, **fields: Any) -> None:
+        self._call("on_external_limits_changed", limit, **fields)
+
+    def on_external_limits_cleared(self, **fields: Any) -> bool:
+        return bool(self._call("on_external_limits_cleared", **fields))
+
+    def get_composite_schedule(self, evse_id: int, duration: int, unit: str | None) -> Any:
+        return self._call("get_composite_schedule", evse_id, duration, unit)
+
+    def get_all_composite_schedules(self, duration: int, unit: str | None) -> dict[int, Any]:
+        return dict(self._call("get_all_composite_schedules", duration, unit))
+
     def get_variables(self, items: list[tuple[str, str]]) -> list[str | None]:
         return list(self._call("get_variables", items))
 

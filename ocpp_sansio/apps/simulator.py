@@ -1,13 +1,14 @@
 """A simulated charging station: the ``ChargingStation`` facade with pretend hardware,
 without IO.
 
-The hardware is pretend: connectors that charge at a fixed power, a driver who plugs in
-when a remote start is accepted and leaves when the transaction ends, a meter that counts
-the energy. Downloads, signature checks and uploads are pretend too (each takes a second
-and succeeds) unless the IO layer gives ``transfers``: then they are done for real in the
-background and their outcome comes back through ``inbox`` (the command's glue in
-``ocpp_sansio.cli.transfers`` does that). What survives a reboot lives in ``store``:
-``rebooted()`` powers the same station up again on it.
+The hardware is pretend: single-phase 32 A connectors that charge at the limit in force
+(7.36 kW without a charging profile, less when smart charging limits them), a driver who
+plugs in when a remote start is accepted and leaves when the transaction ends, a meter
+that counts the energy at that power. Downloads, signature checks and uploads are pretend
+too (each takes a second and succeeds) unless the IO layer gives ``transfers``: then they
+are done for real in the background and their outcome comes back through ``inbox`` (the
+command's glue in ``ocpp_sansio.cli.transfers`` does that). What survives a reboot lives
+in ``store``: ``rebooted()`` powers the same station up again on it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 
 from ocpp_sansio.charging_station import (
     SUPPORTED_TRIGGERS,
+    ChargingLimit,
     ChargingStation,
     FirmwareJob,
     InMemoryStationStore,
@@ -28,6 +30,7 @@ from ocpp_sansio.charging_station import (
     UploadJob,
 )
 from ocpp_sansio.flows._base import WallClock
+from ocpp_sansio.smart_charging import EvseLimits, SmartChargingConfig
 
 __all__ = [
     "FIRMWARE",
@@ -40,7 +43,9 @@ __all__ = [
     "Transfers",
 ]
 
-#: Simulated charging power (W), and how long pretend transfers and installs take (s).
+#: Simulated charging power without a limit (W): 32 A on one phase at 230 V; and how long
+#: pretend transfers and installs take (s).
+MAX_CURRENT_A = 32.0
 POWER_W = 7360.0
 TRANSFER_SECONDS = 1.0
 #: How often finished background work is collected (s).
@@ -79,14 +84,24 @@ class Transfers(Protocol):
 
 
 class _Meter:
+    """Energy counted at the power drawn since the last change."""
+
     def __init__(self) -> None:
         self.energy_wh = 0.0
         self.since: float | None = None
+        self.power_w = POWER_W
 
     def read(self, now: float) -> float:
         if self.since is None:
             return self.energy_wh
-        return self.energy_wh + (now - self.since) * POWER_W / 3600.0
+        return self.energy_wh + (now - self.since) * self.power_w / 3600.0
+
+    def draw(self, power_w: float, now: float) -> None:
+        """From ``now`` on the EV draws ``power_w``."""
+        if self.since is not None:
+            self.energy_wh = self.read(now)
+            self.since = now
+        self.power_w = power_w
 
 
 class _PretendHardware:
@@ -132,16 +147,21 @@ class _PretendHardware:
     ) -> None:
         pass
 
-    def set_limit(self, evse_id: int, limit: Any, now: float) -> None:
-        pass
+    def set_limit(self, evse_id: int, limit: ChargingLimit, now: float) -> None:
+        """The EV draws as much as the limit in force allows (K01: the composite's
+        current period), never more than the connector gives."""
+        if evse_id == 0:
+            return  # the grid connection's limit is already in every EVSE's
+        allowed = POWER_W if limit.watts is None else min(POWER_W, limit.watts)
+        self._meter(evse_id).draw(max(0.0, allowed), now)
 
     def read_meter(self, evse_id: int, now: float) -> Mapping[str, float] | None:
         meter = self._meter(evse_id)
-        charging = meter.since is not None
+        power = meter.power_w if meter.since is not None else 0.0
         return {
             "Energy.Active.Import.Register": round(meter.read(now), 1),
-            "Power.Active.Import": POWER_W if charging else 0.0,
-            "Current.Import": round(POWER_W / _VOLTAGE, 1) if charging else 0.0,
+            "Power.Active.Import": power,
+            "Current.Import": round(power / _VOLTAGE, 1),
             "Voltage": _VOLTAGE,
         }
 
@@ -256,6 +276,13 @@ class SimulatedStation:
             ),
             evses=connectors,
             max_power_w=POWER_W,
+            smart_charging=SmartChargingConfig(
+                evses={
+                    n: EvseLimits(max_current=MAX_CURRENT_A, phases=1)
+                    for n in range(1, connectors + 1)
+                },
+                nominal_voltage=_VOLTAGE,
+            ),
             store=self.store,
             wall_clock=wall_clock,
             rng=rng or random.Random(),

@@ -2,6 +2,7 @@
 ChargePointInterface), its hardware interface, its store, its network profiles."""
 
 from ._application import ChargingLimit, FirmwareJob, StationApplication, UploadJob
+from ._dispatch import SUPPORTED_TRIGGERS
 from ._events import (
     ConnectRequested,
     DataTransferAnswered,
@@ -9,17 +10,15 @@ from ._events import (
     RebootRequested,
     TokenValidated,
 )
-from ._facade import (
-    CRITICAL_SECURITY_EVENTS,
-    SUPPORTED_TRIGGERS,
-    ChargingStation,
-    StationInfo,
-)
+from ._facade import ChargingStation
 from ._network import ConnectionPlan, NetworkPlanner, NetworkProfile, RetryBackOff
+from ._reboot import StationInfo
+from ._security import CRITICAL_SECURITY_EVENTS, CRITICAL_SECURITY_EVENTS_1_6
 from ._store import RECORDS, InMemoryStationStore, StationStore
 
 __all__ = [
     "CRITICAL_SECURITY_EVENTS",
+    "CRITICAL_SECURITY_EVENTS_1_6",
     "RECORDS",
     "SUPPORTED_TRIGGERS",
     "ChargingLimit",

@@ -8,6 +8,7 @@ its progress back through the facade's ``on_*`` methods.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 import attrs
@@ -41,10 +42,22 @@ class UploadJob:
 
 @attrs.frozen(kw_only=True)
 class ChargingLimit:
-    """The power or current an EVSE may draw now (smart charging sets it; None: no limit)."""
+    """What an EVSE (0: the grid connection) may draw now, in both units: the lowest of the
+    charging profiles, external limits and the hardware's own limits (the composite
+    schedule's current period). ``number_phases`` / ``phase_to_use``: as the period says
+    (None: not restricted); ``min_amps`` / ``min_watts``: the transaction profile's
+    minChargingRate. ``next_change`` (wall clock) / ``next_change_at`` (core time): when
+    the limit changes next by itself (None: not within 8 days); ``set_limit`` is called
+    again then."""
 
     amps: float | None = None
     watts: float | None = None
+    number_phases: int | None = None
+    phase_to_use: int | None = None
+    min_amps: float | None = None
+    min_watts: float | None = None
+    next_change: datetime | None = None
+    next_change_at: float | None = None
 
 
 class StationApplication(Protocol):
@@ -74,8 +87,11 @@ class StationApplication(Protocol):
     ) -> None:
         """The connector (or EVSE) became Operative or Inoperative (G03, G04)."""
 
-    def set_limit(self, evse_id: int, limit: ChargingLimit | None, now: float) -> None:
-        """Apply a charging limit (smart charging; None lifts it)."""
+    def set_limit(self, evse_id: int, limit: ChargingLimit, now: float) -> None:
+        """Apply the limit in force on ``evse_id`` (0: the grid connection). Called at
+        power-up for every EVSE and whenever the limit changes: a profile set or cleared, a
+        period boundary, a transaction starting or ending, an external limit (K01, K11-K13).
+        """
 
     def read_meter(self, evse_id: int, now: float) -> Mapping[str, float] | None:
         """A fresh reading of the EVSE's meter (0: the station's), measurand -> value

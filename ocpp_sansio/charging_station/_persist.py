@@ -14,6 +14,8 @@ from ocpp_sansio.flows.authorization import (
     InMemoryLocalList,
     LocalEntry,
 )
+from ocpp_sansio.flows.availability import AvailabilitySnapshot
+from ocpp_sansio.flows.device_model import ComponentKey, VariableKey
 from ocpp_sansio.flows.firmware import FirmwareFamily, FirmwarePhase, FirmwareSnapshot
 from ocpp_sansio.flows.reservations import Reservation
 from ocpp_sansio.frames import registry
@@ -166,29 +168,39 @@ class StoredLocalList(InMemoryLocalList):
 
 class StoredCache(InMemoryCache):
     """The Authorization Cache, saved in the store at every change (C10: it persists
-    across reboots, TC_C_32_CS). Lifetimes count again from the reboot."""
+    across reboots, TC_C_32_CS). Each entry keeps when it was stored and last used as
+    wall-clock times, so AuthCacheCtrlr.LifeTime counts across a reboot (C10.FR.08)."""
 
     NAME = "auth_cache"
 
-    def __init__(self, version: str, store: Any, capacity: int = 1000) -> None:
+    def __init__(self, version: str, store: Any, clock: WallClock, capacity: int = 1000) -> None:
         super().__init__(capacity)
         self._version_name = version
         self._store = store
+        self._clock = clock
         for key, item in (store.load(self.NAME) or {}).items():
             self._entries[key] = CacheEntry(
                 token=token_from_json(version, item["token"]),
                 info=auth_info_from_json(version, item["info"]),
-                stored_at=0.0,
-                last_used=0.0,
+                stored_at=self._core_time(item.get("stored_at")),
+                last_used=self._core_time(item.get("last_used")),
             )
 
-    def _save(self) -> None:
+    def _core_time(self, wall: str | None) -> float:
+        """A saved wall-clock time in this life's core time (the wall clock at core time 0
+        is the reference); a record without one counts from that reference."""
+        return 0.0 if wall is None else core_time(datetime.fromisoformat(wall), 0.0, self._clock)
+
+    def save(self) -> None:
+        """Also after an entry was used: its last use moves its lifetime on."""
         self._store.save(
             self.NAME,
             {
                 key: {
                     "token": token_to_json(self._version_name, entry.token),
                     "info": auth_info_to_json(entry.info),
+                    "stored_at": self._clock(entry.stored_at).isoformat(),
+                    "last_used": self._clock(entry.last_used).isoformat(),
                 }
                 for key, entry in self._entries.items()
             }
@@ -197,8 +209,54 @@ class StoredCache(InMemoryCache):
 
     def put(self, key: str, entry: CacheEntry) -> None:
         super().put(key, entry)
-        self._save()
+        self.save()
 
     def clear(self) -> None:
         super().clear()
-        self._save()
+        self.save()
+
+
+def variable_name(component: ComponentKey, variable: VariableKey, attribute: str) -> str:
+    """A device-model attribute as one text key of the ``settings`` record."""
+    parts = [
+        component.name,
+        component.instance or "",
+        "" if component.evse_id is None else str(component.evse_id),
+        "" if component.connector_id is None else str(component.connector_id),
+        variable.name,
+        variable.instance or "",
+        attribute,
+    ]
+    return "|".join(parts)
+
+
+def parse_variable_name(name: str) -> tuple[ComponentKey, VariableKey, str] | None:
+    parts = name.split("|")
+    if len(parts) != 7:
+        return None
+    comp, comp_instance, evse, connector, var, var_instance, attribute = parts
+    return (
+        ComponentKey(
+            comp,
+            comp_instance or None,
+            int(evse) if evse else None,
+            int(connector) if connector else None,
+        ),
+        VariableKey(var, var_instance or None),
+        attribute,
+    )
+
+
+def availability_to_json(snapshot: AvailabilitySnapshot) -> list[list[int | None]] | None:
+    return sorted(([e, c] for e, c in snapshot.inoperative), key=str) or None
+
+
+def availability_from_json(data: Any) -> AvailabilitySnapshot | None:
+    if not data:
+        return None
+    return AvailabilitySnapshot(inoperative=frozenset((e, c) for e, c in data))
+
+
+def activity_key(transaction: Any) -> Any:
+    """How the shared Activity knows a transaction (1.6: local until the CSMS numbers it)."""
+    return getattr(transaction, "activity_key", None) or transaction.transaction_id

@@ -28,6 +28,8 @@ RECORDS: dict[str, str] = {
     "security_events": "critical security events not yet delivered (A04)",
     "local_list": "the Local Authorization List and its version (D01)",
     "auth_cache": "the Authorization Cache (C10)",
+    "charging_profiles": "the charging profiles installed, external limits included "
+    "(K01.FR.27): a ProfileStore snapshot",
 }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from ocpp_sansio.flows.configuration import default_configuration
 from ocpp_sansio.flows.device_model import (
+    MEASURANDS,
     READ_ONLY,
     READ_WRITE,
     DeviceVariable,
@@ -94,6 +95,49 @@ _FACADE: tuple[tuple[str, str, str | None, str, str, str, dict[str, Any]], ...] 
         {"values_list": _TX_POINTS},
     ),
     ("SampledDataCtrlr", "TxEndedInterval", None, "integer", _RW, "0", {"unit": "s"}),
+    (
+        "SampledDataCtrlr",
+        "TxEndedMeasurands",
+        None,
+        "MemberList",
+        _RW,
+        "Energy.Active.Import.Register",
+        {"values_list": MEASURANDS},
+    ),
+    ("ChargingStation", "AllowNewSessionsPendingFirmwareUpdate", None, "boolean", _RW, "false", {}),
+    ("SmartChargingCtrlr", "Available", None, "boolean", _RO, "true", {}),
+    ("SmartChargingCtrlr", "Enabled", None, "boolean", _RW, "true", {}),
+    (
+        "SmartChargingCtrlr",
+        "Entries",
+        "ChargingProfiles",
+        "integer",
+        _RO,
+        "0",
+        {"max_limit": 100},
+    ),
+    ("SmartChargingCtrlr", "ExternalControlSignalsEnabled", None, "boolean", _RW, "true", {}),
+    (
+        "SmartChargingCtrlr",
+        "LimitChangeSignificance",
+        None,
+        "decimal",
+        _RW,
+        "0",
+        {"unit": "Percent"},
+    ),
+    ("SmartChargingCtrlr", "NotifyChargingLimitWithSchedules", None, "boolean", _RW, "false", {}),
+    ("SmartChargingCtrlr", "PeriodsPerSchedule", None, "integer", _RO, "24", {}),
+    ("SmartChargingCtrlr", "ProfileStackLevel", None, "integer", _RO, "10", {}),
+    (
+        "SmartChargingCtrlr",
+        "RateUnit",
+        None,
+        "MemberList",
+        _RO,
+        "A,W",
+        {"values_list": ("A", "W")},
+    ),
 )
 
 
@@ -155,6 +199,7 @@ PROFILES_1_6 = (
     "LocalAuthListManagement",
     "Reservation",
     "RemoteTrigger",
+    "SmartCharging",
 )
 
 

@@ -157,6 +157,11 @@ class Outbox:
         """Requests not yet taken by the core, oldest first."""
         return [*self._lost, *self._waiting]
 
+    @property
+    def unsettled(self) -> list[Any]:
+        """Requests not yet answered: those on their way, then those waiting."""
+        return [*self._lost, *self._sent.values(), *self._waiting]
+
     def submit(self, payload: Any, now: float) -> None:
         self._waiting.append(payload)
         self.flush(now)

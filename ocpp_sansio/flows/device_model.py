@@ -165,7 +165,8 @@ class InMemoryDeviceModel:
 # --- standard variables -------------------------------------------------------------------
 
 _RO, _RW = READ_ONLY, READ_WRITE
-_MEASURAND_NAMES = tuple(m.value for m in messages_for("2.0.1").MeasurandEnum)
+#: Every measurand 2.0.1 names (the valuesList of the measurand variables).
+MEASURANDS = tuple(m.value for m in messages_for("2.0.1").MeasurandEnum)
 _AVAILABILITY = ("Available", "Occupied", "Reserved", "Unavailable", "Faulted")
 # (component, variable, instance, data type, mutability, default value, characteristics):
 # the controller variables the flows in this package read, typed as in the device-model
@@ -236,7 +237,7 @@ def standard_variables(*, evses: Mapping[int, Sequence[str]] | None = None) -> l
                 name,
                 "Energy.Active.Import.Register" if "Ended" not in name else "",
                 data_type="MemberList",
-                values_list=_MEASURAND_NAMES,
+                values_list=MEASURANDS,
             )
         )
     out.append(_availability(ComponentKey("ChargingStation")))

@@ -383,6 +383,16 @@ class FirmwareUpdater(Emitter, WallClocked):
         return self._reported.get(family)
 
     @property
+    def waiting_for_transactions(self) -> bool:
+        """The install waits for the running transactions to end (L01.FR.06, L02.FR.03)."""
+        return (
+            self.phase is FirmwarePhase.AWAITING_INSTALL
+            and self._due_at is None
+            and not self._held_by_station
+            and self._transactions_hold_install()
+        )
+
+    @property
     def reboot_pending(self) -> bool:
         """The next reboot is the update's (boot with reason FirmwareUpdate in 2.x)."""
         return self._reboot_for_update
@@ -813,6 +823,10 @@ class FirmwareUpdater(Emitter, WallClocked):
             if status == INSTALL_VERIFICATION_FAILED:
                 status = INSTALLATION_FAILED
             if status not in PLAIN_1_6_STATUSES:
+                return
+            last = self._reported.get(update.family)
+            if status == last and status not in allowed_next(update.family, False, last):
+                # The step between (InstallRebooting) has no 1.6 status: nothing new.
                 return
         self._reported[update.family] = status
         self.outbox.submit(self._payload(update.family, status, update.request_id), now)

@@ -189,15 +189,22 @@ class MeterSchedule(Emitter, WallClocked):
         return entry.anchor + steps * interval
 
     def _next_boundary(self, now: float) -> float | None:
-        """The first clock-aligned boundary after ``now``: midnight + k x interval, the
-        intervals starting afresh every day (1.6 §9.1.5)."""
         interval = self._interval("clock_interval")
         if interval == 0 or not self._clock_on:
             return None
-        wall: datetime = self.clock(now) + self.utc_offset
-        midnight = wall.replace(hour=0, minute=0, second=0, microsecond=0)
-        into_day = (wall - midnight).total_seconds()
-        # The wall clock is read to the microsecond: a timer firing on the boundary must not
-        # see the same boundary again.
-        boundary = (math.floor((into_day + _WALL_SLACK) / interval) + 1) * interval
-        return now + (min(boundary, _DAY) - into_day)
+        return next_clock_boundary(now, interval, self.clock, self.utc_offset)
+
+
+def next_clock_boundary(
+    now: float, interval: float, clock: WallClock, utc_offset: timedelta = timedelta(0)
+) -> float:
+    """The core time of the first clock-aligned boundary after ``now``: midnight +
+    k x ``interval`` of ``clock`` shifted by ``utc_offset``, the intervals starting afresh
+    every day (1.6 §9.1.5; 2.x AlignedDataCtrlr.Interval, TxEndedInterval)."""
+    wall: datetime = clock(now) + utc_offset
+    midnight = wall.replace(hour=0, minute=0, second=0, microsecond=0)
+    into_day = (wall - midnight).total_seconds()
+    # The wall clock is read to the microsecond: a timer firing on the boundary must not
+    # see the same boundary again.
+    boundary = (math.floor((into_day + _WALL_SLACK) / interval) + 1) * interval
+    return now + (min(boundary, _DAY) - into_day)
