@@ -36,7 +36,16 @@ with needs_extra("websocket", needed_by="ocpp_sansio.adapters"):
         StationOptions,
         WallClock,
     )
-    from ._ws import DEFAULT_VERSIONS, SUBPROTOCOLS, WsOptions
+    from ._ws import (
+        DEFAULT_VERSIONS,
+        SUBPROTOCOLS,
+        PasswordTable,
+        WsOptions,
+        certificate_common_name,
+        certificate_names_identity,
+        identity_key,
+        station_certificate_check,
+    )
 
 __all__ = [
     "DEFAULT_VERSIONS",
@@ -55,10 +64,15 @@ __all__ = [
     "FrameObserver",
     "InvalidResponseError",
     "OcppCallError",
+    "PasswordTable",
     "ServerOptions",
     "StationOptions",
     "TransactionMessageDiscardedError",
     "WallClock",
     "WsOptions",
+    "certificate_common_name",
+    "certificate_names_identity",
+    "identity_key",
+    "station_certificate_check",
     "uuid_ids",
 ]

@@ -68,6 +68,7 @@ from ._ws import (
     Phase,
     ServerPolicy,
     TextReceived,
+    identity_key,
 )
 
 log = logging.getLogger("ocpp_sansio.adapters")
@@ -167,8 +168,8 @@ class Driver:
         #: Frames go to the observer or the frame logger (checked as a connection opens).
         self._tapping = observer is not None
         self.wall_clock = wall_clock or posix_wall_clock
-        if getattr(core, "wall_clock", False) is None:
-            core.wall_clock = self.wall_clock  # type: ignore[union-attr]
+        if core.wall_clock is None:
+            core.wall_clock = self.wall_clock
         self.host = FlowHost(core, flows(core)) if flows is not None else None
         self.ws: Wire | None = None
         #: The latest time an entry point was given (flows need one for every event).
@@ -285,9 +286,10 @@ class Driver:
         self.changes += 1
         if self.host is not None:
             self._sort_core_events()
+        # Asked for offline too: a core with a store commits there (docs/store.md).
+        texts = self.core.data_to_send()
         ws = self.ws
         if ws is not None:
-            texts = self.core.data_to_send()
             if texts and self._tapping:
                 for text in texts:
                     self._tap("sent", text, self.now)
@@ -506,7 +508,7 @@ class CsmsCores:
                     f"core_factory gave an OCPP {core.version} core for {identity!r}, "
                     f"whose connection negotiated {version}"
                 )
-            if core.identity.casefold() != identity.casefold():
+            if identity_key(core.identity) != identity_key(identity):
                 raise CoreMismatch(f"core_factory gave {core.identity!r}'s core for {identity!r}")
             if core.connected:
                 raise CoreMismatch(
@@ -533,7 +535,7 @@ class CsmsCores:
         raised, or CoreMismatch: logged, and ``ws`` closed with 1011)."""
         if ws.phase is not Phase.OPEN or ws.version is None:
             return None  # a connection whose core could not be made, still closing
-        key = ws.identity.casefold()
+        key = identity_key(ws.identity)
         session = sessions.get(key)
         if session is None or session.driver.core.version != ws.version:
             # A station back with another version gets a fresh core.
@@ -559,6 +561,7 @@ def server_policy(versions: Sequence[str], options: ServerOptions) -> ServerPoli
         versions=tuple(versions),
         known_identity=options.known_identity,
         password_for=options.auth,
+        certificate_check=options.certificate_check,
         options=options.ws_options,
     )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -16,7 +16,13 @@ from ocpp_sansio.config import CsmsConfig, StationConfig
 from ocpp_sansio.csms import CsmsCore
 from ocpp_sansio.flows.host import FlowFactory
 
-from ._ws import WsOptions
+from ._ws import (
+    CertificateCheck,
+    PasswordLookup,
+    PasswordTable,
+    WsOptions,
+    certificate_names_identity,
+)
 
 #: ``"received"`` or ``"sent"``, seen from our side of the connection.
 Direction = Literal["received", "sent"]
@@ -39,6 +45,11 @@ def _not_negative(_instance: Any, attribute: attrs.Attribute[Any], value: float)
 def _at_least_one(_instance: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
     if value is not None and value < 1:
         raise ValueError(f"{attribute.name} must be at least 1, got {value!r}")
+
+
+def _callable_or_none(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not callable(value):
+        raise TypeError(f"{attribute.name} must be callable or None, got {value!r}")
 
 
 _callable = attrs.validators.optional(attrs.validators.is_callable())
@@ -109,6 +120,12 @@ class StationOptions:
     wall_clock: WallClock | None = attrs.field(default=None, validator=_callable)
 
 
+def _password_lookup(
+    auth: PasswordLookup | Mapping[str, str | bytes] | None,
+) -> PasswordLookup | None:
+    return PasswordTable(auth) if isinstance(auth, Mapping) else auth
+
+
 def _factory_alone(instance: ServerOptions, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and (
         instance.csms_config is not None or instance.id_generator is not None
@@ -126,8 +143,13 @@ class ServerOptions:
     - ``csms_config``, ``id_generator``: for every station's ``CsmsCore``; or
       ``core_factory(identity, version)`` makes each core (not both).
     - ``flows(core)``: the flows each station's core hosts.
-    - ``auth(identity) -> password | None``: turns on HTTP Basic (profiles 1 and 2).
+    - ``auth(identity) -> password | None``: turns on HTTP Basic (profiles 1 and 2); a
+      mapping of identity to password becomes a ``PasswordTable`` (one spelling per
+      identity: identities are compared by ``identity_key``).
     - ``known_identity(identity) -> bool``: False answers HTTP 404.
+    - ``certificate_check(identity, certificate) -> bool``: judges a TLS client certificate
+      (security profile 3); False answers HTTP 403 before any session is touched. Default
+      ``certificate_names_identity`` (its CN is the identity, A00.FR.405); None: no check.
     - ``ssl_context``: TLS (profile 2), mutual TLS when it requires client certificates
       (profile 3). Not for the ASGI adapter: there the web server does TLS.
     - ``ws_options``: message size, pings, compression, timeouts.
@@ -145,10 +167,13 @@ class ServerOptions:
         default=None, validator=[_callable, _factory_alone]
     )
     flows: FlowFactory | None = attrs.field(default=None, validator=_callable)
-    auth: Callable[[str], str | bytes | None] | None = attrs.field(
-        default=None, validator=_callable
+    auth: PasswordLookup | None = attrs.field(
+        default=None, converter=_password_lookup, validator=_callable
     )
     known_identity: Callable[[str], bool] | None = attrs.field(default=None, validator=_callable)
+    certificate_check: CertificateCheck | None = attrs.field(
+        default=certificate_names_identity, validator=_callable_or_none
+    )
     ssl_context: ssl.SSLContext | None = attrs.field(default=None, validator=_ssl)
     ws_options: WsOptions = attrs.field(
         default=WsOptions(), validator=attrs.validators.instance_of(WsOptions)

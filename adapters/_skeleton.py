@@ -402,8 +402,9 @@ class Waiter:
 
 
 class Server:
-    """A CSMS's stations: sessions by identity (case-folded) and every open link. The
-    adapter's server listens, accepts, and makes its sessions (``_new_session``)."""
+    """A CSMS's stations: sessions by ``identity_key`` (identities are case-insensitive)
+    and every open link. The adapter's server listens, accepts, and makes its sessions
+    (``_new_session``)."""
 
     def __init__(
         self, handler: Any, versions: Any, options: ServerOptions, clock: Callable[[], float]
@@ -424,7 +425,10 @@ class Server:
 
     def new_link(self, transport: Transport) -> Link:
         """A connection was accepted: its link, judged by the handshake policy."""
-        link = Link(ServerWebSocket(self.policy, self._clock()), self, transport)
+        ws = ServerWebSocket(
+            self.policy, self._clock(), peer_certificate=transport.peer_certificate
+        )
+        link = Link(ws, self, transport)
         self.links.add(link)
         return link
 

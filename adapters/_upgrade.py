@@ -4,6 +4,14 @@ A CSMS accepts thousands of these in a boot storm, and going through h11 cost ab
 of a boot's CPU. The upgrade request is small and its grammar narrow, so it is parsed
 here, as strictly as RFC 9112 and RFC 6455 ask, and the open connection is handed to
 wsproto's frame layer. Pure: bytes in, a parsed request or a refusal out.
+
+The head is read before anyone is authenticated, so its cost must not depend on what a
+peer puts in it beyond its length: every step below is a bounded number of passes of
+``bytes`` methods (find, split, partition, translate, strip, lower) over the head, each
+linear in its length, with no regular expression (a backtracking one was quadratic on a
+header value holding a long run of spaces). The head, the number of its lines and each
+line are also bounded (``MAX_HEAD``, ``MAX_FIELDS``, ``MAX_LINE``). tests/test_adapters_upgrade.py
+checks the growth against sizes and checks every refusal of h11 against ours.
 """
 
 from __future__ import annotations
@@ -11,18 +19,30 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import re
 from http import HTTPStatus
 
 import attrs
 
-#: The longest request head accepted (h11's default limit too); past it: 431.
+#: The longest request head accepted, complete or not (h11's default limit for an
+#: incomplete head); past it: 431.
 MAX_HEAD = 16 * 1024
+#: The longest request line (414 past it) or header line (431 past it).
+MAX_LINE = 8 * 1024
+#: The most header lines a request may have (Apache's default too); past it: 431.
+MAX_FIELDS = 100
 _ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/(\d\.\d)")
-#: field-name ":" OWS field-value OWS; the value may hold SP, HTAB, VCHAR and obs-text.
-_FIELD = re.compile(rb"(" + _TOKEN + rb"):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*")
+#: RFC 9110 §5.6.2 tchar.
+_TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+#: RFC 9110 §5.5: what a field value may hold (SP, HTAB, VCHAR, obs-text).
+_VALUE_CHARS = bytes([0x09, *range(0x20, 0x7F), *range(0x80, 0x100)])
+#: RFC 9112 §3.2 request-target: visible ASCII.
+_VCHARS = bytes(range(0x21, 0x7F))
+_DIGITS = b"0123456789"
+
+
+def _only(data: bytes, allowed: bytes) -> bool:
+    """True when every byte of ``data`` is one of ``allowed`` (one linear pass in C)."""
+    return not data.translate(None, allowed)
 
 
 class HandshakeRefused(Exception):
@@ -49,18 +69,20 @@ class UpgradeRequest:
     authorization: bytes | None
 
 
-def head_length(buffer: bytes | bytearray, searched: int = 0) -> int | None:
+def head_length(
+    buffer: bytes | bytearray, searched: int = 0, *, max_head: int = MAX_HEAD
+) -> int | None:
     """How many bytes of ``buffer`` the request head takes (through its blank line), or None
-    while it is incomplete. ``searched``: bytes already known not to hold the end."""
+    while it is incomplete. ``searched``: bytes already known not to hold the end. A head
+    longer than ``max_head``, complete or not, is refused with 431."""
     start = max(0, searched - 2)
     ends = [
         at + len(blank) for blank in (b"\n\n", b"\n\r\n") if (at := buffer.find(blank, start)) >= 0
     ]
-    if ends:
-        return min(ends)
-    if len(buffer) > MAX_HEAD:
+    length = min(ends) if ends else None
+    if (length if length is not None else len(buffer)) > max_head:
         raise HandshakeRefused(431, "the request head is too long")
-    return None
+    return length
 
 
 def _tokens(values: list[bytes]) -> list[bytes]:
@@ -77,23 +99,64 @@ def _single(fields: dict[bytes, list[bytes]], name: bytes) -> bytes | None:
     return values[0]
 
 
-def parse_upgrade_request(head: bytes) -> UpgradeRequest:
-    """The upgrade request in ``head`` (as measured by ``head_length``), or HandshakeRefused."""
-    request_line, *lines = head.rstrip(b"\r\n").replace(b"\r\n", b"\n").split(b"\n")
-    matched = _REQUEST_LINE.fullmatch(request_line)
-    if matched is None:
+def _request_line(line: bytes) -> tuple[bytes, bytes, bytes]:
+    """(method, target, version) of ``method SP request-target SP HTTP/d.d`` (RFC 9112 §3)."""
+    parts = line.split(b" ")
+    if len(parts) != 3:
         raise HandshakeRefused(400, "malformed request line")
-    method, target, http_version = matched.groups()
+    method, target, version = parts
+    if not (
+        method
+        and _only(method, _TOKEN_CHARS)
+        and target
+        and _only(target, _VCHARS)
+        and len(version) == 8
+        and version.startswith(b"HTTP/")
+        and version[5] in _DIGITS
+        and version[6:7] == b"."
+        and version[7] in _DIGITS
+    ):
+        raise HandshakeRefused(400, "malformed request line")
+    return method, target, version[5:]
+
+
+def parse_upgrade_request(
+    head: bytes, *, max_line: int = MAX_LINE, max_fields: int = MAX_FIELDS
+) -> UpgradeRequest:
+    """The upgrade request in ``head`` (as measured by ``head_length``), or HandshakeRefused.
+
+    Lines end with CRLF or a bare LF (RFC 9112 §2.2). Longer lines than ``max_line`` (414
+    for the request line, 431 for a header) and more than ``max_fields`` header lines (431)
+    are refused. A header line is ``name: value`` (RFC 9112 §5): obs-fold, whitespace
+    before the colon and control bytes other than HTAB are refused with 400.
+    """
+    request_line, *lines = head.split(b"\n")[:-2]  # the head ends with its empty line
+    if len(lines) > max_fields:
+        raise HandshakeRefused(431, f"more than {max_fields} header lines")
+    request_line = request_line.removesuffix(b"\r")
+    if len(request_line) > max_line:
+        raise HandshakeRefused(414, "the request line is too long")
+    method, target, http_version = _request_line(request_line)
     if http_version != b"1.1":
         raise HandshakeRefused(505, "a WebSocket upgrade needs HTTP/1.1")
     if method != b"GET":
         raise HandshakeRefused(405, "a WebSocket upgrade is a GET", ((b"Allow", b"GET"),))
     fields: dict[bytes, list[bytes]] = {}
-    for line in lines:
-        field = _FIELD.fullmatch(line)
-        if field is None:
+    names = []
+    for at, line in enumerate(lines):
+        if line.endswith(b"\r"):
+            line = lines[at] = line[:-1]
+        if len(line) > max_line:
+            raise HandshakeRefused(431, "a header line is too long")
+        name, colon, value = line.partition(b":")
+        if not (colon and name):
             raise HandshakeRefused(400, "malformed header line")
-        fields.setdefault(field[1].lower(), []).append(field[2])
+        names.append(name)
+        fields.setdefault(name.lower(), []).append(value.strip(b" \t"))
+    # Checked all at once: names are tokens, and lines (names, colons, values) hold no
+    # control byte but HTAB; so no obs-fold (a name starting with whitespace) either.
+    if not (_only(b"".join(names), _TOKEN_CHARS) and _only(b"".join(lines), _VALUE_CHARS)):
+        raise HandshakeRefused(400, "malformed header line")
 
     if len(fields.get(b"host", ())) != 1:
         raise HandshakeRefused(400, "a request needs exactly one Host header")

@@ -14,7 +14,9 @@ import contextlib
 import enum
 import hmac
 import re
-from collections.abc import Callable, Sequence
+import unicodedata
+import zlib
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -22,7 +24,8 @@ import attrs
 import wsproto
 import wsproto.events as ws
 from wsproto.connection import Connection, ConnectionState
-from wsproto.extensions import Extension, PerMessageDeflate
+from wsproto.extensions import PerMessageDeflate
+from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol
 from wsproto.handshake import server_extensions_handshake
 from wsproto.utilities import LocalProtocolError as WsLocalError
 from wsproto.utilities import RemoteProtocolError as WsRemoteError
@@ -52,9 +55,6 @@ ABNORMAL_CLOSURE = 1006
 MESSAGE_TOO_BIG = 1009
 INTERNAL_ERROR = 1011
 
-#: Received bytes are fed to wsproto at most this many at a time: deflate inflates one
-#: slice by at most about a thousand times before the size limit is checked.
-_SLICE = 8192
 #: identifierString (2.x part 2, primitive datatypes) without ':' (part 4 §3.1.1).
 _IDENTIFIER = re.compile(r"[A-Za-z0-9*\-_=+|@.]+")
 MAX_IDENTITY_LENGTH_2X = 48
@@ -88,8 +88,12 @@ def check_versions(versions: Sequence[str]) -> tuple[str, ...]:
 class WsOptions:
     """WebSocket knobs for either side. Times are seconds."""
 
-    #: The largest text message accepted; past it the connection closes with 1009.
+    #: The largest text message accepted (UTF-8 bytes, inflated); past it the connection
+    #: closes with 1009 at once. Compressed data is inflated only this far.
     max_message_size: int = attrs.field(default=1 << 20, validator=_positive_int)
+    #: The most frames one message may come in; past it the connection closes with 1009 at
+    #: once (empty continuation frames count too).
+    max_frames_per_message: int = attrs.field(default=1024, validator=_positive_int)
     #: Send a ping this often (2.x OCPPCommCtrlr.WebSocketPingInterval); 0 disables.
     ping_interval: float = attrs.field(default=60.0, validator=_not_negative)
     #: Close the connection when a ping is not answered within this time.
@@ -100,8 +104,14 @@ class WsOptions:
     #: start each message afresh, so no zlib state (about 300 KiB per connection) stays
     #: allocated between messages: for servers holding many connections.
     compression_context_takeover: bool = True
-    #: How long the opening handshake may take.
+    #: How long the opening handshake may take, counted from the connection's start (the
+    #: server: from accept). Past it the server answers 408 to a partial request head and
+    #: closes; a connection that sent nothing is closed.
     handshake_timeout: float = attrs.field(default=10.0, validator=_positive)
+    #: Close with 1001 when nothing at all (not even a pong) arrived for this long after
+    #: the handshake; 0 turns it off. With pings on, a silent peer is closed by
+    #: ``ping_timeout`` anyway: this bounds silence when pings are off.
+    idle_timeout: float = attrs.field(default=0.0, validator=_not_negative)
     #: How long to wait for the peer's answer to our close frame.
     close_timeout: float = attrs.field(default=5.0, validator=_positive)
 
@@ -126,11 +136,61 @@ def _unmasked(payload: bytearray, mask: bytearray) -> bytes:
     )
 
 
-def _deflate(options: WsOptions) -> list[Extension]:
+class _BoundedDeflate(PerMessageDeflate):
+    """RFC 7692 permessage-deflate that inflates at most ``limit + 1`` bytes of a message
+    (enough for the layer to see it is too big: zlib's ``max_length`` bounds the work, not
+    only the result) and nothing once ``stop()`` was called, while we close: what still
+    arrives then is parsed and dropped, never inflated."""
+
+    def __init__(self, limit: int, *, fresh: bool) -> None:
+        super().__init__(client_no_context_takeover=fresh, server_no_context_takeover=fresh)
+        self._limit = limit
+        self._inflated = 0
+        self._stopped = False
+
+    def stop(self) -> None:
+        self._stopped = True
+
+    def _inflate(self, data: bytes) -> bytes | CloseReason:
+        if self._stopped:
+            return b""
+        assert self._decompressor is not None
+        try:
+            out = self._decompressor.decompress(data, self._limit + 1 - self._inflated)
+        except zlib.error:
+            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
+        self._inflated += len(out)
+        if self._inflated > self._limit:
+            self._stopped = True  # the layer sees the message is too big and closes
+        return out
+
+    def frame_inbound_payload_data(
+        self, proto: FrameDecoder | FrameProtocol, data: bytes
+    ) -> bytes | CloseReason:
+        if not self._inbound_compressed or not self._inbound_is_compressible:
+            return data
+        return self._inflate(data)
+
+    def frame_inbound_complete(
+        self, proto: FrameDecoder | FrameProtocol, fin: bool
+    ) -> bytes | CloseReason | None:
+        if not (fin and self._inbound_is_compressible and self._inbound_compressed):
+            return super().frame_inbound_complete(proto, fin)
+        # The end of a compressed message: the 4 bytes RFC 7692 §7.2.2 leaves off.
+        out = self._inflate(b"\x00\x00\xff\xff")
+        self._inflated = 0
+        self._inbound_compressed = None
+        fresh = self.server_no_context_takeover if proto.client else self.client_no_context_takeover
+        if fresh:
+            self._decompressor = None
+        return out
+
+
+def _deflate(options: WsOptions) -> _BoundedDeflate | None:
     if not options.compression:
-        return []
+        return None
     fresh = not options.compression_context_takeover
-    return [PerMessageDeflate(client_no_context_takeover=fresh, server_no_context_takeover=fresh)]
+    return _BoundedDeflate(options.max_message_size, fresh=fresh)
 
 
 class Phase(enum.Enum):
@@ -181,6 +241,17 @@ def identity_from_target(target: str) -> str:
     (digest §2.2)."""
     path = urlsplit(target).path
     return unquote(path.rsplit("/", 1)[-1], errors="strict")
+
+
+def identity_key(identity: str) -> str:
+    """The one form station identities are compared in: identities are case-insensitive
+    (identifierString), so two spellings with one key are one station. NFKC, full case
+    folding, NFKC again: ``CS001``/``cs001``, ``STRAßE``/``STRASSE``, the Kelvin sign and K,
+    full-width and plain letters all meet. CSMS sessions are kept by it, a Basic username
+    and a certificate's common name are compared with the identity by it."""
+    if identity.isascii():
+        return identity.lower()
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", identity).casefold())
 
 
 def identity_problem(identity: str, version: str) -> str | None:
@@ -241,6 +312,98 @@ def password_matches(given: bytes, expected: str | bytes, version: str) -> bool:
     return any(results)
 
 
+class PasswordTable:
+    """Basic passwords by station identity, for ``ServerPolicy.password_for`` (``serve``'s
+    ``auth``; a plain mapping given there becomes one): one spelling per identity.
+
+    Two identities with one ``identity_key`` are one station, so a table holding both is
+    refused when made (ValueError); and a password opens only the spelling it is
+    registered under: registered for ``CS001``, it opens no connection as ``cs001``, which
+    would otherwise reach ``CS001``'s session (sessions are kept by identity key).
+    """
+
+    def __init__(self, passwords: Mapping[str, str | bytes]) -> None:
+        self._by_key: dict[str, tuple[str, str | bytes]] = {}
+        for identity, password in passwords.items():
+            key = identity_key(identity)
+            if key in self._by_key:
+                other = self._by_key[key][0]
+                raise ValueError(
+                    f"{other!r} and {identity!r} are one station identity "
+                    "(identities are case-insensitive): give it one password"
+                )
+            self._by_key[key] = (identity, password)
+
+    def __call__(self, identity: str) -> str | bytes | None:
+        registered, password = self._by_key.get(identity_key(identity), ("", None))
+        return password if registered == identity else None
+
+
+#: ``password_for(identity)``: the station's Basic password, or None.
+PasswordLookup = Callable[[str], str | bytes | None]
+
+
+def _password_lookup(
+    passwords: Mapping[str, str | bytes] | PasswordLookup | None,
+) -> PasswordLookup | None:
+    return PasswordTable(passwords) if isinstance(passwords, Mapping) else passwords
+
+
+#: A client certificate in the form ``ssl.SSLSocket.getpeercert()`` gives it.
+Certificate = Mapping[str, Any]
+#: ``certificate_check(identity, certificate)``: may this certificate speak for identity?
+CertificateCheck = Callable[[str, Certificate], bool]
+
+
+def _subject_values(certificate: Certificate, name: str) -> list[str]:
+    return [value for rdn in certificate.get("subject", ()) for key, value in rdn if key == name]
+
+
+def certificate_common_name(certificate: Certificate) -> str | None:
+    """The CN of a certificate's subject, or None when it has none or more than one. For a
+    station certificate this is the station's serial number (A00.FR.511), which B01.FR.11
+    has the CSMS compare with the BootNotification's."""
+    names = _subject_values(certificate, "commonName")
+    return names[0] if len(names) == 1 else None
+
+
+def certificate_names_identity(identity: str, certificate: Certificate) -> bool:
+    """The default ``certificate_check`` (security profile 3): the certificate's CN, the
+    station's serial number (A00.FR.405, A00.FR.511), is the identity it connects as
+    (compared by ``identity_key``). Where identities are not serial numbers, use
+    ``station_certificate_check(serial_number_of=...)``."""
+    common_name = certificate_common_name(certificate)
+    return common_name is not None and identity_key(common_name) == identity_key(identity)
+
+
+def station_certificate_check(
+    *,
+    serial_number_of: Callable[[str], str | None] | None = None,
+    organization: str | None = None,
+) -> CertificateCheck:
+    """A ``certificate_check`` for a CSMS whose identities are not (only) the serial
+    numbers in the certificates' CN (A00.FR.405): the CN must be exactly
+    ``serial_number_of(identity)`` (None: no station of that identity), or, without it,
+    the identity as in ``certificate_names_identity``. With ``organization``, A00.FR.404
+    too: an O of the subject must be that CSO name.
+    """
+
+    def check(identity: str, certificate: Certificate) -> bool:
+        common_name = certificate_common_name(certificate)
+        if common_name is None:
+            return False
+        if organization is not None and organization not in _subject_values(
+            certificate, "organizationName"
+        ):
+            return False
+        if serial_number_of is None:
+            return certificate_names_identity(identity, certificate)
+        serial_number = serial_number_of(identity)
+        return serial_number is not None and common_name == serial_number
+
+    return check
+
+
 @attrs.frozen(kw_only=True)
 class ServerPolicy:
     """What the CSMS accepts during the handshake.
@@ -248,13 +411,19 @@ class ServerPolicy:
     ``known_identity(identity)`` returns False for a station we do not know (HTTP 404).
     ``password_for(identity)`` turns on HTTP Basic (security profiles 1 and 2): it returns
     the station's password (1.6: the AuthorizationKey as hex text), or None when it has
-    none (HTTP 401). Both are called with the percent-decoded identity as sent, and must
+    none (HTTP 401); a mapping becomes a ``PasswordTable``. A lookup of your own must, like
+    that table, answer for one spelling per ``identity_key`` only: sessions are kept by it.
+    ``certificate_check(identity, certificate)`` judges the TLS client certificate, when
+    the connection has one (security profile 3): False refuses with HTTP 403 before any
+    session is touched; by default ``certificate_names_identity`` (A00.FR.405), None
+    turns it off. All three are called with the percent-decoded identity as sent, and must
     be quick: they run during the handshake.
     """
 
     versions: tuple[str, ...] = attrs.field(default=DEFAULT_VERSIONS, converter=check_versions)
     known_identity: Callable[[str], bool] | None = None
-    password_for: Callable[[str], str | bytes | None] | None = None
+    password_for: PasswordLookup | None = attrs.field(default=None, converter=_password_lookup)
+    certificate_check: CertificateCheck | None = certificate_names_identity
     options: WsOptions = WsOptions()
 
 
@@ -277,11 +446,17 @@ class _WebSocket:
         self._events: list[WsEvent] = []
         self._parts: list[str] = []
         self._size = 0
+        #: Frames of the current message before its last one.
+        self._frames = 0
+        #: Our permessage-deflate, once offered (client) or accepted (server).
+        self._inflater: _BoundedDeflate | None = None
         self._discarding = False
         self._next_ping: float | None = None
         self._pong_due: float | None = None
         self._close_due: float | None = None
         self._handshake_due: float | None = None
+        #: When the peer last sent anything (for ``idle_timeout``).
+        self._heard = 0.0
         self._ping_count = 0
         #: Server without extensions: a text message is one unmasked frame we build
         #: ourselves (RFC 6455 §5.2), 20 times cheaper than through wsproto.
@@ -290,6 +465,11 @@ class _WebSocket:
         self._closing = (NORMAL_CLOSURE, "")
 
     # --- the adapter's side ---------------------------------------------------------------------
+
+    @property
+    def identity_key(self) -> str:
+        """``identity_key(self.identity)``: what this station is known by."""
+        return identity_key(self.identity)
 
     def data_to_send(self) -> bytes:
         out = bytes(self._out)
@@ -320,6 +500,8 @@ class _WebSocket:
         if self.phase is Phase.OPEN:
             self._out += self._conn.send(ws.CloseConnection(code=code, reason=reason))
             self.phase = Phase.CLOSING
+            if self._inflater is not None:
+                self._inflater.stop()
             self._close_due = now + self.options.close_timeout
             self._next_ping = self._pong_due = None
             self._closing = (code, reason)
@@ -333,16 +515,12 @@ class _WebSocket:
 
     def receive_data(self, data: bytes | None, now: float) -> None:
         """Bytes from the socket; None at end of file."""
-        if data is not None and len(data) > _SLICE and self.phase is not Phase.HANDSHAKE:
-            # In slices, so the size limit stops a deflate bomb after one slice's worth.
-            for start in range(0, len(data), _SLICE):
-                self._receive(data[start : start + _SLICE], now)
-            return
         self._receive(data, now)
 
     def _receive(self, data: bytes | None, now: float) -> None:
         if self.done:
             return
+        self._heard = now
         try:
             self._conn.receive_data(data)
             for event in self._conn.events():
@@ -362,11 +540,17 @@ class _WebSocket:
             for d in (self._handshake_due, self._next_ping, self._pong_due, self._close_due)
             if d is not None
         ]
+        if self.options.idle_timeout and self.phase is Phase.OPEN:
+            due.append(self._heard + self.options.idle_timeout)
         return min(due) if due else None
 
     def handle_timer(self, now: float) -> None:
         if self._handshake_due is not None and now >= self._handshake_due:
-            self._finish(ABNORMAL_CLOSURE, "the handshake took too long", by_peer=False)
+            self._handshake_expired()
+            return
+        idle = self.options.idle_timeout
+        if idle and self.phase is Phase.OPEN and now >= self._heard + idle:
+            self._fail(GOING_AWAY, f"nothing received for {idle:g} s")
             return
         if self._close_due is not None and now >= self._close_due:
             code, reason = self._closing
@@ -374,9 +558,7 @@ class _WebSocket:
             return
         if self._pong_due is not None and now >= self._pong_due:
             # The peer is unresponsive: waiting for its close answer would be pointless.
-            reason = "no pong within the ping timeout"
-            self._out += self._conn.send(ws.CloseConnection(code=INTERNAL_ERROR, reason=reason))
-            self._finish(INTERNAL_ERROR, reason, by_peer=False)
+            self._fail(INTERNAL_ERROR, "no pong within the ping timeout")
             return
         if self._next_ping is not None and now >= self._next_ping:
             self._next_ping = now + self.options.ping_interval
@@ -387,13 +569,23 @@ class _WebSocket:
 
     # --- inside -----------------------------------------------------------------------------
 
+    def _handshake_expired(self) -> None:
+        self._finish(ABNORMAL_CLOSURE, "the handshake took too long", by_peer=False)
+
     def _opened(self, now: float) -> None:
         if isinstance(self._conn, wsproto.WSConnection) and self._conn.connection is not None:
             self._conn = self._conn.connection
         self.phase = Phase.OPEN
         self._handshake_due = None
+        self._heard = now
         if self.options.ping_interval > 0:
             self._next_ping = now + self.options.ping_interval
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Send a close frame and be done at once (RFC 6455 §7.1.7): no time for a peer that
+        floods us or does not answer to go on costing us while we wait for its close."""
+        self._out += self._conn.send(ws.CloseConnection(code=code, reason=reason))
+        self._finish(code, reason, by_peer=False)
 
     def _finish(self, code: int, reason: str, *, by_peer: bool, status: int | None = None) -> None:
         self.phase = Phase.DONE
@@ -403,7 +595,7 @@ class _WebSocket:
 
     def _on_event(self, event: ws.Event, now: float) -> None:
         if isinstance(event, ws.TextMessage):
-            self._on_text(event.data, event.message_finished, now)
+            self._on_text(event.data, event.message_finished, event.frame_finished)
         elif isinstance(event, ws.Ping):
             self._out += self._conn.send(event.response())
         elif isinstance(event, ws.Pong):
@@ -417,22 +609,29 @@ class _WebSocket:
         else:
             self._on_handshake_event(event, now)
 
-    def _on_text(self, data: str, finished: bool, now: float) -> None:
+    def _on_text(self, data: str, finished: bool, frame_finished: bool = True) -> None:
+        """A message, or a piece of one: a whole frame or the part of it that arrived."""
         if self.phase is not Phase.OPEN:
             return
         self._size += len(data) if data.isascii() else len(data.encode("utf-8"))
         if self._size > self.options.max_message_size:
-            self._parts.clear()
-            self.close(MESSAGE_TOO_BIG, "message too big", now)
+            self._fail(MESSAGE_TOO_BIG, "message too big")
             return
         if not finished:
-            self._parts.append(data)
+            if frame_finished:
+                self._frames += 1
+                if self._frames >= self.options.max_frames_per_message:
+                    limit = self.options.max_frames_per_message
+                    self._fail(MESSAGE_TOO_BIG, f"a message in more than {limit} frames")
+                    return
+            if data:
+                self._parts.append(data)
             return
         if self._parts:
             self._parts.append(data)
             data = "".join(self._parts)
             self._parts.clear()
-        self._size = 0
+        self._size = self._frames = 0
         self._events.append(TextReceived(text=data))
 
     def _on_close(self, event: ws.CloseConnection) -> None:
@@ -461,9 +660,19 @@ class ServerWebSocket(_WebSocket):
     once accepted, wsproto's frame layer takes over.
     """
 
-    def __init__(self, policy: ServerPolicy, now: float) -> None:
+    def __init__(
+        self,
+        policy: ServerPolicy,
+        now: float,
+        *,
+        peer_certificate: Callable[[], Certificate | None] | None = None,
+    ) -> None:
+        """``now``: when the connection was accepted (the handshake deadline runs from
+        it). ``peer_certificate()``: the TLS client certificate, asked for once the request
+        head is complete (over TLS the TLS handshake is over by then)."""
         super().__init__(policy.options)
         self.policy = policy
+        self._peer_certificate = peer_certificate
         self._head = bytearray()
         self._handshake_due = now + policy.options.handshake_timeout
         #: Without extensions, complete masked text frames are read here (``_read_plain``)
@@ -476,6 +685,7 @@ class ServerWebSocket(_WebSocket):
     def _receive(self, data: bytes | None, now: float) -> None:
         if self.phase is not Phase.HANDSHAKE:
             if self._plain_receive and data is not None:
+                self._heard = now
                 self._read_plain(data, now)
             else:
                 super()._receive(data, now)
@@ -536,7 +746,7 @@ class ServerWebSocket(_WebSocket):
                 except UnicodeDecodeError:
                     super()._receive(bytes(buffer[at:end]), now)  # wsproto closes with 1007
                 else:
-                    self._on_text(text, True, now)
+                    self._on_text(text, True)
             else:
                 opcode = first & 0x0F
                 if opcode in (1, 2) or (opcode == 0 and first & 0x80):
@@ -544,6 +754,18 @@ class ServerWebSocket(_WebSocket):
                 super()._receive(bytes(buffer[at:end]), now)
             at = end
         del buffer[:at]
+
+    def _handshake_expired(self) -> None:
+        if self._head:
+            self._reject(HandshakeRefused(408, "the request head took too long"))
+        else:
+            super()._handshake_expired()
+
+    def _finish(self, code: int, reason: str, *, by_peer: bool, status: int | None = None) -> None:
+        super()._finish(code, reason, by_peer=by_peer, status=status)
+        # Nothing more is read: keep no bytes, and let ``_receive`` drop what comes.
+        self._plain_receive = False
+        self._unread.clear()
 
     def _on_request(self, request: UpgradeRequest, now: float) -> None:
         version = next(
@@ -567,6 +789,12 @@ class ServerWebSocket(_WebSocket):
         if problem is not None or (known is not None and not known(identity)):
             self._reject(HandshakeRefused(404, problem or f"unknown station {identity!r}"))
             return
+        check = self.policy.certificate_check
+        certificate = self._peer_certificate() if self._peer_certificate is not None else None
+        if check is not None and certificate and not check(identity, certificate):
+            reason = f"the client certificate is not station {identity!r}'s (A00.FR.405)"
+            self._reject(HandshakeRefused(403, reason))
+            return
         if self.policy.password_for is not None and not self._authorized(
             request, identity, version
         ):
@@ -582,10 +810,13 @@ class ServerWebSocket(_WebSocket):
 
     def _accept(self, request: UpgradeRequest, subprotocol: str | None, now: float) -> None:
         offered = _deflate(self.policy.options)
-        agreed = server_extensions_handshake(request.extensions, offered) if offered else None
-        enabled = [extension for extension in offered if extension.enabled()]
-        self._conn = Connection(wsproto.ConnectionType.SERVER, enabled)
-        self._plain_frames = self._plain_receive = not enabled
+        agreed = server_extensions_handshake(request.extensions, [offered]) if offered else None
+        if offered is not None and offered.enabled():
+            self._inflater = offered
+            self._conn = Connection(wsproto.ConnectionType.SERVER, [offered])
+        else:
+            self._conn = Connection(wsproto.ConnectionType.SERVER)
+        self._plain_frames = self._plain_receive = self._inflater is None
         self._out += accept_response(request.key, subprotocol, agreed)
         self._opened(now)
 
@@ -596,8 +827,8 @@ class ServerWebSocket(_WebSocket):
         if credentials is None:
             return False
         username, password = credentials
-        # A00.FR.204: the username is the identity (identities are case-insensitive).
-        if username.casefold() != identity.casefold():
+        # A00.FR.204: the username is the identity (compared as identities are).
+        if identity_key(username) != identity_key(identity):
             return False
         expected = self.policy.password_for(identity)
         return expected is not None and password_matches(password, expected, version)
@@ -664,12 +895,13 @@ class ClientWebSocket(_WebSocket):
         headers = []
         if self._password is not None:
             headers.append((b"Authorization", basic_authorization(self.identity, self._password)))
+        self._inflater = _deflate(self.options)
         self._out += self._conn.send(
             ws.Request(
                 host=self.endpoint.host_header,
                 target=self.endpoint.target,
                 subprotocols=[SUBPROTOCOLS[v] for v in self.versions],
-                extensions=_deflate(self.options),
+                extensions=[self._inflater] if self._inflater is not None else [],
                 extra_headers=headers,
             )
         )

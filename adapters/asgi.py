@@ -208,7 +208,7 @@ class CsmsSession(LoopCsmsSession):
 
 class OcppAsgi(Server):
     """The ASGI application ``asgi_app`` returns; ``sessions`` holds the stations by
-    identity (case-folded), as ``serve()``'s server does."""
+    ``identity_key``, as ``serve()``'s server does."""
 
     sessions: dict[str, CsmsSession]
 

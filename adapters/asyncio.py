@@ -181,7 +181,7 @@ class CsmsSession(_Asyncio, LoopCsmsSession):
 
 class CsmsServer(LoopServer):
     """A listening CSMS: ``port`` is the bound port, ``sessions`` the stations by
-    identity (case-folded)."""
+    ``identity_key``."""
 
     _new_event = asyncio.Event
     sessions: dict[str, CsmsSession]

@@ -23,7 +23,7 @@ from typing import Any
 
 from ocpp_sansio.events import Event, RequestReceived
 
-from ._driver import Driver, StationDriver, Wire, log
+from ._driver import Driver, StationDriver, Wire, handler_method, log
 from ._options import ServerOptions
 from ._selector import WAIT, OwnedSocket, Wakeup, transport_of
 from ._skeleton import (
@@ -159,12 +159,14 @@ class CsmsSession(_Threads):
 
 class CsmsServer(Server):
     """A listening CSMS: ``port`` is the bound port, ``sessions`` the stations by
-    identity (case-folded)."""
+    ``identity_key``."""
 
     sessions: dict[str, CsmsSession]
 
     def __init__(self, handler: Any, versions: Sequence[str], options: ServerOptions) -> None:
         super().__init__(handler, versions, options, time.monotonic)
+        # A handler with both entries (a Router) gives its blocking one here.
+        self.on_request = handler_method(handler, "on_request_sync") or self.on_request
         self.lock = threading.RLock()
         self._listener: socket.socket | None = None
         self._stopped = threading.Event()

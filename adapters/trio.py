@@ -328,7 +328,7 @@ class CsmsSession(_Trio, LoopCsmsSession):
 
 class CsmsServer(LoopServer):
     """A listening CSMS: ``port`` is the bound port, ``sessions`` the stations by
-    identity (case-folded)."""
+    ``identity_key``."""
 
     _new_event = trio.Event
     sessions: dict[str, CsmsSession]

@@ -44,6 +44,7 @@ from ocpp_sansio.adapters import (
 from ocpp_sansio.adapters._ws import Endpoint  # (parses the URL whose identity `load` numbers)
 from ocpp_sansio.apps.demo_csms import BOOT_STATUSES, EXERCISE, BootAnswered, DemoCsms
 from ocpp_sansio.apps.simulator import RebootRequested, SimulatedStation
+from ocpp_sansio.cli.transfers import RealTransfers
 from ocpp_sansio.events import (
     Event,
     ProtocolViolation,
@@ -351,11 +352,12 @@ async def _async_station(
     ssl_context: ssl.SSLContext | None,
     backoff: Backoff,
     observer: Any = None,
+    flows: Any = None,
 ) -> AsyncIterator[Any]:
     """The adapter's station driving ``core`` (the simulator brings its own). A station
     life ends by cancellation; ``connect`` then closes in order (1000) on either loop."""
     options = StationOptions(
-        auth=password, ssl_context=ssl_context, backoff=backoff, observer=observer
+        auth=password, ssl_context=ssl_context, backoff=backoff, observer=observer, flows=flows
     )
     async with _adapter(adapter).connect(
         url, core=core, on_event=on_event, options=options
@@ -372,9 +374,10 @@ def _thread_station(
     ssl_context: ssl.SSLContext | None,
     backoff: Backoff,
     observer: Any = None,
+    flows: Any = None,
 ) -> contextlib.AbstractContextManager[Any]:
     options = StationOptions(
-        auth=password, ssl_context=ssl_context, backoff=backoff, observer=observer
+        auth=password, ssl_context=ssl_context, backoff=backoff, observer=observer, flows=flows
     )
     return _adapter("threads").connect(  # type: ignore[no-any-return]
         url, core=core, on_event=on_event, options=options
@@ -408,6 +411,7 @@ class _StationLife:
             connectors=self.args.connectors,
             wall_clock=wall_clock,
             id_generator=uuid_ids,
+            transfers=RealTransfers(self.identity),
         )
         self.stations.append(station)
         return station
@@ -442,6 +446,7 @@ class _StationLife:
                 ssl_context=_ssl_context(self.args.cafile),
                 backoff=self.backoff,
                 observer=_frame_observer(self.log),
+                flows=station.flows,
             ):
                 await reboot.wait()
             reboot = anyio.Event()
@@ -465,6 +470,7 @@ class _StationLife:
                 ssl_context=_ssl_context(self.args.cafile),
                 backoff=self.backoff,
                 observer=_frame_observer(self.log),
+                flows=station.flows,
             ):
                 while not (reboot.is_set() or stop.wait(0.05)):
                     pass

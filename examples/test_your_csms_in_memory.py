@@ -18,6 +18,7 @@ def my_csms(core: CsmsCore, event: object, now: float) -> None:
     if not isinstance(event, RequestReceived):
         return
     clock = datetime(2025, 1, 1, tzinfo=UTC)
+    answer: v201.BootNotificationResponse | v201.HeartbeatResponse
     if event.action == "BootNotification":
         answer = v201.BootNotificationResponse(
             current_time=clock, interval=300, status=v201.RegistrationStatusEnum.ACCEPTED

@@ -1,48 +1,61 @@
-"""A CSMS and a charging station talking OCPP 2.0.1 over loopback, on plain threads."""
+"""A CSMS and a charging station talking OCPP 2.0.1 over loopback, on threads."""
 
 from datetime import UTC, datetime
 
-from ocpp_sansio.adapters import OcppCallError
-from ocpp_sansio.adapters.threads import connect, serve
+from ocpp_sansio import Event, Router
+from ocpp_sansio.adapters.threads import CsmsSession, Station, connect, serve
 from ocpp_sansio.messages import v201
+
+# The CSMS: one handler per request class. A request without one is answered NotSupported.
+csms = Router()
+
+
+@csms.on(v201.BootNotificationRequest)
+def boot(
+    session: CsmsSession, request: v201.BootNotificationRequest
+) -> v201.BootNotificationResponse:
+    return v201.BootNotificationResponse(
+        current_time=datetime.now(UTC),
+        interval=300,
+        status=v201.RegistrationStatusEnum.ACCEPTED,
+    )
+
+
+@csms.on(v201.HeartbeatRequest)
+def heartbeat(session: CsmsSession, request: v201.HeartbeatRequest) -> v201.HeartbeatResponse:
+    return v201.HeartbeatResponse(current_time=datetime.now(UTC))
 
 
 class Csms:
-    """Each request runs in a thread of its own: blocking in a handler is fine."""
+    """What ``serve`` takes: requests go to the router, events are printed."""
 
-    def on_request(self, session, request):
-        match request:
-            case v201.BootNotificationRequest():
-                return v201.BootNotificationResponse(
-                    current_time=datetime.now(UTC),
-                    interval=300,
-                    status=v201.RegistrationStatusEnum.ACCEPTED,
-                )
-            case v201.HeartbeatRequest():
-                return v201.HeartbeatResponse(current_time=datetime.now(UTC))
-        raise OcppCallError("NotSupported", f"{type(request).__name__} is not handled")
+    def __init__(self, router: Router) -> None:
+        self.on_request = router.on_request_sync
 
-    def on_event(self, session, event):
+    def on_event(self, session: CsmsSession, event: Event) -> None:
         print(f"csms: {session.identity}: {type(event).__name__}")
 
 
-def station_answers(station, request):
-    match request:
-        case v201.ChangeAvailabilityRequest():
-            return v201.ChangeAvailabilityResponse(
-                status=v201.ChangeAvailabilityStatusEnum.ACCEPTED
-            )
-    raise OcppCallError("NotSupported")
+# The station answers the CSMS with a router of its own.
+station_side = Router()
 
 
-def main():
-    with serve(Csms(), "127.0.0.1", 0) as server:
+@station_side.on(v201.ChangeAvailabilityRequest)
+def change_availability(
+    station: Station, request: v201.ChangeAvailabilityRequest
+) -> v201.ChangeAvailabilityResponse:
+    return v201.ChangeAvailabilityResponse(status=v201.ChangeAvailabilityStatusEnum.ACCEPTED)
+
+
+def main() -> None:
+    with serve(Csms(csms), "127.0.0.1", 0) as server:
         boot = v201.BootNotificationRequest(
             charging_station=v201.ChargingStation(model="Demo", vendor_name="Example"),
             reason=v201.BootReasonEnum.POWER_UP,
         )
         url = f"ws://127.0.0.1:{server.port}/ocpp/CS001"
-        with connect(url, version="2.0.1", boot=boot, on_request=station_answers) as station:
+        answers = station_side.on_request_sync
+        with connect(url, version="2.0.1", boot=boot, on_request=answers) as station:
             station.wait_registered(timeout=10)
             heartbeat = station.call(v201.HeartbeatRequest())
             print("station: CSMS time", heartbeat.current_time)

@@ -6,56 +6,61 @@ from datetime import UTC, datetime
 
 import trio
 
-from ocpp_sansio.adapters import OcppCallError, ServerOptions, StationOptions
-from ocpp_sansio.adapters.trio import connect, serve
-from ocpp_sansio.config import CsmsConfig, StationConfig
-from ocpp_sansio.csms import CsmsCore
+from ocpp_sansio import CsmsConfig, CsmsCore, Event, Router, StationConfig, StationCore
+from ocpp_sansio.adapters import ServerOptions, StationOptions
+from ocpp_sansio.adapters.trio import CsmsSession, Station, connect, serve
 from ocpp_sansio.flows import (
     CsmsTransactionEvents,
     DataTransferRouter,
+    TransactionEventAnswered,
     TransactionEvents,
     uuid_transaction_ids,
 )
-from ocpp_sansio.flows.transactions import TransactionEventAnswered
 from ocpp_sansio.messages import v201
-from ocpp_sansio.station import StationCore
 
 
-def wall_clock(now):
+def wall_clock(now: float) -> datetime:
     """Flows date their messages with this (``now`` is the adapter's monotonic time)."""
     return datetime.now(UTC)
 
 
+router = Router()  # only what no flow answered reaches it
+
+
+@router.on(v201.BootNotificationRequest)
+async def boot(
+    session: CsmsSession, request: v201.BootNotificationRequest
+) -> v201.BootNotificationResponse:
+    return v201.BootNotificationResponse(
+        current_time=datetime.now(UTC),
+        interval=300,
+        status=v201.RegistrationStatusEnum.ACCEPTED,
+    )
+
+
 class Csms:
-    async def on_request(self, session, request):  # only what no flow answered
-        match request:
-            case v201.BootNotificationRequest():
-                return v201.BootNotificationResponse(
-                    current_time=datetime.now(UTC),
-                    interval=300,
-                    status=v201.RegistrationStatusEnum.ACCEPTED,
-                )
-        raise OcppCallError("NotSupported")
+    def __init__(self) -> None:
+        self.on_request = router.on_request
 
-    async def on_event(self, session, event):  # the core's events and the flows' own
-        print(f"csms: {type(event).__name__}")
+    async def on_event(self, session: CsmsSession, event: Event) -> None:
+        print(f"csms: {type(event).__name__}")  # the core's events and the flows' own
 
 
-def csms_core(identity, version):
+def csms_core(identity: str, version: str) -> CsmsCore:
     """One core per station, with this CSMS's configuration, kept across reconnects."""
     return CsmsCore(version, identity, config=CsmsConfig(call_timeout=20))
 
 
-def csms_flows(core):
+def csms_flows(core: CsmsCore) -> list[object]:
     return [CsmsTransactionEvents(core), DataTransferRouter(core)]
 
 
-def station_flows(core):
+def station_flows(core: StationCore) -> list[object]:
     ids = uuid_transaction_ids(random.Random())
     return [TransactionEvents(core, transaction_ids=ids, clock=wall_clock)]
 
 
-async def main():
+async def main() -> None:
     options = ServerOptions(core_factory=csms_core, flows=csms_flows)
     async with serve(Csms(), "127.0.0.1", 0, options=options) as server:
         boot = v201.BootNotificationRequest(
@@ -65,7 +70,7 @@ async def main():
         core = StationCore("2.0.1", boot, config=StationConfig(call_timeout=20))
         answered = trio.Event()
 
-        async def on_event(station, event):
+        async def on_event(station: Station, event: Event) -> None:
             if isinstance(event, TransactionEventAnswered):
                 print("station: the CSMS answered seqNo", event.seq_no)
                 answered.set()

@@ -1,15 +1,18 @@
 """ocpp-sansio: OCPP-J 1.6, 2.0.1 and 2.1 without IO.
 
 Text and the current time go in; typed events and outgoing frames come out. This is the one
-import place for the cores, their configuration, every core event and every exception;
-the flows are in ``ocpp_sansio.flows``, the message classes in ``ocpp_sansio.messages``
-and the adapters that put it all on sockets in ``ocpp_sansio.adapters``.
+import place for the cores, their configuration, the ``Router``, every core event and every
+exception; the flows are in ``ocpp_sansio.flows``, the message classes in
+``ocpp_sansio.messages`` and the adapters that put it all on sockets in
+``ocpp_sansio.adapters``.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .calls import SupportsBlockingCall, SupportsCall
+from .charging_station import ChargingStation, StationApplication, StationStore
 from .config import CsmsConfig, StationConfig
-from .csms import CsmsCore
+from .csms import CsmsCore, CsmsState
 from .errors import (
     CallFailedError,
     CallLostError,
@@ -24,6 +27,8 @@ from .errors import (
     OcppCallError,
     OcppError,
     SchemaViolation,
+    StoreError,
+    StoreMismatch,
     TransactionMessageDiscardedError,
 )
 from .events import (
@@ -44,6 +49,7 @@ from .events import (
     RequestReceived,
     RequestRefused,
     ResponseReceived,
+    RetryAnswered,
     TransactionMessageDiscarded,
     TriggerAccepted,
     UnmatchedResponse,
@@ -61,7 +67,9 @@ from .frames import (
     make_converter,
     registry,
 )
+from .messages._model import Request
 from .messages._registry import ActionSpec, Registry, Role
+from .router import Router
 from .rules import RegistrationStatus
 from .station import StationCore
 
@@ -83,6 +91,7 @@ __all__ = [
     "CallResultError",
     "CallTimedOut",
     "CallTimedOutError",
+    "ChargingStation",
     "ClockReport",
     "ConnectFailed",
     "ConnectFailedError",
@@ -90,6 +99,7 @@ __all__ = [
     "CoreMismatch",
     "CsmsConfig",
     "CsmsCore",
+    "CsmsState",
     "Disconnected",
     "Event",
     "Frame",
@@ -108,14 +118,23 @@ __all__ = [
     "RegistrationChanged",
     "RegistrationStatus",
     "Registry",
+    "Request",
     "RequestReceived",
     "RequestRefused",
     "ResponseReceived",
+    "RetryAnswered",
     "Role",
+    "Router",
     "SchemaViolation",
     "Send",
+    "StationApplication",
     "StationConfig",
     "StationCore",
+    "StationStore",
+    "StoreError",
+    "StoreMismatch",
+    "SupportsBlockingCall",
+    "SupportsCall",
     "TransactionMessageDiscarded",
     "TransactionMessageDiscardedError",
     "TriggerAccepted",

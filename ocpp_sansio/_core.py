@@ -4,17 +4,37 @@ answers to the peer, timers, and message ids."""
 from __future__ import annotations
 
 import itertools
+import logging
 from collections import deque
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
 
 from .connection import RpcChannel
 from .errors import LocalProtocolError
-from .events import Event, RequestReceived
+from .events import (
+    Event,
+    InvalidResponse,
+    ProtocolViolation,
+    RequestReceived,
+    RequestRefused,
+    TransactionMessageDiscarded,
+    UnmatchedResponse,
+)
 from .frames import ERROR_CODES, registry
 from .messages._registry import ActionSpec, Role
+
+#: Maps core time (``now``) to an aware UTC datetime.
+WallClock = Callable[[float], datetime]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def posix_clock(now: float) -> datetime:
+    """Core time read as POSIX seconds: the wall clock when no other was given."""
+    return _EPOCH + timedelta(seconds=now)
 
 
 def counter_ids(prefix: str = "") -> Callable[[], str]:
@@ -30,10 +50,42 @@ def status_response(cls: type, status: str, **fields: Any) -> Any:
     return cls(status=status_type(status), **fields)
 
 
+def _describe(event: Event) -> str:
+    """One log line's text for an event worth logging."""
+    if isinstance(event, ProtocolViolation):
+        answered = "answered" if event.answered else "not answered, as the version says"
+        return f"the peer broke the protocol ({answered}): {event.error}"
+    if isinstance(event, RequestRefused):
+        how = event.error_code or (f"status {event.response.status}" if event.response else None)
+        return f"refused {event.action} ({event.message_id}) with {how or 'silence'}: {event.rule}"
+    if isinstance(event, InvalidResponse):
+        return f"the answer to {event.action} ({event.message_id}) is invalid: {event.error}"
+    if isinstance(event, TransactionMessageDiscarded):
+        return (
+            f"{event.action} ({event.message_id}) dropped after {event.attempts} attempts: "
+            f"{event.reason}"
+        )
+    assert isinstance(event, UnmatchedResponse)
+    return f"an answer ({event.message_id}) to no request of ours, ignored"
+
+
+#: The events logged when taken, and at which level: the peer's violations and lost data
+#: as warnings, refusals by a rule as information. Each is logged here only, once.
+_LOGGED: dict[type[Event], int] = {
+    ProtocolViolation: logging.WARNING,
+    InvalidResponse: logging.WARNING,
+    TransactionMessageDiscarded: logging.WARNING,
+    RequestRefused: logging.INFO,
+    UnmatchedResponse: logging.INFO,
+}
+
+
 class CoreBase:
     """One side's protocol state for one station, across its connections."""
 
     role: Role
+    #: ``ocpp_sansio.station`` or ``ocpp_sansio.csms``.
+    log: logging.Logger
 
     def __init__(
         self,
@@ -41,8 +93,13 @@ class CoreBase:
         *,
         call_timeout: float,
         id_generator: Callable[[], str] | None,
+        wall_clock: WallClock | None,
     ) -> None:
         self.version = version
+        #: The wall-clock time of core time ``now``, for the flows that stamp messages or
+        #: read dates (None: ``now`` is POSIX seconds). The adapters set it; a flow given
+        #: a clock of its own uses that one.
+        self.wall_clock = wall_clock
         self.registry = registry(version)
         self._call_timeout = call_timeout
         self._new_id = id_generator or counter_ids()
@@ -50,6 +107,10 @@ class CoreBase:
         self._events: deque[Event] = deque()
         #: The peer's requests not answered yet, by message id (per connection).
         self._inbound: dict[str, Any] = {}
+
+    def wall_time(self, now: float) -> datetime:
+        """The wall-clock time of core time ``now``."""
+        return (self.wall_clock or posix_clock)(now)
 
     # --- connection ---------------------------------------------------------------------
 
@@ -78,13 +139,29 @@ class CoreBase:
     # --- the application's side ---------------------------------------------------------
 
     def next_event(self) -> Event | None:
-        return self._events.popleft() if self._events else None
+        if not self._events:
+            return None
+        event = self._events.popleft()
+        if type(event) in _LOGGED:
+            self._log_event(event)
+        return event
 
     def events(self) -> list[Event]:
         """All pending events, oldest first."""
         out = list(self._events)
         self._events.clear()
+        for event in out:
+            if type(event) in _LOGGED:
+                self._log_event(event)
         return out
+
+    def _log_event(self, event: Event) -> None:
+        level = _LOGGED[type(event)]
+        if self.log.isEnabledFor(level):
+            self.log.log(level, "%s%s", self._log_prefix(), _describe(event))
+
+    def _log_prefix(self) -> str:
+        return ""
 
     def data_to_send(self) -> list[str]:
         """Text frames to write to the WebSocket, in order."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
+
+from .rules import TRIGGERED_ACTION
 
 
 def _positive(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -25,6 +28,25 @@ def _at_least_one(_instance: Any, attribute: attrs.Attribute[Any], value: int) -
 def _fraction(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
     if not 0 <= value <= 1:
         raise ValueError(f"{attribute.name} must be within [0, 1], got {value!r}")
+
+
+def _trigger_set(value: Iterable[str] | None) -> frozenset[str]:
+    if value is None or isinstance(value, str):
+        raise TypeError(
+            "supported_triggers is a set of the requestedMessage values the application "
+            "sends on TriggerAccepted (None no longer means all: F06.FR.08 wants "
+            "NotImplemented for a message no one sends)"
+        )
+    return frozenset(value)
+
+
+def _trigger_names(_instance: Any, attribute: attrs.Attribute[Any], value: frozenset[str]) -> None:
+    unknown = sorted(value - TRIGGERED_ACTION.keys())
+    if unknown:
+        raise ValueError(
+            f"{attribute.name}: {', '.join(map(repr, unknown))} is no requestedMessage value of "
+            "TriggerMessage or ExtendedTriggerMessage"
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -55,9 +77,13 @@ class StationConfig:
     max_queued_requests: int = attrs.field(default=1_000, validator=_at_least_one)
     #: Connectors (1.6, ids 1..N) or EVSEs (2.x, ids 1..N): the scope of "all" triggers.
     connectors: int = attrs.field(default=1, validator=_at_least_one)
-    #: TriggerMessage requestedMessage values we accept; None means every value the core
-    #: or the application can produce (all of the version's, except 2.1 CustomTrigger).
-    supported_triggers: frozenset[str] | None = None
+    #: TriggerMessage requestedMessage values the application sends itself when a
+    #: ``TriggerAccepted`` asks (F06.FR.08: any other is answered NotImplemented). The core
+    #: sends BootNotification and Heartbeat itself; flows add the messages they send
+    #: (``StationCore.serve_triggers``).
+    supported_triggers: frozenset[str] = attrs.field(
+        default=frozenset(), converter=_trigger_set, validator=_trigger_names
+    )
     #: 2.x F06.FR.12: answer Rejected to a StatusNotification trigger without EVSE/connector.
     reject_unscoped_status_trigger: bool = True
     #: How long an accepted trigger allows its message while Pending.

@@ -1,22 +1,25 @@
 """The central-system side, one ``CsmsCore`` per station identity (digest §3.5-§3.7, §4).
 
-It records the registration status as we answered the station's BootNotification,
-refuses locally what that status forbids us to send, answers the station's requests that
-its status forbids with SecurityError, correlates our TriggerMessage / GetBaseReport /
-GetReport with the messages they bring, and watches heartbeat health.
+It records the registration status as we answered the station's BootNotification (and
+reports each answer as ``RegistrationChanged``), refuses locally what that status forbids
+us to send, answers the station's requests that its status forbids with SecurityError,
+correlates our TriggerMessage / GetBaseReport / GetReport with the messages they bring,
+and watches heartbeat health.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import json
+import logging
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 
-from ._core import CoreBase
+from ._core import CoreBase, WallClock
 from .config import CsmsConfig
-from .errors import LocalProtocolError
+from .errors import LocalProtocolError, StoreMismatch
 from .events import (
     CallErrorReceived,
     CallLost,
@@ -24,24 +27,35 @@ from .events import (
     Event,
     HeartbeatOverdue,
     InvalidResponse,
+    RegistrationChanged,
     RegistrationStatus,
     RequestReceived,
     ResponseReceived,
+    RetryAnswered,
 )
+from .messages._codec import structure_fn, unstructure
 from .messages._registry import Role
 from .rules import (
     ACCEPTED,
+    BOOTING,
     SCOPED_ACTIONS,
     TRIGGER_ACTIONS,
     csms_gate,
     csms_refusal,
+    is_transaction_message,
     scope_of,
     trigger_scope,
     triggered_action,
 )
+from .store._api import AnsweredMessage, CsmsCoreStore, dump
 
 #: How long an accepted TriggerMessage keeps exempting its messages.
 TRIGGER_WINDOW = 60.0
+
+#: How many answers to transaction messages a core keeps per station, to answer a retry
+#: the same way. A station resends at most the one it had in flight (its queue waits
+#: behind it), so a few cover every station that keeps to the rules.
+REMEMBERED_ANSWERS = 32
 
 
 @attrs.define(eq=False)
@@ -49,6 +63,71 @@ class _Outgoing:
     message_id: str
     action: str
     payload: Any
+
+
+#: What a 2.x retry under a new message id repeats: transactionId, seqNo, eventType.
+RetryKey = tuple[str, int, str]
+
+
+@attrs.define(eq=False)
+class _Answer:
+    """Our answer to a transaction message, for a retry of it."""
+
+    message_id: str
+    action: str
+    key: RetryKey | None
+    request: Any
+    response: Any
+
+
+def _retry_key(action: str, request: Any) -> RetryKey | None:
+    if action != "TransactionEvent":
+        return None
+    info = request.transaction_info
+    return (info.transaction_id, request.seq_no, request.event_type.value)
+
+
+class _Answers:
+    """The answers to a station's latest transaction messages, oldest first."""
+
+    def __init__(self) -> None:
+        self.by_id: OrderedDict[str, _Answer] = OrderedDict()
+        self.by_key: dict[RetryKey, str] = {}
+
+    def keep(self, answer: _Answer) -> list[str]:
+        """Remember ``answer``; the message ids forgotten to make room."""
+        self._drop(self.by_id.pop(answer.message_id, None))
+        self.by_id[answer.message_id] = answer
+        if answer.key is not None:
+            self.by_key[answer.key] = answer.message_id
+        forgotten = []
+        while len(self.by_id) > REMEMBERED_ANSWERS:
+            _, oldest = self.by_id.popitem(last=False)
+            self._drop(oldest)
+            forgotten.append(oldest.message_id)
+        return forgotten
+
+    def _drop(self, answer: _Answer | None) -> None:
+        if answer is None or answer.key is None:
+            return
+        if self.by_key.get(answer.key) == answer.message_id:
+            del self.by_key[answer.key]
+
+    def first(self, message_id: str, action: str, request: Any) -> _Answer | None:
+        """The answer to the message this one repeats: the same message id with the same
+        request (2.x: the same transaction, seqNo and event type, ``offline`` may have
+        been set since, E11.FR.07), or in 2.x the same transaction, seqNo and event type
+        under another message id."""
+        key = _retry_key(action, request)
+        answer = self.by_id.get(message_id)
+        if (
+            answer is not None
+            and answer.action == action
+            and (answer.key == key if key is not None else answer.request == request)
+        ):
+            return answer
+        first_id = self.by_key.get(key) if key is not None else None
+        return self.by_id[first_id] if first_id is not None else None
 
 
 @attrs.define(eq=False)
@@ -62,11 +141,22 @@ class _Expectation:
     expires: float | None
 
 
+@attrs.frozen
+class CsmsState:
+    """What a core knows of its station beyond one connection, so another process can go
+    on where this one stopped (a CSMS cluster moving the station between nodes)."""
+
+    registration: RegistrationStatus | None = None
+    heartbeat_interval: float | None = None
+
+
 class CsmsCore(CoreBase):
     """Our protocol state for one station. ``registration`` starts as the application
-    last knew it (None: never answered a boot of this station)."""
+    last knew it (None: never answered a boot of this station) and follows every boot we
+    answer, each reported as ``RegistrationChanged``."""
 
     role = Role.CSMS
+    log = logging.getLogger("ocpp_sansio.csms")
 
     def __init__(
         self,
@@ -75,11 +165,18 @@ class CsmsCore(CoreBase):
         *,
         config: CsmsConfig | None = None,
         id_generator: Callable[[], str] | None = None,
+        wall_clock: WallClock | None = None,
         registration: RegistrationStatus | None = None,
         heartbeat_interval: float | None = None,
+        store: CsmsCoreStore | None = None,
     ) -> None:
         config = config or CsmsConfig()
-        super().__init__(version, call_timeout=config.call_timeout, id_generator=id_generator)
+        super().__init__(
+            version,
+            call_timeout=config.call_timeout,
+            id_generator=id_generator,
+            wall_clock=wall_clock,
+        )
         self.identity = identity
         self.config = config
         self.registration = registration
@@ -89,11 +186,100 @@ class CsmsCore(CoreBase):
         self._queue: deque[_Outgoing] = deque()
         self._in_flight: _Outgoing | None = None
         self._expected: list[_Expectation] = []
+        #: Answers to the latest transaction messages (made at the first one).
+        self._answers: _Answers | None = None
+        #: The station's registration and our latest answers, across CSMS restarts.
+        self.store = store
+        if store is not None:
+            self._open_store(store)
+
+    def _log_prefix(self) -> str:
+        return f"{self.identity}: "
 
     def reconfigure(self, config: CsmsConfig) -> None:
         """Use ``config`` from now on; what is already scheduled keeps its time."""
         self.config = config
         self._set_call_timeout(config.call_timeout)
+
+    # --- the durable store (docs/store.md) ----------------------------------------------------
+
+    def _open_store(self, store: CsmsCoreStore) -> None:
+        if store.identity.casefold() != self.identity.casefold():
+            raise StoreMismatch(
+                f"the store is station {store.identity!r}'s, not {self.identity!r}'s"
+            )
+        saved = store.load("registration")
+        if saved is not None and self.registration is None:
+            # B04: a station resumes without a boot after our restart too.
+            self.registration = RegistrationStatus(saved["status"])
+            if self.heartbeat_interval is None:
+                self.heartbeat_interval = saved["interval"]
+        for kept in store.answers():
+            spec = self.registry[kept.action]
+            assert spec.response is not None
+            request = structure_fn(spec.request)(json.loads(kept.request))
+            response = structure_fn(spec.response)(json.loads(kept.response))
+            self._keep_answer(
+                _Answer(
+                    kept.message_id,
+                    kept.action,
+                    _retry_key(kept.action, request),
+                    request,
+                    response,
+                )
+            )
+
+    def commit(self) -> None:
+        """Make the store's writes durable (``data_to_send`` does it first)."""
+        if self.store is not None:
+            self.store.commit()
+
+    def data_to_send(self) -> list[str]:
+        """Text frames to write, once what they answer is in the store."""
+        if self.store is not None:
+            self.store.commit()
+        return super().data_to_send()
+
+    # --- answers to transaction messages, for their retries -------------------------------------
+
+    def send_response(self, message_id: str, response: Any, now: float) -> None:
+        channel = self.channel
+        action = channel.unanswered.get(message_id) if channel is not None else None
+        request = self._inbound.get(message_id)
+        super().send_response(message_id, response, now)
+        if action is None or not is_transaction_message(action, request):
+            return
+        key = _retry_key(action, request)
+        forgotten = self._keep_answer(_Answer(message_id, action, key, request, response))
+        store = self.store
+        if store is not None:
+            for old_id in forgotten:
+                store.forget(old_id)
+            store.remember(
+                AnsweredMessage(
+                    message_id,
+                    action,
+                    "/".join(map(str, key)) if key is not None else "",
+                    dump(unstructure(request)),
+                    dump(unstructure(response)),
+                )
+            )
+
+    def _keep_answer(self, answer: _Answer) -> list[str]:
+        if self._answers is None:
+            self._answers = _Answers()
+        return self._answers.keep(answer)
+
+    def state(self) -> CsmsState:
+        return CsmsState(self.registration, self.heartbeat_interval)
+
+    def restore(self, state: CsmsState) -> None:
+        """Start from ``state`` (as ``state()`` gave it elsewhere), before the station's
+        connection is made here."""
+        if self.connected:
+            raise LocalProtocolError("restore a core before its station connects to it")
+        self.registration = state.registration
+        self.heartbeat_interval = state.heartbeat_interval
 
     # --- our requests -------------------------------------------------------------------------
 
@@ -192,14 +378,43 @@ class CsmsCore(CoreBase):
         if rule is not None:
             self._refuse(event, "SecurityError", rule)
             return
+        answers = self._answers
+        if answers is not None and is_transaction_message(event.action, event.request):
+            first = answers.first(event.message_id, event.action, event.request)
+            if first is not None:
+                # A retry of a message we answered: the same answer, not a second report.
+                CoreBase.send_response(self, event.message_id, first.response, now)
+                self._events.append(
+                    RetryAnswered(
+                        message_id=event.message_id,
+                        action=event.action,
+                        request=event.request,
+                        response=first.response,
+                        first_message_id=first.message_id,
+                    )
+                )
+                return
         self._events.append(event)
 
     def _answered(self, action: str, request: Any, response: Any, now: float) -> None:
         if action != "BootNotification":
             return
-        self.registration = RegistrationStatus(str(response.status))
-        if self.registration is ACCEPTED and response.interval > 0:
-            self.heartbeat_interval = float(response.interval)
+        previous = self.registration or BOOTING
+        self.registration = status = RegistrationStatus(str(response.status))
+        interval = float(response.interval)
+        if status is ACCEPTED:
+            if interval > 0:
+                self.heartbeat_interval = interval
+            # B01.FR.04: with 0 the station keeps the interval it had.
+            interval = self.heartbeat_interval or interval
+        self._events.append(
+            RegistrationChanged(status=status, previous=previous, interval=interval)
+        )
+        if self.store is not None:
+            self.store.save(
+                "registration",
+                {"status": self.registration.value, "interval": self.heartbeat_interval},
+            )
 
     # --- what we asked for ----------------------------------------------------------------------
 

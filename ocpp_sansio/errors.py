@@ -139,6 +139,16 @@ class ConnectFailedError(OcppError):
         self.status = status
 
 
+class StoreError(OcppError):
+    """The durable store cannot be read or written as the station or CSMS needs it."""
+
+
+class StoreMismatch(StoreError):
+    """A store that belongs elsewhere: another station's identity, another OCPP version,
+    the other side (a CSMS database opened for a station), or a schema newer than this
+    ocpp-sansio knows. Nothing in it was changed."""
+
+
 class MissingExtraError(ModuleNotFoundError):
     """An optional part was used without the package it needs; the message names the
     extra that installs it (``pip install 'ocpp-sansio[trio]'``)."""
@@ -155,6 +165,6 @@ def needs_extra(extra: str, *, needed_by: str) -> Iterator[None]:
             raise
         raise MissingExtraError(
             f"{needed_by} needs {error.name!r}, which is not installed: "
-            f"pip install 'ocpp-sansio[{extra}]'",
+            f"pip install 'ocpp-sansio[{extra}]' (from a checkout: pip install -e '.[{extra}]')",
             name=error.name,
         ) from error

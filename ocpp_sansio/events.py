@@ -134,6 +134,11 @@ class RequestRefused(Event):
 
 @attrs.frozen(kw_only=True)
 class RegistrationChanged(Event):
+    """A BootNotification was answered: on the station side by the CSMS, on the CSMS side
+    by us. Reported for every answer, so a station that boots again while Accepted (it
+    rebooted) gives Accepted -> Accepted. ``previous`` is Booting when no boot was
+    answered before."""
+
     status: RegistrationStatus
     previous: RegistrationStatus
     #: Accepted: the heartbeat interval; otherwise the wait before the next boot.
@@ -170,6 +175,21 @@ class Reconnected(Event):
     over the offline threshold (B04.FR.01), else only those that changed (B04.FR.02)."""
 
     offline_for: float
+
+
+@attrs.frozen(kw_only=True)
+class RetryAnswered(Event):
+    """CSMS side: the station sent again a transaction message we had already answered
+    (same message id, or in 2.x the same transaction and seqNo): its answer was lost, or
+    the station restarted before it could count it delivered. We sent the first answer
+    again; the request was not handed to the flows or the application a second time."""
+
+    message_id: str
+    action: str
+    request: Any
+    response: Any
+    #: The message id the first copy came with (differs only for a 2.x seqNo match).
+    first_message_id: str
 
 
 @attrs.frozen(kw_only=True)

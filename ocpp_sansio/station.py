@@ -7,6 +7,7 @@ resumes without a new BootNotification (B04). A reboot is a new ``StationCore``.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import deque
 from collections.abc import Callable
@@ -14,9 +15,9 @@ from typing import Any
 
 import attrs
 
-from ._core import CoreBase, status_response
+from ._core import CoreBase, WallClock, counter_ids, status_response
 from .config import StationConfig
-from .errors import LocalProtocolError
+from .errors import FrameError, LocalProtocolError, StoreError, StoreMismatch
 from .events import (
     CallErrorReceived,
     CallLost,
@@ -33,7 +34,7 @@ from .events import (
     TransactionMessageDiscarded,
     TriggerAccepted,
 )
-from .frames import Call, encode_frame
+from .frames import Call, decode_frame, encode_frame
 from .messages._registry import Role
 from .rules import (
     ACCEPTED,
@@ -49,6 +50,7 @@ from .rules import (
     station_refusal,
     triggered_action,
 )
+from .store._api import HeldMessage, StationCoreStore
 
 
 @attrs.define(eq=False)
@@ -79,6 +81,7 @@ class StationCore(CoreBase):
     """The station's protocol state. Feed it text and time; read events and frames."""
 
     role = Role.STATION
+    log = logging.getLogger("ocpp_sansio.station")
 
     def __init__(
         self,
@@ -87,10 +90,17 @@ class StationCore(CoreBase):
         *,
         config: StationConfig | None = None,
         id_generator: Callable[[], str] | None = None,
+        wall_clock: WallClock | None = None,
         rng: random.Random | None = None,
+        store: StationCoreStore | None = None,
     ) -> None:
         config = config or StationConfig()
-        super().__init__(version, call_timeout=config.call_timeout, id_generator=id_generator)
+        super().__init__(
+            version,
+            call_timeout=config.call_timeout,
+            id_generator=id_generator,
+            wall_clock=wall_clock,
+        )
         if self.registry.for_payload(boot).name != "BootNotification" or type(boot) is not (
             self.registry["BootNotification"].request
         ):
@@ -104,6 +114,8 @@ class StationCore(CoreBase):
         self._boot_failures = 0
         self._heartbeat_at: float | None = None
         self._offline_since: float | None = None
+        #: Accepted only by a boot on an earlier connection (resumed without a boot, B04).
+        self._resumed = False
         self._seq = 0
         #: Transaction-related messages, in order, kept across connections.
         self._held: deque[_Outgoing] = deque()
@@ -112,6 +124,14 @@ class StationCore(CoreBase):
         self._in_flight: _Outgoing | None = None
         self._triggers: list[_OpenTrigger] = []
         self._requested_reports: set[int] = set()
+        #: Actions sent when a trigger asks: the core's own, then what flows registered.
+        self._served_triggers: set[str] = {"BootNotification", "Heartbeat"}
+        #: The next BootNotification answers a TriggerMessage (2.x reason Triggered).
+        self._boot_triggered = False
+        #: Where held transaction messages are kept across restarts (docs/store.md).
+        self.store = store
+        if store is not None:
+            self._open_store(store, id_generator)
 
     # --- the application's requests -----------------------------------------------------
 
@@ -129,7 +149,12 @@ class StationCore(CoreBase):
         transactional = is_transaction_message(action, payload)
         requested = self._claim_trigger(action, payload) or self._claim_report(action, payload)
         entry = self._entry(action, payload, transactional, requested)
-        (self._held if transactional else self._queue).append(entry)
+        if transactional:
+            self._held.append(entry)
+            if self.store is not None:
+                self.store.hold(HeldMessage(entry.message_id, action, entry.text))
+        else:
+            self._queue.append(entry)
         self._pump(now)
         return entry.message_id
 
@@ -176,18 +201,75 @@ class StationCore(CoreBase):
         )
 
     @property
+    def held_calls(self) -> list[tuple[str, Any]]:
+        """(message id, request) of the transaction-related messages not yet delivered,
+        oldest first: flows restored after a restart follow them by id."""
+        items = [(entry.message_id, entry.payload) for entry in self._held]
+        if self._in_flight is not None and self._in_flight.transactional:
+            items.insert(0, (self._in_flight.message_id, self._in_flight.payload))
+        return items
+
+    @property
     def held_requests(self) -> list[Any]:
-        """Transaction-related requests not yet delivered, oldest first (persist these
-        across a reboot and submit them again to the next core)."""
+        """Transaction-related requests not yet delivered, oldest first. With a ``store``
+        they survive a restart on their own (docs/store.md); without one, submit them
+        again to the next core."""
         items = [entry.payload for entry in self._held]
         if self._in_flight is not None and self._in_flight.transactional:
             items.insert(0, self._in_flight.payload)
         return items
 
+    # --- the durable store (docs/store.md) ------------------------------------------------
+
+    def _open_store(self, store: StationCoreStore, id_generator: Callable[[], str] | None) -> None:
+        """A new power-up: count it, and take back the messages an earlier one left."""
+        if store.version != self.version:
+            raise StoreMismatch(
+                f"the store holds OCPP {store.version} state; this core speaks {self.version}"
+            )
+        power_up = store.begin_power_up()
+        if id_generator is None:
+            # Ids unique per identity across restarts: the power-up's number, then a count.
+            self._new_id = counter_ids(f"{power_up}-")
+        for held in store.held_messages():
+            try:
+                payload = decode_frame(held.frame, self.version).payload  # type: ignore[union-attr]
+            except FrameError as error:
+                raise StoreError(
+                    f"held message {held.message_id} ({held.action}) cannot be read back: {error}"
+                ) from error
+            if held.action == "TransactionEvent" and not payload.offline:
+                # E11.FR.07: the restart took the station offline with these queued.
+                payload = attrs.evolve(payload, offline=True)
+            self._seq += 1
+            entry = _Outgoing(
+                self._seq, held.message_id, held.action, payload, held.frame, True, held.attempts
+            )
+            self._held.append(entry)
+
+    def commit(self) -> None:
+        """Make the store's writes durable (``data_to_send`` does it before it hands out
+        frames; call it after feeding the core while nothing is sent, e.g. offline)."""
+        if self.store is not None:
+            self.store.commit()
+
+    def data_to_send(self) -> list[str]:
+        """Text frames to write, once everything they depend on is in the store."""
+        if self.store is not None:
+            self.store.commit()
+        return super().data_to_send()
+
+    def defer_held(self, until: float) -> None:
+        """Send no held transaction message before ``until`` (a message-queue resume delay
+        after a reconnect); later retry times stay as they are."""
+        for entry in self._held:
+            entry.not_before = max(entry.not_before, until)
+
     # --- connection ---------------------------------------------------------------------
 
     def connection_made(self, now: float) -> None:
         super().connection_made(now)
+        self._resumed = self.registration is ACCEPTED
         if self.registration is ACCEPTED and self._offline_since is not None:
             self._events.append(Reconnected(offline_for=now - self._offline_since))
         self._offline_since = None
@@ -269,7 +351,11 @@ class StationCore(CoreBase):
         for trigger in self._triggers:
             if trigger.action == "BootNotification":
                 trigger.remaining.clear()
-        return self._entry("BootNotification", self.boot_request, False, True)
+        boot: Any = self.boot_request
+        if self._boot_triggered and self.version != "1.6":
+            boot = attrs.evolve(boot, reason=type(boot.reason)("Triggered"))
+        self._boot_triggered = False
+        return self._entry("BootNotification", boot, False, True)
 
     def _heartbeat_entry(self) -> _Outgoing:
         request = self.registry["Heartbeat"].request()
@@ -292,6 +378,11 @@ class StationCore(CoreBase):
         self._set_call_timeout(config.call_timeout)
 
     @property
+    def offline_since(self) -> float | None:
+        """When the connection was lost; None while connected or before the first one."""
+        return self._offline_since
+
+    @property
     def next_heartbeat(self) -> float | None:
         """When the next Heartbeat is due (None until accepted)."""
         return self._heartbeat_at
@@ -310,15 +401,45 @@ class StationCore(CoreBase):
         if entry is not None and getattr(event, "message_id", None) == entry.message_id:
             if isinstance(event, ResponseReceived):
                 self._in_flight = None
+                if entry.transactional and self.store is not None:
+                    self.store.release(entry.message_id)
+                self._resumed = False  # the CSMS answered: it knows us
                 self._events.append(event)
                 self._on_response(entry, event.response, now)
                 return
             if isinstance(event, CallErrorReceived | InvalidResponse | CallTimedOut):
                 self._in_flight = None
                 self._events.append(event)
-                self._on_failure(entry, type(event).__name__, now)
+                if self._forgotten_by_csms(entry, event):
+                    self._boot_again(entry, now)
+                else:
+                    self._on_failure(entry, type(event).__name__, now)
                 return
         self._events.append(event)
+
+    def _forgotten_by_csms(self, entry: _Outgoing, event: Event) -> bool:
+        """A SecurityError to a session resumed without a boot (B04): the CSMS no longer
+        knows the station as accepted (it refuses unaccepted stations so: B01.FR.10,
+        FR.04), after a restart of its own, say."""
+        return (
+            self._resumed
+            and entry.action != "BootNotification"
+            and isinstance(event, CallErrorReceived)
+            and event.error_code == "SecurityError"
+        )
+
+    def _boot_again(self, entry: _Outgoing, now: float) -> None:
+        """Register anew at once; the refused message was not a failed attempt, so a
+        transaction message goes back to the head of the queue (E04.FR.01). Only once
+        per connection: after this boot, a SecurityError is an ordinary failure."""
+        self._resumed = False
+        if entry.transactional:
+            self._held.appendleft(entry)
+        previous = self.registration
+        self.registration = BOOTING
+        self._heartbeat_at = None
+        self._boot_at = now
+        self._events.append(RegistrationChanged(status=BOOTING, previous=previous, interval=0.0))
 
     def _on_response(self, entry: _Outgoing, response: Any, now: float) -> None:
         if entry.action == "BootNotification":
@@ -333,7 +454,10 @@ class StationCore(CoreBase):
         if not entry.transactional:
             return
         entry.attempts += 1
+        store = self.store
         if entry.attempts >= self.config.transaction_message_attempts:
+            if store is not None:
+                store.release(entry.message_id)
             self._events.append(
                 TransactionMessageDiscarded(
                     message_id=entry.message_id,
@@ -344,6 +468,8 @@ class StationCore(CoreBase):
                 )
             )
             return
+        if store is not None:
+            store.count_attempt(entry.message_id, entry.attempts)
         # E13.FR.03: wait the interval times the number of transmissions so far.
         entry.not_before = now + self.config.transaction_message_retry_interval * entry.attempts
         self._held.appendleft(entry)
@@ -427,6 +553,24 @@ class StationCore(CoreBase):
 
     # --- TriggerMessage (F06; 1.6 §5.17) --------------------------------------------------------
 
+    def serve_triggers(self, *actions: str) -> None:
+        """A flow sends these messages when a ``TriggerAccepted`` asks for them: accept
+        triggers for them (every other one, unless ``config.supported_triggers`` names
+        it, is answered NotImplemented, F06.FR.08)."""
+        for action in actions:
+            spec = self.registry.get(action)
+            if spec is None or not spec.sender.may_send(self.role):
+                raise LocalProtocolError(f"{action} is no OCPP {self.version} station message")
+        self._served_triggers.update(actions)
+
+    @property
+    def served_triggers(self) -> frozenset[str]:
+        """The actions this station sends when triggered: the core's own and the flows'."""
+        return frozenset(self._served_triggers)
+
+    def _answers_trigger(self, requested: str, action: str) -> bool:
+        return action in self._served_triggers or requested in self.config.supported_triggers
+
     def _on_trigger(self, event: RequestReceived, now: float) -> None:
         request = event.request
         requested = str(request.requested_message)
@@ -439,6 +583,7 @@ class StationCore(CoreBase):
             return
         if action == "BootNotification":
             self._boot_at = now
+            self._boot_triggered = True
             return
         if action == "Heartbeat":
             if not any(e.action == "Heartbeat" for e in self._queue):
@@ -465,9 +610,8 @@ class StationCore(CoreBase):
     def _judge_trigger(
         self, trigger_action: str, requested: str, action: str | None, request: Any
     ) -> tuple[str, set[int | None]]:
-        supported = self.config.supported_triggers
-        if action is None or (supported is not None and requested not in supported):
-            return "NotImplemented", set()
+        if action is None or not self._answers_trigger(requested, action):
+            return "NotImplemented", set()  # F06.FR.08: no one would send it
         if self.version != "1.6" and action == "BootNotification" and self.registration is ACCEPTED:
             return "Rejected", set()  # F06.FR.17
         if self.registration is BOOTING and action != "BootNotification":

@@ -180,11 +180,20 @@ class Kit:
     async def serve(
         self, script: Script, *, versions: Any = None, **options: Any
     ) -> AsyncIterator[Any]:
-        """``serve()`` with ``ServerOptions(**options)`` (quiet pings by default)."""
+        """``serve()`` of the script's application."""
+        async with self.serve_handler(self.app(script), versions=versions, **options) as server:
+            yield server
+
+    @contextlib.asynccontextmanager
+    async def serve_handler(
+        self, handler: Any, *, versions: Any = None, **options: Any
+    ) -> AsyncIterator[Any]:
+        """Serve the application's own ``handler`` (a Router, say) with
+        ``ServerOptions(**options)`` (quiet pings by default)."""
         options.setdefault("ws_options", QUIET)
         extra = {} if versions is None else {"versions": versions}
         manager = self.module.serve(
-            self.app(script), "127.0.0.1", 0, options=ServerOptions(**options), **extra
+            handler, "127.0.0.1", 0, options=ServerOptions(**options), **extra
         )
         async with self._enter(manager) as server:
             yield server

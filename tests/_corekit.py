@@ -15,6 +15,7 @@ from ocpp_sansio.config import CsmsConfig, StationConfig
 from ocpp_sansio.csms import CsmsCore
 from ocpp_sansio.events import RequestReceived, TriggerAccepted
 from ocpp_sansio.messages import v16, v21, v201
+from ocpp_sansio.rules import TRIGGERED_ACTION
 from ocpp_sansio.station import StationCore
 from ocpp_sansio.testing.builders import minimal
 from ocpp_sansio.testing.pair import InMemoryPair
@@ -107,6 +108,10 @@ class StationApp:
                 core.send_request(status_notification(self.version, target), now)
 
 
+#: Every requestedMessage value: the scripted station applications answer them all.
+EVERY_TRIGGER = frozenset(TRIGGERED_ACTION)
+
+
 def make_pair(
     version: str,
     *,
@@ -115,7 +120,13 @@ def make_pair(
     station_config: StationConfig | None = None,
     csms_config: CsmsConfig | None = None,
     connect: bool = True,
+    triggers: frozenset[str] = EVERY_TRIGGER,
 ) -> InMemoryPair:
+    """A connected pair; the station declares ``triggers`` as answered by its application
+    unless ``station_config`` declares its own."""
+    station_config = station_config or StationConfig()
+    if not station_config.supported_triggers:
+        station_config = attrs.evolve(station_config, supported_triggers=triggers)
     station = StationCore(
         version,
         boot_request(version),

@@ -8,14 +8,22 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from ocpp_sansio import registry
 from ocpp_sansio.adapters import ServerOptions, WsOptions
 from ocpp_sansio.adapters import threads as threads_adapter
 from ocpp_sansio.apps.demo_csms import DemoCsms
 from ocpp_sansio.cli.commands import build_parser, main
+from ocpp_sansio.smart_charging import (
+    ChargingProfile,
+    ChargingSchedule,
+    SchedulePeriod,
+    profile_to_message,
+)
 
 PROCESS_TIMEOUT = 60
 SCRIPT = Path(sys.executable).with_name("ocpp-sansio")
@@ -188,3 +196,74 @@ def test_load_summary(capsys: pytest.CaptureFixture[str]) -> None:
     assert "latency ms: p50" in out
     assert sessions == [f"load-{n:02d}" for n in range(1, 13)]
     assert threading.active_count() < 50  # the stations' threads are gone
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_station_process_takes_a_profile_and_answers_the_composite_schedule(version: str) -> None:
+    """``ocpp-sansio station`` against a CSMS in this process over loopback: the CSMS sets a
+    TxDefaultProfile and reads the composite schedule back (K01, K08; 1.6 §5.16, §5.7)."""
+    m = registry(version)
+    demo = DemoCsms(heartbeat_interval=300)
+    limit = profile_to_message(
+        ChargingProfile(
+            id=3,
+            stack_level=0,
+            purpose="TxDefaultProfile",
+            kind="Relative",
+            schedules=[
+                ChargingSchedule(
+                    id=1, rate_unit="A", periods=[SchedulePeriod(start_period=0, limit=10.0)]
+                )
+            ],
+        ),
+        version,
+    )
+    options = ServerOptions(flows=demo.flows, ws_options=WsOptions(ping_interval=0))
+    with threads_adapter.serve(object(), options=options) as server:
+        station = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ocpp_sansio.cli",
+                "station",
+                "--url",
+                f"ws://127.0.0.1:{server.port}/ocpp/sim1",
+                "--version",
+                version,
+                "--duration",
+                "6",
+                "--adapter",
+                "threads",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + PROCESS_TIMEOUT / 2
+            while "sim1" not in server.sessions or server.sessions["sim1"].registration is None:
+                assert time.monotonic() < deadline, "the station never registered"
+                time.sleep(0.05)
+            session = server.sessions["sim1"]
+            if version == "1.6":
+                set_request = m["SetChargingProfile"].request(
+                    connector_id=1, cs_charging_profiles=limit
+                )
+                get_request = m["GetCompositeSchedule"].request(
+                    connector_id=1, duration=600, charging_rate_unit="A"
+                )
+            else:
+                set_request = m["SetChargingProfile"].request(evse_id=1, charging_profile=limit)
+                get_request = m["GetCompositeSchedule"].request(
+                    evse_id=1, duration=600, charging_rate_unit="A"
+                )
+            assert str(session.call(set_request, timeout=10).status) == "Accepted"
+            answer = session.call(get_request, timeout=10)
+        finally:
+            out, err = station.communicate(timeout=PROCESS_TIMEOUT)
+    assert station.returncode == 0, out + err
+    assert str(answer.status) == "Accepted"
+    schedule = answer.charging_schedule if version == "1.6" else answer.schedule
+    assert [(p.start_period, p.limit) for p in schedule.charging_schedule_period] == [(0, 10.0)]
+    assert "CSMS -> sim1  SetChargingProfile" in out
+    assert "CSMS -> sim1  GetCompositeSchedule" in out

@@ -1,12 +1,14 @@
 """README.md keeps its promises: exactly two commands, the test one the same as .ci/run's,
-and the three adapter examples run against each other (the trio CSMS serves the asyncio and
-threads stations), with the port moved off 9000."""
+the three adapter examples run against each other (the trio CSMS serves the asyncio and
+threads stations), with the port moved off 9000, and mypy --strict passes on them."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -79,8 +81,24 @@ def test_the_adapter_examples_run_against_each_other(capsys: pytest.CaptureFixtu
     assert not server.is_alive()
     printed = capsys.readouterr().out
     assert printed.count("HeartbeatResponse(current_time=") == 2
-    # The ASGI block mounts the same handler class in a FastAPI application.
-    asgi_namespace: dict[str, Any] = {"Csms": namespace["Csms"]}
-    exec(asgi_csms, asgi_namespace)
-    (mount,) = [r for r in asgi_namespace["api"].routes if getattr(r, "path", "") == "/ocpp"]
-    assert isinstance(mount.app, OcppAsgi)
+    # The ASGI block mounts the trio example's router in a FastAPI application.
+    router = namespace["router"]
+    exec(asgi_csms.replace("router = Router()", "pass"), namespace)
+    (mount,) = [r for r in namespace["api"].routes if getattr(r, "path", "") == "/ocpp"]
+    assert isinstance(mount.app, OcppAsgi) and mount.app.handler is router
+
+
+def test_the_adapter_examples_pass_mypy_strict(tmp_path: Path) -> None:
+    paths = []
+    for number, block in enumerate(blocks("python")):
+        path = tmp_path / f"readme_example_{number}.py"
+        path.write_text(block, encoding="utf-8")
+        paths.append(str(path))
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", *paths],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -21,6 +21,12 @@ from ocpp_sansio.events import CallErrorReceived, RequestReceived, ResponseRecei
 from ocpp_sansio.flows import FlowHost
 from ocpp_sansio.flows._base import build
 from ocpp_sansio.messages import v16, v21, v201
+from ocpp_sansio.smart_charging import (
+    ChargingProfile,
+    ChargingSchedule,
+    SchedulePeriod,
+    profile_to_message,
+)
 from ocpp_sansio.station import StationCore
 from ocpp_sansio.testing.builders import minimal
 from ocpp_sansio.testing.pair import TO_CSMS, InMemoryPair
@@ -278,8 +284,9 @@ def test_b12_fr_01_on_idle_reset_waits_for_the_transaction(version: str) -> None
     assert rig.reboots() == []
     remote_stop(rig)
     rig.pair.advance(1)
-    assert rig.reboots() == ["RemoteReset"]
-    assert str(rig.sim.rebooted().core.boot_request.reason) == "RemoteReset"
+    # The reset waited for the transaction: the boot says so (issue 12).
+    assert rig.reboots() == ["ScheduledReset"]
+    assert str(rig.sim.rebooted().core.boot_request.reason) == "ScheduledReset"
 
 
 @pytest.mark.parametrize("version", ("2.0.1", "2.1"))
@@ -519,3 +526,77 @@ def test_g03_fr_08_inoperative_survives_a_reboot(version: str) -> None:
     assert str(rig.call(request).status) == "Accepted"
     assert rig.statuses()[-1] == (1, "Unavailable")
     assert rig.sim.rebooted().status_of(1) == "Unavailable"
+
+
+# --- smart charging (issue 14): profiles accepted or rejected, the meter follows the limit
+
+
+def set_profile(rig: Rig, evse: int, item: Any) -> str:
+    message = profile_to_message(item, rig.version)
+    if rig.version == "1.6":
+        request = rig.m.SetChargingProfileRequest(connector_id=evse, cs_charging_profiles=message)
+    else:
+        request = rig.m.SetChargingProfileRequest(evse_id=evse, charging_profile=message)
+    answer = rig.call(request)
+    return answer.error_code if isinstance(answer, CallErrorReceived) else str(answer.status)
+
+
+def composite_periods(rig: Rig, evse: int, duration: int, unit: str) -> list[tuple[int, float]]:
+    field = "connector_id" if rig.version == "1.6" else "evse_id"
+    answer = rig.call(
+        build(
+            rig.m.GetCompositeScheduleRequest,
+            duration=duration,
+            charging_rate_unit=unit,
+            **{field: evse},
+        )
+    )
+    assert str(answer.status) == "Accepted"
+    schedule = answer.charging_schedule if rig.version == "1.6" else answer.schedule
+    return [(p.start_period, p.limit) for p in schedule.charging_schedule_period]
+
+
+def default_profile(profile_id: int, limit: float, **fields: Any) -> ChargingProfile:
+    periods = [SchedulePeriod(start_period=0, limit=limit)]
+    return ChargingProfile(
+        id=profile_id,
+        stack_level=fields.pop("stack", 0),
+        purpose=fields.pop("purpose", "TxDefaultProfile"),
+        kind="Relative",
+        schedules=[ChargingSchedule(id=1, rate_unit=fields.pop("unit", "A"), periods=periods)],
+        **fields,
+    )
+
+
+@pytest.mark.parametrize("version", ("1.6", "2.0.1"))
+def test_simulator_accepts_and_rejects_profiles_as_the_specification_says(version: str) -> None:
+    rig = Rig(version, connectors=2)
+    assert set_profile(rig, 1, default_profile(1, 16.0)) == "Accepted"  # K01.FR.02
+    assert composite_periods(rig, 1, 3600, "A") == [(0, 16.0)]  # K08.FR.02
+    assert composite_periods(rig, 1, 3600, "W") == [(0, 16.0 * 230)]
+    assert composite_periods(rig, 2, 3600, "A") == [(0, 32.0)]  # the connector's own
+    tx = default_profile(2, 8.0, purpose="TxProfile")
+    assert set_profile(rig, 1, tx) == "Rejected"  # K01.FR.09: no transaction there
+    high = default_profile(3, 6.0, stack=99)
+    assert set_profile(rig, 1, high) == "Rejected"  # above ChargeProfileMaxStackLevel
+    if version == "1.6":
+        assert set_profile(rig, 5, default_profile(4, 6.0)) == "PropertyConstraintViolation"
+    else:
+        assert set_profile(rig, 5, default_profile(4, 6.0)) == "Rejected"  # K01.FR.28
+
+
+@pytest.mark.parametrize("version", ("1.6", "2.0.1"))
+def test_simulator_meter_follows_the_limit_in_force(version: str) -> None:
+    rig = Rig(version)
+    assert str(remote_start(rig).status) == "Accepted"
+    rig.pair.advance(1)
+    meter = rig.sim.hardware.read_meter(1, rig.pair.now)
+    assert meter is not None and meter["Power.Active.Import"] == 7360.0
+    before = meter["Energy.Active.Import.Register"]
+    assert set_profile(rig, 1, default_profile(1, 10.0)) == "Accepted"
+    rig.pair.advance(3600)
+    meter = rig.sim.hardware.read_meter(1, rig.pair.now)
+    assert meter is not None
+    assert meter["Power.Active.Import"] == 2300.0  # 10 A x 230 V, one phase
+    assert meter["Current.Import"] == 10.0
+    assert meter["Energy.Active.Import.Register"] == pytest.approx(before + 2300.0, abs=1.0)

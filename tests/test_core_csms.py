@@ -8,7 +8,13 @@ from _corekit import V2, VERSIONS, CsmsApp, decoded, make_pair, request, status_
 from ocpp_sansio import LocalProtocolError
 from ocpp_sansio.config import CsmsConfig
 from ocpp_sansio.csms import CsmsCore
-from ocpp_sansio.events import CallLost, HeartbeatOverdue, RegistrationStatus, RequestRefused
+from ocpp_sansio.events import (
+    CallLost,
+    HeartbeatOverdue,
+    RegistrationChanged,
+    RegistrationStatus,
+    RequestRefused,
+)
 from ocpp_sansio.testing.pair import TO_STATION
 
 REMOTE_START = {
@@ -28,6 +34,52 @@ REMOTE_STOP = {
 def test_csms_records_the_status_it_answered(version: str, status: str) -> None:
     pair = make_pair(version, csms_app=CsmsApp(version, boot_status=status, interval=100))
     assert pair.csms.registration is RegistrationStatus(status)
+
+
+def registrations(events: list[object]) -> list[RegistrationChanged]:
+    return [e for e in events if isinstance(e, RegistrationChanged)]
+
+
+@pytest.mark.parametrize("status", ["Accepted", "Pending", "Rejected"])
+@pytest.mark.parametrize("version", VERSIONS)
+def test_csms_reports_the_registration_it_answered_as_the_station_does(
+    version: str, status: str
+) -> None:
+    pair = make_pair(version, csms_app=CsmsApp(version, boot_status=status, interval=100))
+    [csms_side] = registrations(pair.csms_events)
+    [station_side] = registrations(pair.station_events)
+    assert csms_side == RegistrationChanged(
+        status=RegistrationStatus(status), previous=RegistrationStatus.BOOTING, interval=100.0
+    )
+    assert csms_side == station_side
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_csms_reports_every_boot_it_answers(version: str) -> None:
+    """B02.FR.08: a Pending station boots again after the interval; each answer is
+    reported, and a boot answered Accepted once more (a reboot) too."""
+    app = CsmsApp(version, boot_status="Pending", interval=100)
+    pair = make_pair(version, csms_app=app)
+    app.boot_status = "Accepted"
+    pair.advance(100)
+    assert pair.csms.registration is RegistrationStatus.ACCEPTED
+    seen = [(e.previous, e.status) for e in registrations(pair.csms_events)]
+    assert seen == [
+        (RegistrationStatus.BOOTING, RegistrationStatus.PENDING),
+        (RegistrationStatus.PENDING, RegistrationStatus.ACCEPTED),
+    ]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_csms_reports_the_heartbeat_interval_in_force(version: str) -> None:
+    """B01.FR.04 (Accepted with interval 0: the station keeps its own interval): the
+    CSMS reports the interval it last gave."""
+    csms = CsmsCore(version, "CS1", heartbeat_interval=300.0)
+    pair = make_pair(version, csms_app=CsmsApp(version, interval=0), connect=False)
+    pair.csms = csms
+    pair.connect()
+    [event] = registrations(pair.csms_events)
+    assert event.interval == 300.0
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -17,6 +17,7 @@ from _corekit import (
     status_notification,
 )
 
+from ocpp_sansio import LocalProtocolError
 from ocpp_sansio.config import StationConfig
 from ocpp_sansio.events import RequestReceived, TriggerAccepted
 from ocpp_sansio.testing.pair import TO_CSMS, TO_STATION
@@ -92,11 +93,75 @@ def test_f06_fr_17_does_not_apply_to_1_6_boot_trigger() -> None:
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_f06_fr_05_08_unsupported_trigger_answers_not_implemented(version: str) -> None:
-    config = StationConfig(supported_triggers=frozenset({"Heartbeat"}))
+    config = StationConfig(supported_triggers=frozenset({"StatusNotification"}))
     pair = make_pair(version, station_config=config)
     pair.csms.send_request(trigger(version, "MeterValues", 1), pair.now)
     pair.flush()
     assert trigger_answers(pair)[-1] == "NotImplemented"
+
+
+def accepted_triggers(pair: Any) -> list[str]:
+    return [e.action for e in pair.station_events if isinstance(e, TriggerAccepted)]
+
+
+@pytest.mark.parametrize(
+    "what", ["StatusNotification", "MeterValues", "FirmwareStatusNotification"]
+)
+@pytest.mark.parametrize("version", VERSIONS)
+def test_f06_fr_08_a_message_no_one_sends_is_not_implemented_by_default(
+    version: str, what: str
+) -> None:
+    pair = make_pair(version, triggers=frozenset())
+    pair.csms.send_request(trigger(version, what, 1), pair.now)
+    pair.flush()
+    assert trigger_answers(pair)[-1] == "NotImplemented"
+    assert accepted_triggers(pair) == []
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_f06_fr_08_the_core_answers_the_boot_and_heartbeat_triggers_itself(version: str) -> None:
+    pair = make_pair(version, triggers=frozenset())
+    assert pair.station.served_triggers == {"BootNotification", "Heartbeat"}
+    pair.csms.send_request(trigger(version, "Heartbeat"), pair.now)
+    pair.flush()
+    assert trigger_answers(pair)[-1] == "Accepted"
+    assert [m[2] for m in decoded(pair.frames(TO_CSMS)) if m[0] == 2][-1] == "Heartbeat"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_f06_fr_08_the_application_declares_what_it_sends(version: str) -> None:
+    config = StationConfig(supported_triggers=frozenset({"StatusNotification"}))
+    pair = make_pair(version, station_config=config)
+    pair.csms.send_request(trigger(version, "StatusNotification", 1), pair.now)
+    pair.flush()
+    assert trigger_answers(pair)[-1] == "Accepted"
+    assert accepted_triggers(pair) == ["StatusNotification"]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_f06_fr_08_a_flow_registers_the_triggers_it_serves(version: str) -> None:
+    pair = make_pair(version, triggers=frozenset())
+    pair.station.serve_triggers("MeterValues")
+    pair.csms.send_request(trigger(version, "MeterValues", 1), pair.now)
+    pair.flush()
+    assert trigger_answers(pair)[-1] == "Accepted"
+    assert "MeterValues" in pair.station.served_triggers
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_serving_a_message_the_station_never_sends_is_refused(version: str) -> None:
+    pair = make_pair(version, triggers=frozenset())
+    with pytest.raises(LocalProtocolError, match=r"no OCPP .* station message"):
+        pair.station.serve_triggers("Reset")  # the CSMS sends Reset
+    with pytest.raises(LocalProtocolError):
+        pair.station.serve_triggers("NoSuchMessage")
+
+
+def test_supported_triggers_are_checked_when_the_config_is_built() -> None:
+    with pytest.raises(ValueError, match="'Statusnotification' is no requestedMessage value"):
+        StationConfig(supported_triggers=frozenset({"Statusnotification"}))
+    with pytest.raises(TypeError, match="None no longer means all"):
+        StationConfig(supported_triggers=None)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -254,3 +319,28 @@ def test_b01_fr_08_a_booting_station_rejects_triggers_it_cannot_honour(version: 
         '[2,"t1","TriggerMessage",{"requestedMessage":"Heartbeat"}]', pair.now
     )
     assert decoded(pair.station.data_to_send()) == [[3, "t1", {"status": "Rejected"}]]
+
+
+@pytest.mark.parametrize(
+    ("version", "flow", "served"),
+    [
+        (
+            "1.6",
+            "FirmwareUpdater",
+            {"FirmwareStatusNotification", "SignedFirmwareStatusNotification"},
+        ),
+        ("2.0.1", "FirmwareUpdater", {"FirmwareStatusNotification"}),
+        ("2.1", "FirmwareUpdater", {"FirmwareStatusNotification"}),
+        ("1.6", "LogUploader", {"LogStatusNotification"}),
+        ("2.0.1", "LogUploader", {"LogStatusNotification"}),
+        ("1.6", "DiagnosticsUploader", {"DiagnosticsStatusNotification"}),
+    ],
+)
+def test_f06_fr_08_flows_that_send_a_triggered_message_register_it(
+    version: str, flow: str, served: set[str]
+) -> None:
+    import ocpp_sansio.flows
+
+    pair = make_pair(version, triggers=frozenset())
+    getattr(ocpp_sansio.flows, flow)(pair.station)
+    assert pair.station.served_triggers == {"BootNotification", "Heartbeat", *served}

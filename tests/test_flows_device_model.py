@@ -350,16 +350,37 @@ def test_b08_component_variables_with_wildcards(version: str) -> None:
 
 
 @pytest.mark.parametrize("version", V2)
-def test_b08_fr_07_enabled_criterion_keeps_components_without_the_variable(version: str) -> None:
+def test_b08_fr_08_available_criterion_keeps_components_without_the_variable(version: str) -> None:
     rig, _, collector = setup(version)
     m = rig.m
     rig.csms_sends(
-        m.GetReportRequest(request_id=9, component_criteria=[m.ComponentCriterionEnum("Available")])
+        m.GetReportRequest(
+            request_id=9,
+            component_criteria=[m.ComponentCriterionEnum("Available")],
+            component_variable=[
+                m.ComponentVariable(component=m.Component(name=name))
+                for name in ("DisplayMessageCtrlr", "OCPPCommCtrlr")
+            ],
+        )
     )
     (received,) = [e for e in collector.events() if isinstance(e, ReportReceived)]
     components = {name for name, _ in report_names(received.report_data)}
     assert "DisplayMessageCtrlr" not in components  # Available is false
     assert "OCPPCommCtrlr" in components  # has no Available variable
+
+
+@pytest.mark.parametrize("version", V2)
+def test_TC_B_16_CS_criteria_alone_report_only_the_criteria_variables(version: str) -> None:
+    rig, _, collector = setup(version)
+    m = rig.m
+    rig.csms_sends(
+        m.GetReportRequest(request_id=9, component_criteria=[m.ComponentCriterionEnum("Enabled")])
+    )
+    (received,) = [e for e in collector.events() if isinstance(e, ReportReceived)]
+    assert received.report_data
+    for data in received.report_data:
+        assert data.variable.name == "Enabled"
+        assert data.variable_attribute[0].value == "true"
 
 
 @pytest.mark.parametrize("version", V2)

@@ -4,6 +4,7 @@ and discards; and random operation orders that must never produce an illegal seq
 
 from __future__ import annotations
 
+import json
 import random
 import weakref
 from typing import Any
@@ -13,8 +14,9 @@ from _flowkit import Rig, wall
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from ocpp_sansio.csms import REMEMBERED_ANSWERS
 from ocpp_sansio.errors import LocalProtocolError
-from ocpp_sansio.events import RequestReceived
+from ocpp_sansio.events import RequestReceived, RetryAnswered
 from ocpp_sansio.flows._base import Activity
 from ocpp_sansio.flows.transactions import (
     CsmsTransactionEvents,
@@ -231,9 +233,29 @@ def test_16_csms_gives_a_retried_start_the_same_transaction_id() -> None:
     tx = flow.start(1, "TAG1", 0, rig.now)
     rig.advance(200)  # the station times out and tries again (E13.FR.02)
     assert rig.call_actions().count("StartTransaction") == 2
+    # The core answers the retry (same message id) with the first answer; the flow and
+    # the application see the Start once.
     starts = [r for r in of_type(csms, TransactionReport) if r.action == "StartTransaction"]
-    assert [r.duplicate for r in starts] == [False, True]
-    assert {r.transaction_id for r in starts} == {tx.transaction_id} == {1}
+    assert [r.duplicate for r in starts] == [False]
+    (retry,) = [e for e in rig.csms_seen if isinstance(e, RetryAnswered)]
+    assert retry.action == "StartTransaction" and retry.response.transaction_id == 1
+    assert rig.answers("csms->station")[-1] == json.loads(dropped[0])[2]
+    assert tx.transaction_id == 1
+
+
+def test_16_csms_flow_recognises_a_start_repeated_under_a_new_message_id() -> None:
+    """A station that retries with a new message id (allowed: a retry MAY reuse its id)
+    is caught by the flow, by the Start's content."""
+    rig, _, csms = rig16()
+    start = rig.m.StartTransactionRequest(
+        connector_id=1, id_tag="TAG1", meter_start=0, timestamp=wall(rig.now)
+    )
+    rig.station.send_request(start, rig.now)
+    rig.flush()
+    rig.station.send_request(start, rig.now)
+    rig.flush()
+    starts = [r for r in of_type(csms, TransactionReport) if r.action == "StartTransaction"]
+    assert [(r.duplicate, r.transaction_id) for r in starts] == [(False, 1), (True, 1)]
 
 
 def test_16_csms_flags_messages_for_unknown_or_finished_transactions() -> None:
@@ -447,10 +469,36 @@ def test_csms_recognises_a_retried_event_and_flags_out_of_place_ones(version: st
     for kind, seq_no in (("Updated", 3), ("Updated", 3), ("Ended", 5), ("Updated", 6)):
         rig.station.send_request(event(kind, seq_no), rig.now)
     rig.flush()
+    # The second (Updated, 3) came under a new message id: the core knows the seqNo and
+    # answers it as before; the flow reports each event once.
     reports = of_type(csms, TransactionReport)
-    assert [r.duplicate for r in reports] == [False, True, False, False]
+    assert [r.request.seq_no for r in reports] == [3, 5, 6]
+    assert not any(r.duplicate for r in reports)
+    assert [e.request.seq_no for e in rig.csms_seen if isinstance(e, RetryAnswered)] == [3]
     problems = [a.problem for a in of_type(csms, TransactionAnomaly)]
     assert problems == ["Updated before Started", "Updated after Ended"]
+
+
+@pytest.mark.parametrize("version", V2)
+def test_csms_flow_flags_a_seq_no_the_core_no_longer_remembers(version: str) -> None:
+    rig, _, csms = rig2(version)
+    m = rig.m
+
+    def event(seq_no: int) -> Any:
+        return m.TransactionEventRequest(
+            event_type=m.TransactionEventEnum("Updated"),
+            timestamp=wall(rig.now),
+            trigger_reason=m.TriggerReasonEnum("Trigger"),
+            seq_no=seq_no,
+            transaction_info=m.Transaction(transaction_id="T-1"),
+        )
+
+    for seq_no in (0, *range(1, REMEMBERED_ANSWERS + 1), 0):
+        rig.station.send_request(event(seq_no), rig.now)
+    rig.flush()
+    reports = of_type(csms, TransactionReport)
+    assert [r.duplicate for r in reports].count(True) == 1
+    assert reports[-1].duplicate and reports[-1].request.seq_no == 0
 
 
 @pytest.mark.parametrize("version", V2)

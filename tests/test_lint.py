@@ -1,5 +1,5 @@
 """The house rules as tests: ruff clean, ruff-formatted, mypy --strict clean on the whole
-package (ocpp_sansio/ reaches adapters/ and cli/ through its links)."""
+package (ocpp_sansio/ reaches adapters/ and cli/ through its links) and on examples/."""
 
 from __future__ import annotations
 
@@ -28,4 +28,13 @@ def test_ruff_format() -> None:
 
 def test_mypy_strict_on_the_whole_package() -> None:
     result = run("mypy", "--strict", "ocpp_sansio")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict_on_the_examples() -> None:
+    """What users copy first is typed too, with no explicit Any at all (so none in a
+    handler's signature); the library's own Any stays out of it (imports are silent)."""
+    result = run(
+        "mypy", "--strict", "--disallow-any-explicit", "--follow-imports=silent", "examples"
+    )
     assert result.returncode == 0, result.stdout + result.stderr

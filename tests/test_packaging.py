@@ -42,6 +42,8 @@ def test_the_core_flows_and_apps_import_with_attrs_and_cattrs_only() -> None:
         ("trio", "ocpp_sansio.adapters.trio", "trio"),
         ("hypothesis", "ocpp_sansio.testing.strategies", "hypothesis"),
         ("anyio", "ocpp_sansio.adapters.transfer", "transfer"),
+        ("anyio", "ocpp_sansio.testing.memory", "testing"),
+        ("nats", "ocpp_sansio.adapters.cluster.nats_engine", "cluster"),
     ],
 )
 def test_a_missing_extra_is_named(hidden: str, module: str, extra: str) -> None:
@@ -54,6 +56,7 @@ def test_a_missing_extra_is_named(hidden: str, module: str, extra: str) -> None:
     )
     result = run_python(code)
     assert f"pip install 'ocpp-sansio[{extra}]'" in result.stdout, result.stderr
+    assert f"pip install -e '.[{extra}]'" in result.stdout  # the project is not on an index
 
 
 def test_from_testing_import_messages_without_hypothesis_names_the_extra() -> None:

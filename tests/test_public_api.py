@@ -49,3 +49,25 @@ def test_one_event_base_for_core_flow_and_adapter_events() -> None:
 
 def test_the_package_has_a_version() -> None:
     assert isinstance(ocpp_sansio.__version__, str) and ocpp_sansio.__version__
+
+
+def test_the_docs_table_pairs_every_event_with_its_exception() -> None:
+    """docs/core.md: one stem per fact; every event that has an exception is in the
+    table, with it, and both are exported."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "core.md").read_text("utf-8")
+    section = doc.split("### One stem per fact", 1)[1].split("###", 1)[0]
+    rows = re.findall(r"^\| [^|]+ \| `(\w+)` \| `(\w+)`", section, re.M)
+    pairs = dict(rows)
+    assert pairs["CallErrorReceived"] == "OcppCallError"
+    for event, error in pairs.items():
+        assert event in ocpp_sansio.__all__ and error in ocpp_sansio.__all__
+        assert issubclass(getattr(ocpp_sansio, event), Event)
+        assert issubclass(getattr(ocpp_sansio, error), Exception)
+        if event != "CallErrorReceived":
+            assert error == f"{event}Error"
+    events = _own_classes(ocpp_sansio.events)
+    paired = {name[: -len("Error")] for name in _own_classes(ocpp_sansio.errors)} & events
+    assert paired <= set(pairs)

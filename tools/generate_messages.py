@@ -384,7 +384,7 @@ def render(module: Module) -> str:
         "from enum import StrEnum",
         *(["from typing import Any"] if uses_any else []),
         "",
-        f"from ._model import {'extra_properties, ' if any_open else ''}message, wire",
+        f"from ._model import Request, {'extra_properties, ' if any_open else ''}message, wire",
         "from ._registry import ActionSpec, Registry, Role",
         "",
         f'VERSION = "{version}"',
@@ -398,6 +398,8 @@ def render(module: Module) -> str:
                 member += "_"
             seen.add(member)
             lines.append(f"    {member} = {value!r}")
+    #: request class -> its response class (None: a 2.1 SEND, never answered)
+    answered_by = {request: response for _, request, response in module.actions}
     for klass in dependency_order(module.classes):
         args = []
         if klass.draft != 6:
@@ -405,7 +407,11 @@ def render(module: Module) -> str:
         if klass.open:
             args.append("open=True")
         decorator = f"@message({', '.join(args)})" if args else "@message"
-        lines += ["", "", decorator, f"class {klass.name}:"]
+        base = ""
+        if klass.name in answered_by:
+            response = answered_by[klass.name]
+            base = f'(Request["{response}"])' if response else "(Request[None])"
+        lines += ["", "", decorator, f"class {klass.name}{base}:"]
         ordered = [f for f in klass.fields if f.required] + [
             f for f in klass.fields if not f.required
         ]

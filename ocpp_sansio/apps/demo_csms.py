@@ -22,7 +22,7 @@ import attrs
 from ocpp_sansio.csms import CsmsCore
 from ocpp_sansio.events import Event, RequestReceived
 from ocpp_sansio.flows import CsmsTransactionEvents, CsmsTransactions16, DataTransferRouter
-from ocpp_sansio.flows._base import FlowEvent, WallClock, build, posix_clock
+from ocpp_sansio.flows._base import FlowEvent, WallClock, build, wall_clock_of
 from ocpp_sansio.flows._store import messages_for
 from ocpp_sansio.testing.builders import minimal
 
@@ -63,6 +63,10 @@ class DemoAnswers:
             self.core.send_response(event.message_id, self._answer(event.action, cls, now), now)
         return True
 
+    def _wall_time(self, now: float) -> datetime:
+        """The demo's wall clock, else the core's (the adapters set it)."""
+        return wall_clock_of(self.demo.wall_clock, self.core)(now)
+
     def _answer(self, action: str, cls: type, now: float) -> Any:
         m = self._m
         if action == "BootNotification":
@@ -71,11 +75,11 @@ class DemoAnswers:
             return build(
                 cls,
                 status=status,
-                current_time=self.demo.wall_clock(now),
+                current_time=self._wall_time(now),
                 interval=self.demo.heartbeat_interval,
             )
         if action == "Heartbeat":
-            return cls(current_time=self.demo.wall_clock(now))
+            return cls(current_time=self._wall_time(now))
         if action == "Authorize":
             if self.core.version == "1.6":
                 return cls(id_tag_info=build(m.IdTagInfo, status="Accepted"))
@@ -101,7 +105,7 @@ class DemoCsms:
         boot_status: str = "Accepted",
         heartbeat_interval: int = 300,
         log: FrameSink | None = None,
-        wall_clock: WallClock = posix_clock,
+        wall_clock: WallClock | None = None,
     ) -> None:
         self.boot_status = boot_status
         self.heartbeat_interval = heartbeat_interval

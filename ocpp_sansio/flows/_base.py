@@ -1,8 +1,9 @@
 """What the firmware, log, remote-control and availability flows share.
 
 - Wall-clock mapping: the cores count time in float seconds (``now``); OCPP dates are
-  wall-clock. A flow converts with a ``WallClock`` the application injects, never by
-  reading a clock.
+  wall-clock. A flow converts with the ``WallClock`` the application gave it, else its
+  core's ``wall_clock`` (the adapters set it), else ``posix_clock``; never by reading a
+  clock.
 - ``Outbox``: station-side notifications go through a ``StationCore``; what it cannot take
   yet (offline, not accepted) waits, in order, and what a lost connection swallowed is
   sent again.
@@ -19,11 +20,13 @@ import enum
 import types
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Union, get_args, get_origin
 
 import attrs
 
+from .._core import WallClock as WallClock
+from .._core import posix_clock as posix_clock
 from ..errors import LocalProtocolError
 from ..events import (
     CallErrorReceived,
@@ -38,15 +41,22 @@ from ..events import (
 )
 from ..station import StationCore
 
-#: Maps core time (``now``) to an aware UTC datetime.
-WallClock = Callable[[float], datetime]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+def wall_clock_of(own: WallClock | None, core: Any) -> WallClock:
+    """A flow's wall clock: its own, else its core's (every adapter sets one), else
+    ``posix_clock``, which reads ``now`` as POSIX seconds."""
+    return own or getattr(core, "wall_clock", None) or posix_clock
 
 
-def posix_clock(now: float) -> datetime:
-    """The default wall clock: core time read as POSIX seconds."""
-    return _EPOCH + timedelta(seconds=now)
+class WallClocked:
+    """A flow that reads wall-clock time through ``clock`` (the rule of ``wall_clock_of``,
+    looked up on every use, so a core's clock set after the flow was built counts)."""
+
+    _own_clock: WallClock | None
+
+    @property
+    def clock(self) -> WallClock:
+        return wall_clock_of(self._own_clock, getattr(self, "core", None))
 
 
 def core_time(when: datetime, now: float, clock: WallClock) -> float:
@@ -146,6 +156,11 @@ class Outbox:
     def waiting(self) -> list[Any]:
         """Requests not yet taken by the core, oldest first."""
         return [*self._lost, *self._waiting]
+
+    @property
+    def unsettled(self) -> list[Any]:
+        """Requests not yet answered: those on their way, then those waiting."""
+        return [*self._lost, *self._sent.values(), *self._waiting]
 
     def submit(self, payload: Any, now: float) -> None:
         self._waiting.append(payload)

@@ -25,7 +25,7 @@ from ..events import (
     RequestReceived,
     ResponseReceived,
 )
-from ._base import Emitter, FlowEvent, WallClock, posix_clock
+from ._base import Emitter, FlowEvent, WallClock, WallClocked
 from ._store import NoSettings, Settings, is_online, messages_for, read_bool, read_int
 
 ACCEPTED = "Accepted"
@@ -244,7 +244,7 @@ _SETTINGS = {
 }
 
 
-class Authorization(Emitter):
+class Authorization(Emitter, WallClocked):
     """The station's local authorization. Feed it the core's events: it answers
     SendLocalList, GetLocalListVersion and ClearCache, keeps the cache up to date from every
     IdTagInfo / IdTokenInfo the CSMS sends, and decides locally per the lookup order.
@@ -270,7 +270,7 @@ class Authorization(Emitter):
         self.settings: Settings = settings or NoSettings()
         self.local_list = local_list
         self.cache = cache
-        self.clock = clock or posix_clock
+        self._own_clock = clock
         self._max_entries = max_entries
         self._m = messages_for(self.version)
         #: Our Authorize requests waiting for an answer: message id -> token.

@@ -285,6 +285,16 @@ class ResetDue(FlowEvent):
     held: tuple[Any, ...]
 
 
+@attrs.frozen(kw_only=True)
+class ResetSnapshot:
+    """What a restart must not lose of a reset, for the next boot's reason: an OnIdle reset
+    accepted or scheduled and not yet due (``pending``: its kind and EVSE; 2.x boots with
+    ScheduledReset), or the kind of the station reset being carried out (``rebooting``)."""
+
+    pending: tuple[str, int | None] | None = None
+    rebooting: str | None = None
+
+
 class _Pending:
     """A reset on its way: waiting for idle (OnIdle), for transactions to stop, or for
     their messages to be answered."""
@@ -330,6 +340,8 @@ class Reset(Emitter):
         self.grace = core.config.call_timeout if grace is None else grace
         self._pending: _Pending | None = None
         self._reboot_pending = False
+        #: The kind of the station reset that is due (what the next boot follows).
+        self._rebooting: str | None = None
         activity.subscribe(self._activity_changed)
 
     @property
@@ -448,6 +460,7 @@ class Reset(Emitter):
         self._release_hold()
         if evse_id is None:
             self._reboot_pending = True
+            self._rebooting = kind
         held = tuple(self.core.held_requests) if evse_id is None else ()
         self._emit(ResetDue(kind=kind, evse_id=evse_id, held=held))
 
@@ -460,6 +473,21 @@ class Reset(Emitter):
 
     def handle_timer(self, now: float) -> None:
         self._progress(now)
+
+    # --- across a restart (docs/store.md)
+
+    def snapshot(self) -> ResetSnapshot | None:
+        """The reset a restart must not lose, or None: what the next boot's reason comes
+        from. The restart carries out a reset still on its way (it reboots the station,
+        and ends the transactions an OnIdle reset waited for), so nothing is taken back."""
+        pending = self._pending
+        if pending is not None and pending.kind == "OnIdle":
+            return ResetSnapshot(pending=(pending.kind, pending.evse_id))
+        if pending is not None and pending.evse_id is None:
+            return ResetSnapshot(rebooting=pending.kind)
+        if self._rebooting is not None:
+            return ResetSnapshot(rebooting=self._rebooting)
+        return None
 
 
 # --- CSMS side ----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ components, variables and instances compare case-insensitively (the spec's CaseI
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -16,7 +16,7 @@ import attrs
 
 from ..errors import LocalProtocolError
 from ..events import Event, RequestReceived, ResponseReceived
-from ._base import Emitter, FlowEvent, WallClock, posix_clock
+from ._base import Emitter, FlowEvent, WallClock, WallClocked
 from ._store import messages_for
 
 ATTRIBUTE_TYPES = ("Actual", "Target", "MinSet", "MaxSet")
@@ -165,7 +165,8 @@ class InMemoryDeviceModel:
 # --- standard variables -------------------------------------------------------------------
 
 _RO, _RW = READ_ONLY, READ_WRITE
-_MEASURAND_NAMES = tuple(m.value for m in messages_for("2.0.1").MeasurandEnum)
+#: Every measurand 2.0.1 names (the valuesList of the measurand variables).
+MEASURANDS = tuple(m.value for m in messages_for("2.0.1").MeasurandEnum)
 _AVAILABILITY = ("Available", "Occupied", "Reserved", "Unavailable", "Faulted")
 # (component, variable, instance, data type, mutability, default value, characteristics):
 # the controller variables the flows in this package read, typed as in the device-model
@@ -236,7 +237,7 @@ def standard_variables(*, evses: Mapping[int, Sequence[str]] | None = None) -> l
                 name,
                 "Energy.Active.Import.Register" if "Ended" not in name else "",
                 data_type="MemberList",
-                values_list=_MEASURAND_NAMES,
+                values_list=MEASURANDS,
             )
         )
     out.append(_availability(ComponentKey("ChargingStation")))
@@ -313,12 +314,14 @@ class ReportAnomaly(FlowEvent):
 # --- the station side ---------------------------------------------------------------------
 
 
-class DeviceModel(Emitter):
+class DeviceModel(Emitter, WallClocked):
     """The station side of the 2.x device model. Feed it the core's events; it answers
     GetVariables, SetVariables, GetBaseReport and GetReport, and sends the NotifyReport
     parts itself. It is also the ``Settings`` the other flows read.
 
     ``report_part_size`` is how many variables go in one NotifyReport part.
+    ``approve(component, variable, value)`` may veto a change the rules allow, with the
+    reasonCode to report (a check only the station can make, B10.FR.02).
     """
 
     def __init__(
@@ -330,6 +333,7 @@ class DeviceModel(Emitter):
         report_part_size: int = 50,
         supported_bases: Iterable[str] = REPORT_BASES,
         supported_criteria: Iterable[str] = CRITERIA,
+        approve: Callable[[ComponentKey, VariableKey, str], str | None] | None = None,
     ) -> None:
         super().__init__()
         if core.version == "1.6":
@@ -338,8 +342,9 @@ class DeviceModel(Emitter):
             raise ValueError("report_part_size must be >= 1")
         self.core = core
         self.store = store
-        self.clock = clock or posix_clock
+        self._own_clock = clock
         self.report_part_size = report_part_size
+        self._approve = approve
         self.supported_bases = frozenset(supported_bases)
         self.supported_criteria = frozenset(supported_criteria)
         self._m = messages_for(core.version)
@@ -467,6 +472,10 @@ class DeviceModel(Emitter):
         problem = _check_value(found, value)
         if problem is not None:
             return "Rejected", problem  # B05.FR.07 / B05.FR.08
+        if self._approve is not None:
+            veto = self._approve(found.component, found.variable, value)
+            if veto is not None:
+                return "Rejected", veto
         size = self.setting("DeviceDataCtrlr.ConfigurationValueSize")
         if size is not None and size.isdigit() and len(value) > int(size):
             return "Rejected", "TooLarge"
@@ -521,6 +530,17 @@ class DeviceModel(Emitter):
                 key for key, group in by_component.items() if _meets_any(group, criteria)
             }  # B08.FR.07-10, B08.FR.13
             variables = [v for v in variables if v.component.folded() in wanted]
+            if not request.component_variable:
+                # Without componentVariable the report is the criteria themselves: each
+                # chosen component's criterion variables that hold (OCTT TC_B_16_CS).
+                folded = {c.casefold() for c in criteria}
+                variables = [
+                    v
+                    for v in variables
+                    if v.variable.instance is None
+                    and _fold(v.variable.name) in folded
+                    and _actual(v) == "true"
+                ]
         if request.component_variable:
             variables = [
                 v

@@ -37,9 +37,9 @@ from ._base import (
     FlowEvent,
     Outbox,
     WallClock,
+    WallClocked,
     build,
     core_time,
-    posix_clock,
     status_of,
 )
 
@@ -303,7 +303,14 @@ class _Update:
     attempts_made: int = 0
 
 
-class FirmwareUpdater(Emitter):
+#: The status notifications a trigger may ask of this flow (by "is it 1.6").
+_TRIGGERED = {
+    True: ("FirmwareStatusNotification", "SignedFirmwareStatusNotification"),
+    False: ("FirmwareStatusNotification",),
+}
+
+
+class FirmwareUpdater(Emitter, WallClocked):
     """Station side of firmware updates. Feed it the core's events (``handle_event``) and
     its own timer; drive it from the firmware-facing code; read its events.
 
@@ -325,7 +332,7 @@ class FirmwareUpdater(Emitter):
         default_retries: int = 2,
         default_retry_interval: float = 60.0,
         security_events: bool = True,
-        wall_clock: WallClock = posix_clock,
+        wall_clock: WallClock | None = None,
         resume: FirmwareSnapshot | None = None,
     ) -> None:
         super().__init__()
@@ -334,6 +341,8 @@ class FirmwareUpdater(Emitter):
         self.core = core
         self.version = core.version
         self.outbox = Outbox(core)
+        # F06.FR.16, 1.6 §4.5: this flow answers the firmware status triggers.
+        core.serve_triggers(*_TRIGGERED[core.version == "1.6"])
         self.activity = activity
         self._check = check
         self.accept_unsigned_1_6 = accept_unsigned_1_6
@@ -342,7 +351,7 @@ class FirmwareUpdater(Emitter):
         self.default_retries = default_retries
         self.default_retry_interval = default_retry_interval
         self.security_events = security_events
-        self._clock = wall_clock
+        self._own_clock = wall_clock
         self.phase = FirmwarePhase.IDLE
         self._update: _Update | None = None
         #: The last status reported per family (what a trigger repeats).
@@ -372,6 +381,16 @@ class FirmwareUpdater(Emitter):
         if family is None:
             family = self._update.family if self._update is not None else self._default_family()
         return self._reported.get(family)
+
+    @property
+    def waiting_for_transactions(self) -> bool:
+        """The install waits for the running transactions to end (L01.FR.06, L02.FR.03)."""
+        return (
+            self.phase is FirmwarePhase.AWAITING_INSTALL
+            and self._due_at is None
+            and not self._held_by_station
+            and self._transactions_hold_install()
+        )
 
     @property
     def reboot_pending(self) -> bool:
@@ -411,10 +430,7 @@ class FirmwareUpdater(Emitter):
                 self._on_request(event, now)
                 return True
             return False
-        if isinstance(event, TriggerAccepted) and event.action in (
-            "FirmwareStatusNotification",
-            "SignedFirmwareStatusNotification",
-        ):
+        if isinstance(event, TriggerAccepted) and event.action in _TRIGGERED[True]:
             self._on_trigger(event.action, now)
             return True
         return False
@@ -526,8 +542,8 @@ class FirmwareUpdater(Emitter):
             location=location,
             attempts=1 + max(0, retries),
             retry_interval=float(interval) if interval is not None else self.default_retry_interval,
-            retrieve_at=core_time(retrieve, now, self._clock),
-            install_at=core_time(install, now, self._clock) if install is not None else None,
+            retrieve_at=core_time(retrieve, now, self.clock),
+            install_at=core_time(install, now, self.clock) if install is not None else None,
         )
         self._reported[family] = None
         self._reboot_for_update = False
@@ -808,6 +824,10 @@ class FirmwareUpdater(Emitter):
                 status = INSTALLATION_FAILED
             if status not in PLAIN_1_6_STATUSES:
                 return
+            last = self._reported.get(update.family)
+            if status == last and status not in allowed_next(update.family, False, last):
+                # The step between (InstallRebooting) has no 1.6 status: nothing new.
+                return
         self._reported[update.family] = status
         self.outbox.submit(self._payload(update.family, status, update.request_id), now)
 
@@ -815,7 +835,7 @@ class FirmwareUpdater(Emitter):
         if not self.security_events:
             return
         cls = self.core.registry["SecurityEventNotification"].request
-        self.outbox.submit(cls(type=kind, timestamp=self._clock(now)), now)
+        self.outbox.submit(cls(type=kind, timestamp=self.clock(now)), now)
 
     # --- time ------------------------------------------------------------------------------------
 

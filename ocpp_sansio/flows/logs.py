@@ -145,6 +145,8 @@ class _Uploader(Emitter):
         self.core = core
         self.version = core.version
         self.outbox = Outbox(core)
+        # F06.FR.14/15, 1.6 §4.4: this flow answers its status notification's trigger.
+        core.serve_triggers(_NOTIFICATION[self.kind])
         self.activity = activity
         self._file_for = file_for or self._default_file
         self.default_retries = default_retries
@@ -195,7 +197,13 @@ class _Uploader(Emitter):
         self.outbox.submit_requested(payload, now, supersedes=_NOTIFICATION[self.kind])
 
     def _begin(
-        self, request: Any, request_id: int | None, location: str, filename: str, now: float
+        self,
+        request: Any,
+        request_id: int | None,
+        location: str,
+        filename: str,
+        now: float,
+        attempts_made: int = 0,
     ) -> None:
         retries = request.retries if request.retries is not None else self.default_retries
         interval = request.retry_interval
@@ -206,10 +214,30 @@ class _Uploader(Emitter):
             filename=filename,
             attempts=1 + max(0, retries),
             retry_interval=float(interval) if interval is not None else self.default_retry_interval,
+            attempts_made=attempts_made,
         )
         if self.activity is not None:
             self.activity.task_started(self._task(), now)
         self._due(now)
+
+    def snapshot(self) -> tuple[Any, str, int] | None:
+        """The running upload's request, file name and attempts made: persist them to take
+        the upload up again after a reboot (``resume``); None when nothing runs."""
+        upload = self._upload
+        if upload is None or not self.running:
+            return None
+        return upload.request, upload.filename, upload.attempts_made
+
+    def resume(self, request: Any, filename: str, attempts_made: int, now: float) -> None:
+        """Take up an upload a reboot cut short: its next attempt is due now, with the
+        attempts already made counted."""
+        if self.running:
+            raise LocalProtocolError("an upload is already running")
+        if self.kind is UploadKind.DIAGNOSTICS:
+            self._begin(request, None, request.location, filename, now, attempts_made)
+        else:
+            location = request.log.remote_location
+            self._begin(request, request.request_id, location, filename, now, attempts_made)
 
     def _cancel(self, now: float) -> None:
         upload = self._upload

@@ -19,7 +19,7 @@ import attrs
 
 from ..errors import LocalProtocolError
 from ..events import Event
-from ._base import Emitter, FlowEvent, WallClock, posix_clock
+from ._base import Emitter, FlowEvent, WallClock, WallClocked
 from ._store import NoSettings, Settings, read_bool, read_int, read_list
 
 _DAY = 86_400.0
@@ -69,14 +69,15 @@ class _Periodic:
     due: float | None
 
 
-class MeterSchedule(Emitter):
+class MeterSchedule(Emitter, WallClocked):
     """Deadlines for meter sampling of one station.
 
     Intervals are read from ``settings`` whenever a deadline is planned, so call
     ``reconfigure(now)`` after the configuration changed. An interval of 0 switches that
     kind of sampling off (1.6 §9.1.5, §9.1.20). Clock-aligned intervals start at midnight
     of ``clock`` shifted by ``utc_offset`` (1.6 §3.16.2); a late timer gives one event and
-    moves on to the next boundary, it does not replay the ones missed.
+    moves on to the next boundary, it does not replay the ones missed. Without ``clock``,
+    the wall clock of ``core`` (when given) counts.
     """
 
     def __init__(
@@ -86,11 +87,14 @@ class MeterSchedule(Emitter):
         settings: Settings | None = None,
         clock: WallClock | None = None,
         utc_offset: timedelta = timedelta(0),
+        core: Any = None,
     ) -> None:
         super().__init__()
         self.version = version
+        #: Only to read its ``wall_clock`` when ``clock`` is not given.
+        self.core = core
         self.settings: Settings = settings or NoSettings()
-        self.clock = clock or posix_clock
+        self._own_clock = clock
         self.utc_offset = utc_offset
         self._periodic: dict[int, _Periodic] = {}
         self._clock_due: float | None = None
@@ -185,15 +189,22 @@ class MeterSchedule(Emitter):
         return entry.anchor + steps * interval
 
     def _next_boundary(self, now: float) -> float | None:
-        """The first clock-aligned boundary after ``now``: midnight + k x interval, the
-        intervals starting afresh every day (1.6 §9.1.5)."""
         interval = self._interval("clock_interval")
         if interval == 0 or not self._clock_on:
             return None
-        wall: datetime = self.clock(now) + self.utc_offset
-        midnight = wall.replace(hour=0, minute=0, second=0, microsecond=0)
-        into_day = (wall - midnight).total_seconds()
-        # The wall clock is read to the microsecond: a timer firing on the boundary must not
-        # see the same boundary again.
-        boundary = (math.floor((into_day + _WALL_SLACK) / interval) + 1) * interval
-        return now + (min(boundary, _DAY) - into_day)
+        return next_clock_boundary(now, interval, self.clock, self.utc_offset)
+
+
+def next_clock_boundary(
+    now: float, interval: float, clock: WallClock, utc_offset: timedelta = timedelta(0)
+) -> float:
+    """The core time of the first clock-aligned boundary after ``now``: midnight +
+    k x ``interval`` of ``clock`` shifted by ``utc_offset``, the intervals starting afresh
+    every day (1.6 §9.1.5; 2.x AlignedDataCtrlr.Interval, TxEndedInterval)."""
+    wall: datetime = clock(now) + utc_offset
+    midnight = wall.replace(hour=0, minute=0, second=0, microsecond=0)
+    into_day = (wall - midnight).total_seconds()
+    # The wall clock is read to the microsecond: a timer firing on the boundary must not
+    # see the same boundary again.
+    boundary = (math.floor((into_day + _WALL_SLACK) / interval) + 1) * interval
+    return now + (min(boundary, _DAY) - into_day)

@@ -17,7 +17,7 @@ those rules. It only watches: the transaction flow answers the TransactionEvents
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -86,6 +86,14 @@ class RemoteRequestRefused(FlowEvent):
     request: Any
 
 
+class RemoteStartProfiles(Protocol):
+    """What takes a remote start's charging profile (the smart-charging flow does, K05)."""
+
+    def remote_start_refusal(self, evse_id: int | None, profile: Any) -> str | None: ...
+
+    def remote_start_accepted(self, event: RemoteStartAccepted, now: float) -> None: ...
+
+
 @attrs.define(eq=False)
 class _PendingStart:
     event: RemoteStartAccepted
@@ -103,6 +111,8 @@ class RemoteControl(Emitter):
     application's own (a reservation for another token, F01.FR.21/.22).
     ``start_timeout``: an accepted start no transaction claimed is forgotten after it.
     ``connectors_per_evse`` (2.x) and ``has_lock`` shape UnlockConnector's answers.
+    ``profiles`` (the ``SmartCharging`` flow) checks a start's profile, refusing an invalid
+    one (K05.FR.05, F01.FR.26), and installs it for the transaction that follows (K05.FR.03).
     """
 
     def __init__(
@@ -117,9 +127,11 @@ class RemoteControl(Emitter):
         start_timeout: float | None = 120.0,
         connectors_per_evse: int = 1,
         has_lock: bool = True,
+        profiles: RemoteStartProfiles | None = None,
     ) -> None:
         super().__init__()
         self.core = core
+        self.profiles = profiles
         self.version = core.version
         self.activity = activity
         self.availability = availability
@@ -198,6 +210,8 @@ class RemoteControl(Emitter):
         self._answer(event, "Accepted", now, **extra)  # F01.FR.13 names the transaction
         expires = None if self.start_timeout is None else now + self.start_timeout
         self._starts[evse] = _PendingStart(accepted, expires)
+        if self.profiles is not None and profile is not None:
+            self.profiles.remote_start_accepted(accepted, now)
         self._emit(accepted)
 
     def _refusal(self, evse: int | None, profile: Any, request: Any) -> str | None:
@@ -212,6 +226,10 @@ class RemoteControl(Emitter):
                 return "1.6 §5.16.2" if v16 else "F01.FR.09/F01.FR.26"
             if profile.transaction_id is not None:
                 return "1.6 §5.16.2" if v16 else "F01.FR.11/F01.FR.26"
+            if self.profiles is not None:
+                refusal = self.profiles.remote_start_refusal(evse, profile)
+                if refusal is not None:
+                    return refusal if v16 else f"K05.FR.05: {refusal}"
         if evse in self._starts:
             return "a remote start for it is already waiting for its transaction"
         if evse is not None:

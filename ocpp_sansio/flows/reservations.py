@@ -17,7 +17,7 @@ import attrs
 
 from ..errors import LocalProtocolError
 from ..events import Event, RequestReceived, ResponseReceived
-from ._base import Emitter, FlowEvent, Outbox, WallClock, core_time, posix_clock
+from ._base import Emitter, FlowEvent, Outbox, WallClock, WallClocked, core_time
 from ._store import NoSettings, Settings, messages_for, read_bool, read_list
 from .authorization import token_key
 
@@ -72,7 +72,7 @@ class ReservedTargetsChanged(FlowEvent):
     released: tuple[int, ...]
 
 
-class Reservations(Emitter):
+class Reservations(Emitter, WallClocked):
     """The station side of reservations.
 
     ``connectors`` is, in 1.6, the number of connectors; in 2.x, EVSE id -> its connector
@@ -93,7 +93,7 @@ class Reservations(Emitter):
         self.core = core
         self.version = core.version
         self.settings: Settings = settings or NoSettings()
-        self.clock = clock or posix_clock
+        self._own_clock = clock
         if isinstance(connectors, int):
             connectors = {n: () for n in range(1, connectors + 1)}
         self.connector_types = {k: tuple(v) for k, v in connectors.items()}
@@ -123,6 +123,18 @@ class Reservations(Emitter):
         released = tuple(sorted((before - after) - {target}))
         if reserved or released:
             self._emit(ReservedTargetsChanged(reserved=reserved, released=released))
+
+    def reported_reserved(self) -> set[int]:
+        """The connectors (1.6) / EVSEs (2.x) to show as Reserved now (H01.FR.20/24)."""
+        return self._reported_reserved()
+
+    def restore(self, reservation: Reservation, now: float) -> None:
+        """Take back a reservation kept across a reboot (its ``expires_at`` recomputed
+        by the caller from ``expiry``); one already expired ends at the next timer."""
+        for target in reservation.targets:
+            if target not in self.status:
+                raise LocalProtocolError(f"no connector/EVSE {target}")
+        self.reservations[reservation.reservation_id] = reservation
 
     def reserved_for(self, target: int) -> Reservation | None:
         """The reservation holding ``target`` specifically, if any."""

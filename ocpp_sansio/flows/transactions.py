@@ -13,7 +13,7 @@ import enum
 import itertools
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +21,8 @@ import attrs
 
 from ..errors import InvalidPayloadError, LocalProtocolError
 from ..events import Event, RequestReceived, ResponseReceived, TransactionMessageDiscarded
-from ._base import Activity, Emitter, FlowEvent, WallClock, posix_clock
+from ..frames import Call, encode_frame
+from ._base import Activity, Emitter, FlowEvent, WallClock, WallClocked
 from ._store import NoSettings, Settings, messages_for, read_bool
 
 ACCEPTED = "Accepted"
@@ -106,7 +107,7 @@ class TransactionFinished16(FlowEvent):
     id_tag_info: Any = None
 
 
-class Transactions16(Emitter):
+class Transactions16(Emitter, WallClocked):
     """The station side of 1.6 transactions.
 
     ``start`` sends StartTransaction; ``meter_values`` and ``stop`` send the transaction's
@@ -130,7 +131,7 @@ class Transactions16(Emitter):
             raise LocalProtocolError("Transactions16 is for OCPP 1.6; use TransactionEvents")
         self.core = core
         self.settings: Settings = settings or NoSettings()
-        self.clock = clock or posix_clock
+        self._own_clock = clock
         self.activity = activity
         self.meter_schedule = meter_schedule
         self._m = messages_for("1.6")
@@ -220,18 +221,26 @@ class Transactions16(Emitter):
 
     def _send(self, tx: Transaction16, action: str, fields: dict[str, Any], now: float) -> None:
         if tx.transaction_id is None:
+            # Checked now, as the core checks what it is given: it must not fail later.
+            encode_frame(
+                Call(message_id="-", action=action, payload=self._request(tx, action, fields, 0))
+            )
             tx.waiting.append((action, fields))
             return
         self._submit(tx, action, fields, now)
 
+    def _request(
+        self, tx: Transaction16, action: str, fields: dict[str, Any], transaction_id: int
+    ) -> Any:
+        if action == "MeterValues":
+            return self._m.MeterValuesRequest(
+                connector_id=tx.connector_id, transaction_id=transaction_id, **fields
+            )
+        return self._m.StopTransactionRequest(transaction_id=transaction_id, **fields)
+
     def _submit(self, tx: Transaction16, action: str, fields: dict[str, Any], now: float) -> None:
         assert tx.transaction_id is not None
-        if action == "MeterValues":
-            request = self._m.MeterValuesRequest(
-                connector_id=tx.connector_id, transaction_id=tx.transaction_id, **fields
-            )
-        else:
-            request = self._m.StopTransactionRequest(transaction_id=tx.transaction_id, **fields)
+        request = self._request(tx, action, fields, tx.transaction_id)
         self._sent[self.core.send_request(request, now)] = (tx, action)
 
     def handle_event(self, event: Event, now: float) -> bool:
@@ -287,6 +296,94 @@ class Transactions16(Emitter):
                     stop_transaction=read_bool(self.settings, "StopTransactionOnInvalidId", True),
                 )
             )
+
+    # --- across a restart (docs/store.md)
+
+    def snapshot(self) -> Transactions16Snapshot:
+        """What a restart must not lose: every transaction not finished on the wire (running,
+        or stopped with its Stop or Start not yet answered), with the messages waiting for
+        its transactionId, and which held StartTransaction belongs to which."""
+        kept = {tx.local_id: tx for tx in self._running.values()}
+        kept |= {tx.local_id: tx for tx, _ in self._sent.values()}
+        return Transactions16Snapshot(
+            transactions=tuple(attrs.evolve(tx, waiting=list(tx.waiting)) for tx in kept.values()),
+            starts={
+                message_id: tx.local_id
+                for message_id, (tx, action) in self._sent.items()
+                if action == "StartTransaction"
+            },
+        )
+
+    def restore(self, snapshot: Transactions16Snapshot, now: float) -> list[Transaction16]:
+        """Take back a previous power-up's transactions, before anything else happens, and
+        follow the transaction messages the core took back from its store. Returns the
+        transactions that were running: they were interrupted, stop them (reason
+        PowerLoss, Reboot, or HardReset after a Hard reset, 1.6 §4.10, §5.14); a Stop
+        waits for its Start's answer as usual."""
+        if self._running or self._sent:
+            raise LocalProtocolError("restore a Transactions16 before it starts anything")
+        by_local = {tx.local_id: tx for tx in snapshot.transactions}
+        by_id = {tx.transaction_id: tx for tx in snapshot.transactions if tx.transaction_id}
+        self._numbers = itertools.count(max(by_local, default=0) + 1)
+        for tx in snapshot.transactions:
+            if tx.state in (TransactionState.STARTING, TransactionState.RUNNING):
+                self._running[tx.connector_id] = tx
+        for message_id, request in self.core.held_calls:
+            action = self.core.registry.for_payload(request).name
+            start = action == "StartTransaction"
+            found = (
+                by_local.get(snapshot.starts.get(message_id, -1))
+                if start
+                else by_id.get(request.transaction_id)
+            )
+            tx = found if found is not None else self._adopt(action, request)
+            by_local[tx.local_id] = tx
+            if tx.transaction_id is not None:
+                by_id[tx.transaction_id] = tx
+            if action == "StopTransaction":
+                tx.state = TransactionState.STOPPED
+                if self._running.get(tx.connector_id) is tx:
+                    del self._running[tx.connector_id]
+            self._sent[message_id] = (tx, action)
+        pending_starts = {
+            tx.local_id for tx, action in self._sent.values() if action == "StartTransaction"
+        }
+        for tx in by_local.values():
+            if tx.transaction_id is None and tx.local_id not in pending_starts:
+                # Its Start is gone without an answer we kept: it never gets an id.
+                dropped = tuple(a for a, _ in tx.waiting)
+                tx.waiting.clear()
+                if tx.state is TransactionState.STARTING:
+                    tx.state = TransactionState.LOST
+                self._emit(StartTransactionDiscarded(transaction=tx, dropped=dropped))
+        interrupted = list(self._running.values())
+        for tx in interrupted:
+            if self.activity is not None:
+                self.activity.transaction_started(tx.activity_key, tx.connector_id, now)
+            if self.meter_schedule is not None:
+                self.meter_schedule.transaction_started(tx, tx.connector_id, now)
+        return interrupted
+
+    def _adopt(self, action: str, request: Any) -> Transaction16:
+        """A transaction known only from a held message (kept without the flow's state):
+        followed all the same, so its answers are understood."""
+        if action == "StartTransaction":
+            tx = Transaction16(next(self._numbers), request.connector_id, request.id_tag)
+            self._running.setdefault(tx.connector_id, tx)
+            return tx
+        connector = request.connector_id if action == "MeterValues" else 0
+        return Transaction16(
+            next(self._numbers), connector, "", TransactionState.RUNNING, request.transaction_id
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Transactions16Snapshot:
+    """``Transactions16.snapshot()``: pass it to the next power-up's ``restore``."""
+
+    transactions: tuple[Transaction16, ...]
+    #: Message id of each StartTransaction not yet answered -> its transaction's local_id.
+    starts: Mapping[str, int]
 
 
 # --- 1.6, CSMS side ----------------------------------------------------------------------
@@ -352,6 +449,19 @@ class CsmsTransactions16(Emitter):
         self._m = messages_for("1.6")
         self.transactions: dict[int, CsmsTransaction16] = {}
         self._by_start: dict[tuple[Any, ...], int] = {}
+
+    def open_transactions(self) -> list[CsmsTransaction16]:
+        """The transactions not stopped yet (what another process needs to go on)."""
+        return [tx for tx in self.transactions.values() if tx.stopped is None]
+
+    def restore(self, transactions: list[CsmsTransaction16]) -> None:
+        """Know ``transactions`` (from ``open_transactions()`` elsewhere): their Stop,
+        MeterValues and a retried Start are recognised here."""
+        for tx in transactions:
+            self.transactions[tx.transaction_id] = tx
+            self._by_start[(tx.connector_id, tx.id_tag, tx.meter_start, tx.started)] = (
+                tx.transaction_id
+            )
 
     def _info(self, id_tag: str) -> Any:
         return self._m.IdTagInfo(status=self._m.AuthorizationStatus(self.authorize(id_tag)))
@@ -476,7 +586,7 @@ class TransactionEventAnswered(FlowEvent):
     response: Any
 
 
-class TransactionEvents(Emitter):
+class TransactionEvents(Emitter, WallClocked):
     """The station side of 2.x transactions: Started, then Updated ones, then Ended.
 
     The station makes the transactionId (``transaction_ids``: see
@@ -504,7 +614,7 @@ class TransactionEvents(Emitter):
         self.core = core
         self._new_id = transaction_ids
         self.settings: Settings = settings or NoSettings()
-        self.clock = clock or posix_clock
+        self._own_clock = clock
         self.activity = activity
         self.meter_schedule = meter_schedule
         self._m = messages_for(core.version)
@@ -682,6 +792,56 @@ class TransactionEvents(Emitter):
             return True
         return False
 
+    # --- across a restart (docs/store.md)
+
+    def snapshot(self) -> tuple[Transaction2, ...]:
+        """The running transactions, with the seqNo each continues from: what a restart
+        must not lose (the held TransactionEvents are the core's)."""
+        return tuple(attrs.evolve(tx) for tx in self._running.values())
+
+    def restore(self, transactions: Iterable[Transaction2], now: float) -> list[Transaction2]:
+        """Take back a previous power-up's running transactions, before anything else
+        happens, and follow the TransactionEvents the core took back from its store (their
+        seqNos count: the next one continues after the highest, without a gap or a repeat).
+        Returns the running ones: they were interrupted. End them (triggerReason
+        AbnormalCondition, stoppedReason PowerLoss, or Reboot after a local fault:
+        E17.FR.20-22), or in 2.1 resume them (Updated with triggerReason TxResumed,
+        E17.FR.10/14)."""
+        if self._running or self._sent:
+            raise LocalProtocolError("restore a TransactionEvents before it starts anything")
+        known = {tx.transaction_id: tx for tx in transactions}
+        self._running = {
+            tx_id: tx for tx_id, tx in known.items() if tx.state is TransactionState.RUNNING
+        }
+        for message_id, request in self.core.held_calls:
+            if type(request) is not self._m.TransactionEventRequest:
+                continue
+            tx_id = request.transaction_info.transaction_id
+            tx = known.get(tx_id)
+            if tx is None:  # (kept without the flow's state: follow it all the same)
+                evse = request.evse
+                tx = known[tx_id] = Transaction2(
+                    tx_id,
+                    evse.id if evse is not None else None,
+                    evse.connector_id if evse is not None else None,
+                )
+                self._running[tx_id] = tx
+            kind = str(request.event_type)
+            if kind == "Ended":
+                tx.state = TransactionState.STOPPED
+                self._running.pop(tx_id, None)
+            tx.next_seq_no = max(tx.next_seq_no, request.seq_no + 1)
+            self._sent[message_id] = (tx, request.seq_no, kind)
+        interrupted = list(self._running.values())
+        for tx in interrupted:
+            if tx.evse_id is None:
+                continue
+            if self.activity is not None:
+                self.activity.transaction_started(tx.transaction_id, tx.evse_id, now)
+            if self.meter_schedule is not None:
+                self.meter_schedule.transaction_started(tx, tx.evse_id, now)
+        return interrupted
+
 
 # --- 2.x, CSMS side ----------------------------------------------------------------------
 
@@ -718,6 +878,17 @@ class CsmsTransactionEvents(Emitter):
         self.authorize = authorize
         self._m = messages_for(core.version)
         self.transactions: dict[str, CsmsTransaction2] = {}
+
+    def open_transactions(self) -> list[CsmsTransaction2]:
+        """The transactions whose Ended event has not come (what another process needs
+        to go on)."""
+        return [tx for tx in self.transactions.values() if tx.ended_seq_no is None]
+
+    def restore(self, transactions: list[CsmsTransaction2]) -> None:
+        """Know ``transactions`` (from ``open_transactions()`` elsewhere): their seqNos,
+        retries and Ended event are followed here."""
+        for tx in transactions:
+            self.transactions[tx.transaction_id] = tx
 
     def handle_event(self, event: Event, now: float) -> bool:
         if not (isinstance(event, RequestReceived) and event.action == "TransactionEvent"):

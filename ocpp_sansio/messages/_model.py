@@ -9,11 +9,13 @@ its own checks.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar, dataclass_transform, overload
+from typing import Any, Generic, TypeVar, dataclass_transform, overload
 
 import attrs
 
 T = TypeVar("T")
+#: The response class of a request class (None for a 2.1 SEND, never answered).
+ResponseT = TypeVar("ResponseT", covariant=True)
 
 #: Metadata key under which ``wire()`` stores a field's limits.
 LIMITS = "ocpp_limits"
@@ -60,6 +62,14 @@ def wire(
         uri=uri,
     )
     return attrs.field(default=default, metadata={LIMITS: limits})
+
+
+class Request(Generic[ResponseT]):
+    """Base of every request class, parametrized by its response class, so that
+    ``call(request: Request[R]) -> R`` gives type checkers the response type of every
+    action (``Request[None]``: a 2.1 SEND, which is never answered). Nothing at run time."""
+
+    __slots__ = ()
 
 
 def extra_properties() -> Any:

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from ._model import extra_properties, message, wire
+from ._model import Request, extra_properties, message, wire
 from ._registry import ActionSpec, Registry, Role
 
 VERSION = "2.0.1"
@@ -789,7 +789,7 @@ class OCSPRequestData:
 
 
 @message
-class AuthorizeRequest:
+class AuthorizeRequest(Request["AuthorizeResponse"]):
     id_token: IdToken
     custom_data: CustomData | None = None
     certificate: str | None = wire(default=None, max_length=5500)
@@ -823,7 +823,7 @@ class ChargingStation:
 
 
 @message
-class BootNotificationRequest:
+class BootNotificationRequest(Request["BootNotificationResponse"]):
     charging_station: ChargingStation
     reason: BootReasonEnum
     custom_data: CustomData | None = None
@@ -846,7 +846,7 @@ class BootNotificationResponse:
 
 
 @message
-class CancelReservationRequest:
+class CancelReservationRequest(Request["CancelReservationResponse"]):
     reservation_id: int
     custom_data: CustomData | None = None
 
@@ -878,7 +878,7 @@ class CertificateHashDataChain:
 
 
 @message
-class CertificateSignedRequest:
+class CertificateSignedRequest(Request["CertificateSignedResponse"]):
     certificate_chain: str = wire(max_length=10000)
     custom_data: CustomData | None = None
     certificate_type: CertificateSigningUseEnum | None = None
@@ -899,7 +899,7 @@ class EVSE:
 
 
 @message
-class ChangeAvailabilityRequest:
+class ChangeAvailabilityRequest(Request["ChangeAvailabilityResponse"]):
     operational_status: OperationalStatusEnum
     custom_data: CustomData | None = None
     evse: EVSE | None = None
@@ -1027,7 +1027,7 @@ class ChargingProfileCriterion:
 
 
 @message
-class ClearCacheRequest:
+class ClearCacheRequest(Request["ClearCacheResponse"]):
     custom_data: CustomData | None = None
 
 
@@ -1047,7 +1047,7 @@ class ClearChargingProfile:
 
 
 @message
-class ClearChargingProfileRequest:
+class ClearChargingProfileRequest(Request["ClearChargingProfileResponse"]):
     custom_data: CustomData | None = None
     charging_profile_id: int | None = None
     charging_profile_criteria: ClearChargingProfile | None = None
@@ -1061,7 +1061,7 @@ class ClearChargingProfileResponse:
 
 
 @message
-class ClearDisplayMessageRequest:
+class ClearDisplayMessageRequest(Request["ClearDisplayMessageResponse"]):
     id: int
     custom_data: CustomData | None = None
 
@@ -1082,7 +1082,7 @@ class ClearMonitoringResult:
 
 
 @message
-class ClearVariableMonitoringRequest:
+class ClearVariableMonitoringRequest(Request["ClearVariableMonitoringResponse"]):
     id: list[int] = wire(min_items=1)
     custom_data: CustomData | None = None
 
@@ -1094,7 +1094,7 @@ class ClearVariableMonitoringResponse:
 
 
 @message
-class ClearedChargingLimitRequest:
+class ClearedChargingLimitRequest(Request["ClearedChargingLimitResponse"]):
     charging_limit_source: ChargingLimitSourceEnum
     custom_data: CustomData | None = None
     evse_id: int | None = None
@@ -1138,7 +1138,7 @@ class CompositeSchedule:
 
 
 @message
-class CostUpdatedRequest:
+class CostUpdatedRequest(Request["CostUpdatedResponse"]):
     total_cost: float
     transaction_id: str = wire(max_length=36)
     custom_data: CustomData | None = None
@@ -1150,7 +1150,7 @@ class CostUpdatedResponse:
 
 
 @message
-class CustomerInformationRequest:
+class CustomerInformationRequest(Request["CustomerInformationResponse"]):
     request_id: int
     report: bool
     clear: bool
@@ -1168,7 +1168,7 @@ class CustomerInformationResponse:
 
 
 @message
-class DataTransferRequest:
+class DataTransferRequest(Request["DataTransferResponse"]):
     vendor_id: str = wire(max_length=255)
     custom_data: CustomData | None = None
     message_id: str | None = wire(default=None, max_length=50)
@@ -1184,7 +1184,7 @@ class DataTransferResponse:
 
 
 @message
-class DeleteCertificateRequest:
+class DeleteCertificateRequest(Request["DeleteCertificateResponse"]):
     certificate_hash_data: CertificateHashData
     custom_data: CustomData | None = None
 
@@ -1225,7 +1225,7 @@ class Firmware:
 
 
 @message
-class FirmwareStatusNotificationRequest:
+class FirmwareStatusNotificationRequest(Request["FirmwareStatusNotificationResponse"]):
     status: FirmwareStatusEnum
     custom_data: CustomData | None = None
     request_id: int | None = None
@@ -1237,7 +1237,7 @@ class FirmwareStatusNotificationResponse:
 
 
 @message
-class Get15118EVCertificateRequest:
+class Get15118EVCertificateRequest(Request["Get15118EVCertificateResponse"]):
     iso15118_schema_version: str = wire(max_length=50)
     action: CertificateActionEnum
     exi_request: str = wire(max_length=5600)
@@ -1253,7 +1253,7 @@ class Get15118EVCertificateResponse:
 
 
 @message
-class GetBaseReportRequest:
+class GetBaseReportRequest(Request["GetBaseReportResponse"]):
     request_id: int
     report_base: ReportBaseEnum
     custom_data: CustomData | None = None
@@ -1267,7 +1267,7 @@ class GetBaseReportResponse:
 
 
 @message
-class GetCertificateStatusRequest:
+class GetCertificateStatusRequest(Request["GetCertificateStatusResponse"]):
     ocsp_request_data: OCSPRequestData
     custom_data: CustomData | None = None
 
@@ -1281,7 +1281,7 @@ class GetCertificateStatusResponse:
 
 
 @message
-class GetChargingProfilesRequest:
+class GetChargingProfilesRequest(Request["GetChargingProfilesResponse"]):
     request_id: int
     charging_profile: ChargingProfileCriterion
     custom_data: CustomData | None = None
@@ -1296,7 +1296,7 @@ class GetChargingProfilesResponse:
 
 
 @message
-class GetCompositeScheduleRequest:
+class GetCompositeScheduleRequest(Request["GetCompositeScheduleResponse"]):
     duration: int
     evse_id: int
     custom_data: CustomData | None = None
@@ -1312,7 +1312,7 @@ class GetCompositeScheduleResponse:
 
 
 @message
-class GetDisplayMessagesRequest:
+class GetDisplayMessagesRequest(Request["GetDisplayMessagesResponse"]):
     request_id: int
     custom_data: CustomData | None = None
     id: list[int] | None = wire(default=None, min_items=1)
@@ -1328,7 +1328,7 @@ class GetDisplayMessagesResponse:
 
 
 @message
-class GetInstalledCertificateIdsRequest:
+class GetInstalledCertificateIdsRequest(Request["GetInstalledCertificateIdsResponse"]):
     custom_data: CustomData | None = None
     certificate_type: list[GetCertificateIdUseEnum] | None = wire(default=None, min_items=1)
 
@@ -1344,7 +1344,7 @@ class GetInstalledCertificateIdsResponse:
 
 
 @message
-class GetLocalListVersionRequest:
+class GetLocalListVersionRequest(Request["GetLocalListVersionResponse"]):
     custom_data: CustomData | None = None
 
 
@@ -1363,7 +1363,7 @@ class LogParameters:
 
 
 @message
-class GetLogRequest:
+class GetLogRequest(Request["GetLogResponse"]):
     log: LogParameters
     log_type: LogEnum
     request_id: int
@@ -1381,7 +1381,7 @@ class GetLogResponse:
 
 
 @message
-class GetMonitoringReportRequest:
+class GetMonitoringReportRequest(Request["GetMonitoringReportResponse"]):
     request_id: int
     custom_data: CustomData | None = None
     component_variable: list[ComponentVariable] | None = wire(default=None, min_items=1)
@@ -1398,7 +1398,7 @@ class GetMonitoringReportResponse:
 
 
 @message
-class GetReportRequest:
+class GetReportRequest(Request["GetReportResponse"]):
     request_id: int
     custom_data: CustomData | None = None
     component_variable: list[ComponentVariable] | None = wire(default=None, min_items=1)
@@ -1415,7 +1415,7 @@ class GetReportResponse:
 
 
 @message
-class GetTransactionStatusRequest:
+class GetTransactionStatusRequest(Request["GetTransactionStatusResponse"]):
     custom_data: CustomData | None = None
     transaction_id: str | None = wire(default=None, max_length=36)
 
@@ -1447,7 +1447,7 @@ class GetVariableResult:
 
 
 @message
-class GetVariablesRequest:
+class GetVariablesRequest(Request["GetVariablesResponse"]):
     get_variable_data: list[GetVariableData] = wire(min_items=1)
     custom_data: CustomData | None = None
 
@@ -1459,7 +1459,7 @@ class GetVariablesResponse:
 
 
 @message
-class HeartbeatRequest:
+class HeartbeatRequest(Request["HeartbeatResponse"]):
     custom_data: CustomData | None = None
 
 
@@ -1470,7 +1470,7 @@ class HeartbeatResponse:
 
 
 @message
-class InstallCertificateRequest:
+class InstallCertificateRequest(Request["InstallCertificateResponse"]):
     certificate_type: InstallCertificateUseEnum
     certificate: str = wire(max_length=5500)
     custom_data: CustomData | None = None
@@ -1484,7 +1484,7 @@ class InstallCertificateResponse:
 
 
 @message
-class LogStatusNotificationRequest:
+class LogStatusNotificationRequest(Request["LogStatusNotificationResponse"]):
     status: UploadLogStatusEnum
     custom_data: CustomData | None = None
     request_id: int | None = None
@@ -1544,7 +1544,7 @@ class MeterValue:
 
 
 @message
-class MeterValuesRequest:
+class MeterValuesRequest(Request["MeterValuesResponse"]):
     evse_id: int
     meter_value: list[MeterValue] = wire(min_items=1)
     custom_data: CustomData | None = None
@@ -1598,7 +1598,7 @@ class NetworkConnectionProfile:
 
 
 @message
-class NotifyChargingLimitRequest:
+class NotifyChargingLimitRequest(Request["NotifyChargingLimitResponse"]):
     charging_limit: ChargingLimit
     custom_data: CustomData | None = None
     charging_schedule: list[ChargingSchedule] | None = wire(default=None, min_items=1)
@@ -1611,7 +1611,7 @@ class NotifyChargingLimitResponse:
 
 
 @message
-class NotifyCustomerInformationRequest:
+class NotifyCustomerInformationRequest(Request["NotifyCustomerInformationResponse"]):
     data: str = wire(max_length=512)
     seq_no: int
     generated_at: datetime
@@ -1626,7 +1626,7 @@ class NotifyCustomerInformationResponse:
 
 
 @message
-class NotifyDisplayMessagesRequest:
+class NotifyDisplayMessagesRequest(Request["NotifyDisplayMessagesResponse"]):
     request_id: int
     custom_data: CustomData | None = None
     message_info: list[MessageInfo] | None = wire(default=None, min_items=1)
@@ -1639,7 +1639,7 @@ class NotifyDisplayMessagesResponse:
 
 
 @message
-class NotifyEVChargingNeedsRequest:
+class NotifyEVChargingNeedsRequest(Request["NotifyEVChargingNeedsResponse"]):
     charging_needs: ChargingNeeds
     evse_id: int
     custom_data: CustomData | None = None
@@ -1654,7 +1654,7 @@ class NotifyEVChargingNeedsResponse:
 
 
 @message
-class NotifyEVChargingScheduleRequest:
+class NotifyEVChargingScheduleRequest(Request["NotifyEVChargingScheduleResponse"]):
     time_base: datetime
     charging_schedule: ChargingSchedule
     evse_id: int
@@ -1669,7 +1669,7 @@ class NotifyEVChargingScheduleResponse:
 
 
 @message
-class NotifyEventRequest:
+class NotifyEventRequest(Request["NotifyEventResponse"]):
     generated_at: datetime
     seq_no: int
     event_data: list[EventData] = wire(min_items=1)
@@ -1683,7 +1683,7 @@ class NotifyEventResponse:
 
 
 @message
-class NotifyMonitoringReportRequest:
+class NotifyMonitoringReportRequest(Request["NotifyMonitoringReportResponse"]):
     request_id: int
     seq_no: int
     generated_at: datetime
@@ -1728,7 +1728,7 @@ class ReportData:
 
 
 @message
-class NotifyReportRequest:
+class NotifyReportRequest(Request["NotifyReportResponse"]):
     request_id: int
     generated_at: datetime
     seq_no: int
@@ -1743,7 +1743,7 @@ class NotifyReportResponse:
 
 
 @message
-class PublishFirmwareRequest:
+class PublishFirmwareRequest(Request["PublishFirmwareResponse"]):
     location: str = wire(max_length=512)
     checksum: str = wire(max_length=32)
     request_id: int
@@ -1760,7 +1760,9 @@ class PublishFirmwareResponse:
 
 
 @message
-class PublishFirmwareStatusNotificationRequest:
+class PublishFirmwareStatusNotificationRequest(
+    Request["PublishFirmwareStatusNotificationResponse"]
+):
     status: PublishFirmwareStatusEnum
     custom_data: CustomData | None = None
     location: list[str] | None = wire(default=None, max_length=512, min_items=1)
@@ -1773,7 +1775,7 @@ class PublishFirmwareStatusNotificationResponse:
 
 
 @message
-class ReportChargingProfilesRequest:
+class ReportChargingProfilesRequest(Request["ReportChargingProfilesResponse"]):
     request_id: int
     charging_limit_source: ChargingLimitSourceEnum
     charging_profile: list[ChargingProfile] = wire(min_items=1)
@@ -1788,7 +1790,7 @@ class ReportChargingProfilesResponse:
 
 
 @message
-class RequestStartTransactionRequest:
+class RequestStartTransactionRequest(Request["RequestStartTransactionResponse"]):
     id_token: IdToken
     remote_start_id: int
     custom_data: CustomData | None = None
@@ -1806,7 +1808,7 @@ class RequestStartTransactionResponse:
 
 
 @message
-class RequestStopTransactionRequest:
+class RequestStopTransactionRequest(Request["RequestStopTransactionResponse"]):
     transaction_id: str = wire(max_length=36)
     custom_data: CustomData | None = None
 
@@ -1819,7 +1821,7 @@ class RequestStopTransactionResponse:
 
 
 @message
-class ReservationStatusUpdateRequest:
+class ReservationStatusUpdateRequest(Request["ReservationStatusUpdateResponse"]):
     reservation_id: int
     reservation_update_status: ReservationUpdateStatusEnum
     custom_data: CustomData | None = None
@@ -1831,7 +1833,7 @@ class ReservationStatusUpdateResponse:
 
 
 @message
-class ReserveNowRequest:
+class ReserveNowRequest(Request["ReserveNowResponse"]):
     id: int
     expiry_date_time: datetime
     id_token: IdToken
@@ -1849,7 +1851,7 @@ class ReserveNowResponse:
 
 
 @message
-class ResetRequest:
+class ResetRequest(Request["ResetResponse"]):
     type: ResetEnum
     custom_data: CustomData | None = None
     evse_id: int | None = None
@@ -1863,7 +1865,7 @@ class ResetResponse:
 
 
 @message
-class SecurityEventNotificationRequest:
+class SecurityEventNotificationRequest(Request["SecurityEventNotificationResponse"]):
     type: str = wire(max_length=50)
     timestamp: datetime
     custom_data: CustomData | None = None
@@ -1876,7 +1878,7 @@ class SecurityEventNotificationResponse:
 
 
 @message
-class SendLocalListRequest:
+class SendLocalListRequest(Request["SendLocalListResponse"]):
     version_number: int
     update_type: UpdateEnum
     custom_data: CustomData | None = None
@@ -1891,7 +1893,7 @@ class SendLocalListResponse:
 
 
 @message
-class SetChargingProfileRequest:
+class SetChargingProfileRequest(Request["SetChargingProfileResponse"]):
     evse_id: int
     charging_profile: ChargingProfile
     custom_data: CustomData | None = None
@@ -1905,7 +1907,7 @@ class SetChargingProfileResponse:
 
 
 @message
-class SetDisplayMessageRequest:
+class SetDisplayMessageRequest(Request["SetDisplayMessageResponse"]):
     message: MessageInfo
     custom_data: CustomData | None = None
 
@@ -1918,7 +1920,7 @@ class SetDisplayMessageResponse:
 
 
 @message
-class SetMonitoringBaseRequest:
+class SetMonitoringBaseRequest(Request["SetMonitoringBaseResponse"]):
     monitoring_base: MonitoringBaseEnum
     custom_data: CustomData | None = None
 
@@ -1943,7 +1945,7 @@ class SetMonitoringData:
 
 
 @message
-class SetMonitoringLevelRequest:
+class SetMonitoringLevelRequest(Request["SetMonitoringLevelResponse"]):
     severity: int
     custom_data: CustomData | None = None
 
@@ -1968,7 +1970,7 @@ class SetMonitoringResult:
 
 
 @message
-class SetNetworkProfileRequest:
+class SetNetworkProfileRequest(Request["SetNetworkProfileResponse"]):
     configuration_slot: int
     connection_data: NetworkConnectionProfile
     custom_data: CustomData | None = None
@@ -1991,7 +1993,7 @@ class SetVariableData:
 
 
 @message
-class SetVariableMonitoringRequest:
+class SetVariableMonitoringRequest(Request["SetVariableMonitoringResponse"]):
     set_monitoring_data: list[SetMonitoringData] = wire(min_items=1)
     custom_data: CustomData | None = None
 
@@ -2013,7 +2015,7 @@ class SetVariableResult:
 
 
 @message
-class SetVariablesRequest:
+class SetVariablesRequest(Request["SetVariablesResponse"]):
     set_variable_data: list[SetVariableData] = wire(min_items=1)
     custom_data: CustomData | None = None
 
@@ -2025,7 +2027,7 @@ class SetVariablesResponse:
 
 
 @message
-class SignCertificateRequest:
+class SignCertificateRequest(Request["SignCertificateResponse"]):
     csr: str = wire(max_length=5500)
     custom_data: CustomData | None = None
     certificate_type: CertificateSigningUseEnum | None = None
@@ -2039,7 +2041,7 @@ class SignCertificateResponse:
 
 
 @message
-class StatusNotificationRequest:
+class StatusNotificationRequest(Request["StatusNotificationResponse"]):
     timestamp: datetime
     connector_status: ConnectorStatusEnum
     evse_id: int
@@ -2063,7 +2065,7 @@ class Transaction:
 
 
 @message
-class TransactionEventRequest:
+class TransactionEventRequest(Request["TransactionEventResponse"]):
     event_type: TransactionEventEnum
     timestamp: datetime
     trigger_reason: TriggerReasonEnum
@@ -2089,7 +2091,7 @@ class TransactionEventResponse:
 
 
 @message
-class TriggerMessageRequest:
+class TriggerMessageRequest(Request["TriggerMessageResponse"]):
     requested_message: MessageTriggerEnum
     custom_data: CustomData | None = None
     evse: EVSE | None = None
@@ -2103,7 +2105,7 @@ class TriggerMessageResponse:
 
 
 @message
-class UnlockConnectorRequest:
+class UnlockConnectorRequest(Request["UnlockConnectorResponse"]):
     evse_id: int
     connector_id: int
     custom_data: CustomData | None = None
@@ -2117,7 +2119,7 @@ class UnlockConnectorResponse:
 
 
 @message
-class UnpublishFirmwareRequest:
+class UnpublishFirmwareRequest(Request["UnpublishFirmwareResponse"]):
     checksum: str = wire(max_length=32)
     custom_data: CustomData | None = None
 
@@ -2129,7 +2131,7 @@ class UnpublishFirmwareResponse:
 
 
 @message
-class UpdateFirmwareRequest:
+class UpdateFirmwareRequest(Request["UpdateFirmwareResponse"]):
     request_id: int
     firmware: Firmware
     custom_data: CustomData | None = None

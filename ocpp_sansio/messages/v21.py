@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from ._model import extra_properties, message, wire
+from ._model import Request, extra_properties, message, wire
 from ._registry import ActionSpec, Registry, Role
 
 VERSION = "2.1"
@@ -958,7 +958,7 @@ class ACChargingParameters:
 
 
 @message
-class AFRRSignalRequest:
+class AFRRSignalRequest(Request["AFRRSignalResponse"]):
     timestamp: datetime
     signal: int
     custom_data: CustomData | None = None
@@ -1097,7 +1097,7 @@ class PeriodicEventStreamParams:
 
 
 @message
-class AdjustPeriodicEventStreamRequest:
+class AdjustPeriodicEventStreamRequest(Request["AdjustPeriodicEventStreamResponse"]):
     id: int = wire(minimum=0.0)
     params: PeriodicEventStreamParams
     custom_data: CustomData | None = None
@@ -1157,7 +1157,7 @@ class OCSPRequestData:
 
 
 @message
-class AuthorizeRequest:
+class AuthorizeRequest(Request["AuthorizeResponse"]):
     id_token: IdToken
     certificate: str | None = wire(default=None, max_length=10000)
     iso15118_certificate_hash_data: list[OCSPRequestData] | None = wire(
@@ -1298,7 +1298,7 @@ class BatteryData:
 
 
 @message
-class BatterySwapRequest:
+class BatterySwapRequest(Request["BatterySwapResponse"]):
     battery_data: list[BatteryData] = wire(min_items=1)
     event_type: BatterySwapEventEnum
     id_token: IdToken
@@ -1329,7 +1329,7 @@ class ChargingStation:
 
 
 @message
-class BootNotificationRequest:
+class BootNotificationRequest(Request["BootNotificationResponse"]):
     charging_station: ChargingStation
     reason: BootReasonEnum
     custom_data: CustomData | None = None
@@ -1345,7 +1345,7 @@ class BootNotificationResponse:
 
 
 @message
-class CancelReservationRequest:
+class CancelReservationRequest(Request["CancelReservationResponse"]):
     reservation_id: int = wire(minimum=0.0)
     custom_data: CustomData | None = None
 
@@ -1377,7 +1377,7 @@ class CertificateHashDataChain:
 
 
 @message
-class CertificateSignedRequest:
+class CertificateSignedRequest(Request["CertificateSignedResponse"]):
     certificate_chain: str = wire(max_length=10000)
     certificate_type: CertificateSigningUseEnum | None = None
     request_id: int | None = None
@@ -1416,7 +1416,7 @@ class EVSE:
 
 
 @message
-class ChangeAvailabilityRequest:
+class ChangeAvailabilityRequest(Request["ChangeAvailabilityResponse"]):
     operational_status: OperationalStatusEnum
     evse: EVSE | None = None
     custom_data: CustomData | None = None
@@ -1430,7 +1430,7 @@ class ChangeAvailabilityResponse:
 
 
 @message
-class ChangeTransactionTariffRequest:
+class ChangeTransactionTariffRequest(Request["ChangeTransactionTariffResponse"]):
     tariff: Tariff
     transaction_id: str = wire(max_length=36)
     custom_data: CustomData | None = None
@@ -1826,7 +1826,7 @@ class ChargingScheduleUpdate:
 
 
 @message
-class ClearCacheRequest:
+class ClearCacheRequest(Request["ClearCacheResponse"]):
     custom_data: CustomData | None = None
 
 
@@ -1846,7 +1846,7 @@ class ClearChargingProfile:
 
 
 @message
-class ClearChargingProfileRequest:
+class ClearChargingProfileRequest(Request["ClearChargingProfileResponse"]):
     charging_profile_id: int | None = None
     charging_profile_criteria: ClearChargingProfile | None = None
     custom_data: CustomData | None = None
@@ -1860,7 +1860,7 @@ class ClearChargingProfileResponse:
 
 
 @message
-class ClearDERControlRequest:
+class ClearDERControlRequest(Request["ClearDERControlResponse"]):
     is_default: bool
     control_type: DERControlEnum | None = None
     control_id: str | None = wire(default=None, max_length=36)
@@ -1875,7 +1875,7 @@ class ClearDERControlResponse:
 
 
 @message
-class ClearDisplayMessageRequest:
+class ClearDisplayMessageRequest(Request["ClearDisplayMessageResponse"]):
     id: int = wire(minimum=0.0)
     custom_data: CustomData | None = None
 
@@ -1896,7 +1896,7 @@ class ClearMonitoringResult:
 
 
 @message
-class ClearTariffsRequest:
+class ClearTariffsRequest(Request["ClearTariffsResponse"]):
     tariff_ids: list[str] | None = wire(default=None, max_length=60, min_items=1)
     evse_id: int | None = wire(default=None, minimum=0.0)
     custom_data: CustomData | None = None
@@ -1917,7 +1917,7 @@ class ClearTariffsResponse:
 
 
 @message
-class ClearVariableMonitoringRequest:
+class ClearVariableMonitoringRequest(Request["ClearVariableMonitoringResponse"]):
     id: list[int] = wire(minimum=0.0, min_items=1)
     custom_data: CustomData | None = None
 
@@ -1929,7 +1929,7 @@ class ClearVariableMonitoringResponse:
 
 
 @message
-class ClearedChargingLimitRequest:
+class ClearedChargingLimitRequest(Request["ClearedChargingLimitResponse"]):
     charging_limit_source: str = wire(max_length=20)
     evse_id: int | None = wire(default=None, minimum=0.0)
     custom_data: CustomData | None = None
@@ -1941,7 +1941,7 @@ class ClearedChargingLimitResponse:
 
 
 @message
-class ClosePeriodicEventStreamRequest:
+class ClosePeriodicEventStreamRequest(Request["ClosePeriodicEventStreamResponse"]):
     id: int = wire(minimum=0.0)
     custom_data: CustomData | None = None
 
@@ -2032,7 +2032,7 @@ class CostDetails:
 
 
 @message
-class CostUpdatedRequest:
+class CostUpdatedRequest(Request["CostUpdatedResponse"]):
     total_cost: float
     transaction_id: str = wire(max_length=36)
     custom_data: CustomData | None = None
@@ -2044,7 +2044,7 @@ class CostUpdatedResponse:
 
 
 @message
-class CustomerInformationRequest:
+class CustomerInformationRequest(Request["CustomerInformationResponse"]):
     request_id: int = wire(minimum=0.0)
     report: bool
     clear: bool
@@ -2118,7 +2118,7 @@ class DERCurveGet:
 
 
 @message
-class DataTransferRequest:
+class DataTransferRequest(Request["DataTransferResponse"]):
     vendor_id: str = wire(max_length=255)
     message_id: str | None = wire(default=None, max_length=50)
     data: Any | None = None
@@ -2134,7 +2134,7 @@ class DataTransferResponse:
 
 
 @message
-class DeleteCertificateRequest:
+class DeleteCertificateRequest(Request["DeleteCertificateResponse"]):
     certificate_hash_data: CertificateHashData
     custom_data: CustomData | None = None
 
@@ -2196,7 +2196,7 @@ class Firmware:
 
 
 @message
-class FirmwareStatusNotificationRequest:
+class FirmwareStatusNotificationRequest(Request["FirmwareStatusNotificationResponse"]):
     status: FirmwareStatusEnum
     request_id: int | None = None
     status_info: StatusInfo | None = None
@@ -2269,7 +2269,7 @@ class FreqDroopGet:
 
 
 @message
-class Get15118EVCertificateRequest:
+class Get15118EVCertificateRequest(Request["Get15118EVCertificateResponse"]):
     iso15118_schema_version: str = wire(max_length=50)
     action: CertificateActionEnum
     exi_request: str = wire(max_length=11000)
@@ -2290,7 +2290,7 @@ class Get15118EVCertificateResponse:
 
 
 @message
-class GetBaseReportRequest:
+class GetBaseReportRequest(Request["GetBaseReportResponse"]):
     request_id: int
     report_base: ReportBaseEnum
     custom_data: CustomData | None = None
@@ -2304,7 +2304,7 @@ class GetBaseReportResponse:
 
 
 @message
-class GetCertificateChainStatusRequest:
+class GetCertificateChainStatusRequest(Request["GetCertificateChainStatusResponse"]):
     certificate_status_requests: list[CertificateStatusRequestInfo] = wire(min_items=1, max_items=4)
     custom_data: CustomData | None = None
 
@@ -2316,7 +2316,7 @@ class GetCertificateChainStatusResponse:
 
 
 @message
-class GetCertificateStatusRequest:
+class GetCertificateStatusRequest(Request["GetCertificateStatusResponse"]):
     ocsp_request_data: OCSPRequestData
     custom_data: CustomData | None = None
 
@@ -2330,7 +2330,7 @@ class GetCertificateStatusResponse:
 
 
 @message
-class GetChargingProfilesRequest:
+class GetChargingProfilesRequest(Request["GetChargingProfilesResponse"]):
     request_id: int
     charging_profile: ChargingProfileCriterion
     evse_id: int | None = wire(default=None, minimum=0.0)
@@ -2345,7 +2345,7 @@ class GetChargingProfilesResponse:
 
 
 @message
-class GetCompositeScheduleRequest:
+class GetCompositeScheduleRequest(Request["GetCompositeScheduleResponse"]):
     duration: int
     evse_id: int = wire(minimum=0.0)
     charging_rate_unit: ChargingRateUnitEnum | None = None
@@ -2361,7 +2361,7 @@ class GetCompositeScheduleResponse:
 
 
 @message
-class GetDERControlRequest:
+class GetDERControlRequest(Request["GetDERControlResponse"]):
     request_id: int
     is_default: bool | None = None
     control_type: DERControlEnum | None = None
@@ -2377,7 +2377,7 @@ class GetDERControlResponse:
 
 
 @message
-class GetDisplayMessagesRequest:
+class GetDisplayMessagesRequest(Request["GetDisplayMessagesResponse"]):
     request_id: int
     id: list[int] | None = wire(default=None, minimum=0.0, min_items=1)
     priority: MessagePriorityEnum | None = None
@@ -2393,7 +2393,7 @@ class GetDisplayMessagesResponse:
 
 
 @message
-class GetInstalledCertificateIdsRequest:
+class GetInstalledCertificateIdsRequest(Request["GetInstalledCertificateIdsResponse"]):
     certificate_type: list[GetCertificateIdUseEnum] | None = wire(default=None, min_items=1)
     custom_data: CustomData | None = None
 
@@ -2409,7 +2409,7 @@ class GetInstalledCertificateIdsResponse:
 
 
 @message
-class GetLocalListVersionRequest:
+class GetLocalListVersionRequest(Request["GetLocalListVersionResponse"]):
     custom_data: CustomData | None = None
 
 
@@ -2428,7 +2428,7 @@ class LogParameters:
 
 
 @message
-class GetLogRequest:
+class GetLogRequest(Request["GetLogResponse"]):
     log: LogParameters
     log_type: LogEnum
     request_id: int
@@ -2446,7 +2446,7 @@ class GetLogResponse:
 
 
 @message
-class GetMonitoringReportRequest:
+class GetMonitoringReportRequest(Request["GetMonitoringReportResponse"]):
     request_id: int
     component_variable: list[ComponentVariable] | None = wire(default=None, min_items=1)
     monitoring_criteria: list[MonitoringCriterionEnum] | None = wire(
@@ -2463,7 +2463,7 @@ class GetMonitoringReportResponse:
 
 
 @message
-class GetPeriodicEventStreamRequest:
+class GetPeriodicEventStreamRequest(Request["GetPeriodicEventStreamResponse"]):
     custom_data: CustomData | None = None
 
 
@@ -2474,7 +2474,7 @@ class GetPeriodicEventStreamResponse:
 
 
 @message
-class GetReportRequest:
+class GetReportRequest(Request["GetReportResponse"]):
     request_id: int
     component_variable: list[ComponentVariable] | None = wire(default=None, min_items=1)
     component_criteria: list[ComponentCriterionEnum] | None = wire(
@@ -2491,7 +2491,7 @@ class GetReportResponse:
 
 
 @message
-class GetTariffsRequest:
+class GetTariffsRequest(Request["GetTariffsResponse"]):
     evse_id: int = wire(minimum=0.0)
     custom_data: CustomData | None = None
 
@@ -2515,7 +2515,7 @@ class GetTariffsResponse:
 
 
 @message
-class GetTransactionStatusRequest:
+class GetTransactionStatusRequest(Request["GetTransactionStatusResponse"]):
     transaction_id: str | None = wire(default=None, max_length=36)
     custom_data: CustomData | None = None
 
@@ -2547,7 +2547,7 @@ class GetVariableResult:
 
 
 @message
-class GetVariablesRequest:
+class GetVariablesRequest(Request["GetVariablesResponse"]):
     get_variable_data: list[GetVariableData] = wire(min_items=1)
     custom_data: CustomData | None = None
 
@@ -2574,7 +2574,7 @@ class GradientGet:
 
 
 @message
-class HeartbeatRequest:
+class HeartbeatRequest(Request["HeartbeatResponse"]):
     custom_data: CustomData | None = None
 
 
@@ -2585,7 +2585,7 @@ class HeartbeatResponse:
 
 
 @message
-class InstallCertificateRequest:
+class InstallCertificateRequest(Request["InstallCertificateResponse"]):
     certificate_type: InstallCertificateUseEnum
     certificate: str = wire(max_length=10000)
     custom_data: CustomData | None = None
@@ -2618,7 +2618,7 @@ class LimitMaxDischargeGet:
 
 
 @message
-class LogStatusNotificationRequest:
+class LogStatusNotificationRequest(Request["LogStatusNotificationResponse"]):
     status: UploadLogStatusEnum
     request_id: int | None = None
     status_info: StatusInfo | None = None
@@ -2680,7 +2680,7 @@ class MeterValue:
 
 
 @message
-class MeterValuesRequest:
+class MeterValuesRequest(Request["MeterValuesResponse"]):
     evse_id: int = wire(minimum=0.0)
     meter_value: list[MeterValue] = wire(min_items=1)
     custom_data: CustomData | None = None
@@ -2737,7 +2737,7 @@ class NetworkConnectionProfile:
 
 
 @message
-class NotifyAllowedEnergyTransferRequest:
+class NotifyAllowedEnergyTransferRequest(Request["NotifyAllowedEnergyTransferResponse"]):
     transaction_id: str = wire(max_length=36)
     allowed_energy_transfer: list[EnergyTransferModeEnum] = wire(min_items=1)
     custom_data: CustomData | None = None
@@ -2751,7 +2751,7 @@ class NotifyAllowedEnergyTransferResponse:
 
 
 @message
-class NotifyChargingLimitRequest:
+class NotifyChargingLimitRequest(Request["NotifyChargingLimitResponse"]):
     charging_limit: ChargingLimit
     charging_schedule: list[ChargingSchedule] | None = wire(default=None, min_items=1)
     evse_id: int | None = wire(default=None, minimum=0.0)
@@ -2764,7 +2764,7 @@ class NotifyChargingLimitResponse:
 
 
 @message
-class NotifyCustomerInformationRequest:
+class NotifyCustomerInformationRequest(Request["NotifyCustomerInformationResponse"]):
     data: str = wire(max_length=512)
     seq_no: int = wire(minimum=0.0)
     generated_at: datetime
@@ -2779,7 +2779,7 @@ class NotifyCustomerInformationResponse:
 
 
 @message
-class NotifyDERAlarmRequest:
+class NotifyDERAlarmRequest(Request["NotifyDERAlarmResponse"]):
     control_type: DERControlEnum
     timestamp: datetime
     grid_event_fault: GridEventFaultEnum | None = None
@@ -2794,7 +2794,7 @@ class NotifyDERAlarmResponse:
 
 
 @message
-class NotifyDERStartStopRequest:
+class NotifyDERStartStopRequest(Request["NotifyDERStartStopResponse"]):
     control_id: str = wire(max_length=36)
     started: bool
     timestamp: datetime
@@ -2808,7 +2808,7 @@ class NotifyDERStartStopResponse:
 
 
 @message
-class NotifyDisplayMessagesRequest:
+class NotifyDisplayMessagesRequest(Request["NotifyDisplayMessagesResponse"]):
     request_id: int
     message_info: list[MessageInfo] | None = wire(default=None, min_items=1)
     tbc: bool | None = None
@@ -2821,7 +2821,7 @@ class NotifyDisplayMessagesResponse:
 
 
 @message
-class NotifyEVChargingNeedsRequest:
+class NotifyEVChargingNeedsRequest(Request["NotifyEVChargingNeedsResponse"]):
     evse_id: int = wire(minimum=1.0)
     charging_needs: ChargingNeeds
     max_schedule_tuples: int | None = wire(default=None, minimum=0.0)
@@ -2837,7 +2837,7 @@ class NotifyEVChargingNeedsResponse:
 
 
 @message
-class NotifyEVChargingScheduleRequest:
+class NotifyEVChargingScheduleRequest(Request["NotifyEVChargingScheduleResponse"]):
     time_base: datetime
     charging_schedule: ChargingSchedule
     evse_id: int = wire(minimum=1.0)
@@ -2854,7 +2854,7 @@ class NotifyEVChargingScheduleResponse:
 
 
 @message
-class NotifyEventRequest:
+class NotifyEventRequest(Request["NotifyEventResponse"]):
     generated_at: datetime
     seq_no: int = wire(minimum=0.0)
     event_data: list[EventData] = wire(min_items=1)
@@ -2868,7 +2868,7 @@ class NotifyEventResponse:
 
 
 @message
-class NotifyMonitoringReportRequest:
+class NotifyMonitoringReportRequest(Request["NotifyMonitoringReportResponse"]):
     request_id: int
     seq_no: int = wire(minimum=0.0)
     generated_at: datetime
@@ -2890,7 +2890,7 @@ class StreamDataElement:
 
 
 @message
-class NotifyPeriodicEventStream:
+class NotifyPeriodicEventStream(Request[None]):
     data: list[StreamDataElement] = wire(min_items=1)
     id: int = wire(minimum=0.0)
     pending: int = wire(minimum=0.0)
@@ -2899,7 +2899,7 @@ class NotifyPeriodicEventStream:
 
 
 @message
-class NotifyPriorityChargingRequest:
+class NotifyPriorityChargingRequest(Request["NotifyPriorityChargingResponse"]):
     transaction_id: str = wire(max_length=36)
     activated: bool
     custom_data: CustomData | None = None
@@ -2942,7 +2942,7 @@ class ReportData:
 
 
 @message
-class NotifyReportRequest:
+class NotifyReportRequest(Request["NotifyReportResponse"]):
     request_id: int
     generated_at: datetime
     seq_no: int = wire(minimum=0.0)
@@ -2957,7 +2957,7 @@ class NotifyReportResponse:
 
 
 @message
-class NotifySettlementRequest:
+class NotifySettlementRequest(Request["NotifySettlementResponse"]):
     psp_ref: str = wire(max_length=255)
     status: PaymentStatusEnum
     settlement_amount: float
@@ -2979,7 +2979,7 @@ class NotifySettlementResponse:
 
 
 @message
-class NotifyWebPaymentStartedRequest:
+class NotifyWebPaymentStartedRequest(Request["NotifyWebPaymentStartedResponse"]):
     evse_id: int = wire(minimum=0.0)
     timeout: int
     custom_data: CustomData | None = None
@@ -2991,7 +2991,7 @@ class NotifyWebPaymentStartedResponse:
 
 
 @message
-class OpenPeriodicEventStreamRequest:
+class OpenPeriodicEventStreamRequest(Request["OpenPeriodicEventStreamResponse"]):
     constant_stream_data: ConstantStreamData
     custom_data: CustomData | None = None
 
@@ -3004,7 +3004,7 @@ class OpenPeriodicEventStreamResponse:
 
 
 @message
-class PublishFirmwareRequest:
+class PublishFirmwareRequest(Request["PublishFirmwareResponse"]):
     location: str = wire(max_length=2000)
     checksum: str = wire(max_length=32)
     request_id: int = wire(minimum=0.0)
@@ -3021,7 +3021,9 @@ class PublishFirmwareResponse:
 
 
 @message
-class PublishFirmwareStatusNotificationRequest:
+class PublishFirmwareStatusNotificationRequest(
+    Request["PublishFirmwareStatusNotificationResponse"]
+):
     status: PublishFirmwareStatusEnum
     location: list[str] | None = wire(default=None, max_length=2000, min_items=1)
     request_id: int | None = wire(default=None, minimum=0.0)
@@ -3035,7 +3037,7 @@ class PublishFirmwareStatusNotificationResponse:
 
 
 @message
-class PullDynamicScheduleUpdateRequest:
+class PullDynamicScheduleUpdateRequest(Request["PullDynamicScheduleUpdateResponse"]):
     charging_profile_id: int
     custom_data: CustomData | None = None
 
@@ -3049,7 +3051,7 @@ class PullDynamicScheduleUpdateResponse:
 
 
 @message
-class ReportChargingProfilesRequest:
+class ReportChargingProfilesRequest(Request["ReportChargingProfilesResponse"]):
     request_id: int
     charging_limit_source: str = wire(max_length=20)
     charging_profile: list[ChargingProfile] = wire(min_items=1)
@@ -3064,7 +3066,7 @@ class ReportChargingProfilesResponse:
 
 
 @message
-class ReportDERControlRequest:
+class ReportDERControlRequest(Request["ReportDERControlResponse"]):
     request_id: int
     curve: list[DERCurveGet] | None = wire(default=None, min_items=1, max_items=24)
     enter_service: list[EnterServiceGet] | None = wire(default=None, min_items=1, max_items=24)
@@ -3090,7 +3092,7 @@ class ReportDERControlResponse:
 
 
 @message
-class RequestBatterySwapRequest:
+class RequestBatterySwapRequest(Request["RequestBatterySwapResponse"]):
     id_token: IdToken
     request_id: int
     custom_data: CustomData | None = None
@@ -3104,7 +3106,7 @@ class RequestBatterySwapResponse:
 
 
 @message
-class RequestStartTransactionRequest:
+class RequestStartTransactionRequest(Request["RequestStartTransactionResponse"]):
     id_token: IdToken
     remote_start_id: int
     evse_id: int | None = wire(default=None, minimum=1.0)
@@ -3122,7 +3124,7 @@ class RequestStartTransactionResponse:
 
 
 @message
-class RequestStopTransactionRequest:
+class RequestStopTransactionRequest(Request["RequestStopTransactionResponse"]):
     transaction_id: str = wire(max_length=36)
     custom_data: CustomData | None = None
 
@@ -3135,7 +3137,7 @@ class RequestStopTransactionResponse:
 
 
 @message
-class ReservationStatusUpdateRequest:
+class ReservationStatusUpdateRequest(Request["ReservationStatusUpdateResponse"]):
     reservation_id: int = wire(minimum=0.0)
     reservation_update_status: ReservationUpdateStatusEnum
     custom_data: CustomData | None = None
@@ -3147,7 +3149,7 @@ class ReservationStatusUpdateResponse:
 
 
 @message
-class ReserveNowRequest:
+class ReserveNowRequest(Request["ReserveNowResponse"]):
     id: int = wire(minimum=0.0)
     expiry_date_time: datetime
     id_token: IdToken
@@ -3165,7 +3167,7 @@ class ReserveNowResponse:
 
 
 @message
-class ResetRequest:
+class ResetRequest(Request["ResetResponse"]):
     type: ResetEnum
     evse_id: int | None = wire(default=None, minimum=0.0)
     custom_data: CustomData | None = None
@@ -3179,7 +3181,7 @@ class ResetResponse:
 
 
 @message
-class SecurityEventNotificationRequest:
+class SecurityEventNotificationRequest(Request["SecurityEventNotificationResponse"]):
     type: str = wire(max_length=50)
     timestamp: datetime
     tech_info: str | None = wire(default=None, max_length=255)
@@ -3192,7 +3194,7 @@ class SecurityEventNotificationResponse:
 
 
 @message
-class SendLocalListRequest:
+class SendLocalListRequest(Request["SendLocalListResponse"]):
     version_number: int
     update_type: UpdateEnum
     local_authorization_list: list[AuthorizationData] | None = wire(default=None, min_items=1)
@@ -3207,7 +3209,7 @@ class SendLocalListResponse:
 
 
 @message
-class SetChargingProfileRequest:
+class SetChargingProfileRequest(Request["SetChargingProfileResponse"]):
     evse_id: int = wire(minimum=0.0)
     charging_profile: ChargingProfile
     custom_data: CustomData | None = None
@@ -3221,7 +3223,7 @@ class SetChargingProfileResponse:
 
 
 @message
-class SetDERControlRequest:
+class SetDERControlRequest(Request["SetDERControlResponse"]):
     is_default: bool
     control_id: str = wire(max_length=36)
     control_type: DERControlEnum
@@ -3245,7 +3247,7 @@ class SetDERControlResponse:
 
 
 @message
-class SetDefaultTariffRequest:
+class SetDefaultTariffRequest(Request["SetDefaultTariffResponse"]):
     evse_id: int = wire(minimum=0.0)
     tariff: Tariff
     custom_data: CustomData | None = None
@@ -3259,7 +3261,7 @@ class SetDefaultTariffResponse:
 
 
 @message
-class SetDisplayMessageRequest:
+class SetDisplayMessageRequest(Request["SetDisplayMessageResponse"]):
     message: MessageInfo
     custom_data: CustomData | None = None
 
@@ -3272,7 +3274,7 @@ class SetDisplayMessageResponse:
 
 
 @message
-class SetMonitoringBaseRequest:
+class SetMonitoringBaseRequest(Request["SetMonitoringBaseResponse"]):
     monitoring_base: MonitoringBaseEnum
     custom_data: CustomData | None = None
 
@@ -3298,7 +3300,7 @@ class SetMonitoringData:
 
 
 @message
-class SetMonitoringLevelRequest:
+class SetMonitoringLevelRequest(Request["SetMonitoringLevelResponse"]):
     severity: int = wire(minimum=0.0)
     custom_data: CustomData | None = None
 
@@ -3323,7 +3325,7 @@ class SetMonitoringResult:
 
 
 @message
-class SetNetworkProfileRequest:
+class SetNetworkProfileRequest(Request["SetNetworkProfileResponse"]):
     configuration_slot: int
     connection_data: NetworkConnectionProfile
     custom_data: CustomData | None = None
@@ -3346,7 +3348,7 @@ class SetVariableData:
 
 
 @message
-class SetVariableMonitoringRequest:
+class SetVariableMonitoringRequest(Request["SetVariableMonitoringResponse"]):
     set_monitoring_data: list[SetMonitoringData] = wire(min_items=1)
     custom_data: CustomData | None = None
 
@@ -3368,7 +3370,7 @@ class SetVariableResult:
 
 
 @message
-class SetVariablesRequest:
+class SetVariablesRequest(Request["SetVariablesResponse"]):
     set_variable_data: list[SetVariableData] = wire(min_items=1)
     custom_data: CustomData | None = None
 
@@ -3380,7 +3382,7 @@ class SetVariablesResponse:
 
 
 @message
-class SignCertificateRequest:
+class SignCertificateRequest(Request["SignCertificateResponse"]):
     csr: str = wire(max_length=5500)
     certificate_type: CertificateSigningUseEnum | None = None
     hash_root_certificate: CertificateHashData | None = None
@@ -3396,7 +3398,7 @@ class SignCertificateResponse:
 
 
 @message
-class StatusNotificationRequest:
+class StatusNotificationRequest(Request["StatusNotificationResponse"]):
     timestamp: datetime
     connector_status: ConnectorStatusEnum
     evse_id: int = wire(minimum=0.0)
@@ -3432,7 +3434,7 @@ class Transaction:
 
 
 @message
-class TransactionEventRequest:
+class TransactionEventRequest(Request["TransactionEventResponse"]):
     event_type: TransactionEventEnum
     timestamp: datetime
     trigger_reason: TriggerReasonEnum
@@ -3465,7 +3467,7 @@ class TransactionEventResponse:
 
 
 @message
-class TriggerMessageRequest:
+class TriggerMessageRequest(Request["TriggerMessageResponse"]):
     requested_message: MessageTriggerEnum
     evse: EVSE | None = None
     custom_trigger: str | None = wire(default=None, max_length=50)
@@ -3480,7 +3482,7 @@ class TriggerMessageResponse:
 
 
 @message
-class UnlockConnectorRequest:
+class UnlockConnectorRequest(Request["UnlockConnectorResponse"]):
     evse_id: int = wire(minimum=0.0)
     connector_id: int = wire(minimum=0.0)
     custom_data: CustomData | None = None
@@ -3494,7 +3496,7 @@ class UnlockConnectorResponse:
 
 
 @message
-class UnpublishFirmwareRequest:
+class UnpublishFirmwareRequest(Request["UnpublishFirmwareResponse"]):
     checksum: str = wire(max_length=32)
     custom_data: CustomData | None = None
 
@@ -3506,7 +3508,7 @@ class UnpublishFirmwareResponse:
 
 
 @message
-class UpdateDynamicScheduleRequest:
+class UpdateDynamicScheduleRequest(Request["UpdateDynamicScheduleResponse"]):
     charging_profile_id: int
     schedule_update: ChargingScheduleUpdate
     custom_data: CustomData | None = None
@@ -3520,7 +3522,7 @@ class UpdateDynamicScheduleResponse:
 
 
 @message
-class UpdateFirmwareRequest:
+class UpdateFirmwareRequest(Request["UpdateFirmwareResponse"]):
     request_id: int
     firmware: Firmware
     retries: int | None = wire(default=None, minimum=0.0)
@@ -3536,7 +3538,7 @@ class UpdateFirmwareResponse:
 
 
 @message
-class UsePriorityChargingRequest:
+class UsePriorityChargingRequest(Request["UsePriorityChargingResponse"]):
     transaction_id: str = wire(max_length=36)
     activate: bool
     custom_data: CustomData | None = None
@@ -3550,7 +3552,7 @@ class UsePriorityChargingResponse:
 
 
 @message
-class VatNumberValidationRequest:
+class VatNumberValidationRequest(Request["VatNumberValidationResponse"]):
     vat_number: str = wire(max_length=20)
     evse_id: int | None = wire(default=None, minimum=0.0)
     custom_data: CustomData | None = None

@@ -77,5 +77,7 @@ _STRATEGIES = frozenset(
 
 def __getattr__(name: str) -> Any:
     if name in _STRATEGIES:
-        return getattr(importlib.import_module(".strategies", __name__), name)
+        value = getattr(importlib.import_module(".strategies", __name__), name)
+        globals()[name] = value  # the next lookup is an ordinary one
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

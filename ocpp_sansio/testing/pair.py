@@ -6,8 +6,9 @@ dropped or delayed when you say so), timers fire as the clock advances, and noth
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 import attrs
 
@@ -31,14 +32,89 @@ class Sent:
     delivered: bool
 
 
+class Timed(Protocol):
+    """What runs on a ``VirtualClock``: anything with a deadline (a connection, a sleep)."""
+
+    def next_deadline(self) -> float | None: ...
+
+    def handle_timer(self, now: float) -> None: ...
+
+
+#: How often one deadline may come back unchanged from ``handle_timer`` before
+#: ``run_for`` calls it a timer that never fires.
+_SAME_DEADLINE_LIMIT = 1000
+
+
 @attrs.define
 class VirtualClock:
+    """Time that moves only when a test moves it.
+
+    ``advance(seconds)`` only moves it (``InMemoryPair.advance`` runs the pair's timers
+    itself). ``await run_for(seconds)`` is for the in-memory adapter
+    (``ocpp_sansio.testing.memory``): it moves time from deadline to deadline of every
+    connection and sleep on this clock, runs each when due, and lets the tasks this wakes
+    finish before going on, so a test sees an hour of heartbeats without waiting.
+    ``wall_time(now)`` is the wall-clock time of ``now`` (``wall_start`` at 0): the
+    in-memory adapter gives it to its cores as their ``wall_clock``.
+    """
+
     now: float = 0.0
+    wall_start: datetime = datetime(2025, 1, 1, tzinfo=UTC)
+    _timers: list[Timed] = attrs.field(factory=list, init=False, eq=False, repr=False)
+    #: Waits until every other task is blocked (set by the adapter that runs tasks).
+    _settle: Callable[[], Awaitable[None]] | None = attrs.field(
+        default=None, init=False, eq=False, repr=False
+    )
 
     def advance(self, seconds: float) -> None:
         if seconds < 0:
             raise ValueError("time does not go back")
         self.now += seconds
+
+    def wall_time(self, now: float) -> datetime:
+        return self.wall_start + timedelta(seconds=now)
+
+    def attach(self, timed: Timed) -> None:
+        """Run ``timed``'s timer on this clock from now on."""
+        self._timers.append(timed)
+
+    def detach(self, timed: Timed) -> None:
+        if timed in self._timers:
+            self._timers.remove(timed)
+
+    def use_settle(self, settle: Callable[[], Awaitable[None]]) -> None:
+        """How ``run_for`` lets woken tasks finish (the in-memory adapter sets it)."""
+        self._settle = settle
+
+    async def run_for(self, seconds: float) -> None:
+        """Move time ``seconds`` on, running every timer due on the way, in order."""
+        if seconds < 0:
+            raise ValueError("time does not go back")
+        until = self.now + seconds
+        await self._settled()
+        last, repeats = None, 0
+        while (due := self._next_due(until)) is not None:
+            repeats = repeats + 1 if due == last else 0
+            if repeats > _SAME_DEADLINE_LIMIT:
+                raise RuntimeError(f"a timer keeps its deadline {due} after it ran")
+            last = due
+            self.now = max(self.now, due)
+            for timed in list(self._timers):
+                deadline = timed.next_deadline()
+                if deadline is not None and deadline <= self.now and timed in self._timers:
+                    timed.handle_timer(self.now)
+            await self._settled()
+        self.now = until
+        await self._settled()
+
+    def _next_due(self, until: float) -> float | None:
+        deadlines = [d for t in self._timers if (d := t.next_deadline()) is not None]
+        due = min(deadlines, default=None)
+        return due if due is not None and due <= until else None
+
+    async def _settled(self) -> None:
+        if self._settle is not None:
+            await self._settle()
 
 
 def _ignore(core: Any, event: Event, now: float) -> None:
