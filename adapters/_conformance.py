@@ -4,6 +4,9 @@ session or station drifts from it. (Imported by a test too, so it stays importab
 
 from __future__ import annotations
 
+from ocpp_sansio.calls import SupportsBlockingCall, SupportsCall
+
+from . import asgi as asgi_adapter
 from . import asyncio as asyncio_adapter
 from . import threads as threads_adapter
 from . import trio as trio_adapter
@@ -51,3 +54,18 @@ def threads_objects(
     station: threads_adapter.Station,
 ) -> tuple[SyncServer, SyncCsmsSession, SyncStation]:
     return server, session, station
+
+
+def asgi_session(session: asgi_adapter.CsmsSession) -> AsyncCsmsSession:
+    return session
+
+
+def typed_calls(
+    on_trio: tuple[trio_adapter.CsmsSession, trio_adapter.Station],
+    on_asyncio: tuple[asyncio_adapter.CsmsSession, asyncio_adapter.Station],
+    on_asgi: asgi_adapter.CsmsSession,
+    on_threads: tuple[threads_adapter.CsmsSession, threads_adapter.Station],
+) -> tuple[list[SupportsCall], list[SupportsBlockingCall]]:
+    """Every session and station has ``call(request) -> response`` as the public
+    protocols say (``ocpp_sansio.calls``; tests/typing/check_router.py checks the types)."""
+    return [*on_trio, *on_asyncio, on_asgi], [*on_threads]

@@ -30,6 +30,7 @@ import attrs
 
 from ocpp_sansio.errors import ConnectFailedError, OcppCallError
 from ocpp_sansio.events import Event, RegistrationStatus, RequestReceived
+from ocpp_sansio.messages._model import Request
 from ocpp_sansio.station import StationCore
 
 from ._driver import CsmsCores, Driver, StationDriver, Wire, handler_method, log, server_policy
@@ -45,6 +46,7 @@ from ._ws import (
 from .surface import Connect, Serve
 
 Made = TypeVar("Made")
+R = TypeVar("R")
 
 #: The reason every adapter gives its stations when the CSMS stops (close code 1001).
 SHUTTING_DOWN = "the CSMS is shutting down"
@@ -481,7 +483,7 @@ class LoopSession(Session):
         self._change.set()
         self._change = self._new_event()
 
-    async def call(self, request: Any) -> Any:
+    async def call(self, request: Request[R]) -> R:
         """Send ``request`` and return the typed response. Raises OcppCallError for a
         CALLERROR, CallTimedOutError, CallLostError, InvalidResponseError or
         TransactionMessageDiscardedError (all but the first are CallFailedError); and
@@ -490,13 +492,14 @@ class LoopSession(Session):
         waiter = Waiter(self._new_event())
         message_id = self.start_call(request, waiter)
         if message_id is None:
-            return None
+            return None  # type: ignore[return-value]  # (Request[None]: a SEND)
         try:
             await waiter.done.wait()
         finally:
             if not waiter.done.is_set():
                 self.driver.forget(message_id)
-        return waiter.outcome()
+        response: R = waiter.outcome()
+        return response
 
     async def _run_request(self, generation: int, event: RequestReceived) -> None:
         try:
@@ -558,6 +561,13 @@ class LoopCsmsSession(LoopSession):
 
     def __init__(self, identity: str, driver: Driver, server: Server) -> None:
         super().__init__(driver, identity, server.on_request, server.on_event)
+
+    async def wait_registered(self) -> None:
+        """Return once this station's boot was answered Accepted: at once if it already
+        was (a station back from an outage resumes without a boot, B04), else at the
+        answer. Pending and Rejected answers do not end the wait: the station boots again."""
+        while self.driver.core.registration is not RegistrationStatus.ACCEPTED:
+            await self._change.wait()
 
     async def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the current connection in order and wait until it is gone."""

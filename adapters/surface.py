@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 from ocpp_sansio.errors import ConnectFailedError
 from ocpp_sansio.events import RegistrationStatus
+from ocpp_sansio.messages._model import Request
 
 from ._options import ServerOptions, StationOptions
 
@@ -39,6 +40,7 @@ __all__ = [
 
 
 Made = TypeVar("Made", covariant=True)
+R = TypeVar("R")
 
 
 class Serve(Protocol[Made]):
@@ -112,7 +114,9 @@ class SessionBase(Protocol):
 
 
 class AsyncCsmsSession(SessionBase, Protocol):
-    async def call(self, request: Any) -> Any: ...
+    async def call(self, request: Request[R]) -> R: ...
+
+    async def wait_registered(self) -> None: ...
 
     async def close(self, code: int = ..., reason: str = ...) -> None: ...
 
@@ -135,7 +139,7 @@ class AsyncStation(SessionBase, Protocol):
     @property
     def failure(self) -> ConnectFailedError | None: ...
 
-    async def call(self, request: Any) -> Any: ...
+    async def call(self, request: Request[R]) -> R: ...
 
     async def wait_connected(self) -> None: ...
 
@@ -154,7 +158,9 @@ AsyncConnect = Connect[AbstractAsyncContextManager[AsyncStation]]
 
 
 class SyncCsmsSession(SessionBase, Protocol):
-    def call(self, request: Any, timeout: float | None = ...) -> Any: ...
+    def call(self, request: Request[R], timeout: float | None = ...) -> R: ...
+
+    def wait_registered(self, timeout: float | None = ...) -> bool: ...
 
     def close(self, code: int = ..., reason: str = ...) -> None: ...
 
@@ -175,7 +181,7 @@ class SyncStation(SessionBase, Protocol):
     @property
     def failure(self) -> ConnectFailedError | None: ...
 
-    def call(self, request: Any, timeout: float | None = ...) -> Any: ...
+    def call(self, request: Request[R], timeout: float | None = ...) -> R: ...
 
     def wait_connected(self, timeout: float | None = ...) -> bool: ...
 

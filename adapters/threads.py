@@ -19,9 +19,10 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from ocpp_sansio.events import Event, RequestReceived
+from ocpp_sansio.events import Event, RegistrationStatus, RequestReceived
+from ocpp_sansio.messages._model import Request
 
 from ._driver import Driver, StationDriver, Wire, handler_method, log
 from ._options import ServerOptions
@@ -40,6 +41,8 @@ from ._skeleton import (
 from ._ws import NORMAL_CLOSURE
 
 __all__ = ["CsmsServer", "CsmsSession", "Station", "connect", "serve", "wall_clock"]
+
+R = TypeVar("R")
 
 #: The longest pause after a failing ``accept()`` (EMFILE, ENFILE, ENOBUFS ...).
 MAX_ACCEPT_PAUSE = 1.0
@@ -96,19 +99,20 @@ class _Threads(Session):
         with self.lock:
             super().answered(generation, message_id, response, error)
 
-    def call(self, request: Any, timeout: float | None = None) -> Any:
+    def call(self, request: Request[R], timeout: float | None = None) -> R:
         """The event-loop adapters' ``call()``, blocking. ``timeout`` bounds the wait
         (TimeoutError), for example for a transaction message held while offline; the
         request itself stays sent."""
         waiter = Waiter(threading.Event())
         message_id = self.start_call(request, waiter)
         if message_id is None:
-            return None
+            return None  # type: ignore[return-value]  # (Request[None]: a SEND)
         if not waiter.done.wait(timeout):
             with self.lock:
                 self.driver.forget(message_id)
             raise TimeoutError(f"no outcome for {message_id} within {timeout} s")
-        return waiter.outcome()
+        response: R = waiter.outcome()
+        return response
 
     def _run_request(self, generation: int, event: RequestReceived) -> None:
         try:
@@ -146,6 +150,13 @@ class CsmsSession(_Threads):
     def __init__(self, identity: str, driver: Driver, server: CsmsServer) -> None:
         self.lock = server.lock
         super().__init__(driver, identity, server.on_request, server.on_event)
+
+    def wait_registered(self, timeout: float | None = None) -> bool:
+        """Wait until this station's boot was answered Accepted (at once if it already
+        was: a station back from an outage resumes without a boot, B04); False on timeout."""
+        with self.lock:
+            accepted = RegistrationStatus.ACCEPTED
+            return bool(self._change.wait_for(lambda: self.registration is accepted, timeout))
 
     def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the current connection in order and wait until it is gone."""

@@ -12,38 +12,40 @@ from datetime import UTC, datetime
 import uvicorn
 from fastapi import FastAPI, HTTPException
 
-from ocpp_sansio.adapters import OcppCallError, StationOptions
-from ocpp_sansio.adapters.asgi import asgi_app
-from ocpp_sansio.adapters.asyncio import connect
+from ocpp_sansio import Router
+from ocpp_sansio.adapters import StationOptions, identity_key
+from ocpp_sansio.adapters.asgi import CsmsSession, asgi_app
+from ocpp_sansio.adapters.asyncio import Station, connect
 from ocpp_sansio.messages import v16, v201
 
-
-class Csms:
-    async def on_request(self, session, request):
-        now = datetime.now(UTC)
-        match request:
-            case v201.BootNotificationRequest():
-                accepted = v201.RegistrationStatusEnum.ACCEPTED
-                return v201.BootNotificationResponse(
-                    status=accepted, current_time=now, interval=300
-                )
-            case v16.BootNotificationRequest():
-                accepted = v16.RegistrationStatus.ACCEPTED
-                return v16.BootNotificationResponse(status=accepted, current_time=now, interval=300)
-            case v201.HeartbeatRequest():
-                return v201.HeartbeatResponse(current_time=now)
-            case v16.HeartbeatRequest():
-                return v16.HeartbeatResponse(current_time=now)
-        raise OcppCallError("NotSupported", f"{type(request).__name__} is not handled here")
+router = Router()
 
 
-csms = asgi_app(Csms(), versions=["2.0.1", "1.6"])
+@router.on(v201.BootNotificationRequest)
+async def boot(
+    session: CsmsSession, request: v201.BootNotificationRequest
+) -> v201.BootNotificationResponse:
+    accepted = v201.RegistrationStatusEnum.ACCEPTED
+    now = datetime.now(UTC)
+    return v201.BootNotificationResponse(status=accepted, current_time=now, interval=300)
+
+
+@router.on(v16.BootNotificationRequest)
+async def boot_1_6(
+    session: CsmsSession, request: v16.BootNotificationRequest
+) -> v16.BootNotificationResponse:
+    accepted = v16.RegistrationStatus.ACCEPTED
+    now = datetime.now(UTC)
+    return v16.BootNotificationResponse(status=accepted, current_time=now, interval=300)
+
+
+csms = asgi_app(router, versions=["2.0.1", "1.6"])
 api = FastAPI()
 api.mount("/ocpp", csms)  # the station identity is the last path segment
 
 
 @api.get("/stations")
-async def stations():
+async def stations() -> dict[str, dict[str, object]]:
     return {
         session.identity: {"version": session.version, "connected": session.connected}
         for session in csms.sessions.values()
@@ -51,32 +53,41 @@ async def stations():
 
 
 @api.post("/stations/{identity}/operative")
-async def make_operative(identity: str):
-    session = csms.sessions.get(identity.casefold())
+async def make_operative(identity: str) -> dict[str, str]:
+    session = csms.sessions.get(identity_key(identity))
     if session is None or not session.connected:
         raise HTTPException(404, f"{identity} is not connected")
     if session.version == "1.6":
-        request = v16.ChangeAvailabilityRequest(connector_id=0, type=v16.AvailabilityType.OPERATIVE)
-    else:
-        request = v201.ChangeAvailabilityRequest(
-            operational_status=v201.OperationalStatusEnum.OPERATIVE
+        operative = v16.AvailabilityType.OPERATIVE
+        answer_1_6 = await session.call(
+            v16.ChangeAvailabilityRequest(connector_id=0, type=operative)
         )
+        return {"status": str(answer_1_6.status)}
+    request = v201.ChangeAvailabilityRequest(
+        operational_status=v201.OperationalStatusEnum.OPERATIVE
+    )
     answer = await session.call(request)
     return {"status": str(answer.status)}
 
 
-async def station_answers(station, request):
-    if isinstance(request, v201.ChangeAvailabilityRequest):
-        return v201.ChangeAvailabilityResponse(status=v201.ChangeAvailabilityStatusEnum.ACCEPTED)
-    raise OcppCallError("NotSupported")
+# The example's own station answers the CSMS with a router of its own.
+station_side = Router()
 
 
-def http(method, url):
+@station_side.on(v201.ChangeAvailabilityRequest)
+async def change_availability(
+    station: Station, request: v201.ChangeAvailabilityRequest
+) -> v201.ChangeAvailabilityResponse:
+    return v201.ChangeAvailabilityResponse(status=v201.ChangeAvailabilityStatusEnum.ACCEPTED)
+
+
+def http(method: str, url: str) -> dict[str, object]:
     with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=5) as answer:
-        return json.load(answer)
+        body: dict[str, object] = json.load(answer)
+        return body
 
 
-async def main():
+async def main() -> None:
     server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=0, log_level="warning"))
     serving = asyncio.create_task(server.serve())
     while not server.started:
@@ -88,8 +99,9 @@ async def main():
     )
     url = f"ws://{base}/ocpp/CS001"
     options = StationOptions(max_attempts=3)
+    answers = station_side.on_request
     async with connect(
-        url, version="2.0.1", boot=boot, on_request=station_answers, options=options
+        url, version="2.0.1", boot=boot, on_request=answers, options=options
     ) as station:
         await station.wait_registered()
         print("stations:", await asyncio.to_thread(http, "GET", f"http://{base}/stations"))

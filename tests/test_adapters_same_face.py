@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio
 import pytest
-from _adapterkit import KITS, Kit
+from _adapterkit import KITS, Kit, until
 
 from ocpp_sansio import OcppCallError, RegistrationStatus, Router, SupportsCall
 from ocpp_sansio.adapters import memory
@@ -87,3 +87,31 @@ async def test_the_same_scenario_behaves_alike(kit: Kit) -> None:
                 with pytest.raises(OcppCallError) as raised:
                     await kit.call(station, v201.AuthorizeRequest(id_token=token))
                 assert raised.value.error_code == "NotSupported"
+
+
+@pytest.mark.parametrize("kit", sorted(KITS), indirect=True)
+async def test_the_csms_session_waits_for_the_registration(kit: Kit) -> None:
+    """``session.wait_registered()`` on the socket adapters: a Pending answer does not end
+    the wait, the Accepted one after the station's next boot does (B02.FR.08); then it
+    returns at once."""
+    statuses = [v201.RegistrationStatusEnum.PENDING, v201.RegistrationStatusEnum.ACCEPTED]
+    router = Router()
+
+    def boot(session: Any, request: v201.BootNotificationRequest) -> Any:
+        status = statuses.pop(0)
+        return v201.BootNotificationResponse(current_time=NOW, interval=1, status=status)
+
+    async def boot_async(session: SupportsCall, request: v201.BootNotificationRequest) -> Any:
+        return boot(session, request)
+
+    router.on(v201.BootNotificationRequest)(boot if kit.blocking else boot_async)
+    with anyio.fail_after(20):
+        async with kit.serve_handler(router, versions=["2.0.1"]) as server:
+            url = f"ws://127.0.0.1:{server.port}/ocpp/CS001"
+            async with kit.connect(url, "2.0.1"):
+                await until(lambda: "cs001" in server.sessions)
+                session = server.sessions["cs001"]
+                await kit.wait_registered(session)
+                assert session.registration is RegistrationStatus.ACCEPTED
+                assert statuses == []
+                await kit.wait_registered(session)  # at once now

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import reveal_type
 
 from ocpp_sansio import Router, SupportsBlockingCall, SupportsCall
+from ocpp_sansio.adapters import asgi, threads, trio
 from ocpp_sansio.messages import v16, v21, v201
 
 router = Router()
@@ -56,3 +57,18 @@ async def expects_the_1_6_answer(session: SupportsCall) -> v16.ClearCacheRespons
 async def sends(session: SupportsCall) -> None:
     send = v21.NotifyPeriodicEventStream(id=1, pending=0, basetime=NOW, data=[])
     reveal_type(await session.call(send))  # R: None
+
+
+# The adapters' own sessions and stations are typed alike.
+async def on_trio(session: trio.CsmsSession, station: trio.Station) -> None:
+    reveal_type(await session.call(v201.ClearCacheRequest()))  # R: ocpp_sansio.messages.v201.ClearCacheResponse
+    reveal_type(await station.call(v16.HeartbeatRequest()))  # R: ocpp_sansio.messages.v16.HeartbeatResponse
+
+
+async def on_asgi(session: asgi.CsmsSession) -> None:
+    reveal_type(await session.call(v16.ClearCacheRequest()))  # R: ocpp_sansio.messages.v16.ClearCacheResponse
+
+
+def on_threads(session: threads.CsmsSession, station: threads.Station) -> None:
+    reveal_type(session.call(v201.ClearCacheRequest(), timeout=5))  # R: ocpp_sansio.messages.v201.ClearCacheResponse
+    reveal_type(station.call(v201.HeartbeatRequest()))  # R: ocpp_sansio.messages.v201.HeartbeatResponse
