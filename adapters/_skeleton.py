@@ -409,12 +409,20 @@ class Server:
     (``_new_session``)."""
 
     def __init__(
-        self, handler: Any, versions: Any, options: ServerOptions, clock: Callable[[], float]
+        self,
+        handler: Any,
+        versions: Any,
+        options: ServerOptions,
+        clock: Callable[[], float],
+        *,
+        wall_clock: WallClock | None = None,
     ) -> None:
+        """``clock()`` is the adapter's time; ``wall_clock`` maps it to dates (default:
+        ``wall_clock_for(clock)``)."""
         self.handler = handler
         self.options = options
         self.policy = server_policy(versions, options)
-        self.cores = CsmsCores(options, wall_clock_for(clock))
+        self.cores = CsmsCores(options, wall_clock or wall_clock_for(clock))
         self.sessions: dict[str, Any] = {}
         self.links: set[Link] = set()
         self.port = 0
@@ -543,9 +551,15 @@ class LoopServer(Server):
     _new_event: Callable[[], AsyncEvent]
 
     def __init__(
-        self, handler: Any, versions: Any, options: ServerOptions, clock: Callable[[], float]
+        self,
+        handler: Any,
+        versions: Any,
+        options: ServerOptions,
+        clock: Callable[[], float],
+        *,
+        wall_clock: WallClock | None = None,
     ) -> None:
-        super().__init__(handler, versions, options, clock)
+        super().__init__(handler, versions, options, clock, wall_clock=wall_clock)
         self._stopped = self._new_event()
 
     async def serve_forever(self) -> None:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ocpp_sansio import Router, StationCore
+from ocpp_sansio.adapters import StationOptions
 from ocpp_sansio.flows import Activity, RemoteControl
 from ocpp_sansio.messages import v201
 from ocpp_sansio.testing.memory import CsmsSession, VirtualClock, connect, serve
@@ -60,7 +61,8 @@ async def test_the_station_accepts_a_remote_start() -> None:
     clock = VirtualClock()
     async with serve(make_csms([]), clock=clock) as server:
         url = f"ws://127.0.0.1:{server.port}/ocpp/CS001"
-        async with connect(url, version="2.0.1", boot=BOOT, clock=clock, flows=station_flows) as cs:
+        options = StationOptions(flows=station_flows)
+        async with connect(url, version="2.0.1", boot=BOOT, clock=clock, options=options) as cs:
             await cs.wait_registered()
             session = server.sessions["cs001"]
             token = v201.IdToken(id_token="TAG-1", type=v201.IdTokenEnum.ISO14443)

@@ -173,7 +173,7 @@ def test_a_url_connect_cannot_use_is_refused_at_once(url: str, problem: str) -> 
 
 def test_every_adapter_conforms_to_the_declared_surface() -> None:
     """(mypy checks the types; this keeps the check's module importable and complete.)"""
-    assert set(_conformance.SERVE) == set(_conformance.CONNECT) == {"trio", "asyncio"}
+    assert set(_conformance.SERVE) == set(_conformance.CONNECT) == {"trio", "asyncio", "memory"}
     assert _conformance.SYNC_SERVE is threads_adapter.serve
     assert set(surface.__all__) >= {"AsyncServer", "AsyncStation", "SyncServer", "SyncStation"}
 

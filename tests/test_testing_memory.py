@@ -18,7 +18,7 @@ from ocpp_sansio import (
     Router,
     SupportsCall,
 )
-from ocpp_sansio.adapters import Backoff
+from ocpp_sansio.adapters import Backoff, StationOptions
 from ocpp_sansio.flows import Activity, RemoteControl, RemoteStartAccepted
 from ocpp_sansio.messages import v201
 from ocpp_sansio.testing.memory import VirtualClock, connect, serve
@@ -101,8 +101,8 @@ async def test_a_csms_session_calls_and_the_station_flows_answer() -> None:
             version="2.0.1",
             boot=BOOT,
             clock=clock,
-            flows=remote_control,
             on_event=on_event,
+            options=StationOptions(flows=remote_control),
         ) as station,
     ):
         await station.wait_registered()
@@ -179,7 +179,7 @@ async def test_the_station_reconnects_after_its_back_off_and_resumes_without_a_b
             f"ws://127.0.0.1:{server.port}/ocpp/CS001",
             version="2.0.1",
             boot=BOOT,
-            backoff=backoff,
+            options=StationOptions(backoff=backoff),
         ) as station,
     ):
         await station.wait_registered()
@@ -224,7 +224,8 @@ async def test_the_csms_session_waits_for_the_registration_and_reports_it() -> N
 
 
 async def test_a_url_where_no_server_listens_fails_like_a_refused_socket() -> None:
-    async with connect(URL, version="2.0.1", boot=BOOT, max_attempts=1) as station:
+    once = StationOptions(max_attempts=1)
+    async with connect(URL, version="2.0.1", boot=BOOT, options=once) as station:
         with pytest.raises(ConnectFailedError, match="no in-memory server"):
             await station.wait_connected()
 
@@ -249,7 +250,7 @@ async def test_a_station_on_another_clock_cannot_reach_the_server() -> None:
             version="2.0.1",
             boot=BOOT,
             clock=VirtualClock(),
-            max_attempts=1,
+            options=StationOptions(max_attempts=1),
         ) as station,
     ):
         with pytest.raises(ConnectFailedError, match="another VirtualClock"):
