@@ -14,6 +14,8 @@ import anyio.to_thread
 import pytest
 from _adapterkit import KITS, Kit, Script, until
 
+from ocpp_sansio.adapters import StationOptions
+from ocpp_sansio.adapters.charging_station._common import station_options
 from ocpp_sansio.charging_station import ChargingStation, NetworkProfile, StationInfo
 from ocpp_sansio.flows._base import build
 
@@ -72,9 +74,9 @@ def anyio_backend(kit: Kit) -> str:
 
 
 @contextlib.asynccontextmanager
-async def handle_on(kit: Kit, facade: ChargingStation) -> AsyncIterator[Any]:
+async def handle_on(kit: Kit, facade: ChargingStation, **kwargs: Any) -> AsyncIterator[Any]:
     module = importlib.import_module(f"ocpp_sansio.adapters.charging_station.{kit.name}")
-    manager = module.run(facade, "CS001")
+    manager = module.run(facade, "CS001", **kwargs)
     if not kit.blocking:
         async with manager as handle:
             yield handle
@@ -122,3 +124,37 @@ async def test_handle_boots_authorizes_charges_and_transfers_data(kit: Kit) -> N
             assert [p.limit for p in schedule.periods] == [10.0]
             assert sorted(await run("get_all_composite_schedules", 60, "W")) == [0, 1]
         assert facade.application.energy == [1]  # type: ignore[attr-defined]
+
+
+def facade_for(port: int) -> ChargingStation:
+    return ChargingStation(
+        "2.0.1",
+        application=Hardware(),
+        info=StationInfo(vendor="ocpp-sansio", model="Handle"),
+        network_profiles={0: NetworkProfile(ocpp_csms_url=f"ws://127.0.0.1:{port}/ocpp")},
+        wall_clock=lambda now: datetime.now(UTC),
+    )
+
+
+async def test_handle_takes_station_options_with_the_facades_flows_and_waits(kit: Kit) -> None:
+    """``run(..., options=StationOptions(...))``: the caller's options (here a frame
+    observer and HTTP Basic) apply; the facade's flows and RetryBackOff* waits join them."""
+    script = Script()
+    seen: list[str] = []
+    options = StationOptions(
+        auth="0123456789abcdef", observer=lambda d, i, v, text, t: seen.append(f"{d} {text}")
+    )
+    async with kit.serve(script, auth={"CS001": "0123456789abcdef"}) as server:
+        facade = facade_for(server.port)
+        async with handle_on(kit, facade, options=options):
+            await until(lambda: "StatusNotification" in script.actions())
+        assert any(f.startswith("sent [2,") and "BootNotification" in f for f in seen)
+    given = station_options(facade, options)
+    assert given.flows == facade.flows and given.observer is options.observer
+    assert given.backoff.minimum == facade.network.backoff.wait_minimum
+
+
+def test_a_handle_refuses_flows_of_its_own() -> None:
+    facade = facade_for(9)
+    with pytest.raises(TypeError, match="own flows"):
+        station_options(facade, StationOptions(flows=lambda core: []))

@@ -1,13 +1,15 @@
 """What the three handles share: the facade's reports without ``now``, the URL and the
-back-off from the facade's network profile and RetryBackOff* settings, and the events
-the handles wait on."""
+connection's options from the facade's network profile, flows and RetryBackOff*
+settings, and the events the handles wait on."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from ocpp_sansio.adapters._driver import Backoff
+import attrs
+
+from ocpp_sansio.adapters._options import Backoff, StationOptions
 from ocpp_sansio.charging_station import ChargingStation, TokenValidated
 from ocpp_sansio.errors import LocalProtocolError
 
@@ -26,6 +28,15 @@ def backoff(facade: ChargingStation) -> Backoff:
     """The reconnect waits of OCPPCommCtrlr.RetryBackOff* (Part 4 §5.3)."""
     b = facade.network.backoff
     return Backoff(minimum=b.wait_minimum, random_range=b.random_range, repeat_times=b.repeat_times)
+
+
+def station_options(facade: ChargingStation, options: StationOptions | None) -> StationOptions:
+    """The options of the handle's connection: the caller's (TLS, HTTP Basic, WebSocket
+    limits, an observer ...) with the facade's flows and its RetryBackOff* waits."""
+    options = options or StationOptions()
+    if options.flows is not None:
+        raise TypeError("the facade hosts its own flows: options.flows must be None")
+    return attrs.evolve(options, flows=facade.flows, backoff=backoff(facade))
 
 
 class TokenWaiters:

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from ocpp_sansio.adapters import threads as adapter
+from ocpp_sansio.adapters._options import StationOptions
 from ocpp_sansio.charging_station import ChargingStation
 from ocpp_sansio.errors import CallFailedError, LocalProtocolError
 
-from ._common import Reports, TokenWaiters, backoff, station_url
+from ._common import Reports, TokenWaiters, station_options, station_url
 
 
 class Handle(Reports):
@@ -70,12 +70,12 @@ def run(
     *,
     url: str | None = None,
     on_event: Callable[[Handle, Any], None] | None = None,
-    auth: str | bytes | None = None,
-    ssl_context: ssl.SSLContext | None = None,
+    options: StationOptions | None = None,
 ) -> Iterator[Handle]:
     """Start the facade and keep it connected to ``url`` (default: its first network
-    profile) with the RetryBackOff* waits; events the facade leaves for the application
-    go to ``on_event(handle, event)`` (on the adapter's thread)."""
+    profile) with the RetryBackOff* waits and ``options`` (TLS, HTTP Basic ...: a
+    ``StationOptions`` without flows, the facade brings its own); events the facade
+    leaves for the application go to ``on_event(handle, event)`` (on the adapter's thread)."""
     waiters = TokenWaiters()
     handle: Handle | None = None
 
@@ -88,11 +88,8 @@ def run(
     with adapter.connect(
         url or station_url(facade, identity),
         core=facade.core,
-        flows=facade.flows,
         on_event=events,
-        auth=auth,
-        ssl_context=ssl_context,
-        backoff=backoff(facade),
+        options=station_options(facade, options),
     ) as station:
         handle = Handle(facade, station, waiters)
         yield handle

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from ocpp_sansio.adapters._options import StationOptions
 from ocpp_sansio.charging_station import ChargingStation
 from ocpp_sansio.errors import CallFailedError, LocalProtocolError, needs_extra
 
-from ._common import Reports, TokenWaiters, backoff, station_url
+from ._common import Reports, TokenWaiters, station_options, station_url
 
 with needs_extra("trio", needed_by="ocpp_sansio.adapters.charging_station.trio"):
     import trio
@@ -65,12 +65,12 @@ async def run(
     *,
     url: str | None = None,
     on_event: Callable[[Handle, Any], Awaitable[None]] | None = None,
-    auth: str | bytes | None = None,
-    ssl_context: ssl.SSLContext | None = None,
+    options: StationOptions | None = None,
 ) -> AsyncIterator[Handle]:
     """Start the facade and keep it connected to ``url`` (default: its first network
-    profile) with the RetryBackOff* waits; events the facade leaves for the application
-    go to ``on_event(handle, event)``."""
+    profile) with the RetryBackOff* waits and ``options`` (TLS, HTTP Basic ...: a
+    ``StationOptions`` without flows, the facade brings its own); events the facade
+    leaves for the application go to ``on_event(handle, event)``."""
     waiters = TokenWaiters()
     handle: Handle | None = None
 
@@ -83,11 +83,8 @@ async def run(
     async with adapter.connect(
         url or station_url(facade, identity),
         core=facade.core,
-        flows=facade.flows,
         on_event=events,
-        auth=auth,
-        ssl_context=ssl_context,
-        backoff=backoff(facade),
+        options=station_options(facade, options),
     ) as station:
         handle = Handle(facade, station, waiters)
         yield handle
