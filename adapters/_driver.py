@@ -482,15 +482,38 @@ class _HasDriver(Protocol):
 S = TypeVar("S", bound=_HasDriver)
 
 
+#: ``observe(core, flows) -> [flow, ...]``: flows to put ahead of ``flows`` (the
+#: application's, just made for the new ``core``) on a CSMS's every new core.
+ObserverFlows = Callable[[CsmsCore, Sequence[Any]], Sequence[Any]]
+
+
 class CsmsCores:
     """A CSMS's choice of core for each station connection: the session it had (one core
     per identity, case-insensitive, kept across reconnects) or a new one from the
-    application's ``core_factory`` (or a plain ``CsmsCore``), each with its own flows."""
+    application's ``core_factory`` (or a plain ``CsmsCore``), each with its own flows:
+    the observers' first (``observer_flows``), then the application's."""
 
     def __init__(self, options: ServerOptions, wall_clock: WallClock) -> None:
         self.options = options
         self.id_generator = options.id_generator or uuid_ids
         self.wall_clock = options.wall_clock or wall_clock
+        #: Who adds flows ahead of the application's on every new core (a cluster node's
+        #: tap); they see each event first and should keep none.
+        self.observer_flows: list[ObserverFlows] = []
+
+    def _flows(self) -> FlowFactory | None:
+        """The flows factory of a new core: the application's, behind the observers'."""
+        app = self.options.flows
+        observers = list(self.observer_flows)
+        if not observers:
+            return app
+
+        def flows(core: CsmsCore) -> list[Any]:
+            own = list(app(core)) if app is not None else []
+            first = [flow for observe in observers for flow in observe(core, own)]
+            return [*first, *own]
+
+        return flows
 
     def new_driver(self, identity: str, version: str) -> Driver:
         options = self.options
@@ -516,7 +539,7 @@ class CsmsCores:
                 )
         return Driver(
             core,
-            options.flows,
+            self._flows(),
             identity=identity,
             observer=options.observer,
             wall_clock=self.wall_clock,

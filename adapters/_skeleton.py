@@ -22,7 +22,7 @@ earlier; bytes still leave in order, because they are taken from the WebSocket i
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -33,7 +33,16 @@ from ocpp_sansio.events import Event, RegistrationStatus, RequestReceived
 from ocpp_sansio.messages._model import Request
 from ocpp_sansio.station import StationCore
 
-from ._driver import CsmsCores, Driver, StationDriver, Wire, handler_method, log, server_policy
+from ._driver import (
+    CsmsCores,
+    Driver,
+    ObserverFlows,
+    StationDriver,
+    Wire,
+    handler_method,
+    log,
+    server_policy,
+)
 from ._options import ServerOptions, StationOptions, WallClock
 from ._ws import (
     DEFAULT_VERSIONS,
@@ -41,6 +50,7 @@ from ._ws import (
     NORMAL_CLOSURE,
     ClientWebSocket,
     Closed,
+    Phase,
     ServerWebSocket,
 )
 from .surface import Connect, Serve
@@ -168,13 +178,16 @@ class Owner(Protocol):
 class Link:
     """One socket's plumbing: its WebSocket and, once the handshake placed it, its session."""
 
-    __slots__ = ("owner", "session", "transport", "ws")
+    __slots__ = ("held", "owner", "session", "transport", "ws")
 
     def __init__(self, ws: Wire, owner: Owner, transport: Transport) -> None:
         self.ws = ws
         self.owner = owner
         self.transport = transport
         self.session: Session | None = None
+        #: While the server admits the link (``LoopServer.admission``): what arrived
+        #: meanwhile, read once it is placed.
+        self.held: list[Any] | None = None
 
     # --- entry points: each ends in transmit() ---------------------------------------------------
 
@@ -197,6 +210,9 @@ class Link:
         if session is not None:
             session.driver.receive(self.ws, data, now)
             session.process()
+        elif self.held is not None and data is not None:
+            self.held.append(data)  # (the end of file is not held: the link ends now)
+            return
         else:
             self.ws.receive_data(data, now)
             self._handshake(now)
@@ -433,6 +449,14 @@ class Server:
     def _new_session(self, identity: str, driver: Driver) -> Session:
         raise NotImplementedError
 
+    def add_observer_flows(self, observe: ObserverFlows) -> None:
+        """From now on, every new core's flows start with ``observe(core, flows)``
+        (``flows``: the application's, just made for it): flows that see each of the
+        core's events first and keep none (a cluster node's tap, a recorder). ``observe``
+        may also prepare the application's flows before the core's first message (a
+        cluster node puts a station's state into them)."""
+        self.cores.observer_flows.append(observe)
+
     def new_link(self, transport: Transport) -> Link:
         """A connection was accepted: its link, judged by the handshake policy."""
         ws = ServerWebSocket(
@@ -545,8 +569,17 @@ class LoopSession(Session):
             await self._link_finished(link)
 
 
+#: ``await admission(identity, link)`` before a station connection reaches a core; raising
+#: refuses it (closed with 1013). It may return ``placed(link)``, called once the link's
+#: session talks over it.
+Admission = Callable[[str, Link], Awaitable[Callable[[Link], None] | None]]
+#: The close code of a connection the admission refused (RFC 6455 §7.4.1 "try again later").
+TRY_AGAIN_LATER = 1013
+
+
 class LoopServer(Server):
-    """A CSMS server on an event loop: ``serve_forever()`` until ``stop()``."""
+    """A CSMS server on an event loop: ``serve_forever()`` until ``stop()``; an optional
+    ``admission`` step between a station's handshake and its session."""
 
     _new_event: Callable[[], AsyncEvent]
 
@@ -561,6 +594,50 @@ class LoopServer(Server):
     ) -> None:
         super().__init__(handler, versions, options, clock, wall_clock=wall_clock)
         self._stopped = self._new_event()
+        #: Run for each station connection once its handshake is done, before its first
+        #: message reaches a core (``Admission``): a cluster node claims the station
+        #: there. Meanwhile what the station sends waits (asyncio stops reading it); if
+        #: it raises, the connection is closed with 1013 and never reaches a session.
+        self.admission: Admission | None = None
+
+    def _run_soon(
+        self, link: Link, function: Callable[..., Coroutine[Any, Any, None]], *args: Any
+    ) -> None:
+        """Run ``function(*args)`` as a task of the server (or of ``link``'s connection)."""
+        raise NotImplementedError
+
+    def _reading(self, link: Link, on: bool) -> None:
+        """Stop or resume reading ``link``'s socket, where the adapter can (back-pressure
+        while it is admitted)."""
+
+    def opened(self, link: Link, now: float) -> None:
+        admission = self.admission
+        if admission is None or link.ws.phase is not Phase.OPEN:
+            super().opened(link, now)
+        elif link.held is None:
+            link.held = []
+            self._reading(link, False)
+            self._run_soon(link, self._admit, admission, link)
+
+    async def _admit(self, admission: Admission, link: Link) -> None:
+        identity = link.ws.identity
+        try:
+            placed = await admission(identity, link)
+        except Exception as error:
+            link.held = None
+            log.warning("station %r not admitted: %s", identity, error)
+            link.close(TRY_AGAIN_LATER, "the CSMS cannot take this station now", self._clock())
+            return
+        finally:
+            self._reading(link, True)
+        held, link.held = link.held or [], None
+        now = self._clock()
+        super().opened(link, now)
+        if placed is not None and link.session is not None:
+            placed(link)
+        for data in held:
+            link.received(data, now)
+        link.transmit()
 
     async def serve_forever(self) -> None:
         """Wait until ``stop()`` is called (or the task is cancelled)."""

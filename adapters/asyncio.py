@@ -158,10 +158,16 @@ class _Asyncio(LoopSession):
         await _finished(link)
 
 
-async def _finished(link: Link) -> None:
+def protocol_of(link: Link) -> _Protocol:
+    """The asyncio protocol ``link`` runs on (``finished`` resolves once its socket is
+    closed)."""
     transport = link.transport
     assert isinstance(transport, _Protocol)
-    await asyncio.shield(transport.finished)
+    return transport
+
+
+async def _finished(link: Link) -> None:
+    await asyncio.shield(protocol_of(link).finished)
 
 
 # --- the CSMS ----------------------------------------------------------------------------------
@@ -196,6 +202,18 @@ class CsmsServer(LoopServer):
 
     def _new_session(self, identity: str, driver: Driver) -> CsmsSession:
         return CsmsSession(identity, driver, self)
+
+    def _run_soon(
+        self, link: Link, function: Callable[..., Coroutine[Any, Any, None]], *args: Any
+    ) -> None:
+        task = asyncio.ensure_future(function(*args))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _reading(self, link: Link, on: bool) -> None:
+        transport = cast(_Protocol, link.transport).transport
+        if transport is not None and not transport.is_closing():
+            (transport.resume_reading if on else transport.pause_reading)()
 
     async def _start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()

@@ -15,7 +15,7 @@ import contextlib
 import itertools
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
 from ocpp_sansio.errors import needs_extra
@@ -242,6 +242,11 @@ class CsmsServer(LoopServer):
 
     def _new_session(self, identity: str, driver: Driver) -> CsmsSession:
         return CsmsSession(identity, driver, self)
+
+    def _run_soon(
+        self, link: Link, function: Callable[..., Coroutine[Any, Any, None]], *args: Any
+    ) -> None:
+        self._tasks.start_soon(function, *args)
 
     def accept(self, client: _End) -> None:
         """A station's connection arrives: our end of it."""

@@ -15,7 +15,7 @@ import contextlib
 import math
 import os
 import ssl
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
 from ocpp_sansio.errors import needs_extra
@@ -342,6 +342,11 @@ class CsmsServer(LoopServer):
 
     def _new_session(self, identity: str, driver: Driver) -> CsmsSession:
         return CsmsSession(identity, driver, self)
+
+    def _run_soon(
+        self, link: Link, function: Callable[..., Coroutine[Any, Any, None]], *args: Any
+    ) -> None:
+        self._nursery.start_soon(function, *args)
 
     async def _listen(self, listeners: list[trio.abc.Listener[Any]]) -> None:
         with self._listening:

@@ -15,13 +15,14 @@ import sys
 from _adapterkit import QUIET
 from _clusterkit import Csms, csms_flows
 
+from ocpp_sansio.adapters import ServerOptions
 from ocpp_sansio.adapters.asyncio import serve
 from ocpp_sansio.adapters.cluster import cluster_node
 
 
 async def main(url: str, name: str, prefix: str, lease: float) -> None:
     async with (
-        serve(Csms(), ws_options=QUIET, flows=csms_flows) as server,
+        serve(Csms(), options=ServerOptions(ws_options=QUIET, flows=csms_flows)) as server,
         cluster_node(server, url, node=name, prefix=prefix, lease_ttl=lease),
     ):
         print(json.dumps({"port": server.port}), flush=True)

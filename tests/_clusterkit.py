@@ -13,7 +13,14 @@ from typing import Any
 
 from _adapterkit import QUIET, boot, request, until
 
-from ocpp_sansio.adapters import Backoff, Disconnected, OcppCallError
+from ocpp_sansio.adapters import (
+    Backoff,
+    Disconnected,
+    OcppCallError,
+    ServerOptions,
+    StationOptions,
+    identity_key,
+)
 from ocpp_sansio.adapters.asyncio import CsmsServer, connect, serve
 from ocpp_sansio.adapters.cluster import (
     AsyncioSeam,
@@ -108,7 +115,8 @@ def csms_flows(core: Any) -> list[Any]:
 async def csms_node(engines: Engines, name: str) -> AsyncIterator[tuple[CsmsServer, ClusterNode]]:
     """A CSMS on 127.0.0.1 that is node ``name`` of the cluster."""
     engine = await engines.engine(name)
-    async with serve(Csms(), ws_options=QUIET, flows=csms_flows) as server:
+    options = ServerOptions(ws_options=QUIET, flows=csms_flows)
+    async with serve(Csms(), options=options) as server:
         node = ClusterNode(engine, AsyncioSeam(server))
         await node.start()
         try:
@@ -154,21 +162,15 @@ async def station(
     server: CsmsServer, identity: str, log: StationLog, version: str = "2.0.1", core: Any = None
 ) -> AsyncIterator[Any]:
     """A station connected to ``server`` (booted, or going on with ``core``)."""
-    options: dict[str, Any] = (
-        {"core": core}
-        if core is not None
-        else {
-            "version": version,
-            "boot": boot(version),
-        }
+    given: dict[str, Any] = (
+        {"core": core} if core is not None else {"version": version, "boot": boot(version)}
     )
     async with connect(
         station_url(server, identity),
         on_request=log.on_request,
         on_event=log.on_event,
-        ws_options=QUIET,
-        backoff=NO_RETRY,
-        **options,
+        options=StationOptions(ws_options=QUIET, backoff=NO_RETRY),
+        **given,
     ) as connected:
         await connected.wait_connected()
         await connected.wait_registered()
@@ -177,7 +179,7 @@ async def station(
 
 
 def server_has(server: CsmsServer, identity: str) -> bool:
-    session = server.sessions.get(identity.casefold())
+    session = server.sessions.get(identity_key(identity))
     return session is not None and session.connected
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from _adapterkit import QUIET, boot, request
 
-from ocpp_sansio.adapters import Backoff, OcppCallError
+from ocpp_sansio.adapters import Backoff, OcppCallError, StationOptions
 from ocpp_sansio.adapters.asyncio import connect
 from ocpp_sansio.adapters.cluster import (
     ClusterClient,
@@ -202,8 +202,7 @@ async def test_failover_two_node_processes_sigkill_one_stations_move_calls_reach
                                 version="2.0.1",
                                 boot=boot("2.0.1"),
                                 on_request=app.on_request,
-                                ws_options=QUIET,
-                                backoff=FAST_RETRY,
+                                options=StationOptions(ws_options=QUIET, backoff=FAST_RETRY),
                             )
                         )
                         for identity in identities
