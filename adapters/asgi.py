@@ -10,7 +10,9 @@ preference, identity, ``known_identity``, HTTP Basic for security profiles 1 and
 a TLS-terminating server), and each station's session lives in ``app.sessions`` across
 its reconnects. The web server frames the WebSocket and answers pings, so the link's
 WebSocket here is message-level; everything else is the skeleton's (``_skeleton``).
-Runs under asyncio or trio (through anyio).
+Runs under asyncio or trio (through anyio). TLS ends at the web server: a client
+certificate it reports in the ASGI TLS extension is judged by ``certificate_check``
+(security profile 3) and becomes the session's ``peer_certificate``.
 """
 
 from __future__ import annotations
@@ -63,6 +65,45 @@ def asgi_app(
     connect, ``versions`` in our order of preference. ``options.ssl_context`` and
     ``backlog`` belong to the web server here; pings and compression too."""
     return OcppAsgi(handler, versions, options or ServerOptions())
+
+
+#: Subject attributes by OID, under the names ``ssl.SSLSocket.getpeercert()`` gives them.
+_ATTRIBUTE_NAMES = {
+    "2.5.4.3": "commonName",
+    "2.5.4.5": "serialNumber",
+    "2.5.4.6": "countryName",
+    "2.5.4.7": "localityName",
+    "2.5.4.8": "stateOrProvinceName",
+    "2.5.4.10": "organizationName",
+    "2.5.4.11": "organizationalUnitName",
+    "1.2.840.113549.1.9.1": "emailAddress",
+}
+
+
+def scope_certificate(scope: Scope) -> dict[str, Any] | None:
+    """The TLS client certificate the web server reports in the ASGI TLS extension (the
+    first PEM of ``client_cert_chain``), with its subject and issuer in the form
+    ``getpeercert()`` gives (what ``certificate_check`` reads); None when the web server
+    reports none (most do not: then no certificate check runs, as over plain TCP)."""
+    tls = scope.get("extensions", {}).get("tls") or {}
+    chain = tls.get("client_cert_chain") or ()
+    if not chain:
+        return None
+    with needs_extra("crypto", needed_by="client certificates under the ASGI adapter"):
+        from cryptography import x509
+
+    parsed = x509.load_pem_x509_certificate(chain[0].encode())
+
+    def names(name: x509.Name) -> tuple[tuple[tuple[str, str], ...], ...]:
+        return tuple(
+            tuple(
+                (_ATTRIBUTE_NAMES.get(a.oid.dotted_string, a.oid.dotted_string), str(a.value))
+                for a in rdn
+            )
+            for rdn in name.rdns
+        )
+
+    return {"subject": names(parsed.subject), "issuer": names(parsed.issuer)}
 
 
 class _Messages:
@@ -128,8 +169,11 @@ class _Messages:
 class _Sender:
     """A link's transport: a task sends the queued ASGI messages and fires the timer."""
 
-    def __init__(self, send: Send, tasks: anyio.abc.TaskGroup) -> None:
+    def __init__(
+        self, send: Send, tasks: anyio.abc.TaskGroup, certificate: dict[str, Any] | None
+    ) -> None:
         self._send = send
+        self._certificate = certificate
         #: The connection's task group: its session's handlers run there.
         self.tasks = tasks
         self._out: list[dict[str, Any]] = []
@@ -151,7 +195,7 @@ class _Sender:
         self._wakeup.set()
 
     def peer_certificate(self) -> dict[str, Any] | None:
-        return None  # TLS ends at the web server
+        return self._certificate
 
     async def run(self, link: Link) -> None:
         while True:
@@ -248,9 +292,10 @@ class OcppAsgi(Server):
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def _verdict(self, scope: Scope) -> Opened | Closed:
+    def _verdict(self, scope: Scope, certificate: dict[str, Any] | None) -> Opened | Closed:
         """The handshake policy's verdict on this upgrade request (the web server has
-        checked the WebSocket parts of it)."""
+        checked the WebSocket parts of it) and the client certificate the web server
+        reports."""
         target = scope.get("raw_path") or quote(scope["path"]).encode()
         head = [b"GET " + target + b" HTTP/1.1", b"Host: asgi", b"Upgrade: websocket"]
         head += [b"Connection: Upgrade", b"Sec-WebSocket-Version: 13"]
@@ -258,7 +303,7 @@ class OcppAsgi(Server):
         if scope.get("subprotocols"):
             head.append(b"Sec-WebSocket-Protocol: " + ", ".join(scope["subprotocols"]).encode())
         head += [b"Authorization: " + v for k, v in scope["headers"] if k == b"authorization"]
-        ws = self._judge(self.policy, anyio.current_time())
+        ws = self._judge(self.policy, anyio.current_time(), peer_certificate=lambda: certificate)
         ws.receive_data(b"\r\n".join(head) + b"\r\n\r\n", anyio.current_time())
         (verdict,) = [e for e in ws.events() if isinstance(e, Opened | Closed)]
         return verdict
@@ -266,14 +311,15 @@ class OcppAsgi(Server):
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (await receive())["type"] != "websocket.connect":
             return
-        verdict = self._verdict(scope)
+        certificate = scope_certificate(scope)
+        verdict = self._verdict(scope, certificate)
         if isinstance(verdict, Closed):
             await self._refuse(scope, send, verdict)
             return
         await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOLS[verdict.version]})
         ws = _Messages(verdict.identity, verdict.version, self.policy.options)
         async with anyio.create_task_group() as tasks:
-            sender = _Sender(send, tasks)
+            sender = _Sender(send, tasks, certificate)
             link = Link(ws, self, sender)
             self.links.add(link)
             try:

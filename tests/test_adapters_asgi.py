@@ -2,7 +2,8 @@
 ``websockets``) runs its whole scenario against it for 1.6 and 2.0.1 on one endpoint, as
 against ``serve()``; the handshake policy (subprotocol, identity from the path, HTTP Basic)
 answers as ``serve()`` does; our own station connects; ``aclose()`` closes with 1001. And
-under hypercorn's trio worker."""
+under hypercorn's trio worker. Neither web server reports client certificates, so the
+certificate check runs on the scope a mutual-TLS web server gives (the ASGI TLS extension)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import pytest
+import trustme
 import uvicorn
 from test_interop_sockets import (
     QUIET,
@@ -28,8 +31,9 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
-from ocpp_sansio.adapters import ServerOptions, StationOptions
-from ocpp_sansio.adapters.asgi import OcppAsgi, asgi_app
+from ocpp_sansio import Router
+from ocpp_sansio.adapters import ServerOptions, StationOptions, certificate_common_name
+from ocpp_sansio.adapters.asgi import OcppAsgi, asgi_app, scope_certificate
 from ocpp_sansio.adapters.asyncio import connect
 from ocpp_sansio.events import ProtocolViolation
 from ocpp_sansio.messages import v201
@@ -249,3 +253,75 @@ def test_the_asgi_app_under_hypercorn_on_trio() -> None:
 
     trio.run(main)
     assert heard == ["ChangeAvailabilityRequest"]
+
+
+# --- a client certificate reported by the web server (the ASGI TLS extension) --------------------
+
+
+def _websocket_scope(identity: str, certificate_pem: str | None) -> dict[str, Any]:
+    """The scope a web server that terminated mutual TLS gives (asgiref's TLS extension)."""
+    extensions: dict[str, Any] = {"websocket.http.response": {}}
+    if certificate_pem is not None:
+        extensions["tls"] = {"client_cert_chain": [certificate_pem], "tls_version": 0x0304}
+    path = f"/ocpp/{identity}"
+    return {
+        "type": "websocket",
+        "path": path,
+        "raw_path": path.encode(),
+        "headers": [(b"host", b"csms.example")],
+        "subprotocols": ["ocpp2.0.1"],
+        "extensions": extensions,
+    }
+
+
+async def _handshake(app: OcppAsgi, scope: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """Run ``app`` on ``scope`` until its answer to the upgrade; then the station leaves.
+    Returns that answer and the station's session (None when there is none)."""
+    to_app, app_in = anyio.create_memory_object_stream[dict[str, Any]](10)
+    app_out, from_app = anyio.create_memory_object_stream[dict[str, Any]](10)
+    await to_app.send({"type": "websocket.connect"})
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(app, scope, app_in.receive, app_out.send)
+        answer = await from_app.receive()
+        await anyio.wait_all_tasks_blocked()  # the app has placed the connection
+        session = app.sessions.get("cs001")
+        await to_app.send({"type": "websocket.disconnect", "code": 1000})
+    return answer, session
+
+
+def test_a00_fr_405_the_web_servers_client_certificate_is_checked() -> None:
+    ca = trustme.CA()
+
+    def pem(common_name: str) -> str:
+        cert = ca.issue_cert("station.example", common_name=common_name)
+        return cert.cert_chain_pems[0].bytes().decode()
+
+    async def main() -> None:
+        app = asgi_app(Router(), versions=["2.0.1"])
+        with anyio.fail_after(10):
+            answer, session = await _handshake(app, _websocket_scope("CS001", pem("CS001")))
+            assert answer["type"] == "websocket.accept" and session is not None
+            assert certificate_common_name(session.peer_certificate) == "CS001"
+            answer, _ = await _handshake(app, _websocket_scope("CS001", pem("CS002")))
+            assert answer == {
+                "type": "websocket.http.response.start",
+                "status": 403,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+            }
+            answer, session = await _handshake(app, _websocket_scope("CS001", None))
+            assert answer["type"] == "websocket.accept" and session.peer_certificate is None
+
+    anyio.run(main)
+
+
+def test_the_certificate_reads_as_getpeercert_gives_it() -> None:
+    cert = trustme.CA(organization_name="Example CSO").issue_cert(
+        "station.example", common_name="SN-0077"
+    )
+    scope = _websocket_scope("CS001", cert.cert_chain_pems[0].bytes().decode())
+    certificate = scope_certificate(scope)
+    assert certificate is not None
+    assert certificate_common_name(certificate) == "SN-0077"
+    issuer = dict(pair for rdn in certificate["issuer"] for pair in rdn)
+    assert issuer["organizationName"] == "Example CSO"
+    assert scope_certificate(_websocket_scope("CS001", None)) is None
