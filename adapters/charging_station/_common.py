@@ -1,17 +1,20 @@
 """What the three handles share: the facade's reports without ``now``, the URL and the
 connection's options from the facade's network profile, flows and RetryBackOff*
-settings, and the events the handles wait on."""
+settings, the events the handles wait on, and the async handles' ``run`` (trio's and
+asyncio's differ only in their adapter, clock and Event)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
 from ocpp_sansio.adapters._options import Backoff, StationOptions
 from ocpp_sansio.charging_station import ChargingStation, TokenValidated
-from ocpp_sansio.errors import LocalProtocolError
+from ocpp_sansio.errors import CallFailedError, LocalProtocolError
 
 
 def station_url(facade: ChargingStation, identity: str, slot: int | None = None) -> str:
@@ -166,3 +169,121 @@ class Reports:
 
     def get_evse_transaction_id(self, evse_id: int) -> str | int | None:
         return self.facade.get_evse_transaction_id(evse_id)
+
+
+class Verdict:
+    """One token validation waiting for the CSMS: ``done`` (an Event of the adapter's
+    kind) is set once ``accepted`` holds the answer."""
+
+    def __init__(self, done: Any) -> None:
+        self.done = done
+        self.accepted = False
+
+    def __call__(self, accepted: bool) -> None:
+        self.accepted = accepted
+        self.done.set()
+
+
+class HandleBase(Reports):
+    """A running facade: its ``station`` (the adapter's) and the token validations that
+    wait for the CSMS."""
+
+    def __init__(self, facade: ChargingStation, station: Any, waiters: TokenWaiters) -> None:
+        self.facade = facade
+        self.station = station
+        self._waiters = waiters
+
+    def _act(self, action: Callable[[float], Any]) -> Any:
+        return self.station.act(action)
+
+    def _ask_token(self, id_token: Any, evse_id: int | None, verdict: Verdict) -> bool | None:
+        """The facade's verdict on ``id_token`` when it knows one at once; else None, and
+        ``verdict`` learns the CSMS's answer."""
+        self._waiters.wait(self.facade, id_token, verdict)
+        known = self._act(lambda now: self.facade.validate_token(id_token, now, evse_id=evse_id))
+        return None if known is None else bool(known)
+
+    def _data_transfer_request(self, vendor_id: str, message_id: str | None, data: Any) -> Any:
+        return self.facade.m.DataTransferRequest(
+            vendor_id=vendor_id, message_id=message_id, data=data
+        )
+
+
+class AsyncHandle(HandleBase):
+    """The facade's members for async code (trio, asyncio); ``validate_token`` and
+    ``data_transfer`` wait for their answers."""
+
+    #: The adapter's Event class.
+    _new_event: Callable[[], Any]
+
+    async def validate_token(self, id_token: Any, *, evse_id: int | None = None) -> bool:
+        verdict = Verdict(self._new_event())
+        known = self._ask_token(id_token, evse_id, verdict)
+        if known is not None:
+            return known
+        await verdict.done.wait()
+        return verdict.accepted
+
+    async def data_transfer(
+        self, vendor_id: str, message_id: str | None = None, data: Any = None
+    ) -> Any:
+        """The CSMS's answer, or None when offline or the call failed."""
+        try:
+            return await self.station.call(self._data_transfer_request(vendor_id, message_id, data))
+        except (CallFailedError, LocalProtocolError):
+            return None
+
+
+H = TypeVar("H", bound=AsyncHandle)
+H_co = TypeVar("H_co", bound=AsyncHandle, covariant=True)
+
+
+class AsyncRun(Protocol[H_co]):
+    """``run(facade, identity, *, url, on_event, options)`` of an async handle module."""
+
+    def __call__(
+        self,
+        facade: ChargingStation,
+        identity: str,
+        *,
+        url: str | None = ...,
+        on_event: Callable[[Any, Any], Awaitable[None]] | None = ...,
+        options: StationOptions | None = ...,
+    ) -> AbstractAsyncContextManager[H_co]: ...
+
+
+def async_runner(connect: Any, handle: type[H], clock: Callable[[], float]) -> AsyncRun[H]:
+    """The ``run`` of an async handle module: ``connect`` is its adapter's, ``clock()``
+    its time."""
+
+    @contextlib.asynccontextmanager
+    async def run(
+        facade: ChargingStation,
+        identity: str,
+        *,
+        url: str | None = None,
+        on_event: Callable[[Any, Any], Awaitable[None]] | None = None,
+        options: StationOptions | None = None,
+    ) -> AsyncIterator[H]:
+        """Start the facade and keep it connected to ``url`` (default: its first network
+        profile) with the RetryBackOff* waits and ``options`` (TLS, HTTP Basic ...: a
+        ``StationOptions`` without flows, the facade brings its own); events the facade
+        leaves for the application go to ``on_event(handle, event)``."""
+        waiters = TokenWaiters()
+        running: list[H] = []
+
+        async def events(_station: Any, event: Any) -> None:
+            waiters.seen(facade, event)
+            if on_event is not None and running:
+                await on_event(running[0], event)
+
+        facade.start(clock(), connect=False)
+        target = url or station_url(facade, identity)
+        given = station_options(facade, options)
+        async with connect(target, core=facade.core, on_event=events, options=given) as station:
+            running.append(handle(facade, station, waiters))
+            yield running[0]
+            running[0]._act(lambda now: facade.stop(now))
+
+    run.__module__ = handle.__module__
+    return run

@@ -13,37 +13,22 @@ from ocpp_sansio.adapters._options import StationOptions
 from ocpp_sansio.charging_station import ChargingStation
 from ocpp_sansio.errors import CallFailedError, LocalProtocolError
 
-from ._common import Reports, TokenWaiters, station_options, station_url
+from ._common import HandleBase, TokenWaiters, Verdict, station_options, station_url
 
 
-class Handle(Reports):
+class Handle(HandleBase):
     """The facade's members for blocking code; ``validate_token`` and ``data_transfer``
     block until their answer (at most ``timeout`` seconds)."""
-
-    def __init__(self, facade: ChargingStation, station: Any, waiters: TokenWaiters) -> None:
-        self.facade = facade
-        self.station = station
-        self._waiters = waiters
-
-    def _act(self, action: Callable[[float], Any]) -> Any:
-        return self.station.act(action)
 
     def validate_token(
         self, id_token: Any, *, evse_id: int | None = None, timeout: float | None = None
     ) -> bool | None:
         """The verdict; None when it did not come within ``timeout``."""
-        done = threading.Event()
-        verdict: list[bool] = []
-
-        def settle(accepted: bool) -> None:
-            verdict.append(accepted)
-            done.set()
-
-        self._waiters.wait(self.facade, id_token, settle)
-        known = self._act(lambda now: self.facade.validate_token(id_token, now, evse_id=evse_id))
+        verdict = Verdict(threading.Event())
+        known = self._ask_token(id_token, evse_id, verdict)
         if known is not None:
-            return bool(known)
-        return verdict[0] if done.wait(timeout) else None
+            return known
+        return verdict.accepted if verdict.done.wait(timeout) else None
 
     def data_transfer(
         self,
@@ -54,9 +39,7 @@ class Handle(Reports):
         timeout: float | None = None,
     ) -> Any:
         """The CSMS's answer, or None when offline, failed or not within ``timeout``."""
-        request = self.facade.m.DataTransferRequest(
-            vendor_id=vendor_id, message_id=message_id, data=data
-        )
+        request = self._data_transfer_request(vendor_id, message_id, data)
         try:
             return self.station.call(request, timeout)
         except (CallFailedError, LocalProtocolError, TimeoutError):
@@ -77,23 +60,20 @@ def run(
     ``StationOptions`` without flows, the facade brings its own); events the facade
     leaves for the application go to ``on_event(handle, event)`` (on the adapter's thread)."""
     waiters = TokenWaiters()
-    handle: Handle | None = None
+    running: list[Handle] = []
 
     def events(_station: Any, event: Any) -> None:
         waiters.seen(facade, event)
-        if on_event is not None and handle is not None:
-            on_event(handle, event)
+        if on_event is not None and running:
+            on_event(running[0], event)
 
     facade.start(time.monotonic(), connect=False)
-    with adapter.connect(
-        url or station_url(facade, identity),
-        core=facade.core,
-        on_event=events,
-        options=station_options(facade, options),
-    ) as station:
-        handle = Handle(facade, station, waiters)
-        yield handle
-        handle._act(lambda now: facade.stop(now))
+    target = url or station_url(facade, identity)
+    given = station_options(facade, options)
+    with adapter.connect(target, core=facade.core, on_event=events, options=given) as station:
+        running.append(Handle(facade, station, waiters))
+        yield running[0]
+        running[0]._act(lambda now: facade.stop(now))
 
 
 __all__ = ["Handle", "run"]
