@@ -17,7 +17,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from ocpp_sansio.adapters import Backoff
+from ocpp_sansio.adapters import Backoff, StationOptions
 from ocpp_sansio.adapters.asyncio import connect
 from ocpp_sansio.config import StationConfig
 from ocpp_sansio.flows import TransactionEvents, uuid_transaction_ids
@@ -91,8 +91,10 @@ async def main(url: str, database: str, transactions: int, updates: int) -> None
     async with connect(
         url,
         core=core,
-        flows=lambda _core: [flow],
-        backoff=Backoff(minimum=0.05, random_range=0.05, repeat_times=1),
+        options=StationOptions(
+            flows=lambda _core: [flow],
+            backoff=Backoff(minimum=0.05, random_range=0.05, repeat_times=1),
+        ),
     ) as station:
         while progress["done"] < transactions:
             station.act(step)

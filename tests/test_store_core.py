@@ -287,7 +287,8 @@ def test_a_csms_store_of_another_station_is_refused() -> None:
 def test_the_adapters_driver_commits_offline_too() -> None:
     """A transaction message made while offline is committed by the driver's flush (the
     adapters' one way to push a core's output), not only when frames go out."""
-    from ocpp_sansio.adapters._driver import StationDriver
+    from ocpp_sansio.adapters import StationOptions
+    from ocpp_sansio.adapters._driver import StationDriver, posix_wall_clock
 
     store = MemoryStationStore("CS1", "2.0.1")
     core = station("2.0.1", store)
@@ -296,14 +297,8 @@ def test_the_adapters_driver_commits_offline_too() -> None:
         version=None,
         boot=None,
         core=core,
-        flows=None,
-        station_config=None,
-        auth=None,
-        ws_options=None,
-        backoff=None,
-        rng=random.Random(0),
-        max_attempts=None,
-        id_generator=None,
+        options=StationOptions(rng=random.Random(0)),
+        wall_clock=posix_wall_clock,
     )
 
     class Waiter:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from _corekit import boot_response
 
+from ocpp_sansio.adapters import ServerOptions
 from ocpp_sansio.adapters.threads import serve
 from ocpp_sansio.events import RequestReceived, RetryAnswered
 from ocpp_sansio.flows import (
@@ -90,7 +91,8 @@ def test_a_station_killed_with_sigkill_delivers_every_event_once(tmp_path: Path)
     rng = random.Random(seed)
     csms = Csms()
     database = tmp_path / "CS1.sqlite3"
-    with serve(csms, flows=lambda core: [Slow(), CsmsTransactionEvents(core)]) as server:
+    flows = lambda core: [Slow(), CsmsTransactionEvents(core)]  # noqa: E731
+    with serve(csms, options=ServerOptions(flows=flows)) as server:
         url = f"ws://127.0.0.1:{server.port}/CS1"
         for _ in range(KILLS):
             process = station(url, database)
