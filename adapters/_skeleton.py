@@ -22,9 +22,10 @@ earlier; bytes still leave in order, because they are taken from the WebSocket i
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, get_args, get_origin, get_type_hints
 
 import attrs
 
@@ -75,6 +76,21 @@ def wall_clock_for(clock: Callable[[], float]) -> WallClock:
 # --- serve() and connect(), declared once --------------------------------------------------------
 
 
+def _adopt(function: Callable[..., Any], start: Callable[..., Any]) -> None:
+    """Make ``function`` (written here) read as the adapter's own: its module, and its
+    annotations resolved (the adapter's module does not import their names), with the
+    context manager ``start`` gives as what it returns."""
+    hints = get_type_hints(function)
+    made = get_type_hints(start).get("return")
+    (of,) = get_args(made) or (Any,)
+    if get_origin(made) is AsyncIterator:
+        hints["return"] = AbstractAsyncContextManager[of]  # type: ignore[valid-type]
+    elif get_origin(made) is Iterator:
+        hints["return"] = AbstractContextManager[of]  # type: ignore[valid-type]
+    function.__annotations__ = hints
+    function.__module__ = start.__module__
+
+
 def serve_function(
     start: Callable[[Any, str, int, Sequence[str], ServerOptions], Made],
 ) -> Serve[Made]:
@@ -100,7 +116,7 @@ def serve_function(
         """
         return start(handler, host, port, versions, options or ServerOptions())
 
-    serve.__module__ = start.__module__
+    _adopt(serve, start)
     return serve
 
 
@@ -146,7 +162,7 @@ def connect_function(
         )
         return start(StationSetup(driver, options, on_request, on_event))
 
-    connect.__module__ = start.__module__
+    _adopt(connect, start)
     return connect
 
 
@@ -425,20 +441,12 @@ class Server:
     (``_new_session``)."""
 
     def __init__(
-        self,
-        handler: Any,
-        versions: Any,
-        options: ServerOptions,
-        clock: Callable[[], float],
-        *,
-        wall_clock: WallClock | None = None,
+        self, handler: Any, versions: Any, options: ServerOptions, clock: Callable[[], float]
     ) -> None:
-        """``clock()`` is the adapter's time; ``wall_clock`` maps it to dates (default:
-        ``wall_clock_for(clock)``)."""
         self.handler = handler
         self.options = options
         self.policy = server_policy(versions, options)
-        self.cores = CsmsCores(options, wall_clock or wall_clock_for(clock))
+        self.cores = CsmsCores(options, self._wall_clock(clock))
         self.sessions: dict[str, Any] = {}
         self.links: set[Link] = set()
         self.port = 0
@@ -448,6 +456,10 @@ class Server:
 
     def _new_session(self, identity: str, driver: Driver) -> Session:
         raise NotImplementedError
+
+    def _wall_clock(self, clock: Callable[[], float]) -> WallClock:
+        """The adapter's ``clock()`` read as dates, for the cores' flows by default."""
+        return wall_clock_for(clock)
 
     def add_observer_flows(self, observe: ObserverFlows) -> None:
         """From now on, every new core's flows start with ``observe(core, flows)``
@@ -503,10 +515,33 @@ class AsyncEvent(Protocol):
 
 
 class LoopSession(Session):
-    """A session on an event loop (trio, asyncio, ASGI): handlers may be coroutine
-    functions or plain ones. The adapter gives ``_new_event`` (its Event class)."""
+    """A session on an event loop (trio, asyncio, ASGI, in memory): handlers may be
+    coroutine functions or plain ones. The adapter gives ``_new_event`` (its Event
+    class), ``_spawn`` (a task) and ``_open_channel`` (an unbounded queue)."""
 
     _new_event: Callable[[], AsyncEvent]
+    #: ``send_nowait`` of the channel ``on_event`` reads, once it is open.
+    _events_in: Callable[[Event], None] | None = None
+
+    def _spawn(self, function: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        """Run ``function(*args)`` as a task of the session's owner."""
+        raise NotImplementedError
+
+    def _open_channel(self) -> tuple[Callable[[Event], None], Callable[[], Awaitable[Event]]]:
+        """An unbounded channel of the adapter's kind: its ``send_nowait`` and ``receive``."""
+        raise NotImplementedError
+
+    def _start_request(self, generation: int, request: RequestReceived) -> None:
+        self._spawn(self._run_request, generation, request)
+
+    def _deliver(self, events: list[Event]) -> None:
+        send = self._events_in
+        if send is None:
+            send, receive = self._open_channel()
+            self._events_in = send
+            self._spawn(self._deliver_forever, receive)
+        for event in events:
+            send(event)
 
     def _new_change(self) -> AsyncEvent:
         return self._new_event()
@@ -584,15 +619,9 @@ class LoopServer(Server):
     _new_event: Callable[[], AsyncEvent]
 
     def __init__(
-        self,
-        handler: Any,
-        versions: Any,
-        options: ServerOptions,
-        clock: Callable[[], float],
-        *,
-        wall_clock: WallClock | None = None,
+        self, handler: Any, versions: Any, options: ServerOptions, clock: Callable[[], float]
     ) -> None:
-        super().__init__(handler, versions, options, clock, wall_clock=wall_clock)
+        super().__init__(handler, versions, options, clock)
         self._stopped = self._new_event()
         #: Run for each station connection once its handshake is done, before its first
         #: message reaches a core (``Admission``): a cluster node claims the station

@@ -18,7 +18,7 @@ certificate it reports in the ASGI TLS extension is judged by ``certificate_chec
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -28,7 +28,7 @@ with needs_extra("asgi", needed_by="ocpp_sansio.adapters.asgi"):
     import anyio
     import anyio.abc
 
-from ocpp_sansio.events import Event, RequestReceived
+from ocpp_sansio.events import Event
 
 from ._driver import Driver, log
 from ._options import ServerOptions
@@ -219,7 +219,6 @@ class CsmsSession(LoopCsmsSession):
     ``on_event`` run in the task group of its current connection."""
 
     _new_event = anyio.Event
-    _events_in: Any = None
     _events_nursery: anyio.abc.TaskGroup | None = None
 
     def __init__(self, identity: str, driver: Driver, server: OcppAsgi) -> None:
@@ -233,16 +232,18 @@ class CsmsSession(LoopCsmsSession):
         assert self.link is not None and isinstance(self.link.transport, _Sender)
         return self.link.transport.tasks
 
-    def _start_request(self, generation: int, request: RequestReceived) -> None:
-        self._nursery.start_soon(self._run_request, generation, request)
+    def _spawn(self, function: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        self._nursery.start_soon(function, *args)
+
+    def _open_channel(self) -> tuple[Callable[[Event], None], Callable[[], Awaitable[Event]]]:
+        send, receive = anyio.create_memory_object_stream[Event](math.inf)
+        return send.send_nowait, receive.receive
 
     def _deliver(self, events: list[Event]) -> None:
-        if self._events_nursery is not self._nursery:
+        if self._events_nursery is not self._nursery:  # the reader ended with its connection
             self._events_nursery = self._nursery
-            self._events_in, events_out = anyio.create_memory_object_stream[Event](math.inf)
-            self._nursery.start_soon(self._deliver_forever, events_out.receive)
-        for event in events:
-            self._events_in.send_nowait(event)
+            self._events_in = None
+        super()._deliver(events)
 
     async def _link_finished(self, link: Link) -> None:
         transport = link.transport

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any, cast
 
 from ocpp_sansio.events import Event, RequestReceived
@@ -134,25 +134,18 @@ class _Asyncio(LoopSession):
 
     _new_event = asyncio.Event
     _tasks: set[asyncio.Task[Any]]
-    _queue: asyncio.Queue[Event] | None = None
 
     def _clock(self) -> float:
         return asyncio.get_running_loop().time()
 
-    def _start_request(self, generation: int, request: RequestReceived) -> None:
-        self._spawn(self._run_request(generation, request))
-
-    def _deliver(self, events: list[Event]) -> None:
-        if self._queue is None:
-            self._queue = asyncio.Queue()
-            self._spawn(self._deliver_forever(self._queue.get))
-        for event in events:
-            self._queue.put_nowait(event)
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.ensure_future(coroutine)
+    def _spawn(self, function: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        task = asyncio.ensure_future(function(*args))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _open_channel(self) -> tuple[Callable[[Event], None], Callable[[], Awaitable[Event]]]:
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        return queue.put_nowait, queue.get
 
     async def _link_finished(self, link: Link) -> None:
         await _finished(link)

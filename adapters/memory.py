@@ -15,7 +15,7 @@ import contextlib
 import itertools
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from ocpp_sansio.errors import needs_extra
@@ -24,14 +24,13 @@ with needs_extra("testing", needed_by="ocpp_sansio.testing.memory"):
     import anyio
     import anyio.abc
     import sniffio
-    from anyio.streams.memory import MemoryObjectSendStream
 
-from ocpp_sansio.events import Event, RequestReceived
+from ocpp_sansio.events import Event
 from ocpp_sansio.station import StationCore
 from ocpp_sansio.testing.pair import VirtualClock
 
 from ._driver import Driver, StationDriver, Wire
-from ._options import ServerOptions, StationOptions
+from ._options import ServerOptions, StationOptions, WallClock
 from ._skeleton import (
     Link,
     LoopCsmsSession,
@@ -185,20 +184,16 @@ class _InMemory(LoopSession):
     _new_event = anyio.Event
     clock: VirtualClock
     _tasks: anyio.abc.TaskGroup
-    _events_in: MemoryObjectSendStream[Event] | None = None
 
     def _clock(self) -> float:
         return self.clock.now
 
-    def _start_request(self, generation: int, request: RequestReceived) -> None:
-        self._tasks.start_soon(self._run_request, generation, request)
+    def _spawn(self, function: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        self._tasks.start_soon(function, *args)
 
-    def _deliver(self, events: list[Event]) -> None:
-        if self._events_in is None:
-            self._events_in, events_out = anyio.create_memory_object_stream[Event](math.inf)
-            self._tasks.start_soon(self._deliver_forever, events_out.receive)
-        for event in events:
-            self._events_in.send_nowait(event)
+    def _open_channel(self) -> tuple[Callable[[Event], None], Callable[[], Awaitable[Event]]]:
+        send, receive = anyio.create_memory_object_stream[Event](math.inf)
+        return send.send_nowait, receive.receive
 
     async def _link_finished(self, link: Link) -> None:
         end = link.transport
@@ -238,7 +233,10 @@ class CsmsServer(LoopServer):
     ) -> None:
         self.clock = clock
         self._tasks = tasks
-        super().__init__(handler, versions, options, lambda: clock.now, wall_clock=clock.wall_time)
+        super().__init__(handler, versions, options, lambda: clock.now)
+
+    def _wall_clock(self, clock: Callable[[], float]) -> WallClock:
+        return self.clock.wall_time
 
     def _new_session(self, identity: str, driver: Driver) -> CsmsSession:
         return CsmsSession(identity, driver, self)

@@ -15,7 +15,7 @@ import contextlib
 import math
 import os
 import ssl
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from ocpp_sansio.errors import needs_extra
@@ -23,7 +23,7 @@ from ocpp_sansio.errors import needs_extra
 with needs_extra("trio", needed_by="ocpp_sansio.adapters.trio"):
     import trio
 
-from ocpp_sansio.events import Event, RequestReceived
+from ocpp_sansio.events import Event
 
 from ._driver import Driver, Wire, log
 from ._options import ServerOptions
@@ -259,20 +259,16 @@ class _Trio(LoopSession):
 
     _new_event = trio.Event
     _nursery: trio.Nursery
-    _events_in: trio.MemorySendChannel[Event] | None = None
 
     def _clock(self) -> float:
         return trio.current_time()
 
-    def _start_request(self, generation: int, request: RequestReceived) -> None:
-        self._nursery.start_soon(self._run_request, generation, request)
+    def _spawn(self, function: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        self._nursery.start_soon(function, *args)
 
-    def _deliver(self, events: list[Event]) -> None:
-        if self._events_in is None:
-            self._events_in, events_out = trio.open_memory_channel[Event](math.inf)
-            self._nursery.start_soon(self._deliver_forever, events_out.receive)
-        for event in events:
-            self._events_in.send_nowait(event)
+    def _open_channel(self) -> tuple[Callable[[Event], None], Callable[[], Awaitable[Event]]]:
+        send, receive = trio.open_memory_channel[Event](math.inf)
+        return send.send_nowait, receive.receive
 
     async def _link_finished(self, link: Link) -> None:
         await _finished(link)

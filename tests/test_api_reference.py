@@ -22,5 +22,8 @@ def test_the_api_reference_builds_cleanly(tmp_path: Path) -> None:
     memory = (tmp_path / "ocpp_sansio" / "testing" / "memory.html").read_text(encoding="utf-8")
     for name in ("serve", "connect", "VirtualClock.run_for", "CsmsSession.wait_registered"):
         assert f'id="{name}"' in memory, name
-    for module in ("flows", "adapters/trio", "adapters/threads", "testing/strategies"):
+    trio = (tmp_path / "ocpp_sansio" / "adapters" / "trio.html").read_text(encoding="utf-8")
+    for name in ("serve", "connect", "CsmsSession.call", "CsmsSession.wait_registered"):
+        assert f'id="{name}"' in trio, name
+    for module in ("flows", "adapters/asgi", "adapters/threads", "testing/strategies"):
         assert (tmp_path / "ocpp_sansio" / f"{module}.html").is_file(), module

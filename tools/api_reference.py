@@ -13,7 +13,8 @@ import sys
 import warnings
 from pathlib import Path
 
-#: The public modules, in the order of the reference's index.
+#: The public modules, in the order of the reference's index (and the adapters' skeleton,
+#: where their sessions' and stations' methods are written once).
 MODULES = (
     "ocpp_sansio",
     "ocpp_sansio.flows",
@@ -26,6 +27,9 @@ MODULES = (
     "ocpp_sansio.adapters.trio",
     "ocpp_sansio.adapters.asyncio",
     "ocpp_sansio.adapters.threads",
+    "ocpp_sansio.adapters.asgi",
+    "ocpp_sansio.adapters.surface",
+    "ocpp_sansio.adapters._skeleton",
     "ocpp_sansio.adapters.transfer",
     "ocpp_sansio.adapters.cluster",
 )
