@@ -35,6 +35,7 @@ from ocpp_sansio.adapters.cluster import (
     StationEvent,
     StationNotConnected,
     call_from_json,
+    station_key,
 )
 from ocpp_sansio.adapters.cluster.nats_server import NatsServer
 from ocpp_sansio.events import RegistrationStatus
@@ -541,3 +542,12 @@ async def test_a_call_lost_on_the_way_times_out_and_is_not_sent_again() -> None:
             assert raised.value.kind == "timeout"
             await caller.call("CS140", availability("2.0.1"), version="2.0.1")
             assert len(log.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("one", "other"), [("CS001", "cs001"), ("\uff23\uff33\uff10\uff10\uff11", "cs001")]
+)
+def test_two_spellings_of_one_station_are_one_cluster_key(one: str, other: str) -> None:
+    """The cluster keys stations as the server's sessions are keyed (``identity_key``), so
+    a full-width spelling cannot claim the station apart from its session."""
+    assert station_key(one) == station_key(other) == "cs001"

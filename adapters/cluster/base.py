@@ -17,6 +17,8 @@ import attrs
 
 from ocpp_sansio.errors import OcppError
 
+from .._ws import identity_key
+
 # --- errors --------------------------------------------------------------------------------------
 
 
@@ -77,11 +79,12 @@ _UNSAFE = re.compile(r"[^a-z0-9_-]")
 
 
 def station_key(identity: str) -> str:
-    """The station's key in the cluster: its identity case-folded (as ``server.sessions``
-    keys it), with every other character than ``a-z 0-9 _ -`` written as ``=`` and its UTF-8
-    bytes in hex, so it is a valid KV key and subject token on any engine."""
+    """The station's key in the cluster: its ``identity_key`` (as ``server.sessions`` keys
+    it, so two spellings of one station are one key), with every other character than
+    ``a-z 0-9 _ -`` written as ``=`` and its UTF-8 bytes in hex, so it is a valid KV key
+    and subject token on any engine."""
     return _UNSAFE.sub(
-        lambda m: "".join(f"={b:02x}" for b in m.group().encode()), identity.casefold()
+        lambda m: "".join(f"={b:02x}" for b in m.group().encode()), identity_key(identity)
     )
 
 

@@ -132,7 +132,7 @@ GOING_AWAY = 1001
 class ClusterNode:
     """Make ``server`` (through ``seam``) a node of the cluster ``engine``::
 
-        async with serve(handler, flows=...) as server:
+        async with serve(handler, options=ServerOptions(flows=...)) as server:
             async with ClusterNode(engine, AsyncioSeam(server)):
                 await server.serve_forever()
 
