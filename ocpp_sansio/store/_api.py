@@ -87,7 +87,9 @@ class StationCoreStore(StateStore, Protocol):
     def version(self) -> str: ...
 
     def begin_power_up(self) -> int:
-        """Count a new power-up of the station; its number (1 for the first)."""
+        """Count a new power-up of the station; its number (1 for the first). The
+        ``before_commit`` hooks registered so far belong to the previous power-up's objects
+        and are dropped (a station rebooted in the same process keeps one store object)."""
         ...
 
     def held_messages(self) -> list[HeldMessage]:

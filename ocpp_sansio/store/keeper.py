@@ -441,7 +441,9 @@ class StoredLocalList:
 class StoredCache(InMemoryCache):
     """The Authorization Cache (``InMemoryCache``'s policy) with its entries in a store.
     An entry's times are kept as wall time and read back against this power-up's core
-    time; a use that does not rewrite the entry is not saved."""
+    time, so AuthCacheCtrlr.LifeTime counts on across a restart (C10.FR.08). A use moves
+    an entry's last use on: the entries looked up are saved again at the next commit when
+    their last use changed."""
 
     _PREFIX = "auth/cache/"
 
@@ -459,32 +461,57 @@ class StoredCache(InMemoryCache):
         self.version = version
         self.clock = clock
         self._now = now
+        #: The last use of each entry as saved, and the entries looked up since.
+        self._saved_use: dict[str, float] = {}
+        self._looked_up: set[str] = set()
         for key, saved in store.items(self._PREFIX):
             token, info = _auth_of(version, saved)
-            self._entries[key.removeprefix(self._PREFIX)] = CacheEntry(
+            name = key.removeprefix(self._PREFIX)
+            self._entries[name] = CacheEntry(
                 token=token,
                 info=info,
                 stored_at=self._core_time(saved["stored_at"]),
                 last_used=self._core_time(saved["last_used"]),
             )
+            self._saved_use[name] = self._entries[name].last_used
+        store.before_commit(self._save_uses)
 
     def _core_time(self, wall: float) -> float:
         return self._now + (wall - self.clock(self._now).timestamp())
+
+    def get(self, key: str) -> CacheEntry | None:
+        entry = super().get(key)
+        if entry is not None:
+            self._looked_up.add(key)
+        return entry
 
     def put(self, key: str, entry: CacheEntry) -> None:
         before = set(self._entries)
         super().put(key, entry)
         for gone in before - set(self._entries):
             self.store.save(self._PREFIX + gone, None)
-        saved = _auth_json(self.version, entry.token, entry.info)
-        saved["stored_at"] = self.clock(entry.stored_at).timestamp()
-        saved["last_used"] = self.clock(entry.last_used).timestamp()
-        self.store.save(self._PREFIX + key, saved)
+            self._saved_use.pop(gone, None)
+        self._write(key, entry)
 
     def clear(self) -> None:
         for key in self._entries:
             self.store.save(self._PREFIX + key, None)
+        self._saved_use.clear()
         super().clear()
+
+    def _write(self, key: str, entry: CacheEntry) -> None:
+        saved = _auth_json(self.version, entry.token, entry.info)
+        saved["stored_at"] = self.clock(entry.stored_at).timestamp()
+        saved["last_used"] = self.clock(entry.last_used).timestamp()
+        self.store.save(self._PREFIX + key, saved)
+        self._saved_use[key] = entry.last_used
+
+    def _save_uses(self) -> None:
+        looked_up, self._looked_up = self._looked_up, set()
+        for key in sorted(looked_up):
+            entry = self._entries.get(key)
+            if entry is not None and entry.last_used != self._saved_use.get(key):
+                self._write(key, entry)
 
 
 # --- configuration stores -----------------------------------------------------------------------

@@ -179,6 +179,7 @@ class SqliteStationStore:
         return self._version
 
     def begin_power_up(self) -> int:
+        self._database.hooks.clear()
         (row,) = self._database.read("SELECT value FROM meta WHERE key = 'power_ups'")
         number = int(row[0]) + 1
         self._write("UPDATE meta SET value = ? WHERE key = 'power_ups'", (str(number),))
