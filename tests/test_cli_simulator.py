@@ -508,7 +508,9 @@ def test_1_6_hard_reset_reboots_at_once_and_stops_after_the_boot() -> None:
     assert str(rig.call(build(v16.ResetRequest, type="Hard")).status) == "Accepted"
     assert rig.sent("StopTransaction") == []
     assert rig.reboots() == ["RemoteReset"]
-    held = rig.sim.rebooted().core.held_requests
+    rebooted = rig.sim.rebooted()
+    rebooted.station.start(rig.pair.now, connect=False)
+    held = rebooted.core.held_requests
     assert [type(r).__name__ for r in held] == ["StopTransactionRequest"]
     assert str(held[0].reason) == "HardReset" and held[0].transaction_id == 1
 

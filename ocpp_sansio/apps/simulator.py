@@ -8,7 +8,9 @@ that counts the energy at that power. Downloads, signature checks and uploads ar
 too (each takes a second and succeeds) unless the IO layer gives ``transfers``: then they
 are done for real in the background and their outcome comes back through ``inbox`` (the
 command's glue in ``ocpp_sansio.cli.transfers`` does that). What survives a reboot lives
-in ``store``: ``rebooted()`` powers the same station up again on it.
+in ``store`` (in memory unless given one, e.g. ``open_station_store``'s SQLite file, which
+also survives the process being killed): ``rebooted()`` powers the same station up again
+on it, and a new process powers up on the same file.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from ocpp_sansio.charging_station import (
     ChargingLimit,
     ChargingStation,
     FirmwareJob,
-    InMemoryStationStore,
     RebootRequested,
     StationInfo,
     StationStore,
@@ -31,6 +32,7 @@ from ocpp_sansio.charging_station import (
 )
 from ocpp_sansio.flows._base import WallClock
 from ocpp_sansio.smart_charging import EvseLimits, SmartChargingConfig
+from ocpp_sansio.store import MemoryStationStore
 
 __all__ = [
     "FIRMWARE",
@@ -229,7 +231,8 @@ class SimulatedStation:
     each. ``wall_clock(now)`` gives the wall-clock time of core time ``now``;
     ``on_frame(direction, text, now)`` sees every frame (``now`` -1 when a frame is
     collected for sending). ``boot_reason`` is the 2.x reason of this power-up (default:
-    what the previous life left in ``store``).
+    what the previous life left in ``store``). ``store``: where the station keeps its state
+    (default: in memory, gone with the process).
     """
 
     def __init__(
@@ -246,14 +249,15 @@ class SimulatedStation:
         firmware_version: str = FIRMWARE,
         store: StationStore | None = None,
         transfers: Transfers | None = None,
-        held_requests: tuple[Any, ...] = (),
     ) -> None:
         if connectors < 1:
             raise ValueError("a station has at least one connector")
         self.identity = identity
         self.version = version
         self.firmware_version = firmware_version
-        self.store: StationStore = store if store is not None else InMemoryStationStore()
+        self.store: StationStore = (
+            store if store is not None else MemoryStationStore(identity, version)
+        )
         self.transfers = transfers
         self.inbox: Inbox = deque()
         self._work_expected = 0
@@ -287,7 +291,6 @@ class SimulatedStation:
             wall_clock=wall_clock,
             rng=rng or random.Random(),
             id_generator=id_generator,
-            held_requests=held_requests,
             on_frame=on_frame,
             boot_reason=boot_reason,
         )
@@ -325,15 +328,15 @@ class SimulatedStation:
         return self.station.settings
 
     def rebooted(self) -> SimulatedStation:
-        """The same station after its reboot: what ``store`` kept, and the transaction
-        messages not yet delivered, survive; the connection does not."""
+        """The same station after its reboot: what ``store`` kept (the transaction messages
+        not yet delivered included) survives; the connection does not."""
+        self.station.core.commit()
         return SimulatedStation(
             self.identity,
             self.version,
             firmware_version=self.firmware_version,
             store=self.store,
             transfers=self.transfers,
-            held_requests=tuple(self.station.messages_for_next_life),
             **self._args,  # type: ignore[arg-type]
         )
 
