@@ -112,7 +112,7 @@ class Rig:
         evses: int = 1,
         boot_status: str = "Accepted",
         start: bool = True,
-        store: MemoryStationStore | None = None,
+        store: Any = None,
         hardware: Hardware | None = None,
         **station_options: Any,
     ) -> None:
@@ -206,6 +206,21 @@ class Rig:
         self.station.start(self.now, boot_reason=boot_reason, connect=connect)
         self.pair.connect()
         self.pair.advance(0.1)
+        return self.station
+
+    def kill(self, reopen: Callable[[], Any] | None = None) -> ChargingStation:
+        """The station process dies between two inputs (nothing more runs in it: not even
+        its connection's end) and powers up again on what its store committed: ``reopen``
+        opens the store again (default: the memory store's committed view). The CSMS
+        notices the connection drop."""
+        if self.pair.connected:
+            self.pair.connected = False
+            self.csms.connection_lost(self.now)
+            self.pair.flush()
+        self.store = reopen() if reopen is not None else self.store.reopen()
+        self.station = self._power_up()
+        self.pair.station = self.station.core
+        self.station.start(self.now, connect=False)
         return self.station
 
     def call(self, request: Any, *, then: float = 0.1) -> Any:

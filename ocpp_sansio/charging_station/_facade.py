@@ -188,7 +188,11 @@ class ChargingStation(HardwareReports, WallClocked):
         else:
             self.model = InMemoryDeviceModel(
                 station_variables(
-                    types, vendor=info.vendor, model=info.model, max_power_w=max_power_w
+                    types,
+                    vendor=info.vendor,
+                    model=info.model,
+                    max_power_w=max_power_w,
+                    identity=self.identity,
                 )
             )
             self.settings = DeviceModel(
