@@ -126,6 +126,13 @@ class CsmsCoreStore(StateStore, Protocol):
     def forget(self, message_id: str) -> None: ...
 
 
+class CsmsStore(Protocol):
+    """A CSMS's store (``open_csms_store``, ``MemoryCsmsStore``): one ``CsmsCoreStore``
+    per station, the same object each time it is asked for."""
+
+    def station(self, identity: str) -> CsmsCoreStore: ...
+
+
 def dump(value: Json) -> str:
     """The one text form of a JSON value: compact, keys sorted (so equal values compare
     equal as text)."""
