@@ -72,21 +72,36 @@ def _date_of(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text is not None else None
 
 
+_UNSEEN = object()
+
+
 class _Keeper:
-    """Savers by key, run before each commit; a value is written only when it changed."""
+    """Savers by key, run before each commit; a value is written only when it changed.
+    A key may have a ``state``: a cheap comparable view of what its saver writes; while it
+    compares equal to the last one seen, the saver is not run (a commit comes after every
+    input, most of which change nothing a keeper keeps)."""
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
-        self._savers: dict[str, Callable[[], Json]] = {}
+        self._savers: dict[str, tuple[Callable[[], Json], Callable[[], Any] | None]] = {}
         self._written: dict[str, str] = {}
+        self._states: dict[str, Any] = {}
         store.before_commit(self._save)
 
-    def _keep(self, key: str, saver: Callable[[], Json]) -> None:
-        self._savers[key] = saver
+    def _keep(
+        self, key: str, saver: Callable[[], Json], state: Callable[[], Any] | None = None
+    ) -> None:
+        self._savers[key] = (saver, state)
         self._written[key] = dump(self.store.load(key))
+        self._states[key] = _UNSEEN
 
     def _save(self) -> None:
-        for key, saver in self._savers.items():
+        for key, (saver, state) in self._savers.items():
+            if state is not None:
+                now = state()
+                if now == self._states[key]:
+                    continue
+                self._states[key] = now
             value = saver()
             text = dump(value)
             if self._written.get(key) != text:
@@ -125,6 +140,7 @@ class StationKeeper(_Keeper):
                 ([e, c] for e, c in flow.snapshot().inoperative),
                 key=lambda t: (t[0] is not None, t[0] or 0, t[1] is not None, t[1] or 0),
             ),
+            flow.snapshot,
         )
 
     # --- firmware (L01, L02; 1.6 §5.19)
@@ -159,7 +175,7 @@ class StationKeeper(_Keeper):
                 "attempts_made": update.attempts_made,
             }
 
-        self._keep("flow/firmware", save)
+        self._keep("flow/firmware", save, flow.snapshot)
 
     # --- reset (B11, B12; 1.6 §5.14)
 
@@ -187,7 +203,7 @@ class StationKeeper(_Keeper):
             pending = list(snapshot.pending) if snapshot.pending is not None else None
             return {"pending": pending, "rebooting": snapshot.rebooting}
 
-        self._keep("flow/reset", save)
+        self._keep("flow/reset", save, flow.snapshot)
 
     # --- reservations (H01-H04; 1.6 §5.13)
 
@@ -227,7 +243,10 @@ class StationKeeper(_Keeper):
                 for r in sorted(flow.reservations.values(), key=lambda r: r.reservation_id)
             ]
 
-        self._keep("flow/reservations", save)
+        def state() -> Any:
+            return [attrs.astuple(r, recurse=False) for r in flow.reservations.values()]
+
+        self._keep("flow/reservations", save, state)
 
     # --- log and diagnostics uploads (N01; 1.6 §5.9)
 
@@ -252,7 +271,7 @@ class StationKeeper(_Keeper):
                 "attempts_made": attempts_made,
             }
 
-        self._keep(key, save)
+        self._keep(key, save, flow.snapshot)
 
     # --- transactions (E01-E17; 1.6 §4.8, §4.10)
 
@@ -268,11 +287,15 @@ class StationKeeper(_Keeper):
                 starts=(saved or {}).get("starts", {}),
             )
             interrupted: list[Any] = list(flow.restore(snapshot, now))
-            self._keep("flow/transactions", lambda: self._save16(flow))
+            self._keep("flow/transactions", lambda: self._save16(flow), lambda: _state16(flow))
         else:
             running = [self._transaction2(t) for t in saved or []]
             interrupted = list(flow.restore(running, now))
-            self._keep("flow/transactions", lambda: [self._json2(t) for t in flow.snapshot()])
+            self._keep(
+                "flow/transactions",
+                lambda: [self._json2(t) for t in flow.snapshot()],
+                lambda: _state2(flow),
+            )
         return interrupted
 
     def _save16(self, flow: Transactions16) -> Json:
@@ -366,6 +389,15 @@ class StationKeeper(_Keeper):
         """2.x variables: ``variables`` with every value set since on top, kept in the
         store. Pass it as ``DeviceModel(core, store)``."""
         return StoredDeviceModel(self.store, variables)
+
+
+def _state16(flow: Transactions16) -> Any:
+    snapshot = flow.snapshot()
+    return snapshot.starts, [attrs.astuple(tx, recurse=False) for tx in snapshot.transactions]
+
+
+def _state2(flow: TransactionEvents) -> Any:
+    return [attrs.astuple(tx, recurse=False) for tx in flow.snapshot()]
 
 
 def _field_names(cls: type) -> list[str]:
