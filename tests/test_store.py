@@ -333,3 +333,10 @@ def test_the_default_folder_is_the_platforms_state_folder_or_the_one_chosen(
     with open_default_station_store("CS/1", "2.0.1") as store:
         assert Path(store.path) == tmp_path / "chosen" / "CS%2F1.sqlite3"
         assert store.identity == "CS/1"
+
+
+def test_a_folder_given_as_the_path_holds_the_file_named_after_the_identity(
+    tmp_path: Path,
+) -> None:
+    with open_station_store(tmp_path, "CS 1", "1.6") as store:
+        assert Path(store.path) == tmp_path / "CS%201.sqlite3"

@@ -34,8 +34,9 @@ if TYPE_CHECKING:
 def open_station_store(
     path: str | os.PathLike[str], identity: str, version: str, *, synchronous: str = "FULL"
 ) -> SqliteStationStore:
-    """The SQLite store of station ``identity`` at ``path`` (created with its folder when
-    absent; StoreMismatch when the file is another station's, version's or a CSMS's)."""
+    """The SQLite store of station ``identity`` at ``path``, or in the folder ``path`` as
+    ``IDENTITY.sqlite3`` (created with its folder when absent; StoreMismatch when the file
+    is another station's, version's or a CSMS's)."""
     from .sqlite import open_station_store as open_sqlite
 
     return open_sqlite(path, identity, version, synchronous=synchronous)
