@@ -36,3 +36,14 @@ def _station_stores_in_a_temporary_folder(
     """A ChargingStation given no store opens one in the default folder: in the tests that
     is a fresh temporary folder, never the user's own state folder."""
     monkeypatch.setenv(STATE_DIR_VARIABLE, str(tmp_path_factory.mktemp("stations")))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (the long forms of tests whose short form always runs) run
+    only when asked for: ``pytest -m slow``."""
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="long-running: run it with -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

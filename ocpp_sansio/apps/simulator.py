@@ -85,11 +85,16 @@ class Transfers(Protocol):
         """Upload ``job.filename``; report "Uploaded" or a failure status."""
 
 
+#: Where the pretend meters keep their registers in the station's store: like a real
+#: meter's, they survive a reboot and a kill (a restart resumes from the last reading).
+METERS_KEY = "simulator/meters"
+
+
 class _Meter:
     """Energy counted at the power drawn since the last change."""
 
-    def __init__(self) -> None:
-        self.energy_wh = 0.0
+    def __init__(self, energy_wh: float = 0.0) -> None:
+        self.energy_wh = energy_wh
         self.since: float | None = None
         self.power_w = POWER_W
 
@@ -111,7 +116,8 @@ class _PretendHardware:
 
     def __init__(self, simulator: SimulatedStation) -> None:
         self.sim = simulator
-        self.meters: dict[int, _Meter] = {}
+        saved = simulator.store.load(METERS_KEY) or {}
+        self.meters = {int(evse_id): _Meter(float(wh)) for evse_id, wh in saved.items()}
 
     def _meter(self, evse_id: int) -> _Meter:
         return self.meters.setdefault(evse_id, _Meter())
@@ -160,8 +166,10 @@ class _PretendHardware:
     def read_meter(self, evse_id: int, now: float) -> Mapping[str, float] | None:
         meter = self._meter(evse_id)
         power = meter.power_w if meter.since is not None else 0.0
+        registers = {str(n): round(m.read(now), 1) for n, m in sorted(self.meters.items())}
+        self.sim.store.save(METERS_KEY, registers)  # committed with what reports the reading
         return {
-            "Energy.Active.Import.Register": round(meter.read(now), 1),
+            "Energy.Active.Import.Register": registers[str(evse_id)],
             "Power.Active.Import": power,
             "Current.Import": round(power / _VOLTAGE, 1),
             "Voltage": _VOLTAGE,
