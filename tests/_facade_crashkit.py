@@ -226,6 +226,8 @@ class FacadeCrashRig:
                 self.csms.core.receive_text(self.to_csms.pop(0), self.now)
                 self.pump()
         self._cut()
+        # Every entry point of the facade ended with a commit: nothing is left to lose.
+        assert not self.station.store._database._in_transaction
         self.station.store.close()
         self.station = self._power_up()
         self.pump()
