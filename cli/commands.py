@@ -46,6 +46,7 @@ from ocpp_sansio.events import (
     RequestRefused,
 )
 from ocpp_sansio.frames import VERSIONS
+from ocpp_sansio.store import open_csms_store, open_station_store
 
 from .console import FrameLog, Progress, percentiles
 
@@ -250,6 +251,7 @@ def run_csms(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int
         heartbeat_interval=args.heartbeat_interval,
         log=log,
         wall_clock=_system_wall_clock,
+        store=open_csms_store(args.store) if args.store else None,
     )
     if args.adapter == "threads":
         handler = _ThreadCsmsHandler(demo, log, exercise=args.exercise)
@@ -367,9 +369,15 @@ class _StationLife:
             id_generator=uuid_ids,
             on_frame=_frame_observer(self.log, self.identity),
             transfers=RealTransfers(self.identity),
+            store=self._store(),
         )
         self.stations.append(station)
         return station
+
+    def _store(self) -> Any:
+        """``station --store PATH``: the station's SQLite file (docs/store.md)."""
+        path = getattr(self.args, "store", None)
+        return open_station_store(path, self.identity, self.args.version) if path else None
 
     def next(self, station: SimulatedStation) -> SimulatedStation:
         station = station.rebooted()
@@ -724,6 +732,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop after this many seconds (default: run until interrupted)",
     )
+    csms.add_argument(
+        "--store",
+        metavar="PATH",
+        help="keep the stations' registrations, answers and open transactions in this SQLite "
+        "file, so a restarted CSMS serves stations that resume without a boot (default: "
+        "in memory)",
+    )
     _add_adapter(csms)
     _add_logging(csms)
     csms.set_defaults(run=run_csms)
@@ -746,6 +761,13 @@ def build_parser() -> argparse.ArgumentParser:
         "e.g. ws://127.0.0.1:9000/CS001",
     )
     _add_station_options(station)
+    station.add_argument(
+        "--store",
+        metavar="PATH",
+        help="keep the station's state in this SQLite file (a folder: IDENTITY.sqlite3 in "
+        "it): killed and started again with the same PATH it delivers what it held, once "
+        "(default: in memory, gone when it exits)",
+    )
     station.add_argument(
         "--duration",
         type=_positive_float,
