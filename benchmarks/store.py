@@ -10,6 +10,11 @@
    encoded, decoded and answered; without a store, with the in-memory one, and with SQLite
    at NORMAL and FULL. Also events made while offline (each held and committed) and then
    delivered.
+4. TransactionEvent throughput through the ChargingStation facade: a 2.0.1 station whose
+   timer takes a sample (six measurands) every second of core time, each an Updated event
+   to a CSMS core with CsmsTransactionEvents, with the in-memory store and SQLite at
+   NORMAL and FULL (the facade commits at the end of every entry point). Also samples
+   taken offline, each committed by the timer that took it, then delivered.
 
 Times are wall-clock: a commit at FULL waits for the disk, which CPU time would not show.
 
@@ -26,11 +31,12 @@ import random
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ocpp_sansio import Call, encode_frame
+from ocpp_sansio.charging_station import ChargingStation, StationInfo
 from ocpp_sansio.config import StationConfig
 from ocpp_sansio.csms import CsmsCore
 from ocpp_sansio.events import RequestReceived
@@ -40,6 +46,7 @@ from ocpp_sansio.station import StationCore
 from ocpp_sansio.store import HeldMessage, MemoryCsmsStore, MemoryStationStore
 from ocpp_sansio.store.keeper import StationKeeper
 from ocpp_sansio.store.sqlite import SqliteCsmsStore, SqliteStationStore
+from ocpp_sansio.testing.builders import minimal
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 BOOT = v201.BootNotificationRequest(
@@ -284,6 +291,124 @@ def throughput(makers: dict[str, StoreMaker], folder: Path, seconds: float) -> N
             csms_store.close()
 
 
+# --- through the facade ------------------------------------------------------------------------
+
+MEASURANDS = {
+    "Energy.Active.Import.Register": 1000.0,
+    "Power.Active.Import": 7360.0,
+    "Current.Import": 32.0,
+    "Voltage": 230.0,
+    "SoC": 50.0,
+    "Frequency": 50.0,
+}
+
+
+class BenchHardware:
+    """A ``StationApplication`` that does nothing but read a meter of six measurands."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args: None
+
+    def read_meter(self, evse_id: int, now: float) -> dict[str, float]:
+        return {name: value + now for name, value in MEASURANDS.items()}
+
+
+class FacadeLink:
+    """A 2.0.1 ChargingStation charging on EVSE 1 (a sample every second of core time),
+    and a CSMS core with CsmsTransactionEvents that answers everything, in memory."""
+
+    def __init__(self, store: Any) -> None:
+        self.now = 0.0
+        self.station = ChargingStation(
+            "2.0.1",
+            application=BenchHardware(),  # type: ignore[arg-type]
+            info=StationInfo(vendor="Acme", model="X1"),
+            store=store,
+            wall_clock=lambda now: NOW + timedelta(seconds=now),
+            config=StationConfig(max_held_messages=1_000_000),
+        )
+        self.csms = CsmsCore("2.0.1", store.identity)
+        self.csms_flow = CsmsTransactionEvents(self.csms)
+        self.events_received = 0
+        self.connected = False
+        self.station.set_variables(
+            [
+                ("SampledDataCtrlr", "TxUpdatedInterval", "1"),
+                ("SampledDataCtrlr", "TxUpdatedMeasurands", ",".join(MEASURANDS)),
+                ("AlignedDataCtrlr", "Interval", "0"),
+            ],
+            self.now,
+        )
+        self.station.start(self.now, connect=False)
+        self.connect()
+        self.station.on_session_started(1, 1, self.now)
+        token = v201.IdToken(id_token="TAG1", type=v201.IdTokenEnum.ISO14443)
+        self.station.on_authorized(1, 1, token, self.now)
+        self.pump()
+
+    def connect(self) -> None:
+        self.connected = True
+        self.csms.connection_made(self.now)
+        self.station.core.connection_made(self.now)
+        self.pump()
+
+    def tick(self) -> None:
+        """One second of core time: the facade's sample is due."""
+        self.now += 1.0
+        self.station.core.handle_timer(self.now)
+        if self.connected:
+            self.pump()
+
+    def pump(self) -> None:
+        core = self.station.core
+        while True:
+            moved = False
+            for text in core.data_to_send():
+                moved = True
+                self.csms.receive_text(text, self.now)
+            for event in self.csms.events():
+                if not isinstance(event, RequestReceived):
+                    continue
+                if event.action == "TransactionEvent":
+                    self.events_received += 1
+                    self.csms_flow.handle_event(event, self.now)
+                    self.csms_flow.events()
+                elif event.action == "BootNotification":
+                    self.csms.send_response(event.message_id, BOOT_ANSWER, self.now)
+                else:
+                    response = self.csms.registry[event.action].response
+                    self.csms.send_response(event.message_id, minimal(response), self.now)
+            for text in self.csms.data_to_send():
+                moved = True
+                core.receive_text(text, self.now)
+            core.events()  # (what the facade leaves for the application)
+            if not moved:
+                return
+
+
+def facade_throughput(makers: dict[str, StoreMaker], seconds: float) -> None:
+    print("\n4. TransactionEvent throughput through the ChargingStation facade (events per second)")
+    print(f"{'station store':16} {'online':>10} {'offline, held':>14} {'then delivered':>15}")
+    for name, make in makers.items():
+        link = FacadeLink(make())
+        before, start = link.events_received, time.perf_counter()
+        timed(seconds, lambda i, link=link: link.tick())
+        rate = (link.events_received - before) / (time.perf_counter() - start)
+        link = FacadeLink(make())
+        link.connected = False
+        link.station.core.connection_lost(link.now)
+        link.csms.connection_lost(link.now)
+        start = time.perf_counter()
+        timed(min(seconds, 1.0), lambda i, link=link: link.tick())
+        count = len(link.station.held_messages)
+        held_rate = count / (time.perf_counter() - start)
+        before, start = link.events_received, time.perf_counter()
+        link.connect()
+        delivered = (link.events_received - before) / (time.perf_counter() - start)
+        assert not link.station.held_messages and link.events_received - before >= count
+        print(f"{name:16} {rate:10,.0f} {held_rate:14,.0f} {delivered:15,.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=2.0)
@@ -297,6 +422,7 @@ def main() -> None:
         store_writes(makers, args.seconds)
         bytes_per_message(folder)
         throughput(makers, folder, args.seconds)
+        facade_throughput(makers, args.seconds)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ from ocpp_sansio.events import (
     RequestRefused,
 )
 from ocpp_sansio.frames import VERSIONS
+from ocpp_sansio.store import open_csms_store, open_station_store
 
 from .console import FrameLog, Progress, percentiles
 
@@ -259,8 +260,10 @@ class _ThreadCsmsHandler(_CsmsApp):
 
 
 def _serve(adapter: str, handler: Any, demo: DemoCsms, host: str, port: int) -> Any:
-    """The adapter's server hosting the demo's flows, its frames on the demo's console."""
+    """The adapter's server hosting the demo's cores (with their store) and flows, its
+    frames on the demo's console."""
     options = ServerOptions(
+        core_factory=demo.core,
         flows=demo.flows,
         observer=demo.observe if demo.log is not None else None,
         ws_options=WsOptions(ping_interval=0),
@@ -301,6 +304,7 @@ def run_csms(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int
         heartbeat_interval=args.heartbeat_interval,
         log=log,
         wall_clock=_system_wall_clock,
+        store=open_csms_store(args.store) if args.store else None,
     )
     started = time.monotonic()
     seen: list[Any] = []
@@ -412,9 +416,15 @@ class _StationLife:
             wall_clock=wall_clock,
             id_generator=uuid_ids,
             transfers=RealTransfers(self.identity),
+            store=self._store(),
         )
         self.stations.append(station)
         return station
+
+    def _store(self) -> Any:
+        """``station --store PATH``: the station's SQLite file (docs/store.md)."""
+        path = getattr(self.args, "store", None)
+        return open_station_store(path, self.identity, self.args.version) if path else None
 
     def next(self, station: SimulatedStation) -> SimulatedStation:
         station = station.rebooted()
@@ -805,6 +815,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop after this many seconds (default: run until interrupted)",
     )
+    csms.add_argument(
+        "--store",
+        metavar="PATH",
+        help="keep the stations' registrations, answers and open transactions in this SQLite "
+        "file, so a restarted CSMS serves stations that resume without a boot (default: "
+        "in memory)",
+    )
     _add_adapter(csms)
     _add_logging(csms)
     csms.set_defaults(run=run_csms)
@@ -828,6 +845,13 @@ def build_parser() -> argparse.ArgumentParser:
         "e.g. ws://127.0.0.1:9000/CS001",
     )
     _add_station_options(station)
+    station.add_argument(
+        "--store",
+        metavar="PATH",
+        help="keep the station's state in this SQLite file (a folder: IDENTITY.sqlite3 in "
+        "it): killed and started again with the same PATH it delivers what it held, once "
+        "(default: in memory, gone when it exits)",
+    )
     station.add_argument(
         "--duration",
         type=_positive_float,

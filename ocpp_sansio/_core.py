@@ -39,7 +39,8 @@ def posix_clock(now: float) -> datetime:
 
 def counter_ids(prefix: str = "") -> Callable[[], str]:
     """Message ids from a counter: deterministic, for tests. Adapters inject UUIDs so ids
-    stay unique across process restarts (digest §1.2)."""
+    stay unique across process restarts (OCPP-J: an id is unique per sender and
+    station identity, on any connection)."""
     numbers = itertools.count(1)
     return lambda: f"{prefix}{next(numbers)}"
 

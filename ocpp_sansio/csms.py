@@ -1,4 +1,4 @@
-"""The central-system side, one ``CsmsCore`` per station identity (digest §3.5-§3.7, §4).
+"""The central-system side, one ``CsmsCore`` per station identity (B01-B03, FR.04, F06).
 
 It records the registration status as we answered the station's BootNotification (and
 reports each answer as ``RegistrationChanged``), refuses locally what that status forbids

@@ -1,5 +1,5 @@
 """The charging-station side: registration gating, heartbeats, held transaction messages,
-retries and TriggerMessage, for one station across all its connections (digest §3, §4, §6).
+retries and TriggerMessage, for one station across all its connections (B01-B04, F06, E04, E11-E13).
 
 One ``StationCore`` lives as long as the station's power-up: it survives reconnects, and
 resumes without a new BootNotification (B04). A reboot is a new ``StationCore``.
@@ -592,7 +592,7 @@ class StationCore(CoreBase):
         trigger = _OpenTrigger(
             event.message_id, action, set(targets), now + self.config.trigger_window
         )
-        # A message of that kind already waiting counts as the triggered one (digest §4.2).
+        # A message of that kind already waiting counts as the triggered one (F06.FR.10).
         for entry in (*self._queue, *self._held):
             if entry.action == action and self._satisfy(trigger, entry.payload):
                 entry.requested = True

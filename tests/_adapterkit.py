@@ -62,7 +62,7 @@ def boot(version: str) -> Any:
 
 
 def transaction_message(version: str, number: int) -> Any:
-    """A transaction-related request (held while offline, digest §6.1)."""
+    """A transaction-related request (held while offline, E04.FR.01)."""
     if version == "1.6":
         return request(version, "StartTransaction", connector_id=1, meter_start=number)
     return request(version, "TransactionEvent", seq_no=number)

@@ -14,7 +14,6 @@ from ocpp_sansio.apps.demo_csms import DemoCsms
 from ocpp_sansio.charging_station import (
     ChargingStation,
     FirmwareJob,
-    InMemoryStationStore,
     NetworkProfile,
     RebootRequested,
     StationInfo,
@@ -26,6 +25,7 @@ from ocpp_sansio.flows import FlowHost
 from ocpp_sansio.flows._base import build
 from ocpp_sansio.flows._store import messages_for
 from ocpp_sansio.frames import Call, encode_frame
+from ocpp_sansio.store import MemoryStationStore
 from ocpp_sansio.testing.pair import TO_CSMS, TO_STATION, InMemoryPair
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -112,14 +112,14 @@ class Rig:
         evses: int = 1,
         boot_status: str = "Accepted",
         start: bool = True,
-        store: InMemoryStationStore | None = None,
+        store: Any = None,
         hardware: Hardware | None = None,
         **station_options: Any,
     ) -> None:
         self.version = version
         self.station_options = station_options
         self.m = messages_for(version)
-        self.store = store or InMemoryStationStore()
+        self.store = store or MemoryStationStore("CS1", version)
         self.hardware = hardware or Hardware()
         self.evse_count = evses
         self.answers: dict[str, Answer] = {}
@@ -140,7 +140,7 @@ class Rig:
         if start:
             self.boot()
 
-    def _power_up(self, held: list[Any] | None = None) -> ChargingStation:
+    def _power_up(self) -> ChargingStation:
         station = ChargingStation(
             self.version,
             application=self.hardware,
@@ -150,7 +150,6 @@ class Rig:
             network_profiles={1: NetworkProfile(ocpp_csms_url="ws://127.0.0.1/CS1")},
             wall_clock=wall,
             id_generator=counter_ids(f"s{len(self.lives)}-"),
-            held_requests=held or (),
             **self.station_options,
         )
         self.lives.append(station)
@@ -200,15 +199,28 @@ class Rig:
     def reboot(self, *, boot_reason: str | None = None, connect: bool = True) -> ChargingStation:
         """Power the station up again on the same store (what the IO layer does on
         RebootRequested)."""
-        old = self.station
         if self.pair.connected:
             self.pair.disconnect()
-        held = old.messages_for_next_life
-        self.station = self._power_up(held)
+        self.station = self._power_up()
         self.pair.station = self.station.core
         self.station.start(self.now, boot_reason=boot_reason, connect=connect)
         self.pair.connect()
         self.pair.advance(0.1)
+        return self.station
+
+    def kill(self, reopen: Callable[[], Any] | None = None) -> ChargingStation:
+        """The station process dies between two inputs (nothing more runs in it: not even
+        its connection's end) and powers up again on what its store committed: ``reopen``
+        opens the store again (default: the memory store's committed view). The CSMS
+        notices the connection drop."""
+        if self.pair.connected:
+            self.pair.connected = False
+            self.csms.connection_lost(self.now)
+            self.pair.flush()
+        self.store = reopen() if reopen is not None else self.store.reopen()
+        self.station = self._power_up()
+        self.pair.station = self.station.core
+        self.station.start(self.now, connect=False)
         return self.station
 
     def call(self, request: Any, *, then: float = 0.1) -> Any:

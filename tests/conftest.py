@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from ocpp_sansio.store import STATE_DIR_VARIABLE
 
 _SLOW_DATA = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
 
@@ -24,3 +27,23 @@ settings.register_profile(
     "thorough", max_examples=5000, deadline=None, suppress_health_check=_SLOW_DATA, print_blob=True
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(autouse=True)
+def _station_stores_in_a_temporary_folder(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ChargingStation given no store opens one in the default folder: in the tests that
+    is a fresh temporary folder, never the user's own state folder."""
+    monkeypatch.setenv(STATE_DIR_VARIABLE, str(tmp_path_factory.mktemp("stations")))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (the long forms of tests whose short form always runs) run
+    only when asked for: ``pytest -m slow``."""
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="long-running: run it with -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from _stationkit import Rig, wall
 
-from ocpp_sansio.charging_station import InMemoryStationStore, NetworkProfile
+from ocpp_sansio.charging_station import NetworkProfile
 from ocpp_sansio.events import CallErrorReceived
 from ocpp_sansio.flows._base import build
 
@@ -848,8 +848,7 @@ def test_heartbeat_interval_set_by_the_csms_acts_at_once(version: str) -> None:
 
 @pytest.mark.parametrize("version", V2)
 def test_settings_survive_a_reboot(version: str) -> None:
-    store = InMemoryStationStore()
-    rig = Rig(version, store=store)
+    rig = Rig(version)
     set_variables(rig, ("OCPPCommCtrlr", "OfflineThreshold", "300", None))
     rig.request("Reset", type="Immediate")
     rig.pair.advance(1)

@@ -95,6 +95,7 @@ async def test_handle_boots_authorizes_charges_and_transfers_data(kit: Kit) -> N
             "2.0.1",
             application=Hardware(),
             info=StationInfo(vendor="ocpp-sansio", model="Handle"),
+            identity="CS001",  # its store: SQLite in the default folder
             network_profiles={
                 0: NetworkProfile(ocpp_csms_url=f"ws://127.0.0.1:{server.port}/ocpp")
             },
@@ -131,6 +132,7 @@ def facade_for(port: int) -> ChargingStation:
         "2.0.1",
         application=Hardware(),
         info=StationInfo(vendor="ocpp-sansio", model="Handle"),
+        identity="CS001",  # its store: SQLite in the default folder
         network_profiles={0: NetworkProfile(ocpp_csms_url=f"ws://127.0.0.1:{port}/ocpp")},
         wall_clock=lambda now: datetime.now(UTC),
     )

@@ -508,7 +508,9 @@ def test_1_6_hard_reset_reboots_at_once_and_stops_after_the_boot() -> None:
     assert str(rig.call(build(v16.ResetRequest, type="Hard")).status) == "Accepted"
     assert rig.sent("StopTransaction") == []
     assert rig.reboots() == ["RemoteReset"]
-    held = rig.sim.rebooted().core.held_requests
+    rebooted = rig.sim.rebooted()
+    rebooted.station.start(rig.pair.now, connect=False)
+    held = rebooted.core.held_requests
     assert [type(r).__name__ for r in held] == ["StopTransactionRequest"]
     assert str(held[0].reason) == "HardReset" and held[0].transaction_id == 1
 
@@ -600,3 +602,18 @@ def test_simulator_meter_follows_the_limit_in_force(version: str) -> None:
     assert meter["Power.Active.Import"] == 2300.0  # 10 A x 230 V, one phase
     assert meter["Current.Import"] == 10.0
     assert meter["Energy.Active.Import.Register"] == pytest.approx(before + 2300.0, abs=1.0)
+
+
+@pytest.mark.parametrize("version", ALL_VERSIONS)
+def test_the_pretend_meter_survives_a_reboot_and_a_kill_like_a_real_one(version: str) -> None:
+    """The energy register never goes back: a transaction a kill interrupted ends with a
+    reading at least the last one reported."""
+    rig = Rig(version)
+    remote_start(rig)
+    rig.pair.advance(60)
+    register = "Energy.Active.Import.Register"
+    before = rig.sim.hardware.read_meter(1, rig.pair.now)[register]
+    assert before > 0
+    assert rig.sim.rebooted().hardware.read_meter(1, rig.pair.now)[register] == before
+    after_a_kill = SimulatedStation("CS1", version, store=rig.sim.store.reopen())
+    assert after_a_kill.hardware.read_meter(1, rig.pair.now)[register] == before

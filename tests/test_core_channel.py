@@ -1,4 +1,4 @@
-"""The RPC channel inside the cores: automatic answers, correlation, SEND (digest §1)."""
+"""The RPC channel inside the cores: automatic answers, correlation, SEND (OCPP-J; 2.1 FR.07)."""
 
 from __future__ import annotations
 

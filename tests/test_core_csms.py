@@ -1,4 +1,4 @@
-"""CSMS-side registration status, request gating and heartbeat health (digest §3.5-§3.7)."""
+"""CSMS-side registration status, request gating and heartbeat health (B02, B03, FR.04, G02)."""
 
 from __future__ import annotations
 

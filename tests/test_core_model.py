@@ -2,8 +2,10 @@
 
 Random application actions, random CSMS policies (accept / pending / reject with random
 intervals, errors, silence, triggers, remote starts), drops and reconnects, on a virtual
-clock. After every step an observer that reads only the wire checks the rules of the
-digest (§1.4, §3.2, §3.5, §3.6, §4.2, §6.1, §6.3).
+clock. After every step an observer that reads only the wire checks the rules: one outstanding
+CALL (FR.01), nothing before the boot (B01.FR.08), Pending (B02.FR.02), Rejected (B03.FR.02,
+B03.FR.08), the trigger's answer first (F06.FR.04), transaction messages held and retried
+(E04.FR.01, E13.FR.02/03).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Station-side registration, heartbeat, held transaction messages and retries (digest §3, §6)."""
+"""Station-side registration, heartbeat, held transaction messages and retries
+(B01-B04, E04, E13)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TriggerMessage on both sides (digest §4; F06)."""
+"""TriggerMessage on both sides (F06; 1.6 §5.17 and ExtendedTriggerMessage)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Availability and reset end to end (digest §6.6, §6.7; 1.6 §5.2, §5.14; G03, G04, B11,
+"""Availability and reset end to end (1.6 §5.2, §5.14; G03, G04, B11,
 B12, 2.1 B13)."""
 
 from __future__ import annotations

@@ -247,7 +247,7 @@ def test_b07_full_inventory_in_parts_with_seq_no_and_tbc(version: str) -> None:
     rig.csms_sends(
         rig.m.GetBaseReportRequest(request_id=7, report_base=rig.m.ReportBaseEnum.FULL_INVENTORY)
     )
-    # B07.FR.01 / FR.05 (digest §1.14): the answer goes out before the first part.
+    # B07.FR.01 / FR.05: the answer goes out before the first part.
     actions = rig.call_actions()
     assert rig.answers("station->csms")[-1] == {"status": "Accepted"}
     parts = rig.calls("NotifyReport")

@@ -1,4 +1,4 @@
-"""Firmware updates end to end (digest §5.1 to §5.3, §4.8): 1.6 UpdateFirmware, the 1.6
+"""Firmware updates end to end (L01, L02; 1.6 §5.19; F06.FR.14-16): 1.6 UpdateFirmware, the 1.6
 security extension's SignedUpdateFirmware, 2.0.1/2.1 L01 (secure) and L02 (plain)."""
 
 from __future__ import annotations
@@ -443,7 +443,7 @@ def test_l01_fr_27_installation_that_cannot_be_cancelled_is_kept_rejected(versio
     assert updater.request_id == 1 and updater.phase is FirmwarePhase.INSTALLING
 
 
-# --- triggers (digest §4.8) ---
+# --- triggers (F06.FR.14-16) ---
 
 
 @pytest.mark.parametrize("version", V2)

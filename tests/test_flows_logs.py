@@ -1,4 +1,4 @@
-"""Diagnostics and log uploads end to end (digest §5.4, §5.5, §4.8): 1.6 GetDiagnostics,
+"""Diagnostics and log uploads end to end (N01; 1.6 §5.9; F06.FR.14/15): 1.6 GetDiagnostics,
 GetLog in the 1.6 security extension and in 2.0.1/2.1 (N01)."""
 
 from __future__ import annotations

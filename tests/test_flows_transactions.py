@@ -1,6 +1,7 @@
-"""Transactions end to end (digest §6): 1.6 Start/Stop/MeterValues with the CSMS's
-transactionId, 2.0.1/2.1 TransactionEvent with the station's, across disconnects, retries
-and discards; and random operation orders that must never produce an illegal sequence."""
+"""Transactions end to end (E01-E13; 1.6 §3.7, §4.8, §4.10): 1.6 Start/Stop/MeterValues
+with the CSMS's transactionId, 2.0.1/2.1 TransactionEvent with the station's, across
+disconnects, retries and discards; and random operation orders that must never produce an
+illegal sequence."""
 
 from __future__ import annotations
 
@@ -115,7 +116,7 @@ def test_16_start_meter_stop_carry_the_csms_transaction_id() -> None:
     assert not of_type(csms, TransactionAnomaly)
 
 
-def test_16_stop_waits_for_the_start_answer_digest_6_4() -> None:
+def test_16_stop_waits_for_the_start_answer_and_its_transaction_id() -> None:
     rig, flow, _ = rig16()
     hold = Hold("StartTransaction")
     rig.csms_flows.insert(0, hold)

@@ -1,4 +1,5 @@
-"""Frame-level rules of OCPP-J (digest §1) for decode_frame, encode_frame and FrameError.
+"""Frame-level rules of OCPP-J (2.x part 4, 1.6 OCPP-J) for decode_frame, encode_frame and
+FrameError.
 
 Test names carry the requirement IDs of the 2.x specification where one exists (FR.03: an
 invalid CALL earns a CALLERROR; FR.06 (2.1): an invalid CALLRESULT earns a CALLRESULTERROR;
@@ -175,7 +176,7 @@ def test_fr03_message_type_not_an_integer_and_no_readable_id(version: str) -> No
     assert answer_of(error)[:2] == [4, "-1"]
 
 
-# --- unknown message type numbers (digest §1.10) ----------------------------------------
+# --- unknown message type numbers (2.0.1 part 4 §4.4; 2.1 and 1.6 ignore them) -----------
 
 
 @pytest.mark.parametrize("type_id", [0, 1, 5, 6, 7, -2, 99, 10**30])

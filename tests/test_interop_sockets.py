@@ -4,14 +4,15 @@ Both directions, OCPP 1.6 and 2.0.1, every adapter:
 
 - their ``ChargePoint`` (a station) against our CSMS server: boot, the usual station
   requests, our requests to them, and malformed frames sent from their side of the
-  socket, each answered with the CALLERROR our digest (§1) prescribes while the connection
+  socket, each answered with the CALLERROR the OCPP-J rules prescribe (docs/errors.md)
+  while the connection
   stays usable;
 - our simulated station against their central system: boot, their requests to us (their
   schema validation checks our answers), and malformed frames from them.
 
 The ``ocpp`` package is a peer here, not an oracle for error codes (it swaps
 NotImplemented and NotSupported, and sends FormatViolation in 1.6): expected codes come
-from the digest. Every scenario runs under a timeout.
+from the OCPP-J rules. Every scenario runs under a timeout.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ ANSWER_TIMEOUT = 5.0
 QUIET = WsOptions(ping_interval=0, close_timeout=1, handshake_timeout=3)
 FAST_BACKOFF = Backoff(minimum=0.05, random_range=0.05, repeat_times=1)
 
-# The codes the digest (§1) prescribes, per version; the ocpp package is no oracle here.
+# The codes the OCPP-J rules prescribe, per version; the ocpp package is no oracle here.
 RPC = {"1.6": "FormationViolation", "2.0.1": "RpcFrameworkError"}
 NOT_AN_OBJECT = {"1.6": "FormationViolation", "2.0.1": "FormatViolation"}
 OCCURRENCE = {"1.6": "OccurenceConstraintViolation", "2.0.1": "OccurrenceConstraintViolation"}

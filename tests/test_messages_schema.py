@@ -55,7 +55,7 @@ VERSIONS = ("1.6", "2.0.1", "2.1")
 PACKAGES = {"1.6": "v16", "2.0.1": "v201", "2.1": "v21"}
 ACTION_COUNTS = {"1.6": 39, "2.0.1": 64, "2.1": 91}
 
-#: The codes the specifications prescribe (OCPP_RULES.md section 1; docs/errors.md).
+#: The codes the specifications prescribe (OCPP-J; docs/errors.md).
 EXPECTED_CODES = {
     "1.6": {
         "missing_required": "OccurenceConstraintViolation",

@@ -9,7 +9,6 @@ from typing import Any
 
 from _stationkit import Rig, wall
 
-from ocpp_sansio.charging_station import InMemoryStationStore
 from ocpp_sansio.flows._base import build
 
 V = "2.0.1"
@@ -1420,16 +1419,18 @@ def test_TC_P_03_CS_custom_data_is_accepted() -> None:
     assert str(answer.get_variable_result[0].attribute_status) == "Accepted"
 
 
-def test_in_memory_store_keeps_every_record_json() -> None:
-    store = InMemoryStationStore()
-    rig = Rig(V, store=store)
+def test_the_local_list_is_committed_before_the_answer_leaves() -> None:
+    """D01: what SendLocalList changed survives a kill right after its answer."""
+    rig = Rig(V)
     rig.request(
         "SendLocalList",
         version_number=2,
         update_type="Full",
         local_authorization_list=[_auth_data(rig, "A")],
     )
-    assert "local_list" in store.names()
+    after_a_kill = rig.store.reopen()
+    assert after_a_kill.load("auth/list-version") == 2
+    assert [key for key, _ in after_a_kill.items("auth/list/")] == ["auth/list/iso14443:a"]
 
 
 def _pooled(rig: Rig) -> None:

@@ -5,6 +5,7 @@ SQLite file's guards (another station, version or side, a newer layout, a second
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,14 @@ from hypothesis import strategies as st
 from ocpp_sansio.errors import StoreError, StoreMismatch
 from ocpp_sansio.store import (
     SCHEMA_VERSION,
+    STATE_DIR_VARIABLE,
     AnsweredMessage,
     HeldMessage,
     MemoryCsmsStore,
     MemoryStationStore,
+    default_store_folder,
     open_csms_store,
+    open_default_station_store,
     open_station_store,
 )
 from ocpp_sansio.store.sqlite import SqliteStationStore, station_store_path
@@ -104,6 +108,18 @@ def test_power_ups_count_up_once_committed(factory: Any) -> None:
     assert store.begin_power_up() == 2  # not committed: the next start counts 2 again
     store = factory.crash()
     assert store.begin_power_up() == 2
+
+
+def test_a_new_power_up_drops_the_hooks_of_the_previous_one(factory: Any) -> None:
+    """A station rebooted in the same process keeps its store object: the previous
+    power-up's objects are gone, their hooks must not write over the new ones' state."""
+    store = factory.open()
+    ran: list[str] = []
+    store.before_commit(lambda: ran.append("old"))
+    store.begin_power_up()
+    store.before_commit(lambda: ran.append("new"))
+    store.commit()
+    assert ran == ["new"]
 
 
 def test_values_are_json_and_come_back_as_copies(factory: Any) -> None:
@@ -303,3 +319,24 @@ def test_the_open_function_makes_the_folder(tmp_path: Path) -> None:
 )
 def test_station_store_path_makes_a_safe_file_name(identity: str, name: str) -> None:
     assert station_store_path("/var/lib/x", identity) == Path("/var/lib/x") / name
+
+
+def test_the_default_folder_is_the_platforms_state_folder_or_the_one_chosen(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv(STATE_DIR_VARIABLE)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    if sys.platform not in ("win32", "darwin"):
+        assert default_store_folder() == tmp_path / "state" / "ocpp-sansio" / "stations"
+    monkeypatch.setenv(STATE_DIR_VARIABLE, str(tmp_path / "chosen"))
+    assert default_store_folder() == tmp_path / "chosen"
+    with open_default_station_store("CS/1", "2.0.1") as store:
+        assert Path(store.path) == tmp_path / "chosen" / "CS%2F1.sqlite3"
+        assert store.identity == "CS/1"
+
+
+def test_a_folder_given_as_the_path_holds_the_file_named_after_the_identity(
+    tmp_path: Path,
+) -> None:
+    with open_station_store(tmp_path, "CS 1", "1.6") as store:
+        assert Path(store.path) == tmp_path / "CS%201.sqlite3"

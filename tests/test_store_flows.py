@@ -339,6 +339,26 @@ def test_c10_fr_02_the_authorization_cache_survives_a_restart(version: str) -> N
     assert entry.stored_at == pytest.approx(rig.now - 50)  # wall time, read back
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_c10_fr_08_a_use_of_a_cache_entry_survives_a_restart(version: str) -> None:
+    """AuthCacheCtrlr.LifeTime counts from the last use: a use before the restart moves it
+    on after the restart too."""
+    rig = StoredRig(version)
+    auth = Authorization(rig.station, cache=rig.keeper.cache(rig.now))
+    rig.station_flows.append(auth)
+    auth.authorize(token(rig, "TAG9"), rig.now)
+    rig.flush()
+    rig.pair.disconnect()
+    rig.pair.clock.now += 40
+    used_at = rig.now
+    assert auth.lookup(token(rig, "TAG9"), rig.now).source is AuthorizationSource.CACHE
+    rig.pair.clock.now += 10
+    rig.restart(connect=False)
+    (entry,) = rig.keeper.cache(rig.now)._entries.values()
+    assert entry.last_used == pytest.approx(used_at)
+    assert entry.stored_at == pytest.approx(used_at - 40)
+
+
 def test_a_full_cache_evicts_in_the_store_too() -> None:
     rig = StoredRig("1.6")
     auth = Authorization(rig.station, cache=rig.keeper.cache(rig.now, capacity=2))

@@ -1,13 +1,17 @@
 """The demo central system, for every adapter: its policy as flows every station's core
 hosts, and the demonstration script.
 
-``DemoCsms`` hands ``serve()`` a flows factory (``flows``) and a frame observer
-(``observe``, which logs each frame to the console when one is given): the transaction
-flow gives 1.6 transactions their ids and answers 2.x TransactionEvents (authorizing
-everyone), the DataTransfer router answers UnknownVendorId (no vendor is registered), and
-``DemoAnswers`` applies the boot policy (``--boot``, ``--heartbeat-interval``), accepts
-every Authorize and acknowledges the rest. ``EXERCISE`` is what the ``demo`` command asks
-of each station once it is accepted; the adapters' glue (in ``cli``) runs it.
+``DemoCsms`` hands ``serve()`` a core factory (``core``), a flows factory (``flows``) and a
+frame observer (``observe``, which logs each frame to the console when one is given): the
+transaction flow gives 1.6 transactions their ids and answers 2.x TransactionEvents
+(authorizing everyone), the DataTransfer router answers UnknownVendorId (no vendor is
+registered), and ``DemoAnswers`` applies the boot policy (``--boot``,
+``--heartbeat-interval``), accepts every Authorize and acknowledges the rest. With a
+``store`` (``open_csms_store``), each station's core keeps its registration and its answers
+to transaction messages there, and its transaction flow the open transactions: a restarted
+demo CSMS serves the stations that resume without a boot (B04) and recognises the retries
+and the ends of transactions they began before. ``EXERCISE`` is what the ``demo`` command
+asks of each station once it is accepted; the adapters' glue (in ``cli``) runs it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from ocpp_sansio.events import Event, RequestReceived
 from ocpp_sansio.flows import CsmsTransactionEvents, CsmsTransactions16, DataTransferRouter
 from ocpp_sansio.flows._base import FlowEvent, WallClock, build, wall_clock_of
 from ocpp_sansio.flows._store import messages_for
+from ocpp_sansio.store import CsmsStore
+from ocpp_sansio.store.keeper import CsmsKeeper
 from ocpp_sansio.testing.builders import minimal
 
 #: The --boot choices and the registration status each answers with.
@@ -96,8 +102,11 @@ class DemoAnswers:
 
 
 class DemoCsms:
-    """The demo CSMS's policy, shared by every station and adapter: pass ``flows`` and
-    ``observe`` to ``serve()``'s options (``ServerOptions(flows=, observer=)``)."""
+    """The demo CSMS's policy, shared by every station and adapter: pass ``core``,
+    ``flows`` and ``observe`` to ``serve()``'s options (``ServerOptions(core_factory=,
+    flows=, observer=)``). ``store``: where the stations' registrations, answers and open
+    transactions outlive the process (1.6 transactionIds then count per station, from the
+    store)."""
 
     def __init__(
         self,
@@ -106,11 +115,13 @@ class DemoCsms:
         heartbeat_interval: int = 300,
         log: FrameSink | None = None,
         wall_clock: WallClock | None = None,
+        store: CsmsStore | None = None,
     ) -> None:
         self.boot_status = boot_status
         self.heartbeat_interval = heartbeat_interval
         self.log = log
         self.wall_clock = wall_clock
+        self.store = store
         #: 1.6 transaction ids, unique across the stations of this CSMS.
         #: (``next`` on it is atomic in CPython, so threads adapter handlers may share it.)
         self._transaction_ids = itertools.count(1)
@@ -122,12 +133,22 @@ class DemoCsms:
         if self.log is not None:
             self.log.frame(identity, "station" if direction == "received" else "csms", text)
 
+    def core(self, identity: str, version: str) -> CsmsCore:
+        """The core factory: a core with the station's part of ``store``."""
+        store = self.store.station(identity) if self.store is not None else None
+        return CsmsCore(version, identity, store=store)
+
     def flows(self, core: CsmsCore) -> list[Any]:
-        """The flows factory: the CSMS-side flows in order, the demo's answers last."""
+        """The flows factory: the CSMS-side flows in order, the demo's answers last; the
+        transaction flow kept in the core's store, if it has one."""
+        keeper = CsmsKeeper(core.store) if core.store is not None else None
         if core.version == "1.6":
-            transactions: Any = CsmsTransactions16(core, transaction_ids=self._new_id)
+            ids = keeper.transaction_ids() if keeper is not None else self._new_id
+            transactions: Any = CsmsTransactions16(core, transaction_ids=ids)
         else:
             transactions = CsmsTransactionEvents(core)
+        if keeper is not None:
+            keeper.keep_transactions(transactions)
         self._transactions[core.identity.casefold()] = transactions
         return [transactions, DataTransferRouter(core), DemoAnswers(core, self)]
 

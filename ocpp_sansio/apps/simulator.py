@@ -8,7 +8,9 @@ that counts the energy at that power. Downloads, signature checks and uploads ar
 too (each takes a second and succeeds) unless the IO layer gives ``transfers``: then they
 are done for real in the background and their outcome comes back through ``inbox`` (the
 command's glue in ``ocpp_sansio.cli.transfers`` does that). What survives a reboot lives
-in ``store``: ``rebooted()`` powers the same station up again on it.
+in ``store`` (in memory unless given one, e.g. ``open_station_store``'s SQLite file, which
+also survives the process being killed): ``rebooted()`` powers the same station up again
+on it, and a new process powers up on the same file.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from ocpp_sansio.charging_station import (
     ChargingLimit,
     ChargingStation,
     FirmwareJob,
-    InMemoryStationStore,
     RebootRequested,
     StationInfo,
     StationStore,
@@ -31,6 +32,7 @@ from ocpp_sansio.charging_station import (
 )
 from ocpp_sansio.flows._base import WallClock
 from ocpp_sansio.smart_charging import EvseLimits, SmartChargingConfig
+from ocpp_sansio.store import MemoryStationStore
 
 __all__ = [
     "FIRMWARE",
@@ -83,11 +85,16 @@ class Transfers(Protocol):
         """Upload ``job.filename``; report "Uploaded" or a failure status."""
 
 
+#: Where the pretend meters keep their registers in the station's store: like a real
+#: meter's, they survive a reboot and a kill (a restart resumes from the last reading).
+METERS_KEY = "simulator/meters"
+
+
 class _Meter:
     """Energy counted at the power drawn since the last change."""
 
-    def __init__(self) -> None:
-        self.energy_wh = 0.0
+    def __init__(self, energy_wh: float = 0.0) -> None:
+        self.energy_wh = energy_wh
         self.since: float | None = None
         self.power_w = POWER_W
 
@@ -109,7 +116,8 @@ class _PretendHardware:
 
     def __init__(self, simulator: SimulatedStation) -> None:
         self.sim = simulator
-        self.meters: dict[int, _Meter] = {}
+        saved = simulator.store.load(METERS_KEY) or {}
+        self.meters = {int(evse_id): _Meter(float(wh)) for evse_id, wh in saved.items()}
 
     def _meter(self, evse_id: int) -> _Meter:
         return self.meters.setdefault(evse_id, _Meter())
@@ -158,8 +166,10 @@ class _PretendHardware:
     def read_meter(self, evse_id: int, now: float) -> Mapping[str, float] | None:
         meter = self._meter(evse_id)
         power = meter.power_w if meter.since is not None else 0.0
+        registers = {str(n): round(m.read(now), 1) for n, m in sorted(self.meters.items())}
+        self.sim.store.save(METERS_KEY, registers)  # committed with what reports the reading
         return {
-            "Energy.Active.Import.Register": round(meter.read(now), 1),
+            "Energy.Active.Import.Register": registers[str(evse_id)],
             "Power.Active.Import": power,
             "Current.Import": round(power / _VOLTAGE, 1),
             "Voltage": _VOLTAGE,
@@ -229,7 +239,8 @@ class SimulatedStation:
     each. ``wall_clock(now)`` gives the wall-clock time of core time ``now``;
     ``on_frame(direction, text, now)`` sees every frame (``now`` -1 when a frame is
     collected for sending). ``boot_reason`` is the 2.x reason of this power-up (default:
-    what the previous life left in ``store``).
+    what the previous life left in ``store``). ``store``: where the station keeps its state
+    (default: in memory, gone with the process).
     """
 
     def __init__(
@@ -246,14 +257,15 @@ class SimulatedStation:
         firmware_version: str = FIRMWARE,
         store: StationStore | None = None,
         transfers: Transfers | None = None,
-        held_requests: tuple[Any, ...] = (),
     ) -> None:
         if connectors < 1:
             raise ValueError("a station has at least one connector")
         self.identity = identity
         self.version = version
         self.firmware_version = firmware_version
-        self.store: StationStore = store if store is not None else InMemoryStationStore()
+        self.store: StationStore = (
+            store if store is not None else MemoryStationStore(identity, version)
+        )
         self.transfers = transfers
         self.inbox: Inbox = deque()
         self._work_expected = 0
@@ -287,7 +299,6 @@ class SimulatedStation:
             wall_clock=wall_clock,
             rng=rng or random.Random(),
             id_generator=id_generator,
-            held_requests=held_requests,
             on_frame=on_frame,
             boot_reason=boot_reason,
         )
@@ -325,15 +336,15 @@ class SimulatedStation:
         return self.station.settings
 
     def rebooted(self) -> SimulatedStation:
-        """The same station after its reboot: what ``store`` kept, and the transaction
-        messages not yet delivered, survive; the connection does not."""
+        """The same station after its reboot: what ``store`` kept (the transaction messages
+        not yet delivered included) survives; the connection does not."""
+        self.station.core.commit()
         return SimulatedStation(
             self.identity,
             self.version,
             firmware_version=self.firmware_version,
             store=self.store,
             transfers=self.transfers,
-            held_requests=tuple(self.station.messages_for_next_life),
             **self._args,  # type: ignore[arg-type]
         )
 

@@ -14,7 +14,7 @@ from ._facade import ChargingStation
 from ._network import ConnectionPlan, NetworkPlanner, NetworkProfile, RetryBackOff
 from ._reboot import StationInfo
 from ._security import CRITICAL_SECURITY_EVENTS, CRITICAL_SECURITY_EVENTS_1_6
-from ._store import RECORDS, InMemoryStationStore, StationStore
+from ._store import RECORDS, StationStore
 
 __all__ = [
     "CRITICAL_SECURITY_EVENTS",
@@ -28,7 +28,6 @@ __all__ = [
     "DataTransferAnswered",
     "DisconnectRequested",
     "FirmwareJob",
-    "InMemoryStationStore",
     "NetworkPlanner",
     "NetworkProfile",
     "RebootRequested",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ocpp_sansio.errors import LocalProtocolError
-from ocpp_sansio.flows import AuthorizationDecided, AuthorizationSource
+from ocpp_sansio.flows import AuthorizationDecided
 from ocpp_sansio.flows.remote import RemoteStartAccepted
 
 from ._events import TokenValidated
@@ -62,8 +62,6 @@ class Tokens:
         station = self.station
         key = self.key(event.token)
         token, evse_id = self._pending.pop(key, (event.token, None))
-        if event.source is AuthorizationSource.CACHE:
-            station.auth_cache.save()  # the entry's last use moved on (C10.FR.08)
         group = event.info.group if event.info is not None else None
         if event.accepted and group is not None:
             self._groups[key] = group

@@ -112,7 +112,9 @@ class Router:
 
     def settle(self, now: float) -> None:
         """Run every pending core and flow event through the flows and the parts; keep the
-        ones nobody took for the application."""
+        ones nobody took for the application. Then commit the store: every entry point
+        ends here, so what it changed (a meter sample taken offline, a transaction started)
+        is durable before anything else happens, whether or not frames are taken."""
         self.station.now = now
         if self._settling:
             return
@@ -139,6 +141,7 @@ class Router:
         finally:
             self._settling = False
             core.put_back(kept)
+        core.commit()
 
     def _timing(self, event: Event, now: float) -> None:
         if isinstance(event, ResponseReceived | CallErrorReceived):
@@ -220,7 +223,6 @@ def _transaction_status(station: ChargingStation, event: RequestReceived, now: f
 
 def _reserved_changed(station: ChargingStation, event: Any, now: float) -> None:
     station.status.sync_reserved(now)
-    station.status.save_reservations()
 
 
 def _setting_changed(

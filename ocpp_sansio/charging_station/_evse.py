@@ -325,7 +325,6 @@ class Sessions:
         evse.transaction = tx
         evse.register_at_start = metering.energy_wh(evse, now)
         metering.transaction_started(evse, now)
-        station.reboots.save_transactions()
         if power:
             self.energy(evse, True, now)
         station.status.refresh(evse, now)
@@ -367,7 +366,6 @@ class Sessions:
                 charging_state="EVConnected" if evse.plugged else "Idle",
                 meter_value=ended,
             )
-        station.reboots.save_transactions()
         # Energy off last: the hardware may report the cable leaving from stop_energy.
         self.energy(evse, False, now)
         station.status.refresh(evse, now)

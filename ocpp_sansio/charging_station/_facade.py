@@ -16,7 +16,7 @@ application's, behind ``StationApplication``; what the IO layer must do comes ou
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -47,6 +47,8 @@ from ocpp_sansio.smart_charging import (
     RateUnit,
     SmartChargingConfig,
 )
+from ocpp_sansio.store import open_default_station_store
+from ocpp_sansio.store.keeper import StationKeeper
 
 from ._application import StationApplication
 from ._authorization import Tokens
@@ -57,20 +59,14 @@ from ._evse import Evse, Sessions
 from ._maintenance import Maintenance
 from ._metering import Metering
 from ._network import NetworkPlanner, NetworkProfile
-from ._persist import (
-    StoredCache,
-    StoredLocalList,
-    availability_from_json,
-    firmware_from_json,
-)
-from ._reboot import Reboots, StationInfo
+from ._reboot import POWER_UP, Reboots, StationInfo
 from ._reports import HardwareReports
 from ._runtime import FacadeCore, OfflineTimers
 from ._security import SecurityEvents
 from ._settings import SettingEffects, SettingReader
 from ._smart import SmartChargingHost, default_config, seed_settings
 from ._status import StatusReporter
-from ._store import InMemoryStationStore, StationStore
+from ._store import StationStore
 from ._variables import station_keys, station_variables
 
 __all__ = ["ChargingStation"]
@@ -85,9 +81,13 @@ class ChargingStation(HardwareReports, WallClocked):
     ``evses``: the number of EVSEs (1.6: connectors), ids from 1, each with
     ``connectors_per_evse`` connectors (1.6: one). ``network_profiles``: the slots the
     station was provisioned with (slot -> profile; more come by SetNetworkProfile).
-    ``store`` keeps what survives a reboot: power the next ``ChargingStation`` up on the
-    same store. ``held_requests``: transaction messages a previous core still held, until
-    the core persists them itself. ``smart_charging``: the hardware smart charging works
+    ``identity``: the station's identity (the last part of its URL; 2.x
+    SecurityCtrlr.Identity). ``store`` keeps what survives a reboot or a crash (the core's
+    held transaction messages, the flows' state, the facade's records, committed together):
+    power the next ``ChargingStation`` up on the same store. Without one, the station opens
+    its SQLite store in ``ocpp_sansio.store.default_store_folder()``, named after
+    ``identity`` (docs/store.md); tests pass ``ocpp_sansio.store.MemoryStationStore``.
+    ``smart_charging``: the hardware smart charging works
     with (each EVSE's phases and limits, the grid connection, the nominal voltage) and the
     factory values of its settings (default: every EVSE AC, three phases, up to
     ``max_power_w``); the device model or the 1.6 keys hold the settings from then on.
@@ -114,13 +114,13 @@ class ChargingStation(HardwareReports, WallClocked):
         connectors_per_evse: int = 1,
         connector_type: str = "cType2",
         max_power_w: float = 22_000.0,
+        identity: str | None = None,
         store: StationStore | None = None,
         network_profiles: Mapping[int, NetworkProfile] | None = None,
         wall_clock: WallClock | None = None,
         rng: random.Random | None = None,
         id_generator: Callable[[], str] | None = None,
         config: StationConfig | None = None,
-        held_requests: Iterable[Any] = (),
         on_frame: FrameObserver | None = None,
         boot_reason: str | None = None,
         smart_charging: SmartChargingConfig | None = None,
@@ -135,7 +135,17 @@ class ChargingStation(HardwareReports, WallClocked):
         self.info = info
         self._own_clock = wall_clock
         self.rng = rng or random.Random()
-        self.store: StationStore = store if store is not None else InMemoryStationStore()
+        if store is None:
+            if identity is None:
+                raise ValueError(
+                    "give the station's identity (its default store is a SQLite file named "
+                    "after it) or a store"
+                )
+            store = open_default_station_store(identity, version)
+        elif identity is not None and identity != store.identity:
+            raise ValueError(f"the store is station {store.identity!r}'s, not {identity!r}'s")
+        self.store: StationStore = store
+        self.identity = store.identity
         self.on_frame = on_frame
         self.m = messages_for(version)
         self._id_generator = id_generator
@@ -148,20 +158,26 @@ class ChargingStation(HardwareReports, WallClocked):
         self._event_seq = 0
 
         self.reboots = Reboots(self)
-        self._boot_reason = boot_reason or self.reboots.stored_boot_reason()
         base = config or StationConfig()
+        # The core takes back the transaction messages the store holds: it comes first.
         self.core = FacadeCore(
             self,
             version,
-            self.reboots.boot_request(self._boot_reason),
+            self.reboots.boot_request(POWER_UP),
             config=attrs.evolve(
                 base, connectors=evses, supported_triggers=SUPPORTED_TRIGGERS[version]
             ),
             id_generator=id_generator,
             rng=self.rng,
             wall_clock=wall_clock,
+            store=store,
         )
         core = self.core
+        #: The flows' state in the store: each flow gets its own back as it is built.
+        self.keeper = StationKeeper(store, clock=lambda now: self.clock(now))
+        self.reboots.previous_reset = self.keeper.reset()
+        self._boot_reason = boot_reason or self.reboots.stored_boot_reason()
+        core.boot_request = self.reboots.boot_request(self._boot_reason)
         self.sessions = Sessions(self, evses, connectors_per_evse)
         self.evses: dict[int, Evse] = self.sessions.evses
         types = {n: (connector_type,) * connectors_per_evse for n in self.evses}
@@ -172,7 +188,11 @@ class ChargingStation(HardwareReports, WallClocked):
         else:
             self.model = InMemoryDeviceModel(
                 station_variables(
-                    types, vendor=info.vendor, model=info.model, max_power_w=max_power_w
+                    types,
+                    vendor=info.vendor,
+                    model=info.model,
+                    max_power_w=max_power_w,
+                    identity=self.identity,
                 )
             )
             self.settings = DeviceModel(
@@ -197,9 +217,11 @@ class ChargingStation(HardwareReports, WallClocked):
             core,
             self.activity,
             connectors_per_evse=connectors_per_evse,
-            restore=availability_from_json(self.store.load("availability")),
+            restore=self.keeper.availability(),
         )
+        self.keeper.keep_availability(self.availability)
         self.reset = Reset(core, self.activity, availability=self.availability, evse_reset=True)
+        self.keeper.keep_reset(self.reset)
         self.smart = SmartChargingHost(self, given)
         self.smart_charging = self.smart.flow
         self.remote = RemoteControl(
@@ -230,12 +252,11 @@ class ChargingStation(HardwareReports, WallClocked):
                 activity=self.activity,
                 meter_schedule=self.meter,
             )
-        self.auth_cache = StoredCache(version, self.store, lambda now: self.clock(now))
         self.authorization = Authorization(
             core,
             settings=self.settings,
-            local_list=StoredLocalList(version, self.store),
-            cache=self.auth_cache,
+            local_list=self.keeper.local_list(),
+            cache=self.keeper.cache(0.0),
             clock=wall_clock,
         )
         self.reservations = Reservations(
@@ -251,8 +272,9 @@ class ChargingStation(HardwareReports, WallClocked):
             wall_clock=wall_clock,
             security_events=False,
             install_during_transactions=installs_firmware_during_transactions,
-            resume=firmware_from_json(version, self.store.load("firmware")),
+            resume=self.keeper.firmware(),
         )
+        self.keeper.keep_firmware(self.firmware)
         self.logs = LogUploader(core, activity=self.activity)
         self.diagnostics = (
             DiagnosticsUploader(
@@ -308,8 +330,6 @@ class ChargingStation(HardwareReports, WallClocked):
         self.security.restore()
         for evse in self.evses.values():
             self.status.sync_reservation_state(evse, 0.0)
-        for request in held_requests:
-            core.send_request(request, 0.0)
 
     # === lifecycle (libocpp: start, stop, connect, disconnect)
 
@@ -326,8 +346,8 @@ class ChargingStation(HardwareReports, WallClocked):
         self.core.boot_request = self.reboots.boot_request(reason)
         self.reboots.powered_up(reason, now)
         self.status.restore_reservations(now)
-        self.maintenance.resume_upload(now)
-        self.reboots.end_cut_short(now)
+        self.maintenance.resume_uploads(now)
+        self.reboots.end_interrupted(self.keeper.keep_transactions(self.transactions, now), now)
         self.smart.start(now)
         self.meter.start(now)
         if connect:
@@ -335,18 +355,12 @@ class ChargingStation(HardwareReports, WallClocked):
         self.router.settle(now)
 
     @property
-    def messages_for_next_life(self) -> list[Any]:
-        """What the next power-up must send first: the held transaction messages and (1.6
-        Hard reset) the StopTransactions of transactions the reset cut short."""
-        return [*self.core.held_requests, *self.reboots.stop_after_reboot]
-
-    @property
     def boot_reason(self) -> str:
         return self._boot_reason
 
     def stop(self, now: float) -> None:
-        """Power down: keep what survives in the store and close the connection."""
-        self.reboots.save_all()
+        """Power down: commit what survives to the store and close the connection."""
+        self.core.commit()
         self.router.emit(DisconnectRequested(reason="stop"))
         self.started = False
 
@@ -383,7 +397,8 @@ class ChargingStation(HardwareReports, WallClocked):
         self, now: float = 0.0, *, application: StationApplication | None = None
     ) -> ChargingStation:
         """The same station after its reboot, in this process: a new facade on the same
-        store, with the transaction messages this core still held."""
+        store (what this one committed, its held transaction messages included)."""
+        self.core.commit()
         return ChargingStation(
             self.version,
             application=application or self.application,
@@ -396,7 +411,6 @@ class ChargingStation(HardwareReports, WallClocked):
             rng=self.rng,
             id_generator=self._id_generator,
             config=self.core.config,
-            held_requests=self.messages_for_next_life,
             on_frame=self.on_frame,
         )
 

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from ocpp_sansio.errors import LocalProtocolError
 from ocpp_sansio.flows.firmware import FirmwareDownloadDue, FirmwarePhase
 from ocpp_sansio.flows.logs import DiagnosticsUploader, UploadDue
-from ocpp_sansio.messages._codec import structure_fn, unstructure
 
 from ._application import FirmwareJob, UploadJob
 from ._reboot import FIRMWARE_UPDATE
@@ -134,7 +133,6 @@ class Maintenance:
                 self._reboot_when_idle(now)
         else:
             raise LocalProtocolError(f"unknown firmware status {status!r}")
-        station.reboots.save_all()
 
     # --- uploads
 
@@ -142,7 +140,6 @@ class Maintenance:
         station = self.station
         uploader = station.logs if event.kind.value == "log" else station.diagnostics
         assert uploader is not None
-        station.reboots.save_all()
         station.application.upload_log(
             UploadJob(
                 kind=event.kind.value,
@@ -169,34 +166,11 @@ class Maintenance:
             uploader.upload_failed(now)
         else:
             uploader.upload_failed(now, status)
-        station.reboots.save_all()
 
-    def save_upload(self) -> None:
-        """The upload in progress (record ``log_upload``)."""
+    def resume_uploads(self, now: float) -> None:
+        """N01: an upload a reboot cut short goes on, its attempts counted (the keeper
+        gives it back and keeps the uploads from now on)."""
         station = self.station
-        found: dict[str, Any] | None = None
-        for uploader in (station.logs, station.diagnostics):
-            snapshot = uploader.snapshot() if uploader is not None else None
-            if uploader is not None and snapshot is not None:
-                request, filename, attempts_made = snapshot
-                found = {
-                    "kind": uploader.kind.value,
-                    "request": unstructure(request),
-                    "filename": filename,
-                    "attempts_made": attempts_made,
-                }
-                break
-        station.store.save("log_upload", found)
-
-    def resume_upload(self, now: float) -> None:
-        """N01: an upload a reboot cut short goes on, its attempts counted."""
-        station = self.station
-        data = station.store.load("log_upload")
-        if not data:
-            return
-        uploader = station.diagnostics if data["kind"] == "diagnostics" else station.logs
-        if uploader is None:
-            return
-        action = "GetDiagnostics" if uploader is station.diagnostics else "GetLog"
-        request = structure_fn(station.core.registry[action].request)(data["request"])
-        uploader.resume(request, data["filename"], int(data["attempts_made"]), now)
+        station.keeper.keep_uploads(station.logs, now)
+        if station.diagnostics is not None:
+            station.keeper.keep_uploads(station.diagnostics, now)

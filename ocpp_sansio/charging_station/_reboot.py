@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ocpp_sansio.flows._base import build
-from ocpp_sansio.flows.availability import ResetAccepted, ResetDue
+from ocpp_sansio.flows.availability import ResetAccepted, ResetDue, ResetSnapshot
 
 from ._events import RebootRequested
-from ._persist import activity_key, availability_to_json, firmware_to_json
+from ._persist import activity_key
 
 if TYPE_CHECKING:
     from ._facade import ChargingStation
@@ -45,8 +45,8 @@ class Reboots:
         self._ready = False
         self._deadline: float | None = None
         self._scheduled_reset = False
-        #: 1.6 Hard reset: StopTransactions the next power-up sends first.
-        self.stop_after_reboot: list[Any] = []
+        #: The reset the previous power-up was carrying out or had scheduled (the keeper's).
+        self.previous_reset: ResetSnapshot | None = None
 
     @property
     def rebooting(self) -> bool:
@@ -57,13 +57,13 @@ class Reboots:
 
     def stored_boot_reason(self) -> str:
         """What the previous life left: its reboot's reason, ScheduledReset when it died
-        with an OnIdle reset pending (the reboot did what the reset waited for), else
-        PowerUp."""
-        store = self.station.store
-        stored = store.load("boot_reason")
+        with a station OnIdle reset pending (the reboot did what the reset waited for),
+        else PowerUp."""
+        stored = self.station.store.load("boot_reason")
         if isinstance(stored, str):
             return stored
-        if store.load("pending_reset") is not None:
+        previous = self.previous_reset
+        if previous is not None and previous.pending is not None and previous.pending[1] is None:
             return SCHEDULED_RESET
         return POWER_UP
 
@@ -93,69 +93,51 @@ class Reboots:
 
     def powered_up(self, reason: str, now: float) -> None:
         """The boot reason is used: the store forgets it; the security events of a boot."""
-        store = self.station.store
-        store.save("boot_reason", None)
-        store.save("pending_reset", None)
+        self.station.store.save("boot_reason", None)
         security = self.station.security
         security.raise_event("StartupOfTheDevice", now)
         if reason in (REMOTE_RESET, SCHEDULED_RESET):
             security.raise_event("ResetOrReboot", now)
 
-    def end_cut_short(self, now: float) -> None:
-        """2.x: transactions a power loss cut short end after the boot, with the next seqNo
-        (E04.FR.04) and stoppedReason PowerLoss; they go once the station is accepted."""
+    def end_interrupted(self, interrupted: list[Any], now: float) -> None:
+        """The transactions the previous power-up left running were interrupted: they end
+        now, after the messages it held, seqNo continuing. 2.x: triggerReason
+        AbnormalCondition, stoppedReason PowerLoss (E17.FR.20/21; 2.0.1 has no
+        resumption); 1.6: reason PowerLoss, or HardReset after a Hard reset (1.6 §5.14:
+        its StopTransaction goes after the reboot). They go once the station is accepted."""
         station = self.station
-        running = station.store.load("transactions") or []
-        station.store.save("transactions", None)
-        if station.version == "1.6":
-            return
-        m = station.m
-        for record in running:
-            request = build(
-                m.TransactionEventRequest,
-                event_type="Ended",
-                timestamp=station.clock(now),
-                trigger_reason="AbnormalCondition",
-                seq_no=int(record["next_seq_no"]),
-                transaction_info=build(
-                    m.Transaction,
-                    transaction_id=record["transaction_id"],
-                    stopped_reason="PowerLoss",
-                ),
-                evse=build(m.EVSE, id=int(record["evse"])),
-            )
-            station.core.send_request(request, now)
+        v16 = station.version == "1.6"
+        previous = self.previous_reset
+        hard = v16 and previous is not None and previous.rebooting == "Hard"
+        reason = "HardReset" if hard else "PowerLoss"
+        for tx in interrupted:
+            evse = station.evses.get(tx.connector_id if v16 else tx.evse_id)
+            if evse is not None and evse.transaction is None:
+                evse.transaction = tx
+                station.sessions.end(evse, now, trigger="AbnormalCondition", reason=reason)
+            elif v16:  # (an EVSE the station no longer has: its meter is gone with it)
+                station.transactions.stop(tx, 0, now, reason=reason)
+            else:
+                station.transactions.end(
+                    tx, trigger_reason="AbnormalCondition", stopped_reason=reason, now=now
+                )
 
     # --- resets
 
     def reset_accepted(self, event: ResetAccepted, now: float) -> None:
+        """Transactions the reset stops end now; those of a 1.6 Hard reset run on until
+        the reboot, and the next power-up stops them (``end_interrupted``)."""
         station = self.station
         if event.status == "Scheduled" and event.evse_id is None:
             self._scheduled_reset = True
-            station.store.save("pending_reset", {"kind": event.kind})
         for evse in station.evses.values():
             tx = evse.transaction
-            if tx is None:
-                continue
-            key = activity_key(tx)
-            if key in event.stop:
+            if tx is not None and activity_key(tx) in event.stop:
                 station.sessions.end(
                     evse,
                     now,
                     trigger=event.trigger_reason or "ResetCommand",
                     reason=event.stop_reason or "Other",
-                )
-            elif key in event.after_reboot and tx.transaction_id is not None:
-                # 1.6 Hard: the StopTransaction goes out after the reboot, once accepted.
-                reading = station.metering.reading(evse, now)
-                self.stop_after_reboot.append(
-                    build(
-                        station.m.StopTransactionRequest,
-                        transaction_id=tx.transaction_id,
-                        meter_stop=round(reading.get("Energy.Active.Import.Register", 0.0)),
-                        timestamp=station.clock(now),
-                        reason=event.stop_reason,
-                    )
                 )
 
     def reset_due(self, event: ResetDue, now: float) -> None:
@@ -174,10 +156,7 @@ class Reboots:
         self.reason = reason
         self._ready = False
         self._deadline = now + REBOOT_GRACE_SECONDS
-        store = self.station.store
-        store.save("boot_reason", reason)
-        store.save("pending_reset", None)
-        self.save_all()
+        self.station.store.save("boot_reason", reason)
         self.station.schedule(0.0, now, "reboot", self._try)
 
     def frames_collected(self) -> None:
@@ -198,37 +177,4 @@ class Reboots:
         if busy and now < self._deadline:
             station.schedule(0.1, now, "reboot", self._try)
             return
-        self.save_all()
         station.router.emit(RebootRequested(reason=self.reason))
-
-    # --- the store
-
-    def save_all(self) -> None:
-        """Everything that survives a reboot, as it is now."""
-        station = self.station
-        store = station.store
-        store.save("availability", availability_to_json(station.availability.snapshot()))
-        store.save("firmware", firmware_to_json(station.firmware.snapshot()))
-        station.status.save_reservations()
-        self.save_transactions()
-        station.sessions.save_plugged()
-        station.security.save()
-        station.maintenance.save_upload()
-        station.auth_cache.save()
-
-    def save_transactions(self) -> None:
-        """2.x: the running transactions and their next seqNo (record ``transactions``)."""
-        station = self.station
-        running = []
-        for evse in station.evses.values():
-            tx = evse.transaction
-            if tx is None or station.version == "1.6":
-                continue
-            running.append(
-                {
-                    "evse": evse.id,
-                    "transaction_id": tx.transaction_id,
-                    "next_seq_no": tx.next_seq_no,
-                }
-            )
-        station.store.save("transactions", running or None)

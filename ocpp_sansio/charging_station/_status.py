@@ -11,7 +11,6 @@ from ocpp_sansio.flows._base import build
 from ocpp_sansio.flows.availability import STATION, AvailabilityChanged
 
 from ._evse import Evse
-from ._persist import reservation_from_json, reservation_to_json
 
 if TYPE_CHECKING:
     from ._facade import ChargingStation
@@ -160,8 +159,6 @@ class StatusReporter:
 
     def availability_changed(self, event: AvailabilityChanged, now: float) -> None:
         station = self.station
-        if not event.cause.startswith((_STATION_INOPERATIVE, _FIRMWARE_PENDING, "hardware:")):
-            station.reboots.save_all()
         for number, connector in event.changed:
             evse = station.evses.get(number)
             if evse is not None:
@@ -230,20 +227,11 @@ class StatusReporter:
             self._app_reserved.discard(evse_id)
         self.sync_reserved(now)
 
-    def save_reservations(self) -> None:
-        station = self.station
-        found = [
-            reservation_to_json(station.version, r)
-            for r in station.reservations.reservations.values()
-        ]
-        station.store.save("reservations", found or None)
-
     def restore_reservations(self, now: float) -> None:
-        """H01: a reservation outlives the reboot until its expiry."""
+        """H01: a reservation outlives the reboot until its expiry (the keeper gives the
+        flow back what the previous power-up kept, and keeps it from now on)."""
         station = self.station
-        for data in station.store.load("reservations") or []:
-            reservation = reservation_from_json(station.version, data, station.clock)
-            station.reservations.restore(reservation, now)
+        station.keeper.keep_reservations(station.reservations, now)
         self._reserved = station.reservations.reported_reserved()
         for evse in station.evses.values():
             self.sync_reservation_state(evse, now)

@@ -142,11 +142,21 @@ _FACADE: tuple[tuple[str, str, str | None, str, str, str, dict[str, Any]], ...] 
 
 
 def station_variables(
-    evses: Mapping[int, Sequence[str]], *, vendor: str, model: str, max_power_w: float
+    evses: Mapping[int, Sequence[str]],
+    *,
+    vendor: str,
+    model: str,
+    max_power_w: float,
+    identity: str,
 ) -> list[DeviceVariable]:
     """Every variable of the facade's device model, with defaults (``evses``: EVSE id ->
-    the types of its connectors, numbered from 1)."""
+    the types of its connectors, numbered from 1). SecurityCtrlr.Identity reads only: the
+    station's store belongs to its identity (docs/store.md)."""
     out = {item.key(): item for item in standard_variables(evses=evses)}
+    found = variable(
+        "SecurityCtrlr", "Identity", identity, data_type="string", mutability=_RO, max_limit=48
+    )
+    out[found.key()] = found
     for comp, name, inst, kind, mut, value, extra in _FACADE:
         if comp == "ChargingStation" and name == "Model":
             value = model

@@ -140,7 +140,7 @@ class Emitter:
 class Outbox:
     """Requests a station-side flow submits through a ``StationCore``, kept in order.
 
-    The core refuses non-transaction requests while offline or not accepted (digest §6.2,
+    The core refuses non-transaction requests while offline or not accepted (E04; 1.6 §3.7;
     B01.FR.08); a flow's notification then waits here and goes once the core is accepted
     again. One the connection swallowed (``CallLost``) is sent again, ahead of newer
     ones. Answers, errors and timeouts settle a request: we never send it twice for those.
@@ -229,7 +229,7 @@ ActivityListener = Callable[[float], None]
 class Activity:
     """What the station is doing, as far as reset, availability, firmware and remote
     control care: running transactions per EVSE, and other tasks (a firmware update, a log
-    upload, a locked cable …) that keep it from being idle (digest §6.6).
+    upload, a locked cable …) that keep it from being idle (B12.FR.01).
 
     The application reports changes; flows that wait for "idle" subscribe and are called
     back, synchronously, with the same ``now``.

@@ -1,4 +1,4 @@
-"""Availability and reset, both sides (digest §6.6, §6.7; 1.6 §5.2, §5.14; 2.x G03, G04,
+"""Availability and reset, both sides (B11, B12; 1.6 §5.2, §5.14; 2.x G03, G04,
 B11, B12, and 2.1 B13).
 
 Station side:

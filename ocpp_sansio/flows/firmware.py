@@ -1,4 +1,5 @@
-"""Firmware updates, both sides (digest §5.1 to §5.3, §4.8).
+"""Firmware updates, both sides (1.6 §5.19; 1.6 security extension L01;
+2.x L01, L02; triggers F06.FR.14-16).
 
 Three message families share one state machine:
 
@@ -594,7 +595,7 @@ class FirmwareUpdater(Emitter, WallClocked):
                 not in (FirmwarePhase.INSTALLING, FirmwarePhase.INSTALL_REBOOTING),
             )
 
-    # --- triggers (digest §4.8) ------------------------------------------------------------
+    # --- triggers (F06.FR.14-16) ------------------------------------------------------------
 
     def _on_trigger(self, action: str, now: float) -> None:
         if self.version == "1.6" and action == "FirmwareStatusNotification":

@@ -1,4 +1,5 @@
-"""Diagnostics and log uploads, both sides (digest §5.4, §5.5, §4.8).
+"""Diagnostics and log uploads, both sides (N01; 1.6 §5.9 and the security extension;
+triggers F06.FR.14/15).
 
 - 1.6 ``GetDiagnostics`` / ``DiagnosticsStatusNotification``: the answer names the file
   (no name: nothing to upload), then Uploading → Uploaded | UploadFailed; no requestId.

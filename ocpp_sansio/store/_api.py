@@ -87,7 +87,9 @@ class StationCoreStore(StateStore, Protocol):
     def version(self) -> str: ...
 
     def begin_power_up(self) -> int:
-        """Count a new power-up of the station; its number (1 for the first)."""
+        """Count a new power-up of the station; its number (1 for the first). The
+        ``before_commit`` hooks registered so far belong to the previous power-up's objects
+        and are dropped (a station rebooted in the same process keeps one store object)."""
         ...
 
     def held_messages(self) -> list[HeldMessage]:
@@ -122,6 +124,13 @@ class CsmsCoreStore(StateStore, Protocol):
     def remember(self, answer: AnsweredMessage) -> None: ...
 
     def forget(self, message_id: str) -> None: ...
+
+
+class CsmsStore(Protocol):
+    """A CSMS's store (``open_csms_store``, ``MemoryCsmsStore``): one ``CsmsCoreStore``
+    per station, the same object each time it is asked for."""
+
+    def station(self, identity: str) -> CsmsCoreStore: ...
 
 
 def dump(value: Json) -> str:

@@ -72,21 +72,36 @@ def _date_of(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text is not None else None
 
 
+_UNSEEN = object()
+
+
 class _Keeper:
-    """Savers by key, run before each commit; a value is written only when it changed."""
+    """Savers by key, run before each commit; a value is written only when it changed.
+    A key may have a ``state``: a cheap comparable view of what its saver writes; while it
+    compares equal to the last one seen, the saver is not run (a commit comes after every
+    input, most of which change nothing a keeper keeps)."""
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
-        self._savers: dict[str, Callable[[], Json]] = {}
+        self._savers: dict[str, tuple[Callable[[], Json], Callable[[], Any] | None]] = {}
         self._written: dict[str, str] = {}
+        self._states: dict[str, Any] = {}
         store.before_commit(self._save)
 
-    def _keep(self, key: str, saver: Callable[[], Json]) -> None:
-        self._savers[key] = saver
+    def _keep(
+        self, key: str, saver: Callable[[], Json], state: Callable[[], Any] | None = None
+    ) -> None:
+        self._savers[key] = (saver, state)
         self._written[key] = dump(self.store.load(key))
+        self._states[key] = _UNSEEN
 
     def _save(self) -> None:
-        for key, saver in self._savers.items():
+        for key, (saver, state) in self._savers.items():
+            if state is not None:
+                now = state()
+                if now == self._states[key]:
+                    continue
+                self._states[key] = now
             value = saver()
             text = dump(value)
             if self._written.get(key) != text:
@@ -125,6 +140,7 @@ class StationKeeper(_Keeper):
                 ([e, c] for e, c in flow.snapshot().inoperative),
                 key=lambda t: (t[0] is not None, t[0] or 0, t[1] is not None, t[1] or 0),
             ),
+            flow.snapshot,
         )
 
     # --- firmware (L01, L02; 1.6 §5.19)
@@ -159,7 +175,7 @@ class StationKeeper(_Keeper):
                 "attempts_made": update.attempts_made,
             }
 
-        self._keep("flow/firmware", save)
+        self._keep("flow/firmware", save, flow.snapshot)
 
     # --- reset (B11, B12; 1.6 §5.14)
 
@@ -187,7 +203,7 @@ class StationKeeper(_Keeper):
             pending = list(snapshot.pending) if snapshot.pending is not None else None
             return {"pending": pending, "rebooting": snapshot.rebooting}
 
-        self._keep("flow/reset", save)
+        self._keep("flow/reset", save, flow.snapshot)
 
     # --- reservations (H01-H04; 1.6 §5.13)
 
@@ -227,7 +243,10 @@ class StationKeeper(_Keeper):
                 for r in sorted(flow.reservations.values(), key=lambda r: r.reservation_id)
             ]
 
-        self._keep("flow/reservations", save)
+        def state() -> Any:
+            return [attrs.astuple(r, recurse=False) for r in flow.reservations.values()]
+
+        self._keep("flow/reservations", save, state)
 
     # --- log and diagnostics uploads (N01; 1.6 §5.9)
 
@@ -252,7 +271,7 @@ class StationKeeper(_Keeper):
                 "attempts_made": attempts_made,
             }
 
-        self._keep(key, save)
+        self._keep(key, save, flow.snapshot)
 
     # --- transactions (E01-E17; 1.6 §4.8, §4.10)
 
@@ -268,11 +287,15 @@ class StationKeeper(_Keeper):
                 starts=(saved or {}).get("starts", {}),
             )
             interrupted: list[Any] = list(flow.restore(snapshot, now))
-            self._keep("flow/transactions", lambda: self._save16(flow))
+            self._keep("flow/transactions", lambda: self._save16(flow), lambda: _state16(flow))
         else:
             running = [self._transaction2(t) for t in saved or []]
             interrupted = list(flow.restore(running, now))
-            self._keep("flow/transactions", lambda: [self._json2(t) for t in flow.snapshot()])
+            self._keep(
+                "flow/transactions",
+                lambda: [self._json2(t) for t in flow.snapshot()],
+                lambda: _state2(flow),
+            )
         return interrupted
 
     def _save16(self, flow: Transactions16) -> Json:
@@ -368,6 +391,15 @@ class StationKeeper(_Keeper):
         return StoredDeviceModel(self.store, variables)
 
 
+def _state16(flow: Transactions16) -> Any:
+    snapshot = flow.snapshot()
+    return snapshot.starts, [attrs.astuple(tx, recurse=False) for tx in snapshot.transactions]
+
+
+def _state2(flow: TransactionEvents) -> Any:
+    return [attrs.astuple(tx, recurse=False) for tx in flow.snapshot()]
+
+
 def _field_names(cls: type) -> list[str]:
     return [field.name for field in attrs.fields(cls)]
 
@@ -441,7 +473,9 @@ class StoredLocalList:
 class StoredCache(InMemoryCache):
     """The Authorization Cache (``InMemoryCache``'s policy) with its entries in a store.
     An entry's times are kept as wall time and read back against this power-up's core
-    time; a use that does not rewrite the entry is not saved."""
+    time, so AuthCacheCtrlr.LifeTime counts on across a restart (C10.FR.08). A use moves
+    an entry's last use on: the entries looked up are saved again at the next commit when
+    their last use changed."""
 
     _PREFIX = "auth/cache/"
 
@@ -459,32 +493,57 @@ class StoredCache(InMemoryCache):
         self.version = version
         self.clock = clock
         self._now = now
+        #: The last use of each entry as saved, and the entries looked up since.
+        self._saved_use: dict[str, float] = {}
+        self._looked_up: set[str] = set()
         for key, saved in store.items(self._PREFIX):
             token, info = _auth_of(version, saved)
-            self._entries[key.removeprefix(self._PREFIX)] = CacheEntry(
+            name = key.removeprefix(self._PREFIX)
+            self._entries[name] = CacheEntry(
                 token=token,
                 info=info,
                 stored_at=self._core_time(saved["stored_at"]),
                 last_used=self._core_time(saved["last_used"]),
             )
+            self._saved_use[name] = self._entries[name].last_used
+        store.before_commit(self._save_uses)
 
     def _core_time(self, wall: float) -> float:
         return self._now + (wall - self.clock(self._now).timestamp())
+
+    def get(self, key: str) -> CacheEntry | None:
+        entry = super().get(key)
+        if entry is not None:
+            self._looked_up.add(key)
+        return entry
 
     def put(self, key: str, entry: CacheEntry) -> None:
         before = set(self._entries)
         super().put(key, entry)
         for gone in before - set(self._entries):
             self.store.save(self._PREFIX + gone, None)
-        saved = _auth_json(self.version, entry.token, entry.info)
-        saved["stored_at"] = self.clock(entry.stored_at).timestamp()
-        saved["last_used"] = self.clock(entry.last_used).timestamp()
-        self.store.save(self._PREFIX + key, saved)
+            self._saved_use.pop(gone, None)
+        self._write(key, entry)
 
     def clear(self) -> None:
         for key in self._entries:
             self.store.save(self._PREFIX + key, None)
+        self._saved_use.clear()
         super().clear()
+
+    def _write(self, key: str, entry: CacheEntry) -> None:
+        saved = _auth_json(self.version, entry.token, entry.info)
+        saved["stored_at"] = self.clock(entry.stored_at).timestamp()
+        saved["last_used"] = self.clock(entry.last_used).timestamp()
+        self.store.save(self._PREFIX + key, saved)
+        self._saved_use[key] = entry.last_used
+
+    def _save_uses(self) -> None:
+        looked_up, self._looked_up = self._looked_up, set()
+        for key in sorted(looked_up):
+            entry = self._entries.get(key)
+            if entry is not None and entry.last_used != self._saved_use.get(key):
+                self._write(key, entry)
 
 
 # --- configuration stores -----------------------------------------------------------------------

@@ -154,6 +154,7 @@ class MemoryStationStore(_MemoryStore):
         return MemoryStationStore(self._identity, self._version, disk=self._disk)
 
     def begin_power_up(self) -> int:
+        self._committer.hooks.clear()
         number = self._view.power_ups + 1
         self._write(("power", number))
         return number

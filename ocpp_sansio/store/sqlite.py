@@ -179,6 +179,7 @@ class SqliteStationStore:
         return self._version
 
     def begin_power_up(self) -> int:
+        self._database.hooks.clear()
         (row,) = self._database.read("SELECT value FROM meta WHERE key = 'power_ups'")
         number = int(row[0]) + 1
         self._write("UPDATE meta SET value = ? WHERE key = 'power_ups'", (str(number),))
@@ -370,7 +371,10 @@ def station_store_path(folder: str | os.PathLike[str], identity: str) -> Path:
 def open_station_store(
     path: str | os.PathLike[str], identity: str, version: str, *, synchronous: str = "FULL"
 ) -> SqliteStationStore:
-    """The store of station ``identity`` at ``path``: created (with its folder) if absent,
-    refused with StoreMismatch if it is another station's, version's or side's."""
+    """The store of station ``identity`` at ``path`` (an existing folder: the file
+    ``station_store_path`` names in it): created (with its folder) if absent, refused with
+    StoreMismatch if it is another station's, version's or side's."""
+    if Path(path).is_dir():
+        path = station_store_path(path, identity)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return SqliteStationStore(path, identity=identity, version=version, synchronous=synchronous)
