@@ -77,7 +77,8 @@ frame_log = logging.getLogger("ocpp_sansio.adapters.frames")
 
 
 def uuid_ids() -> str:
-    """A fresh message id: unique across connections and restarts (digest §1.2)."""
+    """A fresh message id: unique across connections and restarts (OCPP-J, Part 4: a
+    CALL's message id is unique per identity)."""
     return str(uuid.uuid4())
 
 

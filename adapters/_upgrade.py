@@ -201,7 +201,8 @@ def accept_token(key: bytes) -> bytes:
 
 
 def accept_response(key: bytes, subprotocol: str | None, extensions: bytes | None) -> bytes:
-    """The 101 answer; without ``subprotocol`` it names none (digest §2.1)."""
+    """The 101 answer; without ``subprotocol`` it names none (OCPP-J, Part 4: no common
+    subprotocol)."""
     head = [
         b"HTTP/1.1 101 Switching Protocols",
         b"Upgrade: websocket",

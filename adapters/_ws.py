@@ -41,7 +41,7 @@ from ._upgrade import (
     reject_response,
 )
 
-#: The WebSocket subprotocol of each OCPP version (digest §2.1).
+#: The WebSocket subprotocol of each OCPP version (OCPP-J, Part 4: connection and subprotocol).
 SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1", "2.1": "ocpp2.1"}
 VERSION_OF = {name: version for version, name in SUBPROTOCOLS.items()}
 #: Newest first: the order a party prefers when it supports several.
@@ -238,7 +238,7 @@ WsEvent = Opened | TextReceived | Closed
 
 def identity_from_target(target: str) -> str:
     """The station identity: the request target's last path segment, percent-decoded
-    (digest §2.2)."""
+    (OCPP-J, Part 4: the station identity in the URL)."""
     path = urlsplit(target).path
     return unquote(path.rsplit("/", 1)[-1], errors="strict")
 
@@ -297,7 +297,7 @@ def parse_basic(header: bytes) -> tuple[str, bytes] | None:
 
 
 def password_matches(given: bytes, expected: str | bytes, version: str) -> bool:
-    """Constant-time check of a Basic password (digest §2.7).
+    """Constant-time check of a Basic password (A00.FR.204, A00.FR.207).
 
     1.6: ``expected`` is the AuthorizationKey as hex text; peers send either that text or
     the raw bytes it encodes, so both are accepted.
@@ -772,7 +772,7 @@ class ServerWebSocket(_WebSocket):
             (v for v in self.policy.versions if SUBPROTOCOLS[v] in request.subprotocols), None
         )
         if version is None:
-            # Digest §2.1: complete the handshake without the header, then close at once.
+            # OCPP-J, Part 4: complete the handshake without the header, then close at once.
             self._accept(request, None, now)
             offered = ", ".join(request.subprotocols) or "none"
             reason = f"no common OCPP subprotocol (offered: {offered})"

@@ -1,6 +1,6 @@
 """The adapters' shared policy (adapters/_driver.py), in memory: the station's reconnect
-decisions (digest §2.4), the cores an application supplies, where a CSMS connection's
-session comes from, and flows hosted next to a core. No sockets, no clock."""
+decisions (OCPPCommCtrlr.RetryBackOff*), the cores an application supplies, where a CSMS
+connection's session comes from, and flows hosted next to a core. No sockets, no clock."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def unreachable() -> ConnectFailedError:
     return ConnectFailedError("cannot connect")
 
 
-# --- the station's reconnect policy (digest §2.4) ------------------------------------------------
+# --- the station's reconnect policy (OCPPCommCtrlr.RetryBackOff*) ---------------------------------
 
 
 def test_reconnect_waits_double_up_to_repeat_times_then_give_up_after_max_attempts() -> None:

@@ -134,7 +134,8 @@ async def test_csms_call_while_the_station_has_its_own_call_outstanding(
     kit: Kit, version: str
 ) -> None:
     """The CSMS handler of the station's Authorize asks the station something first: the
-    station answers while its own CALL is outstanding (digest §1.4), nobody deadlocks."""
+    station answers while its own CALL is outstanding (OCPP-J, Part 4: one CALL at a time
+    each way), nobody deadlocks."""
     csms = Script(ask_first={"Authorize": csms_request})
     station_app = Script()
     with anyio.fail_after(TIMEOUT):
@@ -460,7 +461,7 @@ async def test_b04_reconnect_resumes_without_boot_and_delivers_held_messages_onc
             await until(lambda: not station.connected)
             with pytest.raises(LocalProtocolError):  # only transaction messages wait
                 await kit.call(station, request(version, "Heartbeat"))
-            # Offline: transaction-related messages are held (digest §6.1).
+            # Offline: transaction-related messages are held (E04.FR.01, 1.6 §3.7).
             answers: list[Any] = []
 
             async def send(number: int) -> None:

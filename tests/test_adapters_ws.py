@@ -1,8 +1,8 @@
 """The WebSocket glue the adapters share (adapters/_ws.py), driven in memory: a client and a
 server glue object pass bytes to each other under a fake clock. No sockets, no sleeping.
 
-Digest §2.1 (subprotocols), §2.2 (identity), §2.3 (keepalive), §2.4 (back-off), §2.6
-(compression), §2.7 (HTTP Basic, security profiles 1 and 2).
+OCPP-J (Part 4): subprotocols, the identity, keepalive, compression (RFC 7692); the reconnect
+back-off (OCPPCommCtrlr.RetryBackOff*); HTTP Basic and security profiles 1 and 2 (A00).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def handshake_response(client: ClientWebSocket, server: ServerWebSocket) -> byte
     return server.data_to_send()
 
 
-# --- subprotocols (digest §2.1) ---------------------------------------------------------------
+# --- subprotocols (OCPP-J, Part 4) ---------------------------------------------------------------
 
 
 def test_client_offers_its_versions_in_order_of_preference() -> None:
@@ -124,7 +124,7 @@ def test_server_versions_are_checked() -> None:
         ServerPolicy(versions=())
 
 
-# --- identity (digest §2.2) --------------------------------------------------------------------
+# --- identity (OCPP-J, Part 4) --------------------------------------------------------------------
 
 
 def test_identity_is_the_last_path_segment_percent_decoded() -> None:
@@ -192,7 +192,7 @@ def test_unknown_identity_gets_404_from_the_user_callback() -> None:
     assert client_events == [Opened(version="2.0.1", identity="CS002")]
 
 
-# --- HTTP Basic (digest §2.7, A00.FR.204/207) ----------------------------------------------------
+# --- HTTP Basic (A00.FR.204/207) ----------------------------------------------------
 
 
 PASSWORDS = {"CS001": "0123456789abcdef0123456789abcdef"}
@@ -388,7 +388,7 @@ def test_binary_message_closes_with_1003() -> None:
     assert [e.code for e in server_events] == [glue.UNSUPPORTED_DATA]
 
 
-# --- keepalive (digest §2.3) ----------------------------------------------------------------------
+# --- keepalive (WebSocketPingInterval) ------------------------------------------------------------
 
 
 def test_ping_every_interval_answered_pong_keeps_the_connection() -> None:
@@ -480,7 +480,7 @@ def test_raw_wsproto_client_can_talk_to_the_server_glue() -> None:
     assert isinstance(accepted, wse.AcceptConnection) and accepted.subprotocol == "ocpp1.6"
 
 
-# --- reconnect back-off (digest §2.4) ------------------------------------------------------------
+# --- reconnect back-off (OCPPCommCtrlr.RetryBackOff*) ---------------------------------------------
 
 
 def test_backoff_doubles_up_to_repeat_times_with_a_new_random_part_each_time() -> None:

@@ -1009,7 +1009,7 @@ def test_enum_values_refused_with_the_right_code(status: str, code: str) -> None
 
 @pytest.mark.parametrize("version", ALL)
 def test_null_in_place_of_an_optional_field_is_refused(version: str) -> None:
-    # Digest §1.3: an empty optional field is omitted; null is not "absent".
+    # OCPP-J, Part 4: an empty optional field is omitted; null is not "absent".
     text = (
         '[2,"1","DataTransfer",{"vendorId":"v","messageId":null}]'
         if version == "1.6"
