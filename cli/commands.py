@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import json
 import signal
 import ssl
 import sys
@@ -289,12 +290,20 @@ async def _async_csms(
         tasks.cancel_scope.cancel()
 
 
-def _listening(out: TextIO, host: str, port: int, adapter: str) -> None:
-    versions = ", ".join(DEFAULT_VERSIONS)
-    out.write(
-        f"CSMS listening on ws://{host}:{port}/<station identity>"
-        f" (adapter {adapter}; OCPP {versions})\n"
-    )
+def _listening(args: argparse.Namespace, out: TextIO, port: int) -> None:
+    """Where the CSMS listens: a readable line, or with ``--json-log`` a JSON object like
+    every other line on stdout (so the output stays one JSON object per line)."""
+    url = f"ws://{args.host}:{port}/"
+    if getattr(args, "json_log", False):
+        line = json.dumps(
+            {"listening": url, "adapter": args.adapter, "versions": list(DEFAULT_VERSIONS)}
+        )
+    else:
+        versions = ", ".join(DEFAULT_VERSIONS)
+        line = (
+            f"CSMS listening on {url}<station identity> (adapter {args.adapter}; OCPP {versions})"
+        )
+    out.write(line + "\n")
     out.flush()
 
 
@@ -314,7 +323,7 @@ def run_csms(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int
         def serve_blocking() -> None:
             with _serve("threads", handler, demo, args.host, args.port) as server:
                 seen.append(server)
-                _listening(out, args.host, server.port, args.adapter)
+                _listening(args, out, server.port)
                 if args.duration is None:
                     server.serve_forever()
                 else:
@@ -328,7 +337,7 @@ def run_csms(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int
                 args.adapter, demo, log, args.host, args.port, exercise=args.exercise
             ) as server:
                 seen.append(server)
-                _listening(out, args.host, server.port, args.adapter)
+                _listening(args, out, server.port)
                 if args.duration is None:
                     await anyio.sleep_forever()
                 await anyio.sleep(args.duration)
@@ -627,7 +636,7 @@ def _summary(out: TextIO, lives: Sequence[_StationLife], elapsed: float) -> int:
 def run_demo(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int:
     demo = DemoCsms(heartbeat_interval=args.heartbeat_interval, wall_clock=_system_wall_clock)
     host = "127.0.0.1"
-    out.write(
+    _notes(args, out).write(
         f"Demo: a CSMS and {args.stations} simulated stations on the {args.adapter} adapter, "
         f"for {args.duration:g} s. The CSMS answers every station request and, once a station "
         "is accepted, reads its configuration, triggers a status, starts and stops a "

@@ -105,8 +105,12 @@ def start_csms(*options: str) -> tuple[subprocess.Popen[str], int]:
     )
     assert process.stdout is not None
     first = process.stdout.readline()
-    assert first.startswith("CSMS listening on ws://127.0.0.1:"), first + process.stderr.read()
-    port = int(first.split(":")[2].split("/")[0])
+    if "--json-log" in options:  # stdout holds JSON objects only, this one included
+        url = json.loads(first)["listening"]
+    else:
+        assert first.startswith("CSMS listening on ws://127.0.0.1:"), first + process.stderr.read()
+        url = first.split()[3]
+    port = int(url.split(":")[2].split("/")[0])
     return process, port
 
 
