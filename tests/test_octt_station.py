@@ -1473,6 +1473,19 @@ def test_TC_H_15_CS_reserve_a_connector_type() -> None:
     assert _reserve(rig, 1, evse_id=None, connector_type="cType2") == "Accepted"
 
 
+def test_TC_H_16_CS_as_many_reservations_as_free_connectors_of_the_type() -> None:
+    """Two of three EVSEs have cType2: two cType2 reservations take both, a third is
+    Occupied (H01.FR.12) while the sType2 EVSE stays free for its own type."""
+    rig = Rig(V, evses=3, connector_type={1: "cType2", 2: "sType2", 3: "cType2"})
+    _pooled(rig)
+    assert _reserve(rig, 1, evse_id=None, connector_type="cType2") == "Accepted"
+    assert _reserve(rig, 2, evse_id=None, token="TOKEN2", connector_type="cType2") == "Accepted"
+    assert rig.last_status(1) == rig.last_status(3) == "Reserved"
+    assert rig.last_status(2) == "Available"
+    assert _reserve(rig, 3, evse_id=None, token="TOKEN3", connector_type="cType2") == "Occupied"
+    assert _reserve(rig, 4, evse_id=None, token="TOKEN4", connector_type="sType2") == "Accepted"
+
+
 def test_TC_J_06_CS_no_clock_aligned_values_during_a_transaction() -> None:
     rig = Rig(V)
     set_var(rig, "AlignedDataCtrlr", "Interval", "60")

@@ -75,11 +75,21 @@ __all__ = ["ChargingStation"]
 FrameObserver = Callable[[str, str, float], None]
 
 
+def _connector_type_of(connector_type: str | Mapping[int, str], evse_id: int) -> str:
+    if isinstance(connector_type, str):
+        return connector_type
+    if evse_id not in connector_type:
+        raise ValueError(f"connector_type names no type for EVSE {evse_id}")
+    return connector_type[evse_id]
+
+
 class ChargingStation(HardwareReports, WallClocked):
     """One charging station, assembled. See docs/charging_station.md.
 
     ``evses``: the number of EVSEs (1.6: connectors), ids from 1, each with
-    ``connectors_per_evse`` connectors (1.6: one). ``network_profiles``: the slots the
+    ``connectors_per_evse`` connectors (1.6: one). ``connector_type``: the 2.x
+    ConnectorEnumType of every connector, or per EVSE id (what ReserveNow's connectorType
+    matches, H01.FR.11). ``network_profiles``: the slots the
     station was provisioned with (slot -> profile; more come by SetNetworkProfile).
     ``identity``: the station's identity (the last part of its URL; 2.x
     SecurityCtrlr.Identity). ``store`` keeps what survives a reboot or a crash (the core's
@@ -112,7 +122,7 @@ class ChargingStation(HardwareReports, WallClocked):
         info: StationInfo,
         evses: int = 1,
         connectors_per_evse: int = 1,
-        connector_type: str = "cType2",
+        connector_type: str | Mapping[int, str] = "cType2",
         max_power_w: float = 22_000.0,
         identity: str | None = None,
         store: StationStore | None = None,
@@ -180,7 +190,9 @@ class ChargingStation(HardwareReports, WallClocked):
         core.boot_request = self.reboots.boot_request(self._boot_reason)
         self.sessions = Sessions(self, evses, connectors_per_evse)
         self.evses: dict[int, Evse] = self.sessions.evses
-        types = {n: (connector_type,) * connectors_per_evse for n in self.evses}
+        types = {
+            n: (_connector_type_of(connector_type, n),) * connectors_per_evse for n in self.evses
+        }
         self.setting_effects = SettingEffects(self)
         if version == "1.6":
             self.keys = InMemoryConfiguration(station_keys(evses))
