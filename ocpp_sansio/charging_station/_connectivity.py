@@ -74,7 +74,7 @@ class Connectivity:
         self.network.profiles[slot] = profile
         self.save()
         station.router.answer(event, now, status="Accepted")
-        station.security.raise_event("ReconfigurationOfSecurityParameters", now)
+        station.security.send("ReconfigurationOfSecurityParameters", now)
 
     def refuse_priority(self, value: str) -> str | None:
         """B10.FR.02: every slot of a new NetworkConfigurationPriority holds a profile."""

@@ -37,7 +37,6 @@ class Evse:
     transaction: Any = None
     #: The token authorized here (no transaction yet, or the transaction's).
     token: Any = None
-    authorized_at: float | None = None
     energy: bool = False
     #: 2.x: the idToken went out in a TransactionEvent of the running transaction.
     token_sent: bool = False
@@ -143,7 +142,6 @@ class Sessions:
         ):
             self.end(evse, now, trigger="StopAuthorized", reason="Local")
             evse.token = None
-            evse.authorized_at = None
             self.station.status.refresh(evse, now)
             return
         self.authorize(evse, id_token, now, cause="Authorized")
@@ -163,7 +161,6 @@ class Sessions:
             raise LocalProtocolError(f"EVSE {evse_id} already has a transaction")
         if id_token is not None:
             evse.token = id_token
-            evse.authorized_at = now
         self.start(
             evse,
             now,
@@ -204,7 +201,6 @@ class Sessions:
     def authorize(self, evse: Evse, token: Any, now: float, *, cause: str) -> None:
         station = self.station
         evse.token = token
-        evse.authorized_at = now
         timeout = station.setting.number(
             "ConnectionTimeOut" if self.v16 else "TxCtrlr.EVConnectionTimeOut", 0.0
         )
@@ -226,7 +222,6 @@ class Sessions:
         if evse.transaction is not None and not self.v16:
             self.end(evse, now, trigger="EVConnectTimeout", reason="Timeout")
         evse.token = None
-        evse.authorized_at = None
         self.station.status.refresh(evse, now)
         self.station.router.settle(now)
 
@@ -350,7 +345,6 @@ class Sessions:
         evse.energy_budget_wh = None
         evse.transaction = None
         evse.token = None
-        evse.authorized_at = None
         evse.token_sent = False
         ended = metering.transaction_ending(evse, now) or None
         if self.v16:

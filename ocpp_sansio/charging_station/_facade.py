@@ -440,10 +440,6 @@ class ChargingStation(HardwareReports, WallClocked):
         """The configured slots in priority order."""
         return list(self.network.priority)
 
-    @property
-    def active_network_slot(self) -> int | None:
-        return self.network.connected_slot
-
     # === authorization, data transfer
 
     def validate_token(

@@ -48,7 +48,7 @@ class Maintenance:
         now = station.now
         verdict = station.application.check_firmware_certificate(certificate, now)
         if verdict in ("InvalidCertificate", "RevokedCertificate"):
-            station.security.raise_event("InvalidFirmwareSigningCertificate", now)  # L01.FR.02
+            station.security.send("InvalidFirmwareSigningCertificate", now)  # L01.FR.02
         return verdict
 
     def holds_new_sessions(self) -> bool:
@@ -122,13 +122,13 @@ class Maintenance:
         if status == "Installed":
             # ``reboot``: activating the new firmware takes a reboot (L01.FR.32 b).
             updater.installed(now, reboot=reboot)
-            security.raise_event("FirmwareUpdated", now)  # L01.FR.31
+            security.send("FirmwareUpdated", now)  # L01.FR.31
             if updater.reboot_pending:
                 self._reboot_when_idle(now)
         elif status in action:
             action[status](now)
             if status == "InvalidSignature":
-                security.raise_event("InvalidFirmwareSignature", now)  # L01.FR.03
+                security.send("InvalidFirmwareSignature", now)  # L01.FR.03
             elif status == "InstallRebooting":
                 self._reboot_when_idle(now)
         else:

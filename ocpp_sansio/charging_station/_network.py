@@ -81,7 +81,6 @@ class NetworkPlanner:
         self._index = 0
         self._failures = 0
         self._doublings = 0
-        self._previous_wait = 0.0
         self._fallback: int | None = None
         self.last_good: int | None = None
         self.connected_slot: int | None = None

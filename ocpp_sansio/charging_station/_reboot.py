@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
 #: Boot reasons (2.x BootReasonEnumType) the facade gives by itself.
 POWER_UP = "PowerUp"
-TRIGGERED = "Triggered"
 REMOTE_RESET = "RemoteReset"
 SCHEDULED_RESET = "ScheduledReset"
 FIRMWARE_UPDATE = "FirmwareUpdate"
@@ -95,9 +94,9 @@ class Reboots:
         """The boot reason is used: the store forgets it; the security events of a boot."""
         self.station.store.save("boot_reason", None)
         security = self.station.security
-        security.raise_event("StartupOfTheDevice", now)
+        security.send("StartupOfTheDevice", now)
         if reason in (REMOTE_RESET, SCHEDULED_RESET):
-            security.raise_event("ResetOrReboot", now)
+            security.send("ResetOrReboot", now)
 
     def end_interrupted(self, interrupted: list[Any], now: float) -> None:
         """The transactions the previous power-up left running were interrupted: they end

@@ -60,10 +60,6 @@ class SecurityEvents:
             CRITICAL_SECURITY_EVENTS_1_6 if station.version == "1.6" else CRITICAL_SECURITY_EVENTS
         )
 
-    def raise_event(self, event_type: str, now: float) -> None:
-        """An event the station raises by itself."""
-        self.send(event_type, now)
-
     def send(
         self,
         event_type: str,

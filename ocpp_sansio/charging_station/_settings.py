@@ -67,7 +67,7 @@ class SettingEffects:
         self.save()
         self.apply(now, changed=name)
         if any(part in name for part in _SECURITY_SETTINGS):
-            self.station.security.raise_event("ReconfigurationOfSecurityParameters", now)
+            self.station.security.send("ReconfigurationOfSecurityParameters", now)
 
     def apply(self, now: float, changed: str | None = None) -> None:
         """The core's timeouts and retries, the heartbeat, the network plan, the meter."""

@@ -8,6 +8,7 @@ from ._base import (
     FlowAnomaly,
     FlowEvent,
     Outbox,
+    StatusMonitor,
     Transaction,
     posix_clock,
 )
@@ -263,6 +264,7 @@ __all__ = [
     "SampleKind",
     "SmartCharging",
     "StartTransactionDiscarded",
+    "StatusMonitor",
     "Transaction",
     "Transaction2",
     "Transaction16",

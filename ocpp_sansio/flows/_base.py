@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import abc
 import enum
 import types
 from collections import deque
@@ -27,6 +28,7 @@ import attrs
 
 from .._core import WallClock as WallClock
 from .._core import posix_clock as posix_clock
+from ..csms import CsmsCore
 from ..errors import LocalProtocolError
 from ..events import (
     CallErrorReceived,
@@ -37,6 +39,7 @@ from ..events import (
     Reconnected,
     RegistrationChanged,
     RegistrationStatus,
+    RequestReceived,
     ResponseReceived,
 )
 from ..station import StationCore
@@ -92,6 +95,14 @@ def status_of(payload: Any) -> str:
     return str(getattr(payload, "status", ""))
 
 
+def reply(core: Any, event: RequestReceived, now: float, **fields: Any) -> None:
+    """Answer ``event`` with its action's response made of ``fields`` (plain strings become
+    enums, as in ``build``)."""
+    response_cls = core.registry[event.action].response
+    assert response_cls is not None
+    core.send_response(event.message_id, build(response_cls, **fields), now)
+
+
 # --- events -------------------------------------------------------------------------------
 
 
@@ -132,6 +143,62 @@ class Emitter:
 
     def _emit(self, event: FlowEvent) -> None:
         self._flow_events.append(event)
+
+    def _emit_anomaly(
+        self,
+        event: RequestReceived,
+        rule: str,
+        reason: str,
+        *,
+        status: str | None,
+        request_id: int | None = None,
+    ) -> None:
+        """Report a valid message from the station that breaks ``rule`` (a CSMS-side
+        monitor's findings are events, never errors: see ``FlowAnomaly``)."""
+        self._emit(
+            FlowAnomaly(
+                action=event.action,
+                message_id=event.message_id,
+                request_id=request_id,
+                status=status,
+                rule=rule,
+                reason=reason,
+            )
+        )
+
+
+class StatusMonitor(Emitter, abc.ABC):
+    """CSMS side of a transfer the station reports on (firmware updates, log uploads):
+    follows the station's answers to ``requests`` and its status ``notifications``, and
+    answers those (their answer is empty) unless ``answer`` is False."""
+
+    requests: tuple[str, ...]
+    notifications: tuple[str, ...]
+
+    def __init__(self, core: CsmsCore, *, answer: bool = True) -> None:
+        super().__init__()
+        self.core = core
+        self.version = core.version
+        self.answer = answer
+
+    def handle_event(self, event: Event, now: float) -> bool:
+        if isinstance(event, ResponseReceived) and event.action in self.requests:
+            self._on_answer(event)
+            return True
+        if isinstance(event, RequestReceived) and event.action in self.notifications:
+            self._on_status(event)
+            if self.answer:
+                reply(self.core, event, now)
+            return True
+        return False
+
+    @abc.abstractmethod
+    def _on_answer(self, event: ResponseReceived) -> None:
+        """The station answered one of ``requests``."""
+
+    @abc.abstractmethod
+    def _on_status(self, event: RequestReceived) -> None:
+        """The station sent one of ``notifications``."""
 
 
 # --- station side: notifications through the core -----------------------------------------

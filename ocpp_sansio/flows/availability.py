@@ -45,7 +45,6 @@ Target = tuple[int | None, int | None]
 STATION: Target = (None, None)
 
 OPERATIVE = "Operative"
-INOPERATIVE = "Inoperative"
 
 
 def _covers(target: Target, evse: int, connector: int | None) -> bool:

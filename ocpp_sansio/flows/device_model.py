@@ -19,7 +19,6 @@ from ..events import Event, RequestReceived, ResponseReceived
 from ._base import Emitter, FlowEvent, WallClock, WallClocked
 from ._store import messages_for
 
-ATTRIBUTE_TYPES = ("Actual", "Target", "MinSet", "MaxSet")
 READ_ONLY, WRITE_ONLY, READ_WRITE = "ReadOnly", "WriteOnly", "ReadWrite"
 DATA_TYPES = frozenset(
     {"string", "decimal", "integer", "dateTime", "boolean", "OptionList", "SequenceList"}

@@ -22,6 +22,7 @@ without a trigger.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -34,9 +35,9 @@ from ..station import StationCore
 from ._base import (
     Activity,
     Emitter,
-    FlowAnomaly,
     FlowEvent,
     Outbox,
+    StatusMonitor,
     WallClock,
     WallClocked,
     build,
@@ -888,7 +889,7 @@ class FirmwareStatusReported(FlowEvent):
     progress: FirmwareProgress | None
 
 
-class FirmwareMonitor(Emitter):
+class FirmwareMonitor(StatusMonitor):
     """CSMS side: each update's progress, by requestId (1.6 plain: the latest update).
 
     Feed it the core's events. It answers the station's status notifications (their
@@ -896,11 +897,11 @@ class FirmwareMonitor(Emitter):
     ``FirmwareStatusReported`` and each rule broken as ``FlowAnomaly``.
     """
 
+    requests = ("UpdateFirmware", "SignedUpdateFirmware")
+    notifications = ("FirmwareStatusNotification", "SignedFirmwareStatusNotification")
+
     def __init__(self, core: CsmsCore, *, answer: bool = True) -> None:
-        super().__init__()
-        self.core = core
-        self.version = core.version
-        self.answer = answer
+        super().__init__(core, answer=answer)
         #: Updates by requestId, in the order the station accepted them (1.6 plain
         #: updates have no requestId: the latest is under None).
         self.updates: dict[int | None, FirmwareProgress] = {}
@@ -912,25 +913,6 @@ class FirmwareMonitor(Emitter):
             if family in (None, progress.family):
                 return progress
         return None
-
-    def handle_event(self, event: Event, now: float) -> bool:
-        if isinstance(event, ResponseReceived) and event.action in (
-            "UpdateFirmware",
-            "SignedUpdateFirmware",
-        ):
-            self._on_answer(event)
-            return True
-        if isinstance(event, RequestReceived) and event.action in (
-            "FirmwareStatusNotification",
-            "SignedFirmwareStatusNotification",
-        ):
-            self._on_status(event)
-            if self.answer:
-                response_cls = self.core.registry[event.action].response
-                assert response_cls is not None
-                self.core.send_response(event.message_id, response_cls(), now)
-            return True
-        return False
 
     def _family(self, action: str) -> FirmwareFamily:
         if self.version != "1.6":
@@ -993,19 +975,7 @@ class FirmwareMonitor(Emitter):
         status = status_of(request)
         request_id = getattr(request, "request_id", None)
         triggered = event.requested_by is not None
-
-        def anomaly(rule: str, reason: str) -> None:
-            self._emit(
-                FlowAnomaly(
-                    action=event.action,
-                    message_id=event.message_id,
-                    request_id=request_id,
-                    status=status,
-                    rule=rule,
-                    reason=reason,
-                )
-            )
-
+        anomaly = functools.partial(self._emit_anomaly, event, status=status, request_id=request_id)
         if status == IDLE:
             latest = self.latest(family)
             if not triggered:

@@ -21,6 +21,7 @@ N01.FR.11 is AcceptedCanceled, N01.FR.12 the requestId rule).
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +31,7 @@ from ..csms import CsmsCore
 from ..errors import LocalProtocolError
 from ..events import Event, RequestReceived, ResponseReceived, TriggerAccepted
 from ..station import StationCore
-from ._base import Activity, Emitter, FlowAnomaly, FlowEvent, Outbox, build, status_of
+from ._base import Activity, Emitter, FlowEvent, Outbox, StatusMonitor, build, status_of
 
 UPLOADING = "Uploading"
 UPLOADED = "Uploaded"
@@ -447,36 +448,20 @@ class UploadStatusReported(FlowEvent):
     progress: UploadProgress | None
 
 
-class LogMonitor(Emitter):
+class LogMonitor(StatusMonitor):
     """CSMS side of GetDiagnostics and GetLog. Feed it the core's events; it answers the
     status notifications (empty answers) unless ``answer`` is False, and reports each
     status as ``UploadStatusReported`` and each broken rule as ``FlowAnomaly``."""
 
+    requests = ("GetDiagnostics", "GetLog")
+    notifications = ("DiagnosticsStatusNotification", "LogStatusNotification")
+
     def __init__(self, core: CsmsCore, *, answer: bool = True) -> None:
-        super().__init__()
-        self.core = core
-        self.version = core.version
-        self.answer = answer
+        super().__init__(core, answer=answer)
         #: Log uploads by requestId, oldest first.
         self.logs: dict[int, UploadProgress] = {}
         #: Diagnostics uploads, oldest first (they carry no id).
         self.diagnostics: list[UploadProgress] = []
-
-    def handle_event(self, event: Event, now: float) -> bool:
-        if isinstance(event, ResponseReceived) and event.action in ("GetDiagnostics", "GetLog"):
-            self._on_answer(event)
-            return True
-        if isinstance(event, RequestReceived) and event.action in (
-            "DiagnosticsStatusNotification",
-            "LogStatusNotification",
-        ):
-            self._on_status(event)
-            if self.answer:
-                response_cls = self.core.registry[event.action].response
-                assert response_cls is not None
-                self.core.send_response(event.message_id, response_cls(), now)
-            return True
-        return False
 
     def _on_answer(self, event: ResponseReceived) -> None:
         request, response = event.request, event.response
@@ -514,19 +499,7 @@ class LogMonitor(Emitter):
         request_id = getattr(request, "request_id", None)
         triggered = event.requested_by is not None
         v16 = self.version == "1.6"
-
-        def anomaly(rule: str, reason: str) -> None:
-            self._emit(
-                FlowAnomaly(
-                    action=event.action,
-                    message_id=event.message_id,
-                    request_id=request_id,
-                    status=status,
-                    rule=rule,
-                    reason=reason,
-                )
-            )
-
+        anomaly = functools.partial(self._emit_anomaly, event, status=status, request_id=request_id)
         tracked = self.diagnostics if kind is UploadKind.DIAGNOSTICS else list(self.logs.values())
         running = [p for p in tracked if not p.finished and p.statuses]
         progress: UploadProgress | None

@@ -264,10 +264,6 @@ class RemoteControl(Emitter):
             return {}
         return {"trigger_reason": "RemoteStart", "remote_start_id": started.remote_start_id}
 
-    @property
-    def waiting_starts(self) -> list[RemoteStartAccepted]:
-        return [p.event for p in self._starts.values()]
-
     # --- remote stop
 
     def _on_stop(self, event: RequestReceived, now: float) -> None:

@@ -129,11 +129,6 @@ class ProfileStore:
             and (sources is None or e.source in sources)
         ]
 
-    def bind_transaction(self, profile_id: int, transaction_id: str | int) -> None:
-        """Tie an installed TxProfile to ``transaction_id``."""
-        entry = self._entries[profile_id]
-        self._entries[profile_id] = attrs.evolve(entry, transaction_id=transaction_id)
-
     def drop_transactions(self, transaction_ids: Collection[str | int]) -> list[InstalledProfile]:
         """A transaction ended: its TxProfiles go (K02.FR.05; 1.6 §3.13.1, §7.10)."""
         return self.remove_where(

@@ -62,7 +62,6 @@ class MemoryDisk:
 
     meta: dict[str, str] = attrs.field(factory=dict)
     tables: dict[str, _Tables] = attrs.field(factory=dict)
-    commits: int = 0
 
 
 class _MemoryStore:
@@ -116,7 +115,6 @@ class _Committer:
         for name, op in self.journal:
             self.disk.tables[name].apply(op)
         self.journal.clear()
-        self.disk.commits += 1
 
 
 class MemoryStationStore(_MemoryStore):
