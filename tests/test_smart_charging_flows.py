@@ -21,10 +21,14 @@ from ocpp_sansio.errors import LocalProtocolError
 from ocpp_sansio.flows._base import Activity, build
 from ocpp_sansio.flows.remote import RemoteControl, RemoteStartAccepted
 from ocpp_sansio.flows.smart_charging import (
-    ChargingProfileAnswered,
     ChargingProfileInstalled,
     ChargingProfileRefused,
     ChargingProfilesCleared,
+    LimitChanged,
+    SmartCharging,
+)
+from ocpp_sansio.flows.smart_charging_csms import (
+    ChargingProfileAnswered,
     ChargingProfilesReported,
     CompositeScheduleReported,
     CsmsSmartCharging,
@@ -32,8 +36,6 @@ from ocpp_sansio.flows.smart_charging import (
     EVChargingScheduleReceived,
     ExternalLimitCleared,
     ExternalLimitReported,
-    LimitChanged,
-    SmartCharging,
 )
 from ocpp_sansio.smart_charging import (
     ChargingProfile,

@@ -125,10 +125,14 @@ from .reservations import (
     ReservedTargetsChanged,
 )
 from .smart_charging import (
-    ChargingProfileAnswered,
     ChargingProfileInstalled,
     ChargingProfileRefused,
     ChargingProfilesCleared,
+    LimitChanged,
+    SmartCharging,
+)
+from .smart_charging_csms import (
+    ChargingProfileAnswered,
     ChargingProfilesReported,
     CompositeScheduleReported,
     CsmsSmartCharging,
@@ -136,8 +140,6 @@ from .smart_charging import (
     EVChargingScheduleReceived,
     ExternalLimitCleared,
     ExternalLimitReported,
-    LimitChanged,
-    SmartCharging,
 )
 from .transactions import (
     CsmsTransaction2,

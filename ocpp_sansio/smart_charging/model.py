@@ -40,6 +40,11 @@ class Purpose(StrEnum):
     LOCAL_GENERATION = "LocalGeneration"
 
 
+#: Purposes only the station sets, so the CSMS can neither clear nor replace them
+#: (K10.FR.04/08/09; 2.1 adds LocalGeneration).
+STATION_OWNED_PURPOSES = frozenset({Purpose.EXTERNAL, Purpose.LOCAL_GENERATION})
+
+
 class Kind(StrEnum):
     ABSOLUTE = "Absolute"
     RECURRING = "Recurring"
