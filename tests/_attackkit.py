@@ -229,8 +229,7 @@ class Target:
         if self.process.poll() is None:
             assert self.process.stdin is not None
             with contextlib.suppress(BrokenPipeError):
-                self.process.stdin.write("quit\n")
-                self.process.stdin.close()
+                self.process.stdin.write("quit\n")  # communicate() flushes and closes stdin
             try:
                 self.stderr = self.process.communicate(timeout=20)[1]
             except subprocess.TimeoutExpired:
