@@ -26,6 +26,9 @@ from _clusterkit import (
 )
 
 from ocpp_sansio.adapters.cluster import (
+    CONNECTED,
+    DISCONNECTED,
+    MESSAGE,
     ClusterClient,
     Deduplicator,
     Fenced,
@@ -320,16 +323,28 @@ async def test_station_messages_reach_the_application_at_least_once_with_a_dedup
         wanted = {"BootNotification", "Heartbeat", "StatusNotification"}
 
         # First delivery: not acknowledged, so every event comes again with the same key.
-        first = await fetch_until(
-            reader, "app", lambda got: {d.event.action for d in got} >= wanted
-        )
+        # The connection's start and end come as events too.
+        first = await fetch_until(reader, "app", lambda got: len(got) >= 5)
+        assert {d.event.action for d in first} == wanted | {""}
+        assert sorted(d.event.kind for d in first) == [
+            CONNECTED,
+            DISCONNECTED,
+            MESSAGE,
+            MESSAGE,
+            MESSAGE,
+        ]
+        ends = [d.event for d in first if d.event.kind != MESSAGE]
+        assert {tuple(e.payload.items()) for e in ends} == {
+            (("version", "2.0.1"),),
+            (("reason", "closed"),),
+        }
         keys = [d.event.dedup_key for d in first]
-        assert len(set(keys)) == len(keys) == 3
+        assert len(set(keys)) == len(keys) == 5
         assert all(key[0] == "cs060" and key[1] == owner_epoch for key in keys)
-        again = await fetch_until(reader, "app", lambda got: len(got) >= 3, wait=ACK_WAIT * 6)
+        again = await fetch_until(reader, "app", lambda got: len(got) >= 5, wait=ACK_WAIT * 6)
         assert sorted(d.event.dedup_key for d in again) == sorted(keys)
         seen = Deduplicator()
-        assert [seen.first(d.event) for d in first + again] == [True] * 3 + [False] * 3
+        assert [seen.first(d.event) for d in first + again] == [True] * 5 + [False] * 5
         for delivery in again:
             await delivery.ack()
         assert await reader.fetch("app", 10, ACK_WAIT * 3) == []
@@ -382,10 +397,14 @@ async def test_a_lost_publish_confirmation_is_published_again_and_stored_once() 
         async with station(server_a, "CS070", log):
             pass
         reader = await kit.engine()
-        got = await fetch_until(reader, "app", lambda got: len(got) >= 1, wait=2)
+        got = await fetch_until(reader, "app", lambda got: len(got) >= 3, wait=2)
         await asyncio.sleep(0.3)  # the node's retries have landed by now
         got += await reader.fetch("app", 10, 0.1)
-        assert [d.event.action for d in got] == ["BootNotification"]
+        assert sorted((d.event.kind, d.event.action) for d in got) == [
+            (CONNECTED, ""),
+            (DISCONNECTED, ""),
+            (MESSAGE, "BootNotification"),
+        ]
 
 
 # --- state moves with the station -------------------------------------------------------------
