@@ -515,6 +515,13 @@ async def test_a_node_that_leaves_releases_its_stations_and_closes_them(
             await until(lambda: bool(log.closes))
             assert log.closes[0].code == 1001
             assert (await caller.engine.owner("CS110")) is None
+        # Its last events were published before it left.
+        got = await fetch_until(
+            caller.engine, "app", lambda got: any(d.event.kind == DISCONNECTED for d in got)
+        )
+        assert [d.event.payload for d in got if d.event.kind == DISCONNECTED] == [
+            {"reason": "the node left"}
+        ]
 
 
 async def test_a_caller_that_stops_waiting_gets_a_timeout_and_the_call_still_arrives_once(

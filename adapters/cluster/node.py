@@ -175,6 +175,8 @@ class ClusterNode:
         self._dirty_signal = asyncio.Event()
         self._events: asyncio.Queue[StationEvent] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Publishes under way (``publish_concurrency`` at most).
+        self._publishing: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[Any]] = []
         self._installed = False
 
@@ -199,9 +201,10 @@ class ClusterNode:
             self._connection_event(entry, DISCONNECTED, {"reason": "the node left"})
             await self._release(key, entry)
             self.seam.close(entry.link, GOING_AWAY, "this CSMS node is leaving the cluster")
-        for task in [*self._loops, *self._tasks]:
+        await self._flush_events(self.lease_time)
+        for task in [*self._loops, *self._tasks, *self._publishing]:
             task.cancel()
-        await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._loops, *self._tasks, *self._publishing, return_exceptions=True)
         with contextlib.suppress(ClusterError):
             await self.engine.leave()
 
@@ -389,14 +392,22 @@ class ClusterNode:
         self._events.put_nowait(event)
 
     async def _publish_loop(self) -> None:
-        in_flight: set[asyncio.Task[None]] = set()
+        in_flight = self._publishing
         while True:
             event = await self._events.get()
             while len(in_flight) >= self.publish_concurrency:
-                _, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
             task = asyncio.ensure_future(self._publish(event))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
+
+    async def _flush_events(self, timeout: float) -> None:
+        """Give the events still queued (a leaving node's last ones) ``timeout`` seconds
+        to be published."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (self._events.qsize() or self._publishing) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
 
     async def _publish(self, event: StationEvent) -> None:
         wait = 0.05
