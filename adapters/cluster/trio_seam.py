@@ -33,7 +33,7 @@ from .._skeleton import Link
 from .._ws import identity_key
 from ..trio import CsmsServer, CsmsSession
 from .base import ClusterEngine
-from .node import ClusterNode
+from .node import ClusterNode, log
 
 T = TypeVar("T")
 #: How long a new core waits for the node to prepare it (the loop is idle in microseconds).
@@ -120,9 +120,17 @@ class TrioSeam:
         self.token = trio.lowlevel.current_trio_token()
 
     def _in_trio(self, function: Callable[..., Any], *args: Any) -> None:
-        """Queue ``function(*args)`` into the trio run (nothing once the run has ended)."""
+        """Queue ``function(*args)`` into the trio run (nothing once the run has ended).
+        What it raises is logged: raised there, it would end the whole run."""
+
+        def guarded() -> None:
+            try:
+                function(*args)
+            except Exception:
+                log.exception("the cluster node's request to the trio server failed")
+
         with contextlib.suppress(trio.RunFinishedError):
-            self.token.run_sync_soon(function, *args)
+            self.token.run_sync_soon(guarded)
 
     # --- on the loop (the node calls these) ---------------------------------------------------
 
@@ -189,8 +197,15 @@ class TrioSeam:
             else:
                 self.loop.call_soon_threadsafe(settle, response, None)
 
+        def start() -> None:
+            try:
+                self.nursery.start_soon(run)
+            except RuntimeError:  # the node is leaving: its nursery is closed
+                lost = CallLostError("the CSMS node is stopping")
+                self.loop.call_soon_threadsafe(settle, None, lost)
+
         try:
-            self.token.run_sync_soon(self.nursery.start_soon, run)
+            self.token.run_sync_soon(start)
         except trio.RunFinishedError:
             raise CallLostError("the CSMS has stopped") from None
         return await answer
