@@ -385,6 +385,8 @@ def _run_cluster_csms(args: argparse.Namespace, out: TextIO, log: FrameLog | Non
     unreachable: list[BaseException] = []
     where = f" as node {args.node} of the cluster at {args.cluster}"
 
+    from ocpp_sansio.adapters.cluster import ClusterError
+
     async def main() -> None:
         try:
             async with joined(args.adapter, args.cluster, args.node) as cluster:
@@ -400,12 +402,13 @@ def _run_cluster_csms(args: argparse.Namespace, out: TextIO, log: FrameLog | Non
                     if args.duration is None:
                         await anyio.sleep_forever()
                     await anyio.sleep(args.duration)
-        except Exception as error:
-            from ocpp_sansio.adapters.cluster import ClusterError
-
-            if not isinstance(error, ClusterError) or seen:
+        except* ClusterError as failed:  # (trio's nurseries wrap it in groups)
+            if seen:
                 raise
-            unreachable.append(error)
+            first: BaseException = failed
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            unreachable.append(first)
 
     stopped = _run_async(args.adapter, main)
     if unreachable:
