@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 import anyio
 
-from ocpp_sansio.errors import needs_extra
+from ocpp_sansio.errors import MissingExtraError, needs_extra
 
 #: ``ocpp-sansio call`` exit statuses (docs/cli.md). Argument mistakes exit 2 as well.
 EXIT_ANSWERED = 0
@@ -54,7 +54,9 @@ def cluster_url(text: str) -> str:
     return text
 
 
-def _cluster_modules() -> Any:
+def cluster_modules() -> Any:
+    """``ocpp_sansio.adapters.cluster``; MissingExtraError naming the ``cluster`` extra when
+    its packages are not installed."""
     with needs_extra("cluster", needed_by="ocpp-sansio --cluster"):
         import nats  # noqa: F401  (the engine's client: say so now, not at the first call)
 
@@ -86,7 +88,7 @@ class ClusterRun:
 async def joined(adapter: str, url: str, node: str) -> AsyncIterator[ClusterRun]:
     """The engine at ``url`` as node ``node`` and the id reservations, for the block.
     Raises ClusterUnavailable when the engine cannot be reached."""
-    cluster = _cluster_modules()
+    cluster = cluster_modules()
     from ocpp_sansio.adapters.cluster.ids import TRANSACTION_IDS_16, ClusterSequence
 
     thread: Any = None
@@ -122,7 +124,7 @@ async def joined(adapter: str, url: str, node: str) -> AsyncIterator[ClusterRun]
 async def node_of(run: ClusterRun, server: Any) -> AsyncIterator[Any]:
     """``server`` as a node of the cluster while the block runs: on leaving (even when
     cancelled) it releases its stations and leaves the cluster."""
-    cluster = _cluster_modules()
+    cluster = cluster_modules()
     if run.adapter == "trio":
         from ocpp_sansio.adapters.cluster.trio_seam import trio_cluster_node
 
@@ -179,7 +181,10 @@ def run_call(args: argparse.Namespace, out: TextIO) -> int:
             _check_locally(args.version, args.action, payload)
     except ValueError as error:
         return _fail(EXIT_USAGE, str(error))
-    cluster = _cluster_modules()
+    try:
+        cluster = cluster_modules()
+    except MissingExtraError as missing:
+        return _fail(EXIT_USAGE, str(missing))
     try:
         answer = asyncio.run(_call(cluster, args, payload))
     except cluster.StationNotConnected as error:

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TextIO
 
-from ocpp_sansio.errors import needs_extra
+from ocpp_sansio.errors import MissingExtraError, needs_extra
 
 with needs_extra("cli", needed_by="the ocpp-sansio command"):
     import anyio
@@ -378,8 +378,13 @@ def _run_cluster_csms(args: argparse.Namespace, out: TextIO, log: FrameLog | Non
     """``csms --cluster URL --node NAME``: the demo CSMS as one node of a cluster (its 1.6
     transaction ids unique across the cluster); one line and status 1 when the engine
     cannot be reached."""
-    from .cluster import joined, node_of
+    from .cluster import cluster_modules, joined, node_of
 
+    try:
+        cluster_modules()
+    except MissingExtraError as missing:
+        print(f"ocpp-sansio csms: {missing}", file=sys.stderr)
+        return 2
     started = time.monotonic()
     seen: list[Any] = []
     unreachable: list[BaseException] = []

@@ -30,6 +30,7 @@ from ocpp_sansio.adapters.asyncio import connect
 from ocpp_sansio.adapters.cluster import CONNECTED, ClusterEngine
 from ocpp_sansio.adapters.cluster.nats_engine import NatsEngine
 from ocpp_sansio.adapters.cluster.nats_server import NatsServer, free_port
+from ocpp_sansio.cli import main
 from ocpp_sansio.cli.cluster import (
     EXIT_ANSWERED,
     EXIT_CALL_ERROR,
@@ -353,3 +354,19 @@ async def test_failover_of_cli_nodes_sigkill_one_stations_move_calls_reach_them(
 async def test_failover_of_cli_nodes_with_more_stations(nats_url: str) -> None:
     async with asyncio.timeout(300):
         await failover(nats_url, 40, "FS")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["call", "--cluster", "nats://127.0.0.1:4222", "CS1", "Reset", "{}"],
+        ["csms", "--cluster", "nats://127.0.0.1:4222", "--node", "A"],
+    ],
+)
+def test_without_the_cluster_extra_the_command_names_it_in_one_line(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "nats", None)  # as if nats-py were not installed
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'ocpp-sansio[cluster]'" in err
