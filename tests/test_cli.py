@@ -39,7 +39,7 @@ def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPa
 def test_every_command_and_option_is_explained() -> None:
     parser = build_parser()
     commands = subparsers(parser)
-    assert set(commands) == {"csms", "station", "load", "demo"}
+    assert set(commands) == {"csms", "station", "load", "demo", "call"}
     for name, command in commands.items():
         assert command.description, name
         for action in command._actions:

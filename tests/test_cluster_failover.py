@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import os
 import re
@@ -23,6 +22,7 @@ from typing import Any
 
 import pytest
 from _adapterkit import QUIET, boot, request
+from _clusterkit import Proxy
 
 from ocpp_sansio.adapters import Backoff, OcppCallError, StationOptions
 from ocpp_sansio.adapters.asyncio import connect
@@ -80,49 +80,6 @@ async def start_node(url: str, name: str, prefix: str) -> NodeProcess:
     assert process.stdout is not None
     first = await asyncio.wait_for(process.stdout.readline(), 20)
     return NodeProcess(name, process, json.loads(first)["port"])
-
-
-class Proxy:
-    """Spreads new TCP connections over the backends in turn, skipping one that refuses;
-    when either side closes, so does the other."""
-
-    def __init__(self, backends: list[int]) -> None:
-        self.backends = backends
-        self._turn = itertools.count()
-        self.server: asyncio.Server | None = None
-        self.port = 0
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        first = next(self._turn)
-        for port in self.backends[first % 2 :] + self.backends[: first % 2]:
-            try:
-                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
-                break
-            except OSError:
-                continue
-        else:
-            writer.close()
-            return
-        await asyncio.gather(
-            _pipe(reader, up_writer), _pipe(up_reader, writer), return_exceptions=True
-        )
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    finally:
-        writer.close()
 
 
 class Stations:

@@ -26,10 +26,15 @@ from _clusterkit import (
 )
 
 from ocpp_sansio.adapters.cluster import (
+    CONNECTED,
+    DISCONNECTED,
+    MESSAGE,
     ClusterClient,
+    ClusterUnavailable,
     Deduplicator,
     Fenced,
     LeaseLost,
+    MemoryCluster,
     OwnerLost,
     RoutedCallFailed,
     StationEvent,
@@ -37,6 +42,7 @@ from ocpp_sansio.adapters.cluster import (
     call_from_json,
     station_key,
 )
+from ocpp_sansio.adapters.cluster.ids import ClusterSequence
 from ocpp_sansio.adapters.cluster.nats_server import NatsServer
 from ocpp_sansio.events import RegistrationStatus
 
@@ -320,16 +326,28 @@ async def test_station_messages_reach_the_application_at_least_once_with_a_dedup
         wanted = {"BootNotification", "Heartbeat", "StatusNotification"}
 
         # First delivery: not acknowledged, so every event comes again with the same key.
-        first = await fetch_until(
-            reader, "app", lambda got: {d.event.action for d in got} >= wanted
-        )
+        # The connection's start and end come as events too.
+        first = await fetch_until(reader, "app", lambda got: len(got) >= 5)
+        assert {d.event.action for d in first} == wanted | {""}
+        assert sorted(d.event.kind for d in first) == [
+            CONNECTED,
+            DISCONNECTED,
+            MESSAGE,
+            MESSAGE,
+            MESSAGE,
+        ]
+        ends = [d.event for d in first if d.event.kind != MESSAGE]
+        assert {tuple(e.payload.items()) for e in ends} == {
+            (("version", "2.0.1"),),
+            (("reason", "closed"),),
+        }
         keys = [d.event.dedup_key for d in first]
-        assert len(set(keys)) == len(keys) == 3
+        assert len(set(keys)) == len(keys) == 5
         assert all(key[0] == "cs060" and key[1] == owner_epoch for key in keys)
-        again = await fetch_until(reader, "app", lambda got: len(got) >= 3, wait=ACK_WAIT * 6)
+        again = await fetch_until(reader, "app", lambda got: len(got) >= 5, wait=ACK_WAIT * 6)
         assert sorted(d.event.dedup_key for d in again) == sorted(keys)
         seen = Deduplicator()
-        assert [seen.first(d.event) for d in first + again] == [True] * 3 + [False] * 3
+        assert [seen.first(d.event) for d in first + again] == [True] * 5 + [False] * 5
         for delivery in again:
             await delivery.ack()
         assert await reader.fetch("app", 10, ACK_WAIT * 3) == []
@@ -382,10 +400,14 @@ async def test_a_lost_publish_confirmation_is_published_again_and_stored_once() 
         async with station(server_a, "CS070", log):
             pass
         reader = await kit.engine()
-        got = await fetch_until(reader, "app", lambda got: len(got) >= 1, wait=2)
+        got = await fetch_until(reader, "app", lambda got: len(got) >= 3, wait=2)
         await asyncio.sleep(0.3)  # the node's retries have landed by now
         got += await reader.fetch("app", 10, 0.1)
-        assert [d.event.action for d in got] == ["BootNotification"]
+        assert sorted((d.event.kind, d.event.action) for d in got) == [
+            (CONNECTED, ""),
+            (DISCONNECTED, ""),
+            (MESSAGE, "BootNotification"),
+        ]
 
 
 # --- state moves with the station -------------------------------------------------------------
@@ -493,6 +515,13 @@ async def test_a_node_that_leaves_releases_its_stations_and_closes_them(
             await until(lambda: bool(log.closes))
             assert log.closes[0].code == 1001
             assert (await caller.engine.owner("CS110")) is None
+        # Its last events were published before it left.
+        got = await fetch_until(
+            caller.engine, "app", lambda got: any(d.event.kind == DISCONNECTED for d in got)
+        )
+        assert [d.event.payload for d in got if d.event.kind == DISCONNECTED] == [
+            {"reason": "the node left"}
+        ]
 
 
 async def test_a_caller_that_stops_waiting_gets_a_timeout_and_the_call_still_arrives_once(
@@ -551,3 +580,105 @@ def test_two_spellings_of_one_station_are_one_cluster_key(one: str, other: str) 
     """The cluster keys stations as the server's sessions are keyed (``identity_key``), so
     a full-width spelling cannot claim the station apart from its session."""
     assert station_key(one) == station_key(other) == "cs001"
+
+
+# --- fencing: a fenced owner cannot send -------------------------------------------------------
+
+
+async def test_once_a_newer_connection_is_admitted_the_fenced_owner_no_longer_sends(
+    engines: Engines,
+) -> None:
+    async with (
+        asyncio.timeout(TIMEOUT),
+        csms_node(engines, "A") as (server_a, node_a),
+        csms_node(engines, "B") as (server_b, _),
+    ):
+        if engines.kind == "memory":
+            engines.memory.delay_fences("A", 0.5)  # a slow notice: the takeover waits for it
+        old_log, new_log = StationLog(), StationLog()
+        caller = ClusterClient(await engines.engine())
+        async with station(server_a, "CS015", old_log):
+            await caller.call("CS015", availability("2.0.1"), version="2.0.1")  # routed to A
+            async with station(server_b, "CS015", new_log):
+                # B admitted the new connection: A had taken its fence notice before that.
+                assert station_key("CS015") not in node_a.held
+                await caller.call("CS015", availability("2.0.1"), version="2.0.1")
+                assert (len(old_log.requests), len(new_log.requests)) == (1, 1)
+                await until(lambda: bool(old_log.closes))
+                assert "fenced" in old_log.closes[0].reason
+
+
+# --- connections are events too ----------------------------------------------------------------
+
+
+async def test_connections_are_events_and_the_next_owner_ends_a_dead_nodes_connection(
+    engines: Engines,
+) -> None:
+    async with (
+        asyncio.timeout(TIMEOUT),
+        csms_node(engines, "A") as (server_a, _),
+        csms_node(engines, "B") as (server_b, _),
+    ):
+        reader = await engines.engine()
+        old_log, new_log = StationLog(), StationLog()
+
+        def connections(got: list[Any]) -> list[tuple[str, int, str, str]]:
+            return sorted(
+                (d.event.kind, d.event.epoch, d.event.node, str(d.event.payload))
+                for d in got
+                if d.event.kind != MESSAGE
+            )
+
+        got: list[Any] = []
+        async with station(server_a, "CS080", old_log):
+            got += await fetch_until(reader, "app", lambda more: len(connections(more)) == 1)
+            await engines.kill("A")  # A dies holding the station's connection
+            async with station(server_b, "CS080", new_log):
+                got += await fetch_until(
+                    reader, "app", lambda more: len(connections(got + more)) == 3
+                )
+        assert connections(got) == [
+            (CONNECTED, 1, "A", "{'version': '2.0.1'}"),
+            (CONNECTED, 2, "B", "{'version': '2.0.1'}"),
+            (DISCONNECTED, 1, "A", "{'reason': 'its node went away'}"),
+        ]
+
+
+# --- numbers unique across the cluster (1.6 transaction ids) -----------------------------------
+
+
+async def test_a_cluster_sequence_never_gives_one_number_twice_across_processes(
+    engines: Engines,
+) -> None:
+    async def take(sequence: ClusterSequence) -> int:
+        while True:
+            try:
+                return sequence.next_id()
+            except ClusterUnavailable:
+                await asyncio.sleep(0.005)  # its next block is being reserved
+
+    async with asyncio.timeout(TIMEOUT):
+        a, b = await engines.engine("A"), await engines.engine("B")
+        on_a, on_b = ClusterSequence(a, "tx", block=3), ClusterSequence(b, "tx", block=3)
+        await asyncio.gather(on_a.start(), on_b.start())
+        numbers = [await take(sequence) for _ in range(20) for sequence in (on_a, on_b)]
+        # A process that starts again (a restarted node) goes on after every reservation.
+        again = ClusterSequence(a, "tx", block=3)
+        await again.start()
+        numbers += [await take(again) for _ in range(7)]
+        assert len(set(numbers)) == len(numbers) == 47
+        assert min(numbers) >= 1
+        for sequence in (on_a, on_b, again):
+            await sequence.close()
+
+
+async def test_a_cluster_sequence_used_up_faster_than_the_engine_answers_says_so() -> None:
+    cluster = MemoryCluster()
+    sequence = ClusterSequence(cluster.engine("A"), "tx", block=1)
+    await sequence.start()
+    assert [sequence.next_id(), sequence.next_id()] == [1, 2]
+    with pytest.raises(ClusterUnavailable, match="no number reserved"):
+        sequence.next_id()
+    await until(lambda: bool(sequence._ranges))
+    assert sequence.next_id() == 3
+    await sequence.close()

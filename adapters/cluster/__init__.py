@@ -10,11 +10,15 @@ extra). ``ClusterNode`` makes a running CSMS server a node (``AsyncioSeam`` for 
 
 from .asyncio_seam import AsyncioSeam, cluster_node
 from .base import (
+    CONNECTED,
+    DISCONNECTED,
+    MESSAGE,
     Admission,
     Claim,
     ClusterEngine,
     ClusterError,
     ClusterUnavailable,
+    DedupKey,
     Deduplicator,
     Delivery,
     Fenced,
@@ -31,6 +35,9 @@ from .memory import MemoryCluster, MemoryEngine
 from .node import ClusterNode, ServerSeam
 
 __all__ = [
+    "CONNECTED",
+    "DISCONNECTED",
+    "MESSAGE",
     "Admission",
     "AsyncioSeam",
     "Claim",
@@ -39,6 +46,7 @@ __all__ = [
     "ClusterError",
     "ClusterNode",
     "ClusterUnavailable",
+    "DedupKey",
     "Deduplicator",
     "Delivery",
     "Fenced",

@@ -103,12 +103,14 @@ class Claim:
 @attrs.frozen
 class Admission:
     """What a claim returns: the claim, the station's state as its previous owner left it
-    (JSON-ready, None for a station never seen), and the claim it replaced (None if the
-    station was not held)."""
+    (JSON-ready, None for a station never seen), the claim it replaced (None if the
+    station was not held), and ``orphaned``: the previous claim when its node died
+    holding it (nobody ended that connection: the new owner reports its end)."""
 
     claim: Claim
     state: dict[str, Any] | None
     replaced: Claim | None
+    orphaned: Claim | None = None
 
 
 @attrs.frozen
@@ -125,10 +127,23 @@ class RoutedCall:
     timeout: float
 
 
+#: ``StationEvent.kind`` of a station-initiated message.
+MESSAGE = "message"
+#: ``StationEvent.kind`` when a connection of the station was admitted (payload: its
+#: ``version``), and when it ended (payload: ``reason``).
+CONNECTED = "connected"
+DISCONNECTED = "disconnected"
+
+#: (station key, connection epoch, kind, message id): one event, however often delivered.
+DedupKey = tuple[str, int, str, str]
+
+
 @attrs.frozen
 class StationEvent:
-    """A station-initiated message, as the node that received it saw it. ``dedup_key``
-    (identity, connection epoch, message id) is the same for every copy delivered."""
+    """What happened to a station, as the node that held it saw it: a message it sent
+    (``kind`` "message": ``message_id``, ``action``, JSON ``payload``), or one of its
+    connections admitted or ended ("connected", "disconnected": ``message_id`` and
+    ``action`` empty). ``dedup_key`` is the same for every copy delivered."""
 
     identity: str
     epoch: int
@@ -136,10 +151,11 @@ class StationEvent:
     action: str
     payload: dict[str, Any]
     node: str
+    kind: str = MESSAGE
 
     @property
-    def dedup_key(self) -> tuple[str, int, str]:
-        return (station_key(self.identity), self.epoch, self.message_id)
+    def dedup_key(self) -> DedupKey:
+        return (station_key(self.identity), self.epoch, self.kind, self.message_id)
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -153,6 +169,7 @@ class StationEvent:
             action=str(data["action"]),
             payload=dict(data["payload"]),
             node=str(data["node"]),
+            kind=str(data.get("kind", MESSAGE)),
         )
 
 
@@ -236,6 +253,12 @@ class ClusterEngine(Protocol):
         stored twice). Raises ClusterUnavailable when the engine did not confirm."""
         ...
 
+    async def allocate(self, name: str, count: int) -> int:
+        """Reserve ``count`` numbers of the cluster-wide sequence ``name``: the first one
+        (it and the ``count - 1`` after it are this caller's; no other process gets them,
+        ever). Numbers start at 1. Raises ClusterUnavailable."""
+        ...
+
     async def fetch(self, consumer: str, batch: int, timeout: float) -> list[Delivery]:
         """Up to ``batch`` events for the durable ``consumer`` (each consumer sees every
         event), waiting at most ``timeout`` for the first; unacknowledged ones come again."""
@@ -252,7 +275,7 @@ class Deduplicator:
 
     def __init__(self, capacity: int = 100_000) -> None:
         self.capacity = capacity
-        self._seen: OrderedDict[tuple[str, int, str], None] = OrderedDict()
+        self._seen: OrderedDict[DedupKey, None] = OrderedDict()
 
     def first(self, event: StationEvent) -> bool:
         key = event.dedup_key

@@ -19,6 +19,7 @@ from .base import (
     CallRunner,
     Claim,
     ClusterUnavailable,
+    DedupKey,
     Delivery,
     Fenced,
     FenceListener,
@@ -86,7 +87,9 @@ class MemoryCluster:
         self._leases: dict[str, _Lease] = {}
         self._lease_ids = itertools.count(1)
         self._stream: list[StationEvent] = []
-        self._stored: set[tuple[str, int, str]] = set()
+        self._stored: set[DedupKey] = set()
+        self._sequences: dict[str, int] = {}
+        self._fence_delays: dict[str, float] = {}
         self._consumers: dict[str, _Consumer] = {}
         self._appended = asyncio.Event()
         self._delays: dict[str, float] = {}
@@ -118,6 +121,11 @@ class MemoryCluster:
         """The next ``count`` calls routed to ``node`` are lost on the way: they never
         reach it, and their callers time out."""
         self._drops[node] = self._drops.get(node, 0) + count
+
+    def delay_fences(self, node: str, seconds: float) -> None:
+        """Fence notices reach ``node`` ``seconds`` late (0: at once), so a claim that
+        takes a station from it waits that long for the notice to be taken."""
+        self._fence_delays[node] = seconds
 
     def lose_acks(self, count: int) -> None:
         """The next ``count`` consumer acks are lost: those events are delivered again."""
@@ -235,13 +243,21 @@ class MemoryEngine:
         state = previous.state if previous is not None else None
         cluster._owners[key] = _Record(self.node, lease, epoch, state)
         claim = Claim(key, self.node, lease, epoch)
-        replaced = None
-        if previous is not None and not previous.released and cluster._alive(previous.lease):
+        replaced = orphaned = None
+        if previous is not None and not previous.released and not cluster._alive(previous.lease):
+            orphaned = Claim(key, previous.node, previous.lease, previous.epoch)
+        elif previous is not None and not previous.released:
             replaced = Claim(key, previous.node, previous.lease, previous.epoch)
             holder = cluster._leases[previous.lease].engine
             if holder is not self and holder._fenced is not None and not holder._dead:
-                asyncio.get_running_loop().call_soon(holder._fenced, replaced)
-        return Admission(claim, state, replaced)
+                # The claim is done once the old holder took the notice (it refuses calls
+                # for the station from then on).
+                delay = cluster._fence_delays.get(holder.node, 0.0)
+                if delay:
+                    await asyncio.sleep(delay)
+                if holder._fenced is not None and not holder._dead:
+                    holder._fenced(replaced)
+        return Admission(claim, state, replaced, orphaned)
 
     def _current(self, claim: Claim) -> _Record | None:
         self._check()
@@ -352,6 +368,13 @@ class MemoryEngine:
         if cluster._lost_confirms:
             cluster._lost_confirms -= 1
             raise ClusterUnavailable("the engine's confirmation of a publish was lost")
+
+    async def allocate(self, name: str, count: int) -> int:
+        self._check()
+        sequences = self.cluster._sequences
+        first = sequences.get(name, 0) + 1
+        sequences[name] = first + count - 1
+        return first
 
     async def fetch(self, consumer: str, batch: int, timeout: float) -> list[Delivery]:
         self._check()

@@ -12,6 +12,8 @@
 - Events: stream ``<prefix>_events`` on ``<prefix>.events.<station>``, each published with
   ``Nats-Msg-Id`` = its de-duplication key; durable pull consumers redeliver what is not
   acknowledged within ``ack_wait``.
+- Sequences (``allocate``): KV bucket ``<prefix>_counters``, one key per sequence holding
+  its last reserved number, moved on by compare-and-set.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ class NatsEngine:
         js: JetStreamContext,
         owners: KeyValue,
         leases: KeyValue,
+        counters: KeyValue,
         *,
         node: str,
         prefix: str,
@@ -100,6 +103,7 @@ class NatsEngine:
         self._js = js
         self._owners = owners
         self._leases = leases
+        self._counters = counters
         self._lease_revision = 0
         #: Where calls went last: key -> owner record (read again when it proves stale).
         self._routes: dict[str, dict[str, Any]] = {}
@@ -125,17 +129,43 @@ class NatsEngine:
         if they do not exist yet (every process of a cluster must use the same
         ``prefix``; the lease time is the one of the cluster's first process, which made
         the lease bucket)."""
+        nc = Client()
+        refused: list[Exception] = []
+
+        async def on_error(error: Exception) -> None:
+            # Before the first connection: kept for the one error below. After: one line
+            # each (nats-py tries again by itself).
+            if nc.is_connected or nc.stats["reconnects"]:
+                log.warning("nats: %s", error or type(error).__name__)
+            else:
+                refused[:] = [error]
+
         try:
-            nc = await nats.connect(
-                url, connect_timeout=_REQUEST_TIMEOUT, max_reconnect_attempts=-1, name=node or None
-            )
-        except Exception as error:
-            raise ClusterUnavailable(f"cannot connect to {url}: {error!r}") from error
+            # Once connected it reconnects for ever; the first connection is bounded.
+            async with asyncio.timeout(_REQUEST_TIMEOUT):
+                await nc.connect(
+                    url,
+                    connect_timeout=int(_REQUEST_TIMEOUT),
+                    max_reconnect_attempts=-1,
+                    name=node or None,
+                    error_cb=on_error,
+                )
+        except (Exception, TimeoutError) as error:
+            with contextlib.suppress(Exception):
+                await nc.close()
+            if not isinstance(error, TimeoutError):
+                reason = repr(error)
+            elif refused:
+                reason = f"{refused[0]} (tried for {_REQUEST_TIMEOUT:g} s)"
+            else:
+                reason = f"no answer in {_REQUEST_TIMEOUT:g} s"
+            raise ClusterUnavailable(f"cannot connect to {url}: {reason}") from error
         js = nc.jetstream(timeout=_REQUEST_TIMEOUT)
         owners = await _bucket(js, KeyValueConfig(bucket=f"{prefix}_owners", history=1))
         leases = await _bucket(
             js, KeyValueConfig(bucket=f"{prefix}_leases", history=1, ttl=lease_ttl)
         )
+        counters = await _bucket(js, KeyValueConfig(bucket=f"{prefix}_counters", history=1))
         stream = StreamConfig(
             name=f"{prefix}_events",
             subjects=[f"{prefix}.events.>"],
@@ -155,6 +185,7 @@ class NatsEngine:
             js,
             owners,
             leases,
+            counters,
             node=node,
             prefix=prefix,
             lease_time=(await leases.status()).ttl or lease_ttl,
@@ -185,6 +216,8 @@ class NatsEngine:
         async def on_fence(msg: Msg) -> None:
             data = json.loads(msg.data)
             fenced(Claim(data["key"], self.node, lease, int(data["epoch"])))
+            if msg.reply:
+                await msg.respond(b"")  # taken: the claim that fenced us goes on
 
         async def on_ping(msg: Msg) -> None:
             await msg.respond(b"")
@@ -289,20 +322,36 @@ class NatsEngine:
             if written is None:
                 continue  # another claim won the race: read again and claim after it
             self._revisions[key] = (epoch, written)
-            replaced = None
+            replaced = orphaned = None
             if previous and not previous.get("released"):
                 old = Claim(key, previous["node"], previous["lease"], int(previous["epoch"]))
                 if old.lease == lease:
                     replaced = old  # this node's own: it closes the old connection itself
+                elif await self._fence(old):
+                    replaced = old
                 else:
-                    await self._nc.publish(
-                        self._subject(old.lease, "fence"),
-                        _dumps({"key": key, "epoch": old.epoch}),
-                    )
-                    if await self._lease_alive(old.lease):
-                        replaced = old
-            return Admission(Claim(key, self.node, lease, epoch), state, replaced)
+                    orphaned = old
+            return Admission(Claim(key, self.node, lease, epoch), state, replaced, orphaned)
         raise ClusterUnavailable(f"{identity!r}: too many concurrent claims")
+
+    async def _fence(self, old: Claim) -> bool:
+        """Tell the holder of ``old`` it is fenced and wait (one probe interval at most)
+        until it took the notice: from then on it refuses calls for the station, so none
+        runs on the old connection once the new one is admitted. True when the holder was
+        alive (it answered, or its lease still lives)."""
+        body = _dumps({"key": old.key, "epoch": old.epoch})
+        try:
+            await self._nc.request(
+                self._subject(old.lease, "fence"), body, timeout=self.probe_interval
+            )
+            return True
+        except nats.errors.NoRespondersError:
+            return False  # its node is gone
+        except (nats.errors.TimeoutError, TimeoutError):
+            log.warning("node %r did not take the fence notice for %s in time", old.node, old.key)
+        except Exception as error:
+            raise ClusterUnavailable(f"cannot fence {old.key}: {error!r}") from error
+        return await self._lease_alive(old.lease)
 
     async def _update_own(self, claim: Claim, state: dict[str, Any], released: bool) -> None:
         record = {
@@ -448,15 +497,40 @@ class NatsEngine:
     # --- events ----------------------------------------------------------------------------
 
     async def publish(self, event: StationEvent) -> None:
-        key, epoch, message_id = event.dedup_key
+        key, epoch, kind, message_id = event.dedup_key
         try:
             await self._js.publish(
                 f"{self.prefix}.events.{key}",
                 _dumps(event.to_json()),
-                headers={"Nats-Msg-Id": f"{key}/{epoch}/{message_id}"},
+                headers={"Nats-Msg-Id": f"{key}/{epoch}/{kind}/{message_id}"},
             )
         except Exception as error:
             raise ClusterUnavailable(f"event not confirmed: {error!r}") from error
+
+    async def allocate(self, name: str, count: int) -> int:
+        key = station_key(name)
+        for _ in range(_CAS_ATTEMPTS):
+            try:
+                entry = await self._counters.get(key)
+            except nats.js.errors.KeyNotFoundError:
+                last, revision = 0, 0
+            except Exception as error:
+                raise ClusterUnavailable(f"cannot read sequence {name!r}: {error!r}") from error
+            else:
+                assert entry.value is not None and entry.revision is not None
+                last, revision = int(entry.value), entry.revision
+            value = str(last + count).encode()
+            try:
+                if revision:
+                    await self._counters.update(key, value, last=revision)
+                else:
+                    await self._counters.create(key, value)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                continue  # another process moved it on first: read again
+            except Exception as error:
+                raise ClusterUnavailable(f"cannot move sequence {name!r}: {error!r}") from error
+            return last + 1
+        raise ClusterUnavailable(f"sequence {name!r}: too many concurrent reservations")
 
     async def fetch(self, consumer: str, batch: int, timeout: float) -> list[Delivery]:
         name = station_key(consumer)

@@ -35,6 +35,8 @@ from ocpp_sansio.events import Event, RequestReceived
 from ocpp_sansio.frames import make_converter, registry
 
 from .base import (
+    CONNECTED,
+    DISCONNECTED,
     Claim,
     ClusterEngine,
     ClusterError,
@@ -109,6 +111,8 @@ class _Held:
     core: CsmsCore | None = None
     flows: Sequence[Any] = ()
     saved: dict[str, Any] | None = None
+    #: The identity as this connection spelled it (for its connection events).
+    identity: str = ""
 
 
 class _Tap:
@@ -171,6 +175,8 @@ class ClusterNode:
         self._dirty_signal = asyncio.Event()
         self._events: asyncio.Queue[StationEvent] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Publishes under way (``publish_concurrency`` at most).
+        self._publishing: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[Any]] = []
         self._installed = False
 
@@ -192,11 +198,13 @@ class ClusterNode:
         back on another node, and leave the cluster."""
         held, self.held = self.held, {}
         for key, entry in held.items():
+            self._connection_event(entry, DISCONNECTED, {"reason": "the node left"})
             await self._release(key, entry)
             self.seam.close(entry.link, GOING_AWAY, "this CSMS node is leaving the cluster")
-        for task in [*self._loops, *self._tasks]:
+        await self._flush_events(self.lease_time)
+        for task in [*self._loops, *self._tasks, *self._publishing]:
             task.cancel()
-        await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._loops, *self._tasks, *self._publishing, return_exceptions=True)
         with contextlib.suppress(ClusterError):
             await self.engine.leave()
 
@@ -227,12 +235,21 @@ class ClusterNode:
             raise Fenced(f"{identity}: epoch {claim.epoch} was claimed again at once")
         if old is not None and old.link is not link:
             self.seam.close(old.link, FENCED_CODE, "replaced by a new connection")
+            self._connection_event(old, DISCONNECTED, {"reason": "replaced"})
+        orphaned = admission.orphaned
+        if orphaned is not None:
+            # Its node died holding it: nobody else will say that connection ended.
+            self._connection_event(
+                _Held(orphaned, None, None, identity=identity),
+                DISCONNECTED,
+                {"reason": "its node went away"},
+            )
         if self._last_epoch.get(key) != claim.epoch - 1:
             # Another node held the station since this one did: its core here is stale.
             self.seam.forget_session(identity)
-            held = _Held(claim, link, admission.state)
+            held = _Held(claim, link, admission.state, identity=identity)
         else:
-            held = _Held(claim, link, None, saved=admission.state)
+            held = _Held(claim, link, None, saved=admission.state, identity=identity)
         self._last_epoch[key] = claim.epoch
         self.held[key] = held
         log.info("claimed %s (epoch %d)", identity, claim.epoch)
@@ -256,6 +273,7 @@ class ClusterNode:
             return
         held.core, held.flows = found
         self._epochs[held.core] = held.claim.epoch
+        self._connection_event(held, CONNECTED, {"version": held.core.version})
 
     def tap(self, core: CsmsCore) -> Any:
         """The flow that passes a core's station requests to the cluster (first in line)."""
@@ -266,6 +284,7 @@ class ClusterNode:
         held = self.held.get(key)
         if held is not None and held.link is link:
             del self.held[key]
+            self._connection_event(held, DISCONNECTED, {"reason": "closed"})
             self._spawn(self._release(key, held))
 
     # --- what the engine calls ------------------------------------------------------------
@@ -278,6 +297,7 @@ class ClusterNode:
             return  # already gone, or a newer connection here
         del self.held[claim.key]
         self._last_epoch.pop(claim.key, None)
+        self._connection_event(held, DISCONNECTED, {"reason": "fenced"})
         log.info("fenced: %s (epoch %d) was claimed again", claim.key, claim.epoch)
         self.seam.close(held.link, FENCED_CODE, "fenced: the station connected again (newer claim)")
 
@@ -339,10 +359,7 @@ class ClusterNode:
         if held is not None and held.core is core:
             self._dirty.add(key)
             self._dirty_signal.set()
-        if self._events.qsize() >= self.max_pending_events:
-            log.error("event queue full: %s %s dropped", core.identity, event.message_id)
-            return
-        self._events.put_nowait(
+        self._queue(
             StationEvent(
                 identity=core.identity,
                 epoch=epoch,
@@ -353,15 +370,44 @@ class ClusterNode:
             )
         )
 
+    def _connection_event(self, held: _Held, kind: str, payload: dict[str, Any]) -> None:
+        """A connection of the station under ``held``'s claim began or ended."""
+        claim = held.claim
+        self._queue(
+            StationEvent(
+                identity=held.identity or claim.key,
+                epoch=claim.epoch,
+                message_id="",
+                action="",
+                payload=payload,
+                node=claim.node,
+                kind=kind,
+            )
+        )
+
+    def _queue(self, event: StationEvent) -> None:
+        if self._events.qsize() >= self.max_pending_events:
+            log.error("event queue full: %s dropped", event.dedup_key)
+            return
+        self._events.put_nowait(event)
+
     async def _publish_loop(self) -> None:
-        in_flight: set[asyncio.Task[None]] = set()
+        in_flight = self._publishing
         while True:
             event = await self._events.get()
             while len(in_flight) >= self.publish_concurrency:
-                _, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
             task = asyncio.ensure_future(self._publish(event))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
+
+    async def _flush_events(self, timeout: float) -> None:
+        """Give the events still queued (a leaving node's last ones) ``timeout`` seconds
+        to be published."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (self._events.qsize() or self._publishing) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
 
     async def _publish(self, event: StationEvent) -> None:
         wait = 0.05
@@ -453,4 +499,5 @@ class ClusterNode:
         held, self.held = self.held, {}
         self._last_epoch.clear()
         for entry in held.values():
+            self._connection_event(entry, DISCONNECTED, {"reason": "the node lost its lease"})
             self.seam.close(entry.link, TRY_AGAIN_LATER, "the CSMS node lost its cluster lease")

@@ -106,7 +106,9 @@ class DemoCsms:
     ``flows`` and ``observe`` to ``serve()``'s options (``ServerOptions(core_factory=,
     flows=, observer=)``). ``store``: where the stations' registrations, answers and open
     transactions outlive the process (1.6 transactionIds then count per station, from the
-    store)."""
+    store). ``transaction_ids``: where 1.6 transactionIds come from without a store
+    (default: 1, 2, 3 … in this process; a cluster node passes numbers unique across the
+    cluster)."""
 
     def __init__(
         self,
@@ -116,6 +118,7 @@ class DemoCsms:
         log: FrameSink | None = None,
         wall_clock: WallClock | None = None,
         store: CsmsStore | None = None,
+        transaction_ids: Callable[[], int] | None = None,
     ) -> None:
         self.boot_status = boot_status
         self.heartbeat_interval = heartbeat_interval
@@ -124,7 +127,7 @@ class DemoCsms:
         self.store = store
         #: 1.6 transaction ids, unique across the stations of this CSMS.
         #: (``next`` on it is atomic in CPython, so threads adapter handlers may share it.)
-        self._transaction_ids = itertools.count(1)
+        self._transaction_ids = transaction_ids or itertools.count(1).__next__
         #: Each station's transaction flow, by identity (case-folded).
         self._transactions: dict[str, Any] = {}
 
@@ -153,7 +156,7 @@ class DemoCsms:
         return [transactions, DataTransferRouter(core), DemoAnswers(core, self)]
 
     def _new_id(self) -> int:
-        return next(self._transaction_ids)
+        return self._transaction_ids()
 
     def running_transaction(self, identity: str) -> Any:
         """The id of the station's latest transaction still running, or None."""
