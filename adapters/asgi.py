@@ -235,14 +235,12 @@ class CsmsSession(LoopCsmsSession):
     def _spawn(self, function: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
         self._nursery.start_soon(function, *args)
 
-    def _open_channel(self) -> tuple[Callable[[Event], None], Callable[[], Awaitable[Event]]]:
-        send, receive = anyio.create_memory_object_stream[Event](math.inf)
-        return send.send_nowait, receive.receive
-
     def _deliver(self, events: list[Event]) -> None:
-        if self._events_nursery is not self._nursery:  # the reader ended with its connection
+        if self._events_nursery is not self._nursery:
+            # The deliverer ended with its connection's task group (perhaps before it
+            # started): the events it left go on in the new connection's.
             self._events_nursery = self._nursery
-            self._events_in = None
+            self._deliverer = None
         super()._deliver(events)
 
     async def _link_finished(self, link: Link) -> None:

@@ -231,6 +231,7 @@ class Target:
             with contextlib.suppress(BrokenPipeError):
                 self.process.stdin.write("quit\n")
                 self.process.stdin.close()
+            self.process.stdin = None  # closed: communicate() must not flush it
             try:
                 self.stderr = self.process.communicate(timeout=20)[1]
             except subprocess.TimeoutExpired:
