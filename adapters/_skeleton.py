@@ -46,14 +46,17 @@ from ._driver import (
     server_policy,
 )
 from ._options import ServerOptions, StationOptions, WallClock
+from ._upgrade import HandshakeRefused
 from ._ws import (
     DEFAULT_VERSIONS,
     GOING_AWAY,
     NORMAL_CLOSURE,
+    POLICY_VIOLATION,
     ClientWebSocket,
     Closed,
     Phase,
     ServerWebSocket,
+    SpeaksFor,
     identity_key,
 )
 from .surface import Connect, Serve
@@ -454,7 +457,7 @@ class Server:
     ) -> None:
         self.handler = handler
         self.options = options
-        self.policy = server_policy(versions, options)
+        self.policy = server_policy(versions, options, self.session_check)
         self.cores = CsmsCores(options, self._wall_clock(clock))
         self.sessions: dict[str, Any] = {}
         #: The keys of sessions whose station is gone, with when it left, oldest first:
@@ -491,9 +494,52 @@ class Server:
         self.links.add(link)
         return link
 
+    def session_check(
+        self, identity: str, version: str, speaks_for: SpeaksFor
+    ) -> HandshakeRefused | None:
+        """Whether a connection the handshake authenticated may reach the session of
+        ``identity_key(identity)`` (``ServerPolicy.session_check``):
+
+        - a session belongs to the spelling it was made for: another spelling of the
+          identity (``cs001``, ``CS001``) reaches it only with credentials that open that
+          spelling too (``speaks_for``: the same password, a certificate the check
+          accepts for it; anyone where the CSMS asks for no credentials); otherwise 409;
+        - while a connection of one OCPP version is open, another version is refused
+          with 409 (a station back with the same version replaces its old connection;
+          once it is closed, another version starts a fresh session: ``VersionChanged``).
+        """
+        self.evict(self._clock())
+        session = self.sessions.get(identity_key(identity))
+        if session is None:
+            return None
+        if session.identity != identity and not speaks_for(session.identity):
+            return HandshakeRefused(
+                409,
+                "another spelling of this station identity has a session here "
+                "(identities are case-insensitive): connect as that spelling",
+            )
+        if session.version != version and session.connected:
+            return HandshakeRefused(
+                409,
+                f"this station is connected with OCPP {session.version}: "
+                "another version may connect once that connection is closed",
+            )
+        return None
+
     def opened(self, link: Link, now: float) -> None:
         self.evict(now)
-        placed = self.cores.place(self.sessions, link.ws, now, self._new_session)
+        ws = link.ws
+        speaks_for = ws.speaks_for
+        if speaks_for is not None and ws.version is not None:
+            # Again, now that it is placed: a session may have appeared since the
+            # handshake (an admission step ran, the web server accepted).
+            ws.speaks_for = None  # (it holds the credentials: not kept any longer)
+            refused = self.session_check(ws.identity, ws.version, speaks_for)
+            if refused is not None:
+                log.info("station %r refused: %s", ws.identity, refused.reason)
+                ws.close(POLICY_VIOLATION, refused.reason, now)
+                return
+        placed = self.cores.place(self.sessions, ws, now, self._new_session)
         if placed is None:
             return
         session, lingering = placed
