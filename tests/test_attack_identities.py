@@ -16,18 +16,23 @@ from _attackkit import ADAPTERS, HealthyStation, Peer, Target, target
 #: Identities minted per attack (the short form run with the suite).
 IDENTITIES = 300
 #: The most the server's resident memory may grow over an attack (KiB): what stays of
-#: ``IDENTITIES`` sessions kept for their keep time, with their cores.
-RSS_BOUND_KIB = 6 * 1024
+#: ``IDENTITIES`` sessions kept for their keep time, with their cores. Measured: trio and
+#: asyncio +1.8 to 2.2 MiB (about 6 KiB a session), threads +5.0 to 5.3 MiB (what its
+#: connection threads leave in the allocator); before, with a task or thread left per
+#: identity: +2.9, +3.0 and +8.8 MiB.
+RSS_BOUND_KIB = {"trio": 3 * 1024, "asyncio": 3 * 1024, "threads": 7 * 1024}
 #: Tasks or threads the server may hold above its baseline once the identities left.
 SPARE = 2
 
 
 def mint(port: int, count: int, prefix: str) -> None:
-    """``count`` new identities connect, boot and leave, one after the other."""
+    """``count`` new identities connect, boot and leave, one after the other (about 300 a
+    second: what is measured is what they leave behind, not a flood)."""
     for number in range(count):
         peer = Peer(port, f"{prefix}{number:04d}")
         peer.boot()
         peer.close()
+        time.sleep(0.002)
 
 
 def settled(
@@ -53,55 +58,40 @@ def workers(stats: dict[str, Any], adapter: str) -> int:
 
 
 @pytest.mark.parametrize("adapter", ADAPTERS)
-def test_identities_that_left_keep_no_task_or_thread(adapter: str) -> None:
+def test_identities_that_come_and_go_leave_no_task_or_thread(adapter: str) -> None:
     """No task or thread per idle identity; their sessions are kept for the keep time (a
-    station back within it resumes), and the server's memory grows by a bounded amount."""
+    station back within it resumes) and the server's memory grows by a bounded amount;
+    ``sessions.clear()`` frees them."""
     with target(adapter) as attacked:
         healthy = HealthyStation(attacked.port)
         before = settled(attacked, 1, adapter)
         mint(attacked.port, IDENTITIES, "MINT")
-        after = settled(attacked, 1, adapter, workers(before, adapter) + SPARE)
-        worst = healthy.stop()
-    assert after["links"] <= 1
+        worst = healthy.stop()  # (before the stats below: each runs gc.collect() in the server)
+        after = settled(attacked, 0, adapter, workers(before, adapter) + SPARE)
+        attacked.clear_sessions()
+        cleared = settled(attacked, 0, adapter, workers(before, adapter) + SPARE)
+    assert after["links"] == 0
     assert workers(after, adapter) <= workers(before, adapter) + SPARE, (before, after)
     assert after["sessions"] == IDENTITIES + 1  # kept for session_keep: they may resume
     grown = after["VmRSS"] - before["VmRSS"]
-    assert grown < RSS_BOUND_KIB, f"RSS grew by {grown} KiB"
+    assert grown < RSS_BOUND_KIB[adapter], f"RSS grew by {grown} KiB"
+    assert cleared["sessions"] == 0
+    assert workers(cleared, adapter) <= workers(before, adapter) + SPARE, (before, cleared)
     print(f"{adapter}: RSS +{grown} KiB, worst Heartbeat {worst * 1e3:.1f} ms")
 
 
 @pytest.mark.parametrize("adapter", ADAPTERS)
-def test_sessions_of_identities_gone_past_session_keep_are_evicted(adapter: str) -> None:
-    keep = 0.5
-    with target(adapter, server={"session_keep": keep}) as attacked:
-        healthy = HealthyStation(attacked.port)
-        mint(attacked.port, IDENTITIES, "GONE")
-        time.sleep(keep + 0.1)
-        mint(attacked.port, 1, "LATE")  # the server meets the keep time at its next connection
-        after = settled(attacked, 1, adapter)
-        healthy.stop()
-    assert after["sessions"] <= 2, after  # the healthy station and the late one
-
-
-@pytest.mark.parametrize("adapter", ADAPTERS)
-def test_minted_identities_stop_at_max_kept_sessions(adapter: str) -> None:
-    """Without auth anyone may mint identities: past ``max_kept_sessions`` the sessions of the
-    identities gone longest are evicted early, so memory stays bounded."""
-    cap = 50
-    with target(adapter, server={"max_kept_sessions": cap}) as attacked:
-        healthy = HealthyStation(attacked.port)
-        mint(attacked.port, IDENTITIES, "CAP")
-        after = settled(attacked, 1, adapter)
-        healthy.stop()
-    assert after["sessions"] <= cap + 1, after  # the kept ones and the healthy station
-
-
-@pytest.mark.parametrize("adapter", ADAPTERS)
-def test_clearing_the_sessions_frees_their_tasks_and_threads(adapter: str) -> None:
-    with target(adapter) as attacked:
-        before = settled(attacked, 0, adapter)
-        mint(attacked.port, 50, "CLEAR")
-        attacked.clear_sessions()
-        after = settled(attacked, 0, adapter, workers(before, adapter) + SPARE)
-    assert after["sessions"] == 0
-    assert workers(after, adapter) <= workers(before, adapter) + SPARE, (before, after)
+def test_sessions_of_identities_gone_are_evicted(adapter: str) -> None:
+    """Past ``max_kept_sessions`` the sessions of the identities gone longest are evicted
+    early (anyone may mint identities where no auth is asked: memory stays bounded); the
+    rest once ``session_keep`` has passed, at the server's next connection."""
+    keep, cap = 1.0, 50
+    config = {"session_keep": keep, "max_kept_sessions": cap}
+    with target(adapter, server=config) as attacked:
+        mint(attacked.port, 2 * cap, "GONE")
+        capped = settled(attacked, 0, adapter)
+        time.sleep(keep)
+        mint(attacked.port, 1, "LATE")
+        kept = settled(attacked, 0, adapter)
+    assert capped["sessions"] <= cap, capped  # (some may be past the keep time already)
+    assert kept["sessions"] == 1, kept  # the late one's
