@@ -5,6 +5,8 @@ for ``session_keep`` after it left (so it resumes without a new boot, B04), at m
 
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import Any
 
 import anyio
@@ -13,6 +15,7 @@ from _adapterkit import KITS, Kit, Script, until
 
 from ocpp_sansio import RegistrationStatus
 from ocpp_sansio.adapters import ServerOptions
+from ocpp_sansio.apps.demo_csms import DemoCsms
 
 
 @pytest.fixture(params=list(KITS))
@@ -99,3 +102,22 @@ async def test_events_reach_on_event_in_order_across_idle_spells(kit: Kit) -> No
             await until(lambda: script.event_types("cs001").count("Disconnected") == 3)
     kinds = [k for k in script.event_types("cs001") if k in ("Connected", "Disconnected")]
     assert kinds == ["Connected", "Disconnected"] * 3
+
+
+@pytest.mark.anyio
+async def test_the_demo_csms_keeps_nothing_of_an_evicted_station(kit: Kit) -> None:
+    """The demo CSMS (no auth: anyone mints identities) holds a station's flows only while
+    its session is kept: once evicted, its core is freed (it kept every station's
+    transaction flow, and with it the core, for good)."""
+    demo = DemoCsms()
+    with anyio.fail_after(10):
+        async with kit.serve(
+            Script(), core_factory=demo.core, flows=demo.flows, session_keep=0
+        ) as server:
+            url = f"ws://127.0.0.1:{server.port}/ocpp/MINTED"
+            async with kit.connect(url, "1.6") as station:
+                await kit.wait_registered(station)
+                core = weakref.ref(server.sessions["minted"].core)
+            await until(lambda: "minted" not in server.sessions)
+            # (threads: once its event thread has lingered EVENT_THREAD_LINGER and ended)
+            await until(lambda: gc.collect() >= 0 and core() is None)
