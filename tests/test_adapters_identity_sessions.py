@@ -8,6 +8,7 @@ adapter under uvicorn.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import anyio
@@ -241,3 +242,23 @@ def test_asgi_refuses_another_spelling_and_another_version_as_serve_does() -> No
     with asgi_csms(auth=passwords.get) as (csms, _web, app):
         assert asyncio.run(scenario()) == (409, 409)
         assert list(app.sessions) == ["cs001"] and app.sessions["cs001"].identity == "CS001"
+
+
+def test_asgi_evicts_the_session_of_a_station_gone_for_session_keep() -> None:
+    from test_adapters_asgi import BOOT_201, asgi_csms
+
+    from ocpp_sansio.adapters import StationOptions
+    from ocpp_sansio.adapters.asyncio import connect
+
+    async def visit(port: int) -> None:
+        options = StationOptions(ws_options=WsOptions(ping_interval=0), max_attempts=1)
+        url = f"ws://127.0.0.1:{port}/ocpp/CS001"
+        async with connect(url, version="2.0.1", boot=BOOT_201, options=options) as station:
+            await asyncio.wait_for(station.wait_registered(), 5)
+
+    with asgi_csms(session_keep=0) as (csms, _web, app):
+        asyncio.run(visit(csms.port))
+        deadline = time.monotonic() + 5
+        while app.sessions and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not app.sessions
