@@ -57,6 +57,7 @@ from ._ws import (
     Phase,
     ServerWebSocket,
     SpeaksFor,
+    anyone,
     identity_key,
 )
 from .surface import Connect, Serve
@@ -503,10 +504,11 @@ class Server:
         - a session belongs to the spelling it was made for: another spelling of the
           identity (``cs001``, ``CS001``) reaches it only with credentials that open that
           spelling too (``speaks_for``: the same password, a certificate the check
-          accepts for it; anyone where the CSMS asks for no credentials); otherwise 409;
-        - while a connection of one OCPP version is open, another version is refused
-          with 409 (a station back with the same version replaces its old connection;
-          once it is closed, another version starts a fresh session: ``VersionChanged``).
+          accepts for it; ``anyone`` where the CSMS checks no credentials); else 409;
+        - a connection with another OCPP version than the session's starts a fresh
+          session (``VersionChanged``), replacing an open connection of the other version
+          only when its credentials were checked: without, that is refused with 409 (a
+          station back with the same version replaces its old connection either way).
         """
         self.evict(self._clock())
         session = self.sessions.get(identity_key(identity))
@@ -518,7 +520,7 @@ class Server:
                 "another spelling of this station identity has a session here "
                 "(identities are case-insensitive): connect as that spelling",
             )
-        if session.version != version and session.connected:
+        if session.version != version and session.connected and speaks_for is anyone:
             return HandshakeRefused(
                 409,
                 f"this station is connected with OCPP {session.version}: "

@@ -355,8 +355,16 @@ Certificate = Mapping[str, Any]
 #: ``certificate_check(identity, certificate)``: may this certificate speak for identity?
 CertificateCheck = Callable[[str, Certificate], bool]
 #: ``speaks_for(spelling)``: would this connection's credentials (its Basic password, its
-#: client certificate) open ``spelling`` too? True where the CSMS asks for none.
+#: client certificate) open ``spelling`` too? ``anyone`` where none were checked.
 SpeaksFor = Callable[[str], bool]
+
+
+def anyone(spelling: str) -> bool:
+    """The ``speaks_for`` of a connection that presented no credentials the CSMS checks
+    (no ``password_for``, no client certificate judged): it may be anyone, as anyone."""
+    return True
+
+
 #: ``session_check(identity, version, speaks_for)``: the CSMS's sessions' say on a
 #: connection the handshake has authenticated (a refusal, or None to accept it).
 SessionCheck = Callable[[str, str, SpeaksFor], HandshakeRefused | None]
@@ -813,7 +821,7 @@ class ServerWebSocket(_WebSocket):
         password = self._password(request, identity)
         password_for = self.policy.password_for
 
-        def speaks_for(spelling: str) -> bool:
+        def checked(spelling: str) -> bool:
             if spelling != identity and check and certificate and not check(spelling, certificate):
                 return False
             if password_for is None:
@@ -825,6 +833,7 @@ class ServerWebSocket(_WebSocket):
                 and password_matches(password, expected, version)
             )
 
+        speaks_for = checked if password_for or (check and certificate) else anyone
         if password_for is not None and not speaks_for(identity):
             challenge = (b"WWW-Authenticate", b'Basic realm="OCPP", charset="UTF-8"')
             self._reject(

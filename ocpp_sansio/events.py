@@ -224,8 +224,8 @@ class VersionChanged(Event):
     """CSMS side: a station came back with another OCPP version than its session had, so
     it is served by a new session with a fresh core (registration None: it boots again).
     ``on_event`` gets this on the new session first; ``previous`` is the old version and
-    ``registration`` the old core's registration. (While a connection of one version is
-    open, the server refuses another version: HTTP 409.)"""
+    ``registration`` the old core's registration. (While a connection of the old version
+    is open, a server that checks no credentials refuses the new one: HTTP 409.)"""
 
     previous: str
     version: str

@@ -16,7 +16,7 @@ import pytest
 from _adapterkit import KITS, Kit, Script, until
 
 from ocpp_sansio import RegistrationStatus, VersionChanged
-from ocpp_sansio.adapters import ConnectFailedError, identity_key
+from ocpp_sansio.adapters import Backoff, ConnectFailedError, identity_key
 from ocpp_sansio.adapters._upgrade import HandshakeRefused
 from ocpp_sansio.adapters._ws import (
     ClientWebSocket,
@@ -169,7 +169,8 @@ def test_a00_fr_405_a_certificate_reaches_only_the_spellings_its_check_accepts()
 @pytest.mark.anyio
 async def test_another_version_is_refused_while_the_station_is_connected(kit: Kit) -> None:
     """Finding: without auth, connecting as CS001 with another version wiped CS001's
-    registration. While its connection is open, that is refused with 409."""
+    registration. While its connection is open, that is refused with 409: without
+    credentials, anyone could be asking."""
     with anyio.fail_after(10):
         async with (
             kit.serve(Script()) as server,
@@ -207,10 +208,35 @@ async def test_a_station_back_with_another_version_gets_a_fresh_session_and_the_
     assert after[:2] == ["VersionChanged", "Connected"]
 
 
+@pytest.mark.anyio
+async def test_a00_fr_207_a_station_with_its_password_may_change_version_while_connected(
+    kit: Kit,
+) -> None:
+    """With credentials checked, a connection of another version is the station itself
+    (after a firmware update, its old connection perhaps half-open): it replaces the open
+    one and starts a fresh session, and the CSMS is told."""
+    script = Script()
+    slow = Backoff(minimum=30, random_range=0)  # the replaced station stays away
+    with anyio.fail_after(10):
+        async with (
+            kit.serve(script, auth={"CS001": PASSWORD}) as server,
+            kit.connect(url(server, "CS001"), "2.0.1", auth=PASSWORD, backoff=slow) as old_station,
+        ):
+            await kit.wait_registered(old_station)
+            old = server.sessions["cs001"]
+            async with kit.connect(url(server, "CS001"), "1.6", auth=PASSWORD) as station:
+                await kit.wait_registered(station)
+                new = server.sessions["cs001"]
+                assert new is not old and new.version == "1.6" and not old.connected
+    assert [e for _, e in script.events if isinstance(e, VersionChanged)] == [
+        VersionChanged(previous="2.0.1", version="1.6", registration=RegistrationStatus.ACCEPTED)
+    ]
+
+
 # --- the ASGI adapter -------------------------------------------------------------------------
 
 
-def test_asgi_refuses_another_spelling_and_another_version_as_serve_does() -> None:
+def test_asgi_judges_spellings_and_versions_as_serve_does() -> None:
     from test_adapters_asgi import _basic, asgi_csms
     from websockets.asyncio.client import connect as ws_connect
     from websockets.exceptions import InvalidStatus
@@ -240,8 +266,12 @@ def test_asgi_refuses_another_spelling_and_another_version_as_serve_does() -> No
         return spelled, versioned
 
     with asgi_csms(auth=passwords.get) as (csms, _web, app):
-        assert asyncio.run(scenario()) == (409, 409)
-        assert list(app.sessions) == ["cs001"] and app.sessions["cs001"].identity == "CS001"
+        # Another spelling with its own password: 409. Another version with CS001's own
+        # password: the station itself, which may (a fresh 1.6 session).
+        assert asyncio.run(scenario()) == (409, None)
+        assert list(app.sessions) == ["cs001"]
+        assert app.sessions["cs001"].identity == "CS001"
+        assert app.sessions["cs001"].version == "1.6"
 
 
 def test_asgi_evicts_the_session_of_a_station_gone_for_session_keep() -> None:
@@ -262,3 +292,23 @@ def test_asgi_evicts_the_session_of_a_station_gone_for_session_keep() -> None:
         while app.sessions and time.monotonic() < deadline:
             time.sleep(0.01)
         assert not app.sessions
+
+
+def test_asgi_refuses_another_version_without_credentials_while_connected() -> None:
+    from test_adapters_asgi import asgi_csms
+    from websockets.asyncio.client import connect as ws_connect
+    from websockets.exceptions import InvalidStatus
+    from websockets.typing import Subprotocol
+
+    async def scenario(port: int) -> int | None:
+        target = f"ws://127.0.0.1:{port}/ocpp/CS001"
+        async with ws_connect(target, subprotocols=[Subprotocol("ocpp2.0.1")]):
+            try:
+                async with ws_connect(target, subprotocols=[Subprotocol("ocpp1.6")]):
+                    return None
+            except InvalidStatus as refused:
+                return int(refused.response.status_code)
+
+    with asgi_csms() as (csms, _web, app):
+        assert asyncio.run(scenario(csms.port)) == 409
+        assert app.sessions["cs001"].version == "2.0.1"
