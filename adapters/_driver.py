@@ -46,6 +46,7 @@ from ocpp_sansio.events import (
     RequestReceived,
     ResponseReceived,
     TransactionMessageDiscarded,
+    VersionChanged,
 )
 from ocpp_sansio.flows.host import FlowFactory, FlowHost
 from ocpp_sansio.frames import ERROR_CODES
@@ -67,6 +68,8 @@ from ._ws import (
     Endpoint,
     Phase,
     ServerPolicy,
+    SessionCheck,
+    SpeaksFor,
     TextReceived,
     identity_key,
 )
@@ -92,6 +95,8 @@ class Wire(Protocol):
     version: str | None
     identity: str
     phase: Phase
+    #: (A CSMS's connection, until placed) what its credentials open: ``SpeaksFor``.
+    speaks_for: SpeaksFor | None
 
     @property
     def done(self) -> bool: ...
@@ -562,7 +567,8 @@ class CsmsCores:
         key = identity_key(ws.identity)
         session = sessions.get(key)
         if session is None or session.driver.core.version != ws.version:
-            # A station back with another version gets a fresh core.
+            # A station back with another version gets a fresh core, and the application
+            # is told (the session's registration starts again).
             try:
                 driver = self.new_driver(ws.identity, ws.version)
             except Exception:
@@ -570,6 +576,15 @@ class CsmsCores:
                 ws.close(INTERNAL_ERROR, "the CSMS could not set up this station", now)
                 return None
             old = session
+            if old is not None:
+                previous = old.driver.core
+                driver.report(
+                    VersionChanged(
+                        previous=previous.version,
+                        version=ws.version,
+                        registration=previous.registration,
+                    )
+                )
             session = sessions[key] = new_session(ws.identity, driver)
         else:
             old = session
@@ -579,13 +594,16 @@ class CsmsCores:
         return session, lingering
 
 
-def server_policy(versions: Sequence[str], options: ServerOptions) -> ServerPolicy:
-    """The handshake policy of every adapter's ``serve()``."""
+def server_policy(
+    versions: Sequence[str], options: ServerOptions, session_check: SessionCheck | None = None
+) -> ServerPolicy:
+    """The handshake policy of every adapter's ``serve()``; ``session_check`` the server's."""
     return ServerPolicy(
         versions=tuple(versions),
         known_identity=options.known_identity,
         password_for=options.auth,
         certificate_check=options.certificate_check,
+        session_check=session_check,
         options=options.ws_options,
     )
 

@@ -154,6 +154,14 @@ class ServerOptions:
       (profile 3). Not for the ASGI adapter: there the web server does TLS.
     - ``ws_options``: message size, pings, compression, timeouts.
     - ``backlog``: the listen backlog.
+    - ``session_keep``: how long (seconds) the session of a station whose connection ended
+      is kept, so that the station resumes it (registration, flows) without a new boot
+      (B04); then it is evicted, at the server's next connection or disconnection. Default
+      600 s: longer than the longest reconnect wait of OCPP's default back-off (about 330 s).
+    - ``max_kept_sessions``: the most sessions kept for stations that are not connected;
+      past it the one gone longest is evicted early. It bounds the memory that identities
+      minted on a CSMS without auth can take (connected stations are bounded by the
+      connections the server accepts).
     - ``observer``: sees every frame of every station (``FrameObserver``).
     - ``wall_clock``: dates for the flows; default: the adapter's clock read as UTC.
     """
@@ -179,5 +187,7 @@ class ServerOptions:
         default=WsOptions(), validator=attrs.validators.instance_of(WsOptions)
     )
     backlog: int = attrs.field(default=1024, validator=_at_least_one)
+    session_keep: float = attrs.field(default=600.0, validator=_not_negative)
+    max_kept_sessions: int = attrs.field(default=10_000, validator=_not_negative)
     observer: FrameObserver | None = attrs.field(default=None, validator=_callable)
     wall_clock: WallClock | None = attrs.field(default=None, validator=_callable)

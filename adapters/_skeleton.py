@@ -22,6 +22,7 @@ earlier; bytes still leave in order, because they are taken from the WebSocket i
 from __future__ import annotations
 
 import inspect
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from datetime import UTC, datetime, timedelta
@@ -45,14 +46,19 @@ from ._driver import (
     server_policy,
 )
 from ._options import ServerOptions, StationOptions, WallClock
+from ._upgrade import HandshakeRefused
 from ._ws import (
     DEFAULT_VERSIONS,
     GOING_AWAY,
     NORMAL_CLOSURE,
+    POLICY_VIOLATION,
     ClientWebSocket,
     Closed,
     Phase,
     ServerWebSocket,
+    SpeaksFor,
+    anyone,
+    identity_key,
 )
 from .surface import Connect, Serve
 
@@ -304,6 +310,10 @@ class Session:
         self._seen = self.state()
         #: What ``wait_*`` calls wait on (an Event, a Condition: the adapter's kind).
         self._change = self._new_change()
+        #: The server that keeps this session (a CSMS's), told when its station leaves.
+        self.server: Server | None = None
+        #: When the station's last connection ended (None while it is connected).
+        self.left_at: float | None = None
 
     # --- what the adapter supplies ---------------------------------------------------------------
 
@@ -369,8 +379,11 @@ class Session:
             self._deliver(events)
         seen = (driver.core.registration, driver.ws is not None, driver.failure)  # state()
         if seen != self._seen:
+            was_connected = self._seen[1]
             self._seen = seen
             self._changed()
+            if was_connected and not seen[1] and self.server is not None:
+                self.server.session_left(self, self._clock())
 
     def transmit(self) -> None:
         """The end of an application's entry point: process, then transmit on the link."""
@@ -445,9 +458,13 @@ class Server:
     ) -> None:
         self.handler = handler
         self.options = options
-        self.policy = server_policy(versions, options)
+        self.policy = server_policy(versions, options, self.session_check)
         self.cores = CsmsCores(options, self._wall_clock(clock))
         self.sessions: dict[str, Any] = {}
+        #: The keys of sessions whose station is gone, with when it left, oldest first:
+        #: evicted after ``session_keep``, or early past ``max_kept_sessions``. Only keys:
+        #: ``sessions.clear()`` alone frees the sessions.
+        self._gone: dict[str, float] = {}
         self.links: set[Link] = set()
         self.port = 0
         self.on_request = handler_method(handler, "on_request")
@@ -478,13 +495,60 @@ class Server:
         self.links.add(link)
         return link
 
+    def session_check(
+        self, identity: str, version: str, speaks_for: SpeaksFor
+    ) -> HandshakeRefused | None:
+        """Whether a connection the handshake authenticated may reach the session of
+        ``identity_key(identity)`` (``ServerPolicy.session_check``):
+
+        - a session belongs to the spelling it was made for: another spelling of the
+          identity (``cs001``, ``CS001``) reaches it only with credentials that open that
+          spelling too (``speaks_for``: the same password, a certificate the check
+          accepts for it; ``anyone`` where the CSMS checks no credentials); else 409;
+        - a connection with another OCPP version than the session's starts a fresh
+          session (``VersionChanged``), replacing an open connection of the other version
+          only when its credentials were checked: without, that is refused with 409 (a
+          station back with the same version replaces its old connection either way).
+        """
+        self.evict(self._clock())
+        session = self.sessions.get(identity_key(identity))
+        if session is None:
+            return None
+        if session.identity != identity and not speaks_for(session.identity):
+            return HandshakeRefused(
+                409,
+                "another spelling of this station identity has a session here "
+                "(identities are case-insensitive): connect as that spelling",
+            )
+        if session.version != version and session.connected and speaks_for is anyone:
+            return HandshakeRefused(
+                409,
+                f"this station is connected with OCPP {session.version}: "
+                "another version may connect once that connection is closed",
+            )
+        return None
+
     def opened(self, link: Link, now: float) -> None:
-        placed = self.cores.place(self.sessions, link.ws, now, self._new_session)
+        self.evict(now)
+        ws = link.ws
+        speaks_for = ws.speaks_for
+        if speaks_for is not None and ws.version is not None:
+            # Again, now that it is placed: a session may have appeared since the
+            # handshake (an admission step ran, the web server accepted).
+            ws.speaks_for = None  # (it holds the credentials: not kept any longer)
+            refused = self.session_check(ws.identity, ws.version, speaks_for)
+            if refused is not None:
+                log.info("station %r refused: %s", ws.identity, refused.reason)
+                ws.close(POLICY_VIOLATION, refused.reason, now)
+                return
+        placed = self.cores.place(self.sessions, ws, now, self._new_session)
         if placed is None:
             return
         session, lingering = placed
         if lingering is not None:
             lingering.transmit()  # its close frame ("replaced by a new connection")
+        self._gone.pop(identity_key(session.identity), None)
+        session.server, session.left_at = self, None
         link.session = session
         session.link = link
         session.peer_certificate = link.transport.peer_certificate()
@@ -493,6 +557,32 @@ class Server:
 
     def refused(self, link: Link, closed: Closed) -> None:
         log.info("handshake refused: %s", closed.reason)
+
+    def session_left(self, session: Session, now: float) -> None:
+        """``session``'s station is no longer connected: keep its session for
+        ``session_keep`` (it may resume), evicting what is due."""
+        key = identity_key(session.identity)
+        if self.sessions.get(key) is session:
+            session.left_at = now
+            self._gone.pop(key, None)
+            self._gone[key] = now
+        self.evict(now)
+
+    def evict(self, now: float) -> None:
+        """Drop the sessions of stations gone for ``session_keep`` or more, and the ones
+        gone longest past ``max_kept_sessions``. A session holds no task or thread while
+        its station is away, so dropping it frees everything it had."""
+        gone, sessions = self._gone, self.sessions
+        due = now - self.options.session_keep
+        cap = self.options.max_kept_sessions
+        while gone:
+            key, left_at = next(iter(gone.items()))
+            if left_at > due and len(gone) <= cap:
+                return
+            del gone[key]
+            session = sessions.get(key)
+            if session is not None and session.left_at == left_at and not session.connected:
+                del sessions[key]
 
     def going_away(self) -> list[Link]:
         """Close every link with 1001; returns them, for the adapter to wait on."""
@@ -517,31 +607,33 @@ class AsyncEvent(Protocol):
 class LoopSession(Session):
     """A session on an event loop (trio, asyncio, ASGI, in memory): handlers may be
     coroutine functions or plain ones. The adapter gives ``_new_event`` (its Event
-    class), ``_spawn`` (a task) and ``_open_channel`` (an unbounded queue)."""
+    class) and ``_spawn`` (a task).
+
+    ``on_event`` runs in one task at a time per session, started when events arrive and
+    ended once they are delivered: an idle session holds no task (a CSMS may keep many
+    sessions of stations that are away)."""
 
     _new_event: Callable[[], AsyncEvent]
-    #: ``send_nowait`` of the channel ``on_event`` reads, once it is open.
-    _events_in: Callable[[Event], None] | None = None
+    #: Events not yet given to ``on_event``, oldest first.
+    _pending: deque[Event] | None = None
+    #: The task delivering ``_pending`` (a token of it), None when there is none.
+    _deliverer: object | None = None
 
     def _spawn(self, function: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
         """Run ``function(*args)`` as a task of the session's owner."""
-        raise NotImplementedError
-
-    def _open_channel(self) -> tuple[Callable[[Event], None], Callable[[], Awaitable[Event]]]:
-        """An unbounded channel of the adapter's kind: its ``send_nowait`` and ``receive``."""
         raise NotImplementedError
 
     def _start_request(self, generation: int, request: RequestReceived) -> None:
         self._spawn(self._run_request, generation, request)
 
     def _deliver(self, events: list[Event]) -> None:
-        send = self._events_in
-        if send is None:
-            send, receive = self._open_channel()
-            self._events_in = send
-            self._spawn(self._deliver_forever, receive)
-        for event in events:
-            send(event)
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = deque()
+        pending.extend(events)
+        if self._deliverer is None:
+            self._deliverer = token = object()
+            self._spawn(self._deliver_pending, token)
 
     def _new_change(self) -> AsyncEvent:
         return self._new_event()
@@ -581,17 +673,21 @@ class LoopSession(Session):
         else:
             self.answered(generation, event.message_id, response, None)
 
-    async def _deliver_forever(self, next_event: Callable[[], Awaitable[Event]]) -> None:
-        on_event = self._on_event
-        assert on_event is not None
-        while True:
-            event = await next_event()
-            try:
-                result = on_event(self, event)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                log.exception("on_event failed on %r", event)
+    async def _deliver_pending(self, token: object) -> None:
+        on_event, pending = self._on_event, self._pending
+        assert on_event is not None and pending is not None
+        try:
+            while pending:
+                event = pending.popleft()
+                try:
+                    result = on_event(self, event)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    log.exception("on_event failed on %r", event)
+        finally:
+            if self._deliverer is token:
+                self._deliverer = None
 
     async def _link_finished(self, link: Link) -> None:
         """Return once ``link``'s socket is closed."""

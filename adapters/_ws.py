@@ -50,6 +50,7 @@ DEFAULT_VERSIONS = ("2.1", "2.0.1", "1.6")
 NORMAL_CLOSURE = 1000
 GOING_AWAY = 1001
 PROTOCOL_ERROR = 1002
+POLICY_VIOLATION = 1008
 UNSUPPORTED_DATA = 1003
 ABNORMAL_CLOSURE = 1006
 MESSAGE_TOO_BIG = 1009
@@ -353,6 +354,20 @@ def _password_lookup(
 Certificate = Mapping[str, Any]
 #: ``certificate_check(identity, certificate)``: may this certificate speak for identity?
 CertificateCheck = Callable[[str, Certificate], bool]
+#: ``speaks_for(spelling)``: would this connection's credentials (its Basic password, its
+#: client certificate) open ``spelling`` too? ``anyone`` where none were checked.
+SpeaksFor = Callable[[str], bool]
+
+
+def anyone(spelling: str) -> bool:
+    """The ``speaks_for`` of a connection that presented no credentials the CSMS checks
+    (no ``password_for``, no client certificate judged): it may be anyone, as anyone."""
+    return True
+
+
+#: ``session_check(identity, version, speaks_for)``: the CSMS's sessions' say on a
+#: connection the handshake has authenticated (a refusal, or None to accept it).
+SessionCheck = Callable[[str, str, SpeaksFor], HandshakeRefused | None]
 
 
 def _subject_values(certificate: Certificate, name: str) -> list[str]:
@@ -411,19 +426,23 @@ class ServerPolicy:
     ``known_identity(identity)`` returns False for a station we do not know (HTTP 404).
     ``password_for(identity)`` turns on HTTP Basic (security profiles 1 and 2): it returns
     the station's password (1.6: the AuthorizationKey as hex text), or None when it has
-    none (HTTP 401); a mapping becomes a ``PasswordTable``. A lookup of your own must, like
-    that table, answer for one spelling per ``identity_key`` only: sessions are kept by it.
+    none (HTTP 401); a mapping becomes a ``PasswordTable``. Sessions are kept by
+    ``identity_key``: where a lookup of your own answers two spellings of one identity
+    with different passwords, the server's ``session_check`` lets only the spelling whose
+    session it is (or a password that opens it too) reach it.
     ``certificate_check(identity, certificate)`` judges the TLS client certificate, when
     the connection has one (security profile 3): False refuses with HTTP 403 before any
     session is touched; by default ``certificate_names_identity`` (A00.FR.405), None
     turns it off. All three are called with the percent-decoded identity as sent, and must
-    be quick: they run during the handshake.
+    be quick: they run during the handshake. ``session_check`` (the server's) then judges
+    the authenticated connection against the session it would reach.
     """
 
     versions: tuple[str, ...] = attrs.field(default=DEFAULT_VERSIONS, converter=check_versions)
     known_identity: Callable[[str], bool] | None = None
     password_for: PasswordLookup | None = attrs.field(default=None, converter=_password_lookup)
     certificate_check: CertificateCheck | None = certificate_names_identity
+    session_check: SessionCheck | None = None
     options: WsOptions = WsOptions()
 
 
@@ -436,6 +455,10 @@ class _WebSocket:
     #: wsproto: the client's handshake wrapper until the handshake is done, then (both
     #: sides) only its frame connection, so no HTTP machinery stays in memory.
     _conn: wsproto.WSConnection | Connection
+    #: (The CSMS side) once the handshake is accepted and until the server has placed the
+    #: connection in a session: whether its credentials open another spelling of its
+    #: identity.
+    speaks_for: SpeaksFor | None = None
 
     def __init__(self, options: WsOptions) -> None:
         self.options = options
@@ -795,14 +818,34 @@ class ServerWebSocket(_WebSocket):
             reason = f"the client certificate is not station {identity!r}'s (A00.FR.405)"
             self._reject(HandshakeRefused(403, reason))
             return
-        if self.policy.password_for is not None and not self._authorized(
-            request, identity, version
-        ):
+        password = self._password(request, identity)
+        password_for = self.policy.password_for
+
+        def checked(spelling: str) -> bool:
+            if spelling != identity and check and certificate and not check(spelling, certificate):
+                return False
+            if password_for is None:
+                return True
+            expected = password_for(spelling)
+            return (
+                password is not None
+                and expected is not None
+                and password_matches(password, expected, version)
+            )
+
+        speaks_for = checked if password_for or (check and certificate) else anyone
+        if password_for is not None and not speaks_for(identity):
             challenge = (b"WWW-Authenticate", b'Basic realm="OCPP", charset="UTF-8"')
             self._reject(
                 HandshakeRefused(401, "HTTP Basic credentials missing or wrong", (challenge,))
             )
             return
+        session_check = self.policy.session_check
+        refused = session_check(identity, version, speaks_for) if session_check else None
+        if refused is not None:
+            self._reject(refused)
+            return
+        self.speaks_for = speaks_for
         self.version = version
         self.identity = identity
         self._accept(request, SUBPROTOCOLS[version], now)
@@ -820,18 +863,15 @@ class ServerWebSocket(_WebSocket):
         self._out += accept_response(request.key, subprotocol, agreed)
         self._opened(now)
 
-    def _authorized(self, request: UpgradeRequest, identity: str, version: str) -> bool:
-        assert self.policy.password_for is not None
+    def _password(self, request: UpgradeRequest, identity: str) -> bytes | None:
+        """The Basic password sent, when its username is the identity (A00.FR.204:
+        compared as identities are)."""
         header = request.authorization
         credentials = parse_basic(header) if header is not None else None
         if credentials is None:
-            return False
+            return None
         username, password = credentials
-        # A00.FR.204: the username is the identity (compared as identities are).
-        if identity_key(username) != identity_key(identity):
-            return False
-        expected = self.policy.password_for(identity)
-        return expected is not None and password_matches(password, expected, version)
+        return password if identity_key(username) == identity_key(identity) else None
 
     def _reject(self, refused: HandshakeRefused) -> None:
         self._out += reject_response(refused.status, refused.reason, refused.headers)

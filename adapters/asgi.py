@@ -44,6 +44,7 @@ from ._ws import (
     Opened,
     Phase,
     ServerWebSocket,
+    SpeaksFor,
     TextReceived,
     WsOptions,
 )
@@ -111,9 +112,13 @@ class _Messages:
     the message size limit, and the close. (Pings and the closing handshake are the web
     server's.)"""
 
-    def __init__(self, identity: str, version: str, options: WsOptions) -> None:
+    def __init__(
+        self, identity: str, version: str, options: WsOptions, speaks_for: SpeaksFor | None
+    ) -> None:
         self.identity = identity
         self.version: str | None = version
+        #: The handshake's judgement of its credentials, until the server placed it.
+        self.speaks_for = speaks_for
         self.phase = Phase.OPEN
         self._limit = options.max_message_size
         self._out: list[dict[str, Any]] = []
@@ -235,14 +240,12 @@ class CsmsSession(LoopCsmsSession):
     def _spawn(self, function: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
         self._nursery.start_soon(function, *args)
 
-    def _open_channel(self) -> tuple[Callable[[Event], None], Callable[[], Awaitable[Event]]]:
-        send, receive = anyio.create_memory_object_stream[Event](math.inf)
-        return send.send_nowait, receive.receive
-
     def _deliver(self, events: list[Event]) -> None:
-        if self._events_nursery is not self._nursery:  # the reader ended with its connection
+        if self._events_nursery is not self._nursery:
+            # The deliverer ended with its connection's task group (perhaps before it
+            # started): the events it left go on in the new connection's.
             self._events_nursery = self._nursery
-            self._events_in = None
+            self._deliverer = None
         super()._deliver(events)
 
     async def _link_finished(self, link: Link) -> None:
@@ -293,10 +296,12 @@ class OcppAsgi(Server):
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def _verdict(self, scope: Scope, certificate: dict[str, Any] | None) -> Opened | Closed:
+    def _verdict(
+        self, scope: Scope, certificate: dict[str, Any] | None
+    ) -> tuple[Opened | Closed, SpeaksFor | None]:
         """The handshake policy's verdict on this upgrade request (the web server has
         checked the WebSocket parts of it) and the client certificate the web server
-        reports."""
+        reports; and, when accepted, whether its credentials open other spellings."""
         target = scope.get("raw_path") or quote(scope["path"]).encode()
         head = [b"GET " + target + b" HTTP/1.1", b"Host: asgi", b"Upgrade: websocket"]
         head += [b"Connection: Upgrade", b"Sec-WebSocket-Version: 13"]
@@ -307,18 +312,18 @@ class OcppAsgi(Server):
         ws = self._judge(self.policy, anyio.current_time(), peer_certificate=lambda: certificate)
         ws.receive_data(b"\r\n".join(head) + b"\r\n\r\n", anyio.current_time())
         (verdict,) = [e for e in ws.events() if isinstance(e, Opened | Closed)]
-        return verdict
+        return verdict, ws.speaks_for
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (await receive())["type"] != "websocket.connect":
             return
         certificate = scope_certificate(scope)
-        verdict = self._verdict(scope, certificate)
+        verdict, speaks_for = self._verdict(scope, certificate)
         if isinstance(verdict, Closed):
             await self._refuse(scope, send, verdict)
             return
         await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOLS[verdict.version]})
-        ws = _Messages(verdict.identity, verdict.version, self.policy.options)
+        ws = _Messages(verdict.identity, verdict.version, self.policy.options, speaks_for)
         async with anyio.create_task_group() as tasks:
             sender = _Sender(send, tasks, certificate)
             link = Link(ws, self, sender)

@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, cast
 
-from ocpp_sansio.events import Event, RequestReceived
+from ocpp_sansio.events import RequestReceived
 
 from ._driver import Driver, Wire
 from ._eager import EagerStarter
@@ -142,10 +142,6 @@ class _Asyncio(LoopSession):
         task = asyncio.ensure_future(function(*args))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def _open_channel(self) -> tuple[Callable[[Event], None], Callable[[], Awaitable[Event]]]:
-        queue: asyncio.Queue[Event] = asyncio.Queue()
-        return queue.put_nowait, queue.get
 
     async def _link_finished(self, link: Link) -> None:
         await _finished(link)

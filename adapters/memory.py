@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
 from ocpp_sansio.errors import needs_extra
@@ -25,7 +24,6 @@ with needs_extra("testing", needed_by="ocpp_sansio.testing.memory"):
     import anyio.abc
     import sniffio
 
-from ocpp_sansio.events import Event
 from ocpp_sansio.station import StationCore
 from ocpp_sansio.testing.pair import VirtualClock
 
@@ -190,10 +188,6 @@ class _InMemory(LoopSession):
 
     def _spawn(self, function: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
         self._tasks.start_soon(function, *args)
-
-    def _open_channel(self) -> tuple[Callable[[Event], None], Callable[[], Awaitable[Event]]]:
-        send, receive = anyio.create_memory_object_stream[Event](math.inf)
-        return send.send_nowait, receive.receive
 
     async def _link_finished(self, link: Link) -> None:
         end = link.transport

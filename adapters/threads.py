@@ -5,19 +5,20 @@ owns each socket (``_selector``): it sleeps until data, a wake-up or the link's 
 deadline, and is the only one to read or write the socket. Other threads — request
 handlers, the application's ``call`` and ``act`` — change the core under the session's
 lock, queue the bytes that produced and wake the owner. Handlers run in threads of their own and
-``on_event`` in one thread per session, so a slow handler never holds up a connection.
+``on_event`` in one thread per session while it has events to deliver, so a slow handler
+never holds up a connection and an idle session holds no thread.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
-import queue
 import selectors
 import socket
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -46,6 +47,9 @@ R = TypeVar("R")
 
 #: The longest pause after a failing ``accept()`` (EMFILE, ENFILE, ENOBUFS ...).
 MAX_ACCEPT_PAUSE = 1.0
+#: How long a session's event thread waits for more events before it ends (a burst of
+#: events costs one thread; an idle session holds none).
+EVENT_THREAD_LINGER = 1.0
 
 
 def wall_clock() -> Callable[[float], Any]:
@@ -64,7 +68,11 @@ class _Threads(Session):
     entry points take it here), requests run in threads, waiters wait on a condition."""
 
     lock: threading.RLock
-    _events: queue.SimpleQueue[Event | None] | None = None
+    #: Events not yet given to ``on_event``, oldest first; ``_more`` tells its thread.
+    _pending: deque[Event] | None = None
+    _more: threading.Condition | None = None
+    _delivering = False
+    _events_stopped = False
 
     def _new_change(self) -> threading.Condition:
         return threading.Condition(self.lock)
@@ -79,11 +87,16 @@ class _Threads(Session):
         _start_thread(self._run_request, generation, request, name="ocpp-request")
 
     def _deliver(self, events: list[Event]) -> None:
-        if self._events is None:
-            self._events = queue.SimpleQueue()
-            _start_thread(self._deliver_events, self._events, name="ocpp-events")
-        for event in events:
-            self._events.put(event)
+        # (under ``lock``, as every entry point that processes the core)
+        if self._pending is None:
+            self._pending, self._more = deque(), threading.Condition(self.lock)
+        self._pending.extend(events)
+        if self._delivering:
+            assert self._more is not None
+            self._more.notify()
+        else:
+            self._delivering = True
+            _start_thread(self._deliver_events, name="ocpp-events")
 
     def start_call(self, request: Any, waiter: Any) -> str | None:
         with self.lock:
@@ -126,19 +139,28 @@ class _Threads(Session):
         else:
             self.answered(generation, event.message_id, response, None)
 
-    def _deliver_events(self, events: queue.SimpleQueue[Event | None]) -> None:
-        on_event = self._on_event
-        assert on_event is not None
-        while (event := events.get()) is not None:
+    def _deliver_events(self) -> None:
+        on_event, pending, more = self._on_event, self._pending, self._more
+        assert on_event is not None and pending is not None and more is not None
+        while True:
+            with self.lock:
+                if not pending and not self._events_stopped:
+                    more.wait(EVENT_THREAD_LINGER)
+                if not pending:
+                    self._delivering = False
+                    return
+                event = pending.popleft()
             try:
                 on_event(self, event)
             except Exception:
                 log.exception("on_event failed on %r", event)
 
     def _stop_events(self) -> None:
-        """Let the event thread finish once it has delivered what is queued."""
-        if self._events is not None:
-            self._events.put(None)
+        """Let the event thread end once it has delivered what is queued."""
+        with self.lock:
+            self._events_stopped = True
+            if self._more is not None:
+                self._more.notify()
 
 
 # --- the CSMS ----------------------------------------------------------------------------------

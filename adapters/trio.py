@@ -15,7 +15,7 @@ import contextlib
 import math
 import os
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
 from ocpp_sansio.errors import needs_extra
@@ -23,7 +23,6 @@ from ocpp_sansio.errors import needs_extra
 with needs_extra("trio", needed_by="ocpp_sansio.adapters.trio"):
     import trio
 
-from ocpp_sansio.events import Event
 
 from ._driver import Driver, Wire, log
 from ._options import ServerOptions
@@ -265,10 +264,6 @@ class _Trio(LoopSession):
 
     def _spawn(self, function: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
         self._nursery.start_soon(function, *args)
-
-    def _open_channel(self) -> tuple[Callable[[Event], None], Callable[[], Awaitable[Event]]]:
-        send, receive = trio.open_memory_channel[Event](math.inf)
-        return send.send_nowait, receive.receive
 
     async def _link_finished(self, link: Link) -> None:
         await _finished(link)

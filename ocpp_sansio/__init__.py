@@ -53,6 +53,7 @@ from .events import (
     TransactionMessageDiscarded,
     TriggerAccepted,
     UnmatchedResponse,
+    VersionChanged,
 )
 from .frames import (
     VERSIONS,
@@ -139,6 +140,7 @@ __all__ = [
     "TransactionMessageDiscardedError",
     "TriggerAccepted",
     "UnmatchedResponse",
+    "VersionChanged",
     "__version__",
     "decode_frame",
     "encode_frame",

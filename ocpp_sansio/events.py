@@ -220,6 +220,19 @@ class Disconnected(Event):
 
 
 @attrs.frozen(kw_only=True)
+class VersionChanged(Event):
+    """CSMS side: a station came back with another OCPP version than its session had, so
+    it is served by a new session with a fresh core (registration None: it boots again).
+    ``on_event`` gets this on the new session first; ``previous`` is the old version and
+    ``registration`` the old core's registration. (While a connection of the old version
+    is open, a server that checks no credentials refuses the new one: HTTP 409.)"""
+
+    previous: str
+    version: str
+    registration: RegistrationStatus | None
+
+
+@attrs.frozen(kw_only=True)
 class ConnectFailed(Event):
     """Station side: an attempt failed; the next one starts after ``retry_in`` seconds
     (None: no further attempt)."""

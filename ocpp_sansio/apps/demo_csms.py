@@ -17,6 +17,7 @@ asks of each station once it is accepted; the adapters' glue (in ``cli``) runs i
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -128,8 +129,9 @@ class DemoCsms:
         #: 1.6 transaction ids, unique across the stations of this CSMS.
         #: (``next`` on it is atomic in CPython, so threads adapter handlers may share it.)
         self._transaction_ids = transaction_ids or itertools.count(1).__next__
-        #: Each station's transaction flow, by identity (case-folded).
-        self._transactions: dict[str, Any] = {}
+        #: Each station's transaction flow, by identity (case-folded), while its session
+        #: keeps it: weakly, so a station the server evicts leaves nothing here.
+        self._transactions: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
 
     def observe(self, direction: str, identity: str, version: str, text: str, _: datetime) -> None:
         """The frame observer: one line per frame on the console, if there is one."""
