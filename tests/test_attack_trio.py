@@ -1,0 +1,164 @@
+"""Attacks on a trio CSMS (issue 16, findings 2, 3 and 4), each against a server in a process of
+its own (``_attackkit``) with a healthy station timing its Heartbeats where the attack runs
+for a while. The short forms run always; ``-m slow`` runs the long ones."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+
+import pytest
+import trustme
+
+from tests._attackkit import Peer, in_thread, target
+
+#: The handshake deadline the targets run with (WsOptions.handshake_timeout).
+HANDSHAKE = 1.0
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    folder = tmp_path_factory.mktemp("tls")
+    chain, key = folder / "chain.pem", folder / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
+    cert.private_key_pem.write_to_path(str(key))
+    yield {"cert": str(chain), "key": str(key)}
+
+
+def _silent(port: int, count: int) -> list[socket.socket]:
+    return [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(count)]
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bool:
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+# --- finding 3: a handshake deadline from accept ------------------------------------------------
+
+
+def test_silent_sockets_are_closed_within_the_handshake_deadline() -> None:
+    with target("trio", ws={"handshake_timeout": HANDSHAKE, "ping_interval": 0}) as csms:
+        socks = _silent(csms.port, 20)
+        started = time.monotonic()
+        try:
+            assert all(_closed_within(sock, HANDSHAKE + 2) for sock in socks)
+            assert time.monotonic() - started < HANDSHAKE + 2
+            assert csms.stats()["links"] == 0
+        finally:
+            for sock in socks:
+                sock.close()
+
+
+def _dribble(sock: socket.socket, data: bytes, period: float, stop_after: float) -> bool:
+    """Send ``data`` a byte every ``period`` s; True once the server ended the connection."""
+    started = time.monotonic()
+    for byte in data:
+        try:
+            sock.sendall(bytes((byte,)))
+        except OSError:
+            return True
+        sock.settimeout(period)
+        try:
+            if sock.recv(65536) == b"":
+                return True
+        except TimeoutError:
+            pass
+        except OSError:
+            return True
+        if time.monotonic() - started > stop_after:
+            return False
+    return False
+
+
+def _client_hello() -> bytes:
+    """The first bytes a TLS client sends (its ClientHello record)."""
+    context = ssl.create_default_context()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+def test_a_byte_every_few_seconds_is_closed_within_the_handshake_deadline(
+    tls: bool, tls_files: dict[str, str]
+) -> None:
+    head = _client_hello() if tls else b"GET /ocpp/CS1 HTTP/1.1\r\nHost: x\r\n"
+    config = {"tls": tls_files} if tls else {}
+    with target("trio", ws={"handshake_timeout": HANDSHAKE, "ping_interval": 0}, **config) as csms:
+        socks = _silent(csms.port, 5)
+        started = time.monotonic()
+        results: list[bool] = []
+        threads = [
+            in_thread(lambda s=sock: results.append(_dribble(s, head, 1.5, HANDSHAKE + 4)))
+            for sock in socks
+        ]
+        for thread in threads:
+            thread.join(HANDSHAKE + 8)
+        for sock in socks:
+            sock.close()
+        assert results == [True] * len(socks)
+        assert time.monotonic() - started < HANDSHAKE + 5
+
+
+def test_silent_sockets_at_the_descriptor_limit_do_not_lock_out_stations(
+    tls_files: dict[str, str],
+) -> None:
+    """An attacker holds more silent connections than the server has descriptors; each is
+    closed at the handshake deadline, so a station trying meanwhile gets in."""
+    with target("trio", ws={"handshake_timeout": HANDSHAKE, "ping_interval": 0}, nofile=40) as csms:
+        socks = _silent(csms.port, 80)
+        try:
+            station = Peer(csms.port, "NEWCOMER", timeout=HANDSHAKE + 5)
+            started = time.monotonic()
+            station.boot()
+            assert time.monotonic() - started < HANDSHAKE + 4
+            station.close()
+        finally:
+            for sock in socks:
+                sock.close()
+
+
+# --- finding 4: the accept loop survives running out of descriptors -----------------------------
+
+
+def test_accepting_resumes_after_running_out_of_descriptors() -> None:
+    """Booted stations (no deadline closes them) use up the descriptors; accept() fails
+    meanwhile (EMFILE). Once they leave, new stations connect again."""
+    with target("trio", nofile=30) as csms:
+        crowd: list[Peer] = []
+        try:
+            for number in range(60):
+                peer = Peer(csms.port, f"CROWD{number}", timeout=2)
+                try:
+                    peer.boot()
+                except (AssertionError, OSError):
+                    peer.close()
+                    break
+                crowd.append(peer)
+            else:
+                pytest.fail("the descriptor limit never ran out")
+            assert len(crowd) >= 10
+        finally:
+            for peer in crowd:
+                peer.close()
+        time.sleep(1.5)
+        for number in range(6):
+            peer = Peer(csms.port, f"AFTER{number}", timeout=5)
+            peer.boot()
+            peer.close()
+        assert csms.stats()["tasks"] > 0
