@@ -8,12 +8,12 @@ import contextlib
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import trustme
 
-from tests._attackkit import Peer, in_thread, target
+from tests._attackkit import HealthyStation, Peer, call, frame, in_thread, target
 
 #: The handshake deadline the targets run with (WsOptions.handshake_timeout).
 HANDSHAKE = 1.0
@@ -162,3 +162,84 @@ def test_accepting_resumes_after_running_out_of_descriptors() -> None:
             peer.boot()
             peer.close()
         assert csms.stats()["tasks"] > 0
+
+
+# --- finding 2: back-pressure ------------------------------------------------------------------
+
+
+# --- finding 2: back-pressure ------------------------------------------------------------------
+
+#: How much the server's resident memory may grow while one peer leaves our frames unread
+#: (WsOptions.max_outbound_buffer is 1 MiB: reading stops there).
+RSS_GROWTH_BOUND_KIB = 4 * 1024
+
+
+def _unread_attack(
+    port: int, stream: bytes, blocked_for: float, *, tls: bool = False
+) -> tuple[socket.socket, int]:
+    """A booted station that sends ``stream`` and never reads what comes back (its receive
+    buffer kept small); it gives up once a send was blocked for ``blocked_for`` seconds.
+    Its socket (still open) and the bytes it got to send."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    if tls:
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        sock = context.wrap_socket(sock)
+    peer = Peer.__new__(Peer)
+    peer.sock, peer.buffer, peer.identity = sock, b"", "GREEDY"
+    peer.boot()
+    sock.settimeout(blocked_for)
+    sent = 0
+    view = memoryview(stream)
+    try:
+        while sent < len(stream):
+            sent += sock.send(view[sent : sent + 65536])
+    except (TimeoutError, OSError):
+        pass
+    return sock, sent
+
+
+def _pings(total: int) -> bytes:
+    one = frame(b"p" * 125, 0x9)
+    return one * (total // len(one))
+
+
+def _heartbeats(count: int) -> bytes:
+    return b"".join(call(f"h{number}", "Heartbeat", {}) for number in range(count))
+
+
+@pytest.mark.parametrize(
+    ("stream", "tls"),
+    [
+        pytest.param(lambda: _pings(24 << 20), False, id="pings-24MB"),
+        pytest.param(lambda: _heartbeats(100_000), False, id="heartbeats-100k"),
+        pytest.param(lambda: _pings(24 << 20), True, id="tls-pings-24MB"),
+        pytest.param(lambda: _pings(40 << 20), False, id="pings-40MB", marks=pytest.mark.slow),
+        pytest.param(
+            lambda: _heartbeats(400_000), False, id="heartbeats-400k", marks=pytest.mark.slow
+        ),
+        pytest.param(lambda: _pings(40 << 20), True, id="tls-pings-40MB", marks=pytest.mark.slow),
+    ],
+)
+def test_a_peer_that_does_not_read_is_not_read_either(
+    stream: Callable[[], bytes], tls: bool, tls_files: dict[str, str]
+) -> None:
+    """Reading stops at WsOptions.max_outbound_buffer unsent (1 MiB): the server's memory
+    grows by little more than that, and a healthy station is served throughout."""
+    data = stream()
+    config = {"tls": tls_files} if tls else {}
+    with target("trio", ws={"ping_interval": 0}, **config) as csms:
+        healthy = HealthyStation(csms.port) if not tls else None
+        before = csms.stats()["VmRSS"]
+        attacker, sent = _unread_attack(csms.port, data, blocked_for=3.0, tls=tls)
+        try:
+            time.sleep(1.0)  # (what the server still had to read)
+            growth = csms.stats()["VmHWM"] - before
+        finally:
+            attacker.close()
+        print(f"sent {sent >> 10} KiB of {len(data) >> 10} KiB; peak RSS +{growth} KiB")
+        if healthy is not None:
+            healthy.stop()
+        assert growth < RSS_GROWTH_BOUND_KIB, f"RSS grew by {growth} KiB"
