@@ -400,28 +400,55 @@ class _Reactor:
     # --- the task ---------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        try:
+            while True:
+                # One scope for as long as no timer is due (its deadline follows the
+                # earliest timer): no scope, and no trio deadline, per wake-up.
+                with trio.CancelScope(deadline=self._due()) as self._sleep:
+                    await self._serve()
+                self._sleep = None
+                self._after(trio.current_time())
+        finally:
+            self._close_all()
+
+    def _due(self) -> float:
+        if self._soon:
+            return -math.inf
+        return min(self._timers[0][0] if self._timers else math.inf, self._accept_again)
+
+    async def _serve(self) -> None:
+        """Handle what epoll reports until the sleep scope's deadline (a timer) ends it:
+        sleep until the epoll descriptor is readable, handle a batch; after a full batch
+        only a checkpoint (other tasks run) before the next."""
         poll = self.epoll.poll
         epoll_fd = self.epoll.fileno()
         connections = self._connections
         listeners = self._listeners
-        try:
-            while True:
-                due = min(self._timers[0][0] if self._timers else math.inf, self._accept_again)
-                if self._soon:
-                    due = -math.inf
-                with trio.CancelScope(deadline=due) as self._sleep:
-                    await trio.lowlevel.wait_readable(epoll_fd)
-                self._sleep = None
+        sleep = self._sleep
+        assert sleep is not None
+        while True:
+            await trio.lowlevel.wait_readable(epoll_fd)
+            events = poll(0, _MAX_EVENTS)
+            while events:
                 now = trio.current_time()
-                for fd, events in poll(0, _MAX_EVENTS):
+                for fd, mask in events:
                     connection = connections.get(fd)
-                    if connection is not None:
-                        self._guarded(connection.ready, connection, events, now)
-                    elif fd in listeners:
-                        self._accept(listeners[fd], now)
+                    if connection is None:
+                        if fd in listeners:
+                            self._accept(listeners[fd], now)
+                        continue
+                    try:
+                        connection.ready(mask, now)
+                    except Exception:
+                        self._failed(connection)
                 self._after(now)
-        finally:
-            self._close_all()
+                due = self._due()
+                if due != sleep.deadline:
+                    sleep.deadline = due
+                if len(events) < _MAX_EVENTS:
+                    break
+                await trio.lowlevel.checkpoint()
+                events = poll(0, _MAX_EVENTS)
 
     def _after(self, now: float) -> None:
         """Run what was deferred, the timers that are due, and resume accepting."""
@@ -444,9 +471,12 @@ class _Reactor:
         try:
             step(*args)
         except Exception:
-            log.exception("connection failed")
-            with contextlib.suppress(Exception):
-                connection.end(self.now())
+            self._failed(connection)
+
+    def _failed(self, connection: _Connection) -> None:
+        log.exception("connection failed")
+        with contextlib.suppress(Exception):
+            connection.end(self.now())
 
     def _accept(self, listener: socket.socket, now: float) -> None:
         """Accept what is waiting (a bounded batch). Running out of descriptors or buffers
