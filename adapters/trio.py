@@ -13,16 +13,18 @@ connection with 1001, each waiting up to ``close_timeout`` for the answer."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import heapq
+import inspect
 import itertools
 import math
 import os
 import select
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
 from ocpp_sansio.errors import needs_extra
@@ -111,6 +113,9 @@ class _Stream:
         if self._scope is not None:
             self._scope.deadline = self._deadline
 
+    async def wait_finished(self) -> None:
+        await self.finished.wait()
+
     def peer_certificate(self) -> dict[str, Any] | None:
         if isinstance(self.stream, trio.SSLStream):
             cert: dict[str, Any] | None = self.stream.getpeercert()
@@ -193,17 +198,17 @@ class _Connection:
     """
 
     __slots__ = (
-        "_closed",
         "_done",
+        "_finished",
         "_mask",
         "_out",
         "_overflowed",
         "_paused",
         "_reactor",
         "_reading",
+        "closed",
         "due",
         "fd",
-        "finished",
         "link",
         "sock",
     )
@@ -213,7 +218,8 @@ class _Connection:
     def __init__(self, reactor: _Reactor, sock: socket.socket) -> None:
         self.sock = sock
         self.fd = sock.fileno()
-        self.finished = trio.Event()
+        #: Made only when someone waits for the socket to close.
+        self._finished: trio.Event | None = None
         self.due = math.inf
         self._reactor = reactor
         self._out = bytearray()
@@ -225,12 +231,12 @@ class _Connection:
         #: The WebSocket is done: close once ``_out`` is written.
         self._done = False
         self._overflowed = False
-        self._closed = False
+        self.closed = False
 
     # --- the link's transport ---------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        if self._closed or self._overflowed:
+        if self.closed or self._overflowed:
             return
         out = self._out
         if not out:
@@ -270,6 +276,12 @@ class _Connection:
     def peer_certificate(self) -> dict[str, Any] | None:
         return None
 
+    async def wait_finished(self) -> None:
+        if not self.closed:
+            if self._finished is None:
+                self._finished = trio.Event()
+            await self._finished.wait()
+
     # --- what the reactor calls -------------------------------------------------------------------
 
     def reading(self, on: bool) -> None:
@@ -280,7 +292,7 @@ class _Connection:
         """epoll reported ``events`` for the socket."""
         if events & select.EPOLLOUT:
             self._flush()
-            if self._closed:
+            if self.closed:
                 return
         # A hang-up or an error is read even while not reading: level-triggered, it
         # would otherwise be reported on every wait.
@@ -312,16 +324,17 @@ class _Connection:
 
     def end(self, now: float) -> None:
         """Close the socket now (what is unsent is dropped) and tell the link."""
-        if self._closed:
+        if self.closed:
             return
-        self._closed = True
+        self.closed = True
         self._reactor.forget(self)
         self.sock.close()
         try:
             if not self.link.ws.done:
                 self.link.received(None, now)
         finally:
-            self.finished.set()
+            if self._finished is not None:
+                self._finished.set()
 
     def _flush(self) -> None:
         out = self._out
@@ -342,7 +355,7 @@ class _Connection:
 
     def _watch(self) -> None:
         """Tell epoll what we wait for now."""
-        if self._closed:
+        if self.closed:
             return
         mask = select.EPOLLOUT if self._out else 0
         if self._reading and not self._paused and not self._done:
@@ -459,7 +472,7 @@ class _Reactor:
         timers = self._timers
         while timers and timers[0][0] <= now:
             deadline, _, connection = heapq.heappop(timers)
-            if connection.due == deadline and not connection.finished.is_set():
+            if connection.due == deadline and not connection.closed:
                 self._guarded(connection.timer_fired, connection, max(now, deadline))
         if now >= self._accept_again:
             self._accept_again = math.inf
@@ -524,10 +537,14 @@ class _Reactor:
 
 
 class _Trio(LoopSession):
-    """The trio side of a session: tasks in the owner's nursery, trio's clock."""
+    """The trio side of a session: tasks in the owner's nursery, trio's clock. Events reach
+    ``on_event`` through a task that runs only while some are queued: an idle session
+    holds no task and no channel."""
 
     _new_event = trio.Event
     _nursery: trio.Nursery
+    #: Events waiting for ``on_event`` while a task delivers them (None: no task runs).
+    _undelivered: collections.deque[Event] | None = None
 
     def _clock(self) -> float:
         return trio.current_time()
@@ -535,9 +552,29 @@ class _Trio(LoopSession):
     def _spawn(self, function: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
         self._nursery.start_soon(function, *args)
 
-    def _open_channel(self) -> tuple[Callable[[Event], None], Callable[[], Awaitable[Event]]]:
-        send, receive = trio.open_memory_channel[Event](math.inf)
-        return send.send_nowait, receive.receive
+    def _deliver(self, events: list[Event]) -> None:
+        queued = self._undelivered
+        if queued is None:
+            self._undelivered = collections.deque(events)
+            self._spawn(self._deliver_queued, self._undelivered)
+        else:
+            queued.extend(events)
+
+    async def _deliver_queued(self, queued: collections.deque[Event]) -> None:
+        """Pass what is queued to ``on_event``, in order, one at a time, then end."""
+        on_event = self._on_event
+        assert on_event is not None
+        try:
+            while queued:
+                event = queued.popleft()
+                try:
+                    result = on_event(self, event)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    log.exception("on_event failed on %r", event)
+        finally:
+            self._undelivered = None
 
     async def _link_finished(self, link: Link) -> None:
         await _finished(link)
@@ -546,7 +583,7 @@ class _Trio(LoopSession):
 async def _finished(link: Link) -> None:
     transport = link.transport
     assert isinstance(transport, _Stream | _Connection)
-    await transport.finished.wait()
+    await transport.wait_finished()
 
 
 @contextlib.asynccontextmanager
