@@ -53,8 +53,8 @@ __all__ = ["CsmsServer", "CsmsSession", "Station", "connect", "serve", "wall_clo
 
 _BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 #: Bytes read from a connection at a time. Small enough that a peer pipelining requests
-#: costs the others little latency per read (about 200 Heartbeats at most).
-_READ_SIZE = 8192
+#: costs the others little latency per read (about 110 Heartbeats at most).
+_READ_SIZE = 4096
 #: The most epoll events handled per wake-up, and connections accepted per listener.
 _MAX_EVENTS = 1024
 _ACCEPT_BATCH = 64
@@ -512,12 +512,24 @@ class _Reactor:
             self._adopt(sock, now)
 
     def _adopt(self, sock: socket.socket, now: float) -> None:
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.epoll.register(sock.fileno(), select.EPOLLIN)
+        except OSError as error:  # (reset before we got to it)
+            log.info("accepted connection failed: %s", error)
+            sock.close()
+            return
         connection = _Connection(self, sock)
-        connection.link = self.server.new_link(connection)
         self._connections[connection.fd] = connection
-        self.epoll.register(connection.fd, select.EPOLLIN)
+        try:
+            connection.link = self.server.new_link(connection)
+        except Exception:
+            log.exception("connection failed")
+            del self._connections[connection.fd]
+            self.epoll.unregister(connection.fd)
+            sock.close()
+            return
         self._guarded(connection.link.begin, connection)
 
     def stop_listening(self) -> None:

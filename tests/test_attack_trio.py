@@ -243,3 +243,24 @@ def test_a_peer_that_does_not_read_is_not_read_either(
         if healthy is not None:
             healthy.stop()
         assert growth < RSS_GROWTH_BOUND_KIB, f"RSS grew by {growth} KiB"
+
+
+# --- no task per connection or per idle station ----------------------------------------------
+
+
+def test_connected_stations_cost_no_task_each() -> None:
+    """A plain-TCP connection is served by the server's one reactor task, and a session runs
+    a task for ``on_event`` only while events wait: 40 booted stations, idle, leave the
+    server with as many tasks as one did (issue 16 finding 7, the task part, on trio)."""
+    with target("trio") as csms:
+        first = Peer(csms.port, "FIRST")
+        first.boot()
+        time.sleep(0.2)
+        tasks = csms.stats()["tasks"]
+        peers = [Peer(csms.port, f"IDLE{number}") for number in range(40)]
+        for peer in peers:
+            peer.boot()
+        time.sleep(0.2)
+        assert csms.stats()["tasks"] == tasks
+        for peer in [first, *peers]:
+            peer.close()
