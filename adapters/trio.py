@@ -317,9 +317,6 @@ class _Connection:
 
     def overflow_or_break(self, now: float) -> None:
         """Deferred from ``write``: the peer left too much unread, or the socket broke."""
-        ws = self.link.ws
-        if self._overflowed and isinstance(ws, ServerWebSocket | ClientWebSocket) and not ws.done:
-            ws.abort(_POLICY_VIOLATION, "the peer does not read what it is sent")
         self.end(now)
 
     def end(self, now: float) -> None:
@@ -330,7 +327,11 @@ class _Connection:
         self._reactor.forget(self)
         self.sock.close()
         try:
-            if not self.link.ws.done:
+            ws = self.link.ws
+            if self._overflowed and isinstance(ws, ServerWebSocket) and not ws.done:
+                ws.abort(_POLICY_VIOLATION, "the peer does not read what it is sent")
+                self.link.received(None, now)  # (tells the session why)
+            elif not ws.done:
                 self.link.received(None, now)
         finally:
             if self._finished is not None:

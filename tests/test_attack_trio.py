@@ -9,6 +9,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import pytest
 import trustme
@@ -264,3 +265,54 @@ def test_connected_stations_cost_no_task_each() -> None:
         assert csms.stats()["tasks"] == tasks
         for peer in [first, *peers]:
             peer.close()
+
+
+def test_a_peer_that_leaves_four_times_the_limit_unread_is_closed_with_1008() -> None:
+    """What the application itself sends cannot be paused by not reading: past four times
+    max_outbound_buffer unsent, the connection is closed with 1008 and the call fails."""
+    import trio
+
+    from ocpp_sansio import CallFailedError
+    from ocpp_sansio.adapters import Disconnected, ServerOptions, WsOptions
+    from ocpp_sansio.adapters.trio import serve
+    from ocpp_sansio.messages import v16
+
+    gone: list[Disconnected] = []
+
+    class Csms:
+        async def on_request(self, session: object, request: object) -> object:
+            accepted = v16.RegistrationStatus.ACCEPTED
+            now = datetime(2026, 1, 1, tzinfo=UTC)
+            return v16.BootNotificationResponse(status=accepted, current_time=now, interval=300)
+
+        async def on_event(self, session: object, event: object) -> None:
+            if isinstance(event, Disconnected):
+                gone.append(event)
+
+    async def main() -> None:
+        limit = 4096
+        options = ServerOptions(ws_options=WsOptions(ping_interval=0, max_outbound_buffer=limit))
+        async with serve(Csms(), versions=["1.6"], options=options) as server:
+            peer = await trio.to_thread.run_sync(_booted_peer_that_stops_reading, server.port)
+            try:
+                session = server.sessions["greedy"]
+                with trio.fail_after(10), pytest.raises(CallFailedError):
+                    await session.call(v16.DataTransferRequest(vendor_id="V", data="x" * (4 << 20)))
+                with trio.fail_after(5):
+                    while not gone:
+                        await trio.sleep(0.01)
+            finally:
+                peer.close()
+        assert gone[0].code == 1008
+
+    trio.run(main)
+
+
+def _booted_peer_that_stops_reading(port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    peer = Peer.__new__(Peer)
+    peer.sock, peer.buffer, peer.identity = sock, b"", "GREEDY"
+    peer.boot()
+    return sock
