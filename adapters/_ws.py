@@ -115,6 +115,11 @@ class WsOptions:
     idle_timeout: float = attrs.field(default=0.0, validator=_not_negative)
     #: How long to wait for the peer's answer to our close frame.
     close_timeout: float = attrs.field(default=5.0, validator=_positive)
+    #: Bytes written to a connection and not yet taken by the peer past which we stop
+    #: reading from it (back-pressure: a peer that does not read our answers cannot make
+    #: us buffer more); reading resumes once half of it is out. Past four times this
+    #: (what the application itself kept sending) the connection is closed with 1008.
+    max_outbound_buffer: int = attrs.field(default=1 << 20, validator=_positive_int)
 
 
 def plain_text_frame(text: str) -> bytes:

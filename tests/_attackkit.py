@@ -227,11 +227,9 @@ class Target:
     def close(self) -> str:
         """Stop the server; what it logged."""
         if self.process.poll() is None:
-            assert self.process.stdin is not None
-            with contextlib.suppress(BrokenPipeError):
-                self.process.stdin.write("quit\n")  # communicate() flushes and closes stdin
             try:
-                self.stderr = self.process.communicate(timeout=20)[1]
+                # (communicate writes "quit" and closes stdin itself)
+                self.stderr = self.process.communicate("quit\n", timeout=20)[1]
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.stderr = self.process.communicate()[1]

@@ -3,8 +3,8 @@
 The engine (nats-py) is asyncio only, so the engine and the ``ClusterNode`` run on an
 asyncio loop in a thread of their own (``AsyncioThread``), and ``TrioSeam`` carries what
 crosses between that loop and the trio run. It uses the same public hooks of the server as
-``AsyncioSeam`` (``server.admission``, ``server.add_observer_flows``) and each connection's
-``finished`` event.
+``AsyncioSeam`` (``server.admission``, ``server.add_observer_flows``) and waits for each
+connection's end with ``link_finished``.
 
 What keeps it free of deadlocks: the asyncio thread never waits for trio (what the node asks
 of the server is queued into the trio run with its token, and a routed call's answer comes
@@ -31,7 +31,7 @@ with needs_extra("trio", needed_by="ocpp_sansio.adapters.cluster.trio_seam"):
 
 from .._skeleton import Link
 from .._ws import identity_key
-from ..trio import CsmsServer, CsmsSession
+from ..trio import CsmsServer, CsmsSession, link_finished
 from .base import ClusterEngine
 from .node import ClusterNode, log
 
@@ -155,7 +155,7 @@ class TrioSeam:
         self.server.admission = admit
 
     async def _watch(self, node: ClusterNode, identity: str, link: Link) -> None:
-        await link.transport.finished.wait()  # type: ignore[attr-defined]
+        await link_finished(link)
         self.loop.call_soon_threadsafe(node.link_closed, identity, link)
 
     def forget_session(self, identity: str) -> None:

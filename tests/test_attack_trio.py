@@ -1,0 +1,319 @@
+"""Attacks on a trio CSMS (issue 16, findings 2, 3 and 4), each against a server in a process of
+its own (``_attackkit``) with a healthy station timing its Heartbeats where the attack runs
+for a while. The short forms run always; ``-m slow`` runs the long ones."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import pytest
+import trustme
+
+from tests._attackkit import HealthyStation, Peer, call, frame, in_thread, target
+
+#: The handshake deadline the targets run with (WsOptions.handshake_timeout).
+HANDSHAKE = 1.0
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    folder = tmp_path_factory.mktemp("tls")
+    chain, key = folder / "chain.pem", folder / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
+    cert.private_key_pem.write_to_path(str(key))
+    yield {"cert": str(chain), "key": str(key)}
+
+
+def _silent(port: int, count: int) -> list[socket.socket]:
+    return [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(count)]
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bool:
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+# --- finding 3: a handshake deadline from accept ------------------------------------------------
+
+
+def test_silent_sockets_are_closed_within_the_handshake_deadline() -> None:
+    with target("trio", ws={"handshake_timeout": HANDSHAKE, "ping_interval": 0}) as csms:
+        socks = _silent(csms.port, 20)
+        started = time.monotonic()
+        try:
+            assert all(_closed_within(sock, HANDSHAKE + 2) for sock in socks)
+            assert time.monotonic() - started < HANDSHAKE + 2
+            assert csms.stats()["links"] == 0
+        finally:
+            for sock in socks:
+                sock.close()
+
+
+def _dribble(sock: socket.socket, data: bytes, period: float, stop_after: float) -> bool:
+    """Send ``data`` a byte every ``period`` s; True once the server ended the connection."""
+    started = time.monotonic()
+    for byte in data:
+        try:
+            sock.sendall(bytes((byte,)))
+        except OSError:
+            return True
+        sock.settimeout(period)
+        try:
+            if sock.recv(65536) == b"":
+                return True
+        except TimeoutError:
+            pass
+        except OSError:
+            return True
+        if time.monotonic() - started > stop_after:
+            return False
+    return False
+
+
+def _client_hello() -> bytes:
+    """The first bytes a TLS client sends (its ClientHello record)."""
+    context = ssl.create_default_context()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+def test_a_byte_every_few_seconds_is_closed_within_the_handshake_deadline(
+    tls: bool, tls_files: dict[str, str]
+) -> None:
+    head = _client_hello() if tls else b"GET /ocpp/CS1 HTTP/1.1\r\nHost: x\r\n"
+    config = {"tls": tls_files} if tls else {}
+    with target("trio", ws={"handshake_timeout": HANDSHAKE, "ping_interval": 0}, **config) as csms:
+        socks = _silent(csms.port, 5)
+        started = time.monotonic()
+        results: list[bool] = []
+        threads = [
+            in_thread(lambda s=sock: results.append(_dribble(s, head, 1.5, HANDSHAKE + 4)))
+            for sock in socks
+        ]
+        for thread in threads:
+            thread.join(HANDSHAKE + 8)
+        for sock in socks:
+            sock.close()
+        assert results == [True] * len(socks)
+        assert time.monotonic() - started < HANDSHAKE + 5
+
+
+def test_silent_sockets_at_the_descriptor_limit_do_not_lock_out_stations(
+    tls_files: dict[str, str],
+) -> None:
+    """An attacker holds more silent connections than the server has descriptors; each is
+    closed at the handshake deadline, so a station trying meanwhile gets in."""
+    with target("trio", ws={"handshake_timeout": HANDSHAKE, "ping_interval": 0}, nofile=40) as csms:
+        socks = _silent(csms.port, 80)
+        try:
+            station = Peer(csms.port, "NEWCOMER", timeout=HANDSHAKE + 5)
+            started = time.monotonic()
+            station.boot()
+            assert time.monotonic() - started < HANDSHAKE + 4
+            station.close()
+        finally:
+            for sock in socks:
+                sock.close()
+
+
+# --- finding 4: the accept loop survives running out of descriptors -----------------------------
+
+
+def test_accepting_resumes_after_running_out_of_descriptors() -> None:
+    """Booted stations (no deadline closes them) use up the descriptors; accept() fails
+    meanwhile (EMFILE). Once they leave, new stations connect again."""
+    with target("trio", nofile=30) as csms:
+        crowd: list[Peer] = []
+        try:
+            for number in range(60):
+                peer = Peer(csms.port, f"CROWD{number}", timeout=2)
+                try:
+                    peer.boot()
+                except (AssertionError, OSError):
+                    peer.close()
+                    break
+                crowd.append(peer)
+            else:
+                pytest.fail("the descriptor limit never ran out")
+            assert len(crowd) >= 10
+        finally:
+            for peer in crowd:
+                peer.close()
+        time.sleep(1.5)
+        for number in range(6):
+            peer = Peer(csms.port, f"AFTER{number}", timeout=5)
+            peer.boot()
+            peer.close()
+        assert csms.stats()["tasks"] > 0
+
+
+# --- finding 2: back-pressure ------------------------------------------------------------------
+
+
+# --- finding 2: back-pressure ------------------------------------------------------------------
+
+#: How much the server's resident memory may grow while one peer leaves our frames unread
+#: (WsOptions.max_outbound_buffer is 1 MiB: reading stops there).
+RSS_GROWTH_BOUND_KIB = 4 * 1024
+
+
+def _unread_attack(
+    port: int, stream: bytes, blocked_for: float, *, tls: bool = False
+) -> tuple[socket.socket, int]:
+    """A booted station that sends ``stream`` and never reads what comes back (its receive
+    buffer kept small); it gives up once a send was blocked for ``blocked_for`` seconds.
+    Its socket (still open) and the bytes it got to send."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    if tls:
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        sock = context.wrap_socket(sock)
+    peer = Peer.__new__(Peer)
+    peer.sock, peer.buffer, peer.identity = sock, b"", "GREEDY"
+    peer.boot()
+    sock.settimeout(blocked_for)
+    sent = 0
+    view = memoryview(stream)
+    try:
+        while sent < len(stream):
+            sent += sock.send(view[sent : sent + 65536])
+    except (TimeoutError, OSError):
+        pass
+    return sock, sent
+
+
+def _pings(total: int) -> bytes:
+    one = frame(b"p" * 125, 0x9)
+    return one * (total // len(one))
+
+
+def _heartbeats(count: int) -> bytes:
+    return b"".join(call(f"h{number}", "Heartbeat", {}) for number in range(count))
+
+
+@pytest.mark.parametrize(
+    ("stream", "tls"),
+    [
+        pytest.param(lambda: _pings(24 << 20), False, id="pings-24MB"),
+        pytest.param(lambda: _heartbeats(100_000), False, id="heartbeats-100k"),
+        pytest.param(lambda: _pings(24 << 20), True, id="tls-pings-24MB"),
+        pytest.param(lambda: _pings(40 << 20), False, id="pings-40MB", marks=pytest.mark.slow),
+        pytest.param(
+            lambda: _heartbeats(400_000), False, id="heartbeats-400k", marks=pytest.mark.slow
+        ),
+        pytest.param(lambda: _pings(40 << 20), True, id="tls-pings-40MB", marks=pytest.mark.slow),
+    ],
+)
+def test_a_peer_that_does_not_read_is_not_read_either(
+    stream: Callable[[], bytes], tls: bool, tls_files: dict[str, str]
+) -> None:
+    """Reading stops at WsOptions.max_outbound_buffer unsent (1 MiB): the server's memory
+    grows by little more than that, and a healthy station is served throughout."""
+    data = stream()
+    config = {"tls": tls_files} if tls else {}
+    with target("trio", ws={"ping_interval": 0}, **config) as csms:
+        # (stats() collects garbage, a pause of its own: read before and after the timing)
+        before = csms.stats()["VmRSS"]
+        healthy = HealthyStation(csms.port) if not tls else None
+        attacker, sent = _unread_attack(csms.port, data, blocked_for=3.0, tls=tls)
+        try:
+            time.sleep(1.0)  # (what the server still had to read)
+            if healthy is not None:
+                healthy.stop()
+        finally:
+            attacker.close()
+        growth = csms.stats()["VmHWM"] - before
+        print(f"sent {sent >> 10} KiB of {len(data) >> 10} KiB; peak RSS +{growth} KiB")
+        assert growth < RSS_GROWTH_BOUND_KIB, f"RSS grew by {growth} KiB"
+
+
+# --- no task per connection or per idle station ----------------------------------------------
+
+
+def test_connected_stations_cost_no_task_each() -> None:
+    """A plain-TCP connection is served by the server's one reactor task, and a session runs
+    a task for ``on_event`` only while events wait: 40 booted stations, idle, leave the
+    server with as many tasks as one did (issue 16 finding 7, the task part, on trio)."""
+    with target("trio") as csms:
+        first = Peer(csms.port, "FIRST")
+        first.boot()
+        time.sleep(0.2)
+        tasks = csms.stats()["tasks"]
+        peers = [Peer(csms.port, f"IDLE{number}") for number in range(40)]
+        for peer in peers:
+            peer.boot()
+        time.sleep(0.2)
+        assert csms.stats()["tasks"] == tasks
+        for peer in [first, *peers]:
+            peer.close()
+
+
+def test_a_peer_that_leaves_four_times_the_limit_unread_is_closed_with_1008() -> None:
+    """What the application itself sends cannot be paused by not reading: past four times
+    max_outbound_buffer unsent, the connection is closed with 1008 and the call fails."""
+    import trio
+
+    from ocpp_sansio import CallFailedError
+    from ocpp_sansio.adapters import Disconnected, ServerOptions, WsOptions
+    from ocpp_sansio.adapters.trio import serve
+    from ocpp_sansio.messages import v16
+
+    gone: list[Disconnected] = []
+
+    class Csms:
+        async def on_request(self, session: object, request: object) -> object:
+            accepted = v16.RegistrationStatus.ACCEPTED
+            now = datetime(2026, 1, 1, tzinfo=UTC)
+            return v16.BootNotificationResponse(status=accepted, current_time=now, interval=300)
+
+        async def on_event(self, session: object, event: object) -> None:
+            if isinstance(event, Disconnected):
+                gone.append(event)
+
+    async def main() -> None:
+        limit = 4096
+        options = ServerOptions(ws_options=WsOptions(ping_interval=0, max_outbound_buffer=limit))
+        async with serve(Csms(), versions=["1.6"], options=options) as server:
+            peer = await trio.to_thread.run_sync(_booted_peer_that_stops_reading, server.port)
+            try:
+                session = server.sessions["greedy"]
+                with trio.fail_after(10), pytest.raises(CallFailedError):
+                    await session.call(v16.DataTransferRequest(vendor_id="V", data="x" * (4 << 20)))
+                with trio.fail_after(5):
+                    while not gone:
+                        await trio.sleep(0.01)
+            finally:
+                peer.close()
+        assert gone[0].code == 1008
+
+    trio.run(main)
+
+
+def _booted_peer_that_stops_reading(port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    peer = Peer.__new__(Peer)
+    peer.sock, peer.buffer, peer.identity = sock, b"", "GREEDY"
+    peer.boot()
+    return sock
