@@ -188,7 +188,11 @@ class Driver:
         #: computed again only after a change (one entry point may transmit twice when
         #: a handler answers inline).
         self.changes = 0
-        self._deadline: tuple[int, Wire, float | None] | None = None
+        #: ``next_deadline(ws)`` as of ``changes`` (three fields rather than a tuple made
+        #: per message, which would outlive the message for the cyclic collector).
+        self._deadline_at = -1
+        self._deadline_ws: Wire | None = None
+        self._deadline: float | None = None
 
     def _tap(self, direction: Direction, text: str, now: float) -> None:
         """Show one frame to the observer and the frame logger."""
@@ -248,9 +252,8 @@ class Driver:
     def next_deadline(self, ws: Wire) -> float | None:
         """The earliest of the WebSocket's, the core's and the flows' deadlines (the core's
         and the flows' only on the current connection)."""
-        known = self._deadline
-        if known is not None and known[0] == self.changes and known[1] is ws:
-            return known[2]
+        if self._deadline_at == self.changes and self._deadline_ws is ws:
+            return self._deadline
         own = ws.next_deadline()
         if ws is not self.ws:
             return own
@@ -260,7 +263,7 @@ class Driver:
             if flows is not None and (core is None or flows < core):
                 core = flows
         deadline = core if own is None else own if core is None else min(own, core)
-        self._deadline = (self.changes, ws, deadline)
+        self._deadline_at, self._deadline_ws, self._deadline = self.changes, ws, deadline
         return deadline
 
     def close(self, ws: Wire, code: int, reason: str, now: float) -> None:
