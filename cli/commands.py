@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib
 import signal
 import ssl
@@ -146,10 +147,33 @@ def _run_async(adapter: str, main: Callable[[], Awaitable[None]]) -> str | None:
             tasks.cancel_scope.cancel()
 
     try:
-        anyio.run(guarded, backend=adapter)
+        anyio.run(guarded, backend=adapter, backend_options=_backend_options(adapter))
     except* KeyboardInterrupt:  # Ctrl-C before the signal receiver was in place
         stopped.append("SIGINT")
     return stopped[0] if stopped else None
+
+
+def _backend_options(adapter: str) -> dict[str, Any]:
+    """asyncio runs on uvloop when it is installed (the ``fast`` extra): the same
+    protocols and transports, a quarter less CPU per message for a CSMS."""
+    if adapter != "asyncio":
+        return {}
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return {}
+    return {"use_uvloop": True}
+
+
+def _tune_collector() -> None:
+    """For a CSMS holding thousands of stations, once it listens: what start-up made
+    (modules, classes: ~100,000 objects) is never garbage, so ``gc.freeze()`` takes it
+    out of the collector's full passes; every connection adds ~35 objects that live as
+    long as it does, and a first threshold ten times the default lets far fewer passes
+    run while a storm of stations connects (docs/performance.md)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(7000, 10, 10)
 
 
 def _run_blocking(main: Callable[[], None]) -> str | None:
@@ -315,6 +339,7 @@ def run_csms(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int
             with _serve("threads", handler, demo, args.host, args.port) as server:
                 seen.append(server)
                 _listening(out, args.host, server.port, args.adapter)
+                _tune_collector()
                 if args.duration is None:
                     server.serve_forever()
                 else:
@@ -329,6 +354,7 @@ def run_csms(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int
             ) as server:
                 seen.append(server)
                 _listening(out, args.host, server.port, args.adapter)
+                _tune_collector()
                 if args.duration is None:
                     await anyio.sleep_forever()
                 await anyio.sleep(args.duration)
