@@ -181,7 +181,8 @@ class Driver:
         self._waiters: dict[str, Waiter] = {}
         #: Station transaction messages: retried by the core, settled only by delivery
         #: or by being discarded.
-        self._durable: set[str] = set()
+        #: (a dict as a set: an empty set takes 216 bytes, an empty dict 64)
+        self._durable: dict[str, None] = {}
         self._requests: list[tuple[int, RequestReceived]] = []
         self._events: list[Event] = []
         #: Bumped by every method that may change a deadline: ``next_deadline`` is
@@ -312,14 +313,14 @@ class Driver:
             return None
         self._waiters[message_id] = waiter
         if isinstance(self.core, StationCore) and is_transaction_message(spec.name, payload):
-            self._durable.add(message_id)
+            self._durable[message_id] = None
         return message_id
 
     def forget(self, message_id: str) -> None:
         """The caller stopped waiting (cancelled); the request itself stays sent."""
         self.changes += 1
         self._waiters.pop(message_id, None)
-        self._durable.discard(message_id)
+        self._durable.pop(message_id, None)
 
     # --- what the adapter acts on --------------------------------------------------------------
 
@@ -384,7 +385,7 @@ class Driver:
                 )
                 if final:
                     del self._waiters[message_id]
-                    self._durable.discard(message_id)
+                    self._durable.pop(message_id, None)
                     if type(event) is ResponseReceived:
                         waiter.settle(event.response, None)
                     else:

@@ -49,6 +49,8 @@ class _Protocol(asyncio.Protocol):
     """One socket: hands what arrives to its link, writes what the link produces, runs
     the link's timer."""
 
+    __slots__ = ("_timer", "_timer_at", "finished", "link", "loop", "transport")
+
     def __init__(self, make_link: Callable[[Transport], Link]) -> None:
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
@@ -118,9 +120,18 @@ class _ServerProtocol(_Protocol, asyncio.BufferedProtocol):
     share: asyncio's plain reads allocate 256 KiB per ``recv``, which on loopback costs
     more than the WebSocket and the core spend on a heartbeat."""
 
-    def __init__(self, make_link: Callable[[Transport], Link], buffer: memoryview) -> None:
+    __slots__ = ("_buffer", "_links")
+
+    def __init__(
+        self, make_link: Callable[[Transport], Link], buffer: memoryview, links: set[Link]
+    ) -> None:
         super().__init__(make_link)
         self._buffer = buffer
+        self._links = links
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._links.discard(self.link)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._buffer
@@ -222,9 +233,7 @@ class CsmsServer(LoopServer):
         self.port = self._server.sockets[0].getsockname()[1]
 
     def _new_protocol(self) -> _Protocol:
-        protocol = _ServerProtocol(self.new_link, self._read_buffer)
-        protocol.finished.add_done_callback(lambda _: self.links.discard(protocol.link))
-        return protocol
+        return _ServerProtocol(self.new_link, self._read_buffer, self.links)
 
     async def aclose(self) -> None:
         """Stop listening, close every connection with 1001 (waiting up to

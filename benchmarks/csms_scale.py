@@ -478,8 +478,13 @@ def _spawn(args: list[str], *, cpu: int | None, tree: str | None = None) -> subp
     env = dict(os.environ)
     if tree:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree, env.get("PYTHONPATH")]))
+    # -P: not the working directory first on sys.path (it would shadow ``tree``).
     process = subprocess.Popen(
-        [sys.executable, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-P", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     if cpu is not None:
         with contextlib.suppress(OSError):

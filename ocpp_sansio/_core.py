@@ -102,13 +102,20 @@ class CoreBase:
         self.wall_clock = wall_clock
         self.registry = registry(version)
         self._call_timeout = call_timeout
-        self._new_id = id_generator or counter_ids()
+        #: (None: a counter, made at the first id: most CSMS cores never send a request)
+        self._id_generator = id_generator
         self.channel: RpcChannel | None = None
         #: A list, not a deque: it rarely holds more than a few events, and an idle deque
         #: keeps a 0.5 KiB block per core.
         self._events: list[Event] = []
         #: The peer's requests not answered yet, by message id (per connection).
         self._inbound: dict[str, Any] = {}
+
+    def _new_id(self) -> str:
+        """A message id for our next request."""
+        if self._id_generator is None:
+            self._id_generator = counter_ids()
+        return self._id_generator()
 
     def wall_time(self, now: float) -> datetime:
         """The wall-clock time of core time ``now``."""
