@@ -438,6 +438,9 @@ class _WebSocket:
     #: without extensions reads and writes complete text frames itself and makes it only
     #: when another frame comes or goes (``_conn``): about 2 KiB less per idle connection.
     _wsproto: wsproto.WSConnection | Connection | None = None
+    #: Where whole text messages read on the fast path go instead of ``events()`` (the
+    #: driver of the connection, while it is the current one): in order, as they are read.
+    on_text: Callable[[str], None] | None = None
 
     @property
     def _conn(self) -> wsproto.WSConnection | Connection:
@@ -626,28 +629,34 @@ class _WebSocket:
 
     def _on_text(self, data: str, finished: bool, frame_finished: bool = True) -> None:
         """A message, or a piece of one: a whole frame or the part of it that arrived."""
+        message = self._message(data, finished, frame_finished)
+        if message is not None:
+            self._events.append(TextReceived(text=message))
+
+    def _message(self, data: str, finished: bool, frame_finished: bool = True) -> str | None:
+        """The whole message once ``data`` completes one, within the limits."""
         if self.phase is not Phase.OPEN:
-            return
+            return None
         self._size += len(data) if data.isascii() else len(data.encode("utf-8"))
         if self._size > self.options.max_message_size:
             self._fail(MESSAGE_TOO_BIG, "message too big")
-            return
+            return None
         if not finished:
             if frame_finished:
                 self._frames += 1
                 if self._frames >= self.options.max_frames_per_message:
                     limit = self.options.max_frames_per_message
                     self._fail(MESSAGE_TOO_BIG, f"a message in more than {limit} frames")
-                    return
+                    return None
             if data:
                 self._parts.append(data)
-            return
+            return None
         if self._parts:
             self._parts.append(data)
             data = "".join(self._parts)
             self._parts.clear()
         self._size = self._frames = 0
-        self._events.append(TextReceived(text=data))
+        return data
 
     def _on_close(self, event: ws.CloseConnection) -> None:
         state = self._conn.state
@@ -761,7 +770,13 @@ class ServerWebSocket(_WebSocket):
                 except UnicodeDecodeError:
                     super()._receive(bytes(buffer[at:end]), now)  # wsproto closes with 1007
                 else:
-                    self._on_text(text, True)
+                    message = self._message(text, True)
+                    if message is not None:
+                        sink = self.on_text
+                        if sink is None:
+                            self._events.append(TextReceived(text=message))
+                        else:
+                            sink(message)  # (the driver's: no event object per message)
             else:
                 opcode = first & 0x0F
                 if opcode in (1, 2) or (opcode == 0 and first & 0x80):

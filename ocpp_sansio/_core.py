@@ -227,12 +227,11 @@ class CoreBase:
 
     def next_deadline(self) -> float | None:
         """The earliest time ``handle_timer`` must be called, or None."""
-        deadlines = [d for d in self._deadlines() if d is not None]
-        if self.channel is not None:
-            call_deadline = self.channel.deadline()
-            if call_deadline is not None:
-                deadlines.append(call_deadline)
-        return min(deadlines) if deadlines else None
+        earliest = self.channel.deadline() if self.channel is not None else None
+        for deadline in self._deadlines():  # (asked after every read: no lists made)
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest
 
     # --- for subclasses -----------------------------------------------------------------
 
