@@ -220,6 +220,11 @@ class _CsmsApp:
         self._exercised: set[str] = set()
         self._lock = threading.Lock()
 
+    @property
+    def listens(self) -> bool:
+        """Whether any event matters: logged, or starting the demonstration."""
+        return self.log is not None or self.exercise
+
     def seen(self, session: Any, event: Any) -> bool:
         """Log ``event``; True when it is time to exercise the station."""
         _note_event(self.log, session.identity, event)
@@ -283,9 +288,11 @@ class _ThreadCsmsHandler(_CsmsApp):
                     self.failed(session, request, error)
 
 
-def _serve(adapter: str, handler: Any, demo: DemoCsms, host: str, port: int) -> Any:
+def _serve(adapter: str, handler: _CsmsApp, demo: DemoCsms, host: str, port: int) -> Any:
     """The adapter's server hosting the demo's cores (with their store) and flows, its
-    frames on the demo's console."""
+    frames on the demo's console. A handler no event matters to (``--quiet`` without
+    ``--exercise``) is not given to the server: no session then keeps a task and a queue
+    to pass events on (~5 KiB per station)."""
     options = ServerOptions(
         core_factory=demo.core,
         flows=demo.flows,
@@ -293,7 +300,13 @@ def _serve(adapter: str, handler: Any, demo: DemoCsms, host: str, port: int) -> 
         ws_options=WsOptions(ping_interval=0),
         backlog=4096,
     )
-    return _adapter(adapter).serve(handler, host, port, options=options)
+    return _adapter(adapter).serve(
+        handler if handler.listens else _Quiet(), host, port, options=options
+    )
+
+
+class _Quiet:
+    """A handler with nothing to hear: the flows answer every request."""
 
 
 @contextlib.asynccontextmanager
