@@ -190,6 +190,8 @@ class Driver:
         #: computed again only after a change (one entry point may transmit twice when
         #: a handler answers inline).
         self.changes = 0
+        #: ``changes`` when ``flush`` last collected the flows' events.
+        self._flows_collected = -1
         #: ``next_deadline(ws)`` as of ``changes`` (three fields rather than a tuple made
         #: per message, which would outlive the message for the cyclic collector).
         self._deadline_at = -1
@@ -311,6 +313,11 @@ class Driver:
                     self._tap("sent", text, self.now)
             for text in texts:
                 ws.send_text(text)
+        if self.host is not None and not (texts and self._tapping):
+            # The flows' events are collected: a ``take_work`` right after (every entry
+            # point's) need not ask each flow again. (Not after the frame observer ran: it
+            # is the application's, and may have acted.)
+            self._flows_collected = self.changes
 
     # --- the application's calls ---------------------------------------------------------------
 
@@ -339,8 +346,9 @@ class Driver:
     def take_work(self) -> tuple[list[tuple[int, RequestReceived]], list[Event]]:
         """``take_requests()`` and ``take_events()`` at once (the core's events sorted
         once): what every entry point of an adapter acts on."""
+        collected = self._flows_collected == self.changes  # nothing since flush()
         self.changes += 1
-        self._sort_core_events()
+        self._sort_core_events(collected)
         requests, events = self._requests, self._events
         if requests:
             self._requests = []
@@ -370,13 +378,18 @@ class Driver:
         self._sort_core_events()
         self._events.append(event)
 
-    def _sort_core_events(self) -> None:
+    def _sort_core_events(self, flows_collected: bool = False) -> None:
+        """Route the core's events through the flows, then collect the flows' own
+        (``flows_collected``: they were collected since the flows last ran, so unless the
+        core has new events, there is nothing to ask them)."""
         host = self.host
         if host is None:  # the common case, kept short: it runs for every frame
             for event in self.core.events():
                 self._sort(event)
             return
         events = self.core.events()
+        if flows_collected and not events:
+            return
         while events:
             for event in events:
                 if not host.route(event, self.now):
