@@ -493,6 +493,8 @@ class _WebSocket:
         return out
 
     def events(self) -> list[WsEvent]:
+        if not self._events:
+            return []
         # A copy, and the list kept (a list swapped in per message would outlive it).
         out = self._events.copy()
         self._events.clear()
