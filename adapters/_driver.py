@@ -71,6 +71,7 @@ from ._ws import (
     SessionCheck,
     SpeaksFor,
     TextReceived,
+    _WebSocket,
     identity_key,
 )
 
@@ -187,14 +188,21 @@ class Driver:
         self._waiters: dict[str, Waiter] = {}
         #: Station transaction messages: retried by the core, settled only by delivery
         #: or by being discarded.
-        self._durable: set[str] = set()
+        #: (a dict as a set: an empty set takes 216 bytes, an empty dict 64)
+        self._durable: dict[str, None] = {}
         self._requests: list[tuple[int, RequestReceived]] = []
         self._events: list[Event] = []
         #: Bumped by every method that may change a deadline: ``next_deadline`` is
         #: computed again only after a change (one entry point may transmit twice when
         #: a handler answers inline).
         self.changes = 0
-        self._deadline: tuple[int, Wire, float | None] | None = None
+        #: ``changes`` when ``flush`` last collected the flows' events.
+        self._flows_collected = -1
+        #: ``next_deadline(ws)`` as of ``changes`` (three fields rather than a tuple made
+        #: per message, which would outlive the message for the cyclic collector).
+        self._deadline_at = -1
+        self._deadline_ws: Wire | None = None
+        self._deadline: float | None = None
 
     def _tap(self, direction: Direction, text: str, now: float) -> None:
         """Show one frame to the observer and the frame logger."""
@@ -218,6 +226,8 @@ class Driver:
             self.detach(now, 1000, "replaced by a new connection")
         self._sort_core_events()
         self.ws = ws
+        if isinstance(ws, _WebSocket):
+            ws.on_text = self._text
         self._tapping = self.observer is not None or frame_log.isEnabledFor(logging.DEBUG)
         self.generation += 1
         self._events.append(Connected(version=ws.version))
@@ -229,6 +239,8 @@ class Driver:
         if self.ws is None:
             return
         self.now = now
+        if isinstance(self.ws, _WebSocket):
+            self.ws.on_text = None
         self.ws = None
         self._sort_core_events()
         self._events.append(Disconnected(code=code, reason=reason))
@@ -254,9 +266,8 @@ class Driver:
     def next_deadline(self, ws: Wire) -> float | None:
         """The earliest of the WebSocket's, the core's and the flows' deadlines (the core's
         and the flows' only on the current connection)."""
-        known = self._deadline
-        if known is not None and known[0] == self.changes and known[1] is ws:
-            return known[2]
+        if self._deadline_at == self.changes and self._deadline_ws is ws:
+            return self._deadline
         own = ws.next_deadline()
         if ws is not self.ws:
             return own
@@ -266,7 +277,7 @@ class Driver:
             if flows is not None and (core is None or flows < core):
                 core = flows
         deadline = core if own is None else own if core is None else min(own, core)
-        self._deadline = (self.changes, ws, deadline)
+        self._deadline_at, self._deadline_ws, self._deadline = self.changes, ws, deadline
         return deadline
 
     def close(self, ws: Wire, code: int, reason: str, now: float) -> None:
@@ -274,6 +285,13 @@ class Driver:
         self.now = now
         ws.close(code, reason, now)
         self._drain(ws, now)
+
+    def _text(self, text: str) -> None:
+        """A whole text message from the current connection, read on the WebSocket's fast
+        path during ``receive`` (what ``_drain`` does for a ``TextReceived``)."""
+        if self._tapping:
+            self._tap("received", text, self.now)
+        self.core.receive_text(text, self.now)
 
     def _drain(self, ws: Wire, now: float) -> None:
         for event in ws.events():
@@ -301,6 +319,11 @@ class Driver:
                     self._tap("sent", text, self.now)
             for text in texts:
                 ws.send_text(text)
+        if self.host is not None and not (texts and self._tapping):
+            # The flows' events are collected: a ``take_work`` right after (every entry
+            # point's) need not ask each flow again. (Not after the frame observer ran: it
+            # is the application's, and may have acted.)
+            self._flows_collected = self.changes
 
     # --- the application's calls ---------------------------------------------------------------
 
@@ -315,22 +338,23 @@ class Driver:
             return None
         self._waiters[message_id] = waiter
         if isinstance(self.core, StationCore) and is_transaction_message(spec.name, payload):
-            self._durable.add(message_id)
+            self._durable[message_id] = None
         return message_id
 
     def forget(self, message_id: str) -> None:
         """The caller stopped waiting (cancelled); the request itself stays sent."""
         self.changes += 1
         self._waiters.pop(message_id, None)
-        self._durable.discard(message_id)
+        self._durable.pop(message_id, None)
 
     # --- what the adapter acts on --------------------------------------------------------------
 
     def take_work(self) -> tuple[list[tuple[int, RequestReceived]], list[Event]]:
         """``take_requests()`` and ``take_events()`` at once (the core's events sorted
         once): what every entry point of an adapter acts on."""
+        collected = self._flows_collected == self.changes  # nothing since flush()
         self.changes += 1
-        self._sort_core_events()
+        self._sort_core_events(collected)
         requests, events = self._requests, self._events
         if requests:
             self._requests = []
@@ -360,13 +384,18 @@ class Driver:
         self._sort_core_events()
         self._events.append(event)
 
-    def _sort_core_events(self) -> None:
+    def _sort_core_events(self, flows_collected: bool = False) -> None:
+        """Route the core's events through the flows, then collect the flows' own
+        (``flows_collected``: they were collected since the flows last ran, so unless the
+        core has new events, there is nothing to ask them)."""
         host = self.host
         if host is None:  # the common case, kept short: it runs for every frame
             for event in self.core.events():
                 self._sort(event)
             return
         events = self.core.events()
+        if flows_collected and not events:
+            return
         while events:
             for event in events:
                 if not host.route(event, self.now):
@@ -387,7 +416,7 @@ class Driver:
                 )
                 if final:
                     del self._waiters[message_id]
-                    self._durable.discard(message_id)
+                    self._durable.pop(message_id, None)
                     if type(event) is ResponseReceived:
                         waiter.settle(event.response, None)
                     else:

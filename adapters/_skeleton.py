@@ -635,12 +635,21 @@ class LoopSession(Session):
             self._deliverer = token = object()
             self._spawn(self._deliver_pending, token)
 
-    def _new_change(self) -> AsyncEvent:
-        return self._new_event()
+    def _new_change(self) -> AsyncEvent | None:
+        return None  # made by the first wait: most sessions are never waited on
 
     def _changed(self) -> None:
-        self._change.set()
-        self._change = self._new_event()
+        change = self._change
+        if change is not None:
+            change.set()
+            self._change = None
+
+    async def _wait_change(self) -> None:
+        """Wait for the next change of ``state()``."""
+        change = self._change
+        if change is None:
+            change = self._change = self._new_event()
+        await change.wait()
 
     async def call(self, request: Request[R]) -> R:
         """Send ``request`` and return the typed response. Raises OcppCallError for a
@@ -783,7 +792,7 @@ class LoopCsmsSession(LoopSession):
         was (a station back from an outage resumes without a boot, B04), else at the
         answer. Pending and Rejected answers do not end the wait: the station boots again."""
         while self.driver.core.registration is not RegistrationStatus.ACCEPTED:
-            await self._change.wait()
+            await self._wait_change()
 
     async def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the current connection in order and wait until it is gone."""
@@ -828,12 +837,12 @@ class LoopStation(StationMixin, LoopSession):
     async def wait_connected(self) -> None:
         """Return once a connection is open (raise ConnectFailedError if attempts ran out)."""
         while not self.driver.is_connected():
-            await self._change.wait()
+            await self._wait_change()
 
     async def wait_registered(self) -> None:
         """Return once the CSMS has accepted the station's boot."""
         while not self.driver.is_registered():
-            await self._change.wait()
+            await self._wait_change()
 
     async def _run(self) -> None:
         driver = self.driver

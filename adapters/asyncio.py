@@ -49,6 +49,8 @@ class _Protocol(asyncio.Protocol):
     """One socket: hands what arrives to its link, writes what the link produces, runs
     the link's timer."""
 
+    __slots__ = ("_timer", "_timer_at", "finished", "link", "loop", "transport")
+
     def __init__(self, make_link: Callable[[Transport], Link]) -> None:
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
@@ -113,14 +115,81 @@ class _Protocol(asyncio.Protocol):
             self._timer = self._timer_at = None
 
 
+class _Sweep:
+    """Deadlines further away than ``far`` seconds, kept for a server's connections by
+    one task instead of a timer each: a timer costs about 0.6 KiB per connection, and a
+    CSMS connection's usual deadline (its station's heartbeat falling overdue) is minutes
+    away. Every ``far / 2`` seconds the task gives each connection whose deadline came
+    within ``far`` a timer of its own, so no deadline is met late."""
+
+    far = 60.0
+
+    def __init__(self) -> None:
+        self.waiting: set[_ServerProtocol] = set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.far / 2)
+            soon = loop.time() + self.far
+            for protocol in list(self.waiting):
+                if protocol.arm_if_due(soon):
+                    self.waiting.discard(protocol)
+
+
 class _ServerProtocol(_Protocol, asyncio.BufferedProtocol):
     """A connection the CSMS accepted. It reads into a buffer the server's connections
     share: asyncio's plain reads allocate 256 KiB per ``recv``, which on loopback costs
-    more than the WebSocket and the core spend on a heartbeat."""
+    more than the WebSocket and the core spend on a heartbeat. A far deadline waits in
+    the server's sweep."""
 
-    def __init__(self, make_link: Callable[[Transport], Link], buffer: memoryview) -> None:
+    __slots__ = ("_buffer", "_links", "_sweep")
+
+    def __init__(
+        self,
+        make_link: Callable[[Transport], Link],
+        buffer: memoryview,
+        links: set[Link],
+        sweep: _Sweep,
+    ) -> None:
+        self._sweep = sweep
         super().__init__(make_link)
         self._buffer = buffer
+        self._links = links
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._links.discard(self.link)
+
+    def arm(self, deadline: float | None) -> None:
+        if deadline is None:
+            return
+        if deadline - self.loop.time() <= self._sweep.far:
+            super().arm(deadline)
+            return
+        # ``deadline`` is the earliest of the moment: a timer set for an earlier one that
+        # no longer applies (the handshake's) goes, and the sweep keeps this one.
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        self._sweep.waiting.add(self)
+
+    def arm_if_due(self, soon: float) -> bool:
+        """(The sweep) Arm the timer if the deadline comes by ``soon``; True when the
+        connection no longer needs the sweep."""
+        at = self._timer_at
+        if self._timer is not None or at is None:
+            return True
+        if at > soon:
+            return False
+        self._timer = self.loop.call_at(at, self._fire)
+        return True
+
+    def _cancel_timer(self) -> None:
+        super()._cancel_timer()
+        self._timer_at = None
+        self._sweep.waiting.discard(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._buffer
@@ -188,6 +257,7 @@ class CsmsServer(LoopServer):
         self._starter = EagerStarter(self._tasks)
         #: Every connection reads into this, one at a time, and copies out what it got.
         self._read_buffer = memoryview(bytearray(_READ_SIZE))
+        self._sweep = _Sweep()
 
     def _new_session(self, identity: str, driver: Driver) -> CsmsSession:
         return CsmsSession(identity, driver, self)
@@ -216,11 +286,12 @@ class CsmsServer(LoopServer):
             ssl_handshake_timeout=self.policy.options.handshake_timeout if context else None,
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        sweeping = asyncio.ensure_future(self._sweep.run())
+        self._tasks.add(sweeping)
+        sweeping.add_done_callback(self._tasks.discard)
 
     def _new_protocol(self) -> _Protocol:
-        protocol = _ServerProtocol(self.new_link, self._read_buffer)
-        protocol.finished.add_done_callback(lambda _: self.links.discard(protocol.link))
-        return protocol
+        return _ServerProtocol(self.new_link, self._read_buffer, self.links, self._sweep)
 
     async def aclose(self) -> None:
         """Stop listening, close every connection with 1001 (waiting up to

@@ -1,13 +1,18 @@
 """How many stations can one CSMS process hold, how fast do they boot, how many requests a
-second does it answer? Our three adapters against a CSMS written with the ``ocpp`` package
-and ``websockets``, under the same load generator, in the same run.
+second does it answer? The demo CSMS and our adapters against a CSMS written with the
+``ocpp`` package and ``websockets``, under the same load generator, in the same run.
 
 Three kinds of process, all on loopback:
 
-* the CSMS under test (``--serve KIND``): one of ``trio``, ``asyncio``, ``threads`` (our
-  adapters with a handler that accepts every boot and answers heartbeats) or ``ocpp`` (the
-  ``ocpp`` package's ``ChargePoint`` on ``websockets``, handlers for the same two actions);
-* the load generator (``--generate``), a lean asyncio client of its own: it opens N
+* the CSMS under test, one of: ``demo-asyncio`` / ``demo-trio``, the real demo CSMS
+  (``ocpp-sansio csms --quiet --adapter ...``: its cores, flows hosted, its answers);
+  ``trio``, ``asyncio``, ``threads`` (``--serve KIND``: our adapters with a bare handler
+  that accepts every boot and answers heartbeats); ``ocpp`` (the ``ocpp`` package's
+  ``ChargePoint`` on ``websockets``, handlers for the same two actions, the Heartbeat's
+  with ``skip_schema_validation=True``, its fastest setting). ``KIND@PATH`` runs KIND from
+  the source tree at PATH (put first on ``PYTHONPATH``): a before/after in the same run;
+* the load generator (``--generate``), a lean client of its own on uvloop when it is
+  installed (asyncio's loop otherwise): it opens N
   WebSocket connections (subprotocol ocpp1.6, no compression), boots every station, then
   each station sends Heartbeat, waits for the answer and sends the next (one outstanding
   CALL per station, as OCPP requires) for ``--seconds``. It masks frames with a zero key,
@@ -22,10 +27,13 @@ Three kinds of process, all on loopback:
 
 Pings are off on every server (a 10 s run would only measure their timers). The threads
 adapter runs a thread per connection that wakes every 50 ms; it is measured at
-``--threads-stations`` (default: at most 1,000).
+``--threads-stations`` (default: at most 1,000). ``--pin`` puts the CSMS on CPU 0 and the
+generator on CPU 1. ``--rounds N`` measures every CSMS N times, interleaved, and gives each
+round's ratios to that round's ``ocpp`` CSMS (the machine's load varies between rounds).
 
 Run (quick): ``python benchmarks/csms_scale.py --stations 1000``
-The figure:  ``python benchmarks/csms_scale.py --stations 10000``
+The figure:  ``python benchmarks/csms_scale.py --stations 10000 --pin --rounds 2``
+One adapter: ``python benchmarks/csms_scale.py --adapter trio`` (demo-trio against ocpp)
 Figures and their discussion: docs/performance.md.
 """
 
@@ -37,15 +45,20 @@ import contextlib
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 HERE = os.path.abspath(__file__)
-SERVERS = ("trio", "asyncio", "threads", "ocpp")
+#: What ``--servers`` takes (each may end in ``@PATH``: run from the source tree at PATH).
+SERVERS = ("demo-asyncio", "demo-trio", "ocpp", "asyncio", "trio", "threads")
+#: What ``--serve`` runs in this script (the demo CSMS runs as the ``ocpp-sansio`` command).
+OWN_SERVERS = ("trio", "asyncio", "threads", "ocpp")
+ADAPTERS = ("asyncio", "trio")
 VERSION = "1.6"
 BOOT = b'[2,"boot","BootNotification",{"chargePointVendor":"bench","chargePointModel":"scale"}]'
 
@@ -145,7 +158,7 @@ async def _serve_ocpp() -> None:
                 current_time=stamp(), interval=300, status=RegistrationStatus.accepted
             )
 
-        @on(Action.heartbeat)
+        @on(Action.heartbeat, skip_schema_validation=True)
         def on_heartbeat(self, **_: Any) -> Any:
             return call_result.Heartbeat(current_time=stamp())
 
@@ -230,9 +243,8 @@ class _Station(asyncio.BufferedProtocol):
         self.waiting = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.handshake)
+        self.transport = cast(asyncio.Transport, transport)  # (uvloop's is not a subclass)
+        self.transport.write(self.handshake)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.booted:
@@ -421,7 +433,16 @@ async def _generate(
 
 def generate(port: int, stations: int, seconds: float, connecting: int, rate: float) -> None:
     raise_fd_limit()
-    result = asyncio.run(_generate(port, stations, seconds, connecting, rate))
+    main = _generate(port, stations, seconds, connecting, rate)
+    try:
+        import uvloop
+    except ImportError:
+        result = asyncio.run(main)
+        loop = "asyncio"
+    else:
+        result = uvloop.run(main)
+        loop = "uvloop"
+    result["generator_loop"] = loop
     print(json.dumps(result), flush=True)
 
 
@@ -451,13 +472,24 @@ def _runqueue_seconds(pid: int) -> float | None:
         return None
 
 
-def _spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, HERE, *args],
+def _spawn(args: list[str], *, cpu: int | None, tree: str | None = None) -> subprocess.Popen[str]:
+    """A child process (this script, or the ``ocpp-sansio`` command), on ``cpu`` if given,
+    importing ``ocpp_sansio`` from ``tree`` if given."""
+    env = dict(os.environ)
+    if tree:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree, env.get("PYTHONPATH")]))
+    # -P: not the working directory first on sys.path (it would shadow ``tree``).
+    process = subprocess.Popen(
+        [sys.executable, "-P", *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        env=env,
     )
+    if cpu is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(process.pid, {cpu})
+    return process
 
 
 def _lines(process: subprocess.Popen[str]) -> Iterator[str]:
@@ -466,28 +498,59 @@ def _lines(process: subprocess.Popen[str]) -> Iterator[str]:
         yield line.rstrip("\n")
 
 
-def measure(
-    kind: str, stations: int, seconds: float, connecting: int, rate: float
-) -> dict[str, Any]:
-    server = _spawn("--serve", kind)
+def _start_server(kind: str, cpu: int | None) -> tuple[subprocess.Popen[str], int]:
+    """Start CSMS ``kind`` (``NAME[@TREE]``); the process and its port."""
+    name, _, tree = kind.partition("@")
+    if name.startswith("demo-"):
+        adapter = name.removeprefix("demo-")
+        command = ["-m", "ocpp_sansio.cli", "csms", "--quiet", "--adapter", adapter]
+        server = _spawn([*command, "--host", "127.0.0.1", "--port", "0"], cpu=cpu, tree=tree)
+    else:
+        server = _spawn([HERE, "--serve", name], cpu=cpu, tree=tree)
+    for line in _lines(server):
+        if line.startswith("port "):  # ours
+            return server, int(line.split()[1])
+        if line.startswith("CSMS listening on ws://"):  # the ocpp-sansio command's
+            return server, int(line.split()[3].split(":")[2].split("/")[0])
+    raise RuntimeError(f"{kind} exited before listening")
+
+
+def _stop_server(server: subprocess.Popen[str]) -> None:
+    assert server.stdin is not None
+    server.stdin.close()  # (the ``--serve`` ones stop when stdin closes)
+    if "ocpp_sansio.cli" in server.args:
+        server.send_signal(signal.SIGINT)  # the ocpp-sansio command stops on it, in order
     try:
-        server_lines = _lines(server)
-        port = int(next(server_lines).split()[1])
+        server.wait(30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def measure(
+    kind: str, stations: int, seconds: float, connecting: int, rate: float, pin: bool
+) -> dict[str, Any]:
+    server, port = _start_server(kind, 0 if pin else None)
+    try:
         time.sleep(0.5)
         baseline = _proc_kib(server.pid, "VmRSS")
         cpu_at_start = _cpu_seconds(server.pid)
         generator = _spawn(
-            "--generate",
-            "--port",
-            str(port),
-            "--stations",
-            str(stations),
-            "--seconds",
-            str(seconds),
-            "--connecting",
-            str(connecting),
-            "--paced-rate",
-            str(rate),
+            [
+                HERE,
+                "--generate",
+                "--port",
+                str(port),
+                "--stations",
+                str(stations),
+                "--seconds",
+                str(seconds),
+                "--connecting",
+                str(connecting),
+                "--paced-rate",
+                str(rate),
+            ],
+            cpu=1 if pin else None,
         )
         generated = _lines(generator)
         booted = next(generated)
@@ -503,13 +566,7 @@ def measure(
         generator.wait(60)
         peak = _proc_kib(server.pid, "VmHWM")
     finally:
-        assert server.stdin is not None
-        server.stdin.close()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        _stop_server(server)
     accepted = result["accepted"]
     result.update(
         server=kind,
@@ -539,15 +596,15 @@ def _cell(value: Any, spec: str) -> str:
 
 def report(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| CSMS | stations | accepted | boot storm (s) | CPU/boot (ms) | requests/s "
+        "| CSMS | round | stations | accepted | boot storm (s) | CPU/boot (ms) | requests/s "
         "| CPU/request (µs) | CSMS busy / waiting for a CPU | p50 / p99 saturated (ms) "
         "| p50 / p99 paced (ms) | peak RSS (MiB) | RSS/connection (KiB) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
-            f"| {r['server']} | {r['stations']} | {r['accepted']} "
-            f"| {_cell(r['boot_storm_s'], '.1f')} | {_cell(r['server_cpu_ms_per_boot'], '.2f')} "
+            f"| {r['server']} | {r['round']} | {r['stations']} | {r['accepted']} "
+            f"| {_cell(r['boot_storm_s'], '.2f')} | {_cell(r['server_cpu_ms_per_boot'], '.2f')} "
             f"| {r['requests_per_s']:.0f} | {_cell(r['server_cpu_us_per_request'], '.0f')} "
             f"| {r['server_cpu_share']:.2f} / {_cell(r['server_runqueue_share'], '.2f')} "
             f"| {r['p50_ms']:.0f} / {r['p99_ms']:.0f} "
@@ -636,6 +693,51 @@ def breakdown(count: int = 2000) -> dict[str, float]:
     return result
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def ratios(results: list[dict[str, Any]]) -> list[str]:
+    """Each CSMS's requests/s over the ``ocpp`` CSMS's of the same round, and per CPU
+    second (what the ratio would be had each had a core to itself); medians over rounds."""
+    by_kind: dict[str, list[tuple[float, float | None]]] = {}
+    for round_ in sorted({r["round"] for r in results}):
+        measured = [r for r in results if r["round"] == round_]
+        theirs = [r for r in measured if r["server"].partition("@")[0] == "ocpp"]
+        if not theirs or not theirs[0]["requests_per_s"]:
+            continue
+        base = theirs[0]
+        for r in measured:
+            if r is base:
+                continue
+            ratio = r["requests_per_s"] / base["requests_per_s"]
+            per_cpu = None
+            if r["server_cpu_us_per_request"] and base["server_cpu_us_per_request"]:
+                per_cpu = base["server_cpu_us_per_request"] / r["server_cpu_us_per_request"]
+            r["ratio_to_ocpp"], r["ratio_to_ocpp_per_cpu"] = ratio, per_cpu
+            by_kind.setdefault(r["server"], []).append((ratio, per_cpu))
+    lines = []
+    for kind, pairs in by_kind.items():
+        line = f"{kind}: {_median([p[0] for p in pairs]):.2f}x the ocpp package's requests/s"
+        per_cpu = [p[1] for p in pairs if p[1] is not None]
+        if per_cpu:
+            line += f", {_median(per_cpu):.2f}x per CPU second"
+        if len(pairs) > 1:
+            line += (
+                f" (median of {len(pairs)} rounds: " + ", ".join(f"{p[0]:.2f}" for p in pairs) + ")"
+            )
+        lines.append(line)
+    return lines
+
+
+def _load() -> str:
+    with contextlib.suppress(OSError), open("/proc/loadavg") as loadavg:
+        return " ".join(loadavg.read().split()[:3])
+    return "?"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stations", type=int, default=1000, help="stations per CSMS")
@@ -653,14 +755,26 @@ def main() -> None:
         help="requests/s of the paced phase that measures unsaturated latency",
     )
     parser.add_argument(
-        "--servers", default=",".join(SERVERS), help=f"comma-separated, out of {SERVERS}"
+        "--servers",
+        help=f"comma-separated, out of {SERVERS}, each optionally NAME@SOURCE-TREE "
+        "(default: demo-asyncio,demo-trio,ocpp)",
     )
+    parser.add_argument(
+        "--adapter",
+        choices=ADAPTERS,
+        help="measure the demo CSMS on this adapter only (with the ocpp CSMS)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="measure every CSMS this often")
+    parser.add_argument(
+        "--pin", action="store_true", help="the CSMS on CPU 0, the load generator on CPU 1"
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
     parser.add_argument(
         "--breakdown",
         action="store_true",
         help="only measure, in process, the CPU of each step of a boot and a heartbeat",
     )
-    parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=OWN_SERVERS, help=argparse.SUPPRESS)
     parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -673,29 +787,47 @@ def main() -> None:
     if args.generate:
         generate(args.port, args.stations, args.seconds, args.connecting, args.paced_rate)
         return
+    if args.servers and args.adapter:
+        parser.error("--servers or --adapter, not both")
+    if args.servers:
+        kinds = args.servers.split(",")
+    elif args.adapter:
+        kinds = [f"demo-{args.adapter}", "ocpp"]
+    else:
+        kinds = ["demo-asyncio", "demo-trio", "ocpp"]
+    for kind in kinds:
+        if kind.partition("@")[0] not in SERVERS:
+            parser.error(f"unknown CSMS {kind!r} (choose from {SERVERS})")
     limit = raise_fd_limit()
     if args.stations + 100 > limit:
         parser.error(f"{args.stations} stations need more than the {limit} files allowed")
     results = []
-    for kind in args.servers.split(","):
-        stations = args.stations
-        if kind == "threads":
-            stations = args.threads_stations or min(args.stations, 1000)
-        print(f"measuring {kind} with {stations} stations ...", file=sys.stderr, flush=True)
-        results.append(measure(kind, stations, args.seconds, args.connecting, args.paced_rate))
+    loads = [_load()]
+    for round_ in range(args.rounds):
+        for kind in kinds:
+            stations = args.stations
+            if kind.partition("@")[0] == "threads":
+                stations = args.threads_stations or min(args.stations, 1000)
+            print(
+                f"round {round_ + 1}: measuring {kind} with {stations} stations "
+                f"(load {_load()}) ...",
+                file=sys.stderr,
+                flush=True,
+            )
+            result = measure(
+                kind, stations, args.seconds, args.connecting, args.paced_rate, args.pin
+            )
+            result["round"] = round_ + 1
+            results.append(result)
+    loads.append(_load())
     print(report(results))
-    ours = [r for r in results if r["server"] in ("trio", "asyncio")]
-    theirs = [r for r in results if r["server"] == "ocpp"]
-    if ours and theirs and theirs[0]["requests_per_s"]:
-        for r in ours:
-            ratio = r["requests_per_s"] / theirs[0]["requests_per_s"]
-            line = f"{r['server']}: {ratio:.1f}x the ocpp package's requests/s"
-            if r["server_cpu_us_per_request"] and theirs[0]["server_cpu_us_per_request"]:
-                # What the ratio would be if each CSMS had had a whole core to itself.
-                per_cpu = theirs[0]["server_cpu_us_per_request"] / r["server_cpu_us_per_request"]
-                line += f", {per_cpu:.1f}x per CPU second"
-            print(line)
+    for line in ratios(results):
+        print(line)
+    print(f"load average before / after: {loads[0]} / {loads[1]}; {os.cpu_count()} CPUs")
     print(json.dumps(results, indent=1))
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"load": loads, "results": results}, out, indent=1)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -103,11 +102,20 @@ class CoreBase:
         self.wall_clock = wall_clock
         self.registry = registry(version)
         self._call_timeout = call_timeout
-        self._new_id = id_generator or counter_ids()
+        #: (None: a counter, made at the first id: most CSMS cores never send a request)
+        self._id_generator = id_generator
         self.channel: RpcChannel | None = None
-        self._events: deque[Event] = deque()
+        #: A list, not a deque: it rarely holds more than a few events, and an idle deque
+        #: keeps a 0.5 KiB block per core.
+        self._events: list[Event] = []
         #: The peer's requests not answered yet, by message id (per connection).
         self._inbound: dict[str, Any] = {}
+
+    def _new_id(self) -> str:
+        """A message id for our next request."""
+        if self._id_generator is None:
+            self._id_generator = counter_ids()
+        return self._id_generator()
 
     def wall_time(self, now: float) -> datetime:
         """The wall-clock time of core time ``now``."""
@@ -142,14 +150,16 @@ class CoreBase:
     def next_event(self) -> Event | None:
         if not self._events:
             return None
-        event = self._events.popleft()
+        event = self._events.pop(0)
         if type(event) in _LOGGED:
             self._log_event(event)
         return event
 
     def events(self) -> list[Event]:
         """All pending events, oldest first."""
-        out = list(self._events)
+        if not self._events:
+            return []
+        out = self._events.copy()  # (the list is kept: one swapped in would outlive it)
         self._events.clear()
         for event in out:
             if type(event) in _LOGGED:
@@ -169,8 +179,10 @@ class CoreBase:
         channel = self.channel
         if channel is None or not channel.outbox:
             return []
-        out = channel.outbox
-        channel.outbox = []
+        # A copy, and the outbox kept: a new list per message would live until the next
+        # one, long enough for the cyclic collector to carry it to its oldest generation.
+        out = channel.outbox.copy()
+        channel.outbox.clear()
         return out
 
     def send_response(self, message_id: str, response: Any, now: float) -> None:
@@ -215,12 +227,11 @@ class CoreBase:
 
     def next_deadline(self) -> float | None:
         """The earliest time ``handle_timer`` must be called, or None."""
-        deadlines = [d for d in self._deadlines() if d is not None]
-        if self.channel is not None:
-            call_deadline = self.channel.deadline()
-            if call_deadline is not None:
-                deadlines.append(call_deadline)
-        return min(deadlines) if deadlines else None
+        earliest = self.channel.deadline() if self.channel is not None else None
+        for deadline in self._deadlines():  # (asked after every read: no lists made)
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest
 
     # --- for subclasses -----------------------------------------------------------------
 

@@ -62,6 +62,7 @@ class RpcChannel:
         self.registry = registry(version)
         self.codes = error_codes(version)
         self.outbox: list[str] = []
+        self._peer = _peer(role)
         self.outstanding: Outstanding | None = None
         #: The peer's CALLs we have not answered yet: message id -> action.
         self.unanswered: dict[str, str] = {}
@@ -245,7 +246,7 @@ class RpcChannel:
             )
             return [ProtocolViolation(error=error, raw=text, answered=True)]
         spec = self.registry[call.action]
-        if not spec.sender.may_send(_peer(self.role)):
+        if not spec.sender.may_send(self._peer):
             self.unanswered[call.message_id] = call.action
             return [
                 self.refuse(
@@ -259,7 +260,7 @@ class RpcChannel:
 
     def _incoming_send(self, send: Send) -> list[Event]:
         spec = self.registry[send.action]
-        if not spec.sender.may_send(_peer(self.role)):
+        if not spec.sender.may_send(self._peer):
             error = FrameError(
                 self.codes.not_supported,
                 f"{send.action} is never sent to the {self.role.value}",

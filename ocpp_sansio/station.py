@@ -230,7 +230,7 @@ class StationCore(CoreBase):
         power_up = store.begin_power_up()
         if id_generator is None:
             # Ids unique per identity across restarts: the power-up's number, then a count.
-            self._new_id = counter_ids(f"{power_up}-")
+            self._id_generator = counter_ids(f"{power_up}-")
         for held in store.held_messages():
             try:
                 payload = decode_frame(held.frame, self.version).payload  # type: ignore[union-attr]

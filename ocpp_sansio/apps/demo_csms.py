@@ -98,7 +98,9 @@ class DemoAnswers:
         return minimal(cls)
 
     def events(self) -> list[FlowEvent]:
-        out, self._events = self._events, []
+        # A copy, and the list kept (a list swapped in per message would outlive it).
+        out = self._events.copy()
+        self._events.clear()
         return out
 
 

@@ -95,7 +95,7 @@ class FacadeCore(StationCore):
             self._facade.router.sent_at.setdefault(channel.outstanding.message_id, now)
 
     def put_back(self, events: list[Event]) -> None:
-        self._events.extendleft(reversed(events))
+        self._events[:0] = events
 
 
 class OfflineTimers:

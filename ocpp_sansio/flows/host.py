@@ -63,8 +63,12 @@ class FlowHost:
         return out
 
     def next_deadline(self) -> float | None:
-        deadlines = [d for f in self._timed if (d := f.next_deadline()) is not None]
-        return min(deadlines, default=None)
+        earliest = None
+        for flow in self._timed:  # (asked after every read: no lists made)
+            deadline = flow.next_deadline()
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest
 
     def handle_timer(self, now: float) -> None:
         for flow in self._timed:
