@@ -53,6 +53,7 @@ from ocpp_sansio.rules import is_transaction_message
 from ocpp_sansio.station import StationCore
 
 from ._options import (
+    DEFAULT_MAX_CALLS_IN_PROGRESS,
     Direction,
     FrameObserver,
     ServerOptions,
@@ -104,6 +105,8 @@ class Wire(Protocol):
     def send_text(self, text: str) -> None: ...
 
     def close(self, code: int = ..., reason: str = ..., now: float = ...) -> None: ...
+
+    def abort(self, code: int = ..., reason: str = ...) -> None: ...
 
     def next_deadline(self) -> float | None: ...
 
@@ -161,6 +164,7 @@ class Driver:
         identity: str = "",
         observer: FrameObserver | None = None,
         wall_clock: WallClock | None = None,
+        max_calls_in_progress: int = DEFAULT_MAX_CALLS_IN_PROGRESS,
     ) -> None:
         self.core = core
         self.identity = identity or getattr(core, "identity", "")
@@ -184,6 +188,14 @@ class Driver:
         self._durable: set[str] = set()
         self._requests: list[tuple[int, RequestReceived]] = []
         self._events: list[Event] = []
+        #: The peer's requests on this connection with a handler now; past
+        #: ``max_calls_in_progress`` more are answered with a CALLERROR.
+        self.max_calls_in_progress = max_calls_in_progress
+        self._in_progress = 0
+        #: CALLERRORs for excess requests were queued in the core since the last flush.
+        self._refused = False
+        #: The connection (generation) whose excess requests were logged.
+        self._warned = 0
         #: Bumped by every method that may change a deadline: ``next_deadline`` is
         #: computed again only after a change (one entry point may transmit twice when
         #: a handler answers inline).
@@ -214,6 +226,7 @@ class Driver:
         self.ws = ws
         self._tapping = self.observer is not None or frame_log.isEnabledFor(logging.DEBUG)
         self.generation += 1
+        self._in_progress = 0
         self._events.append(Connected(version=ws.version))
         self.core.connection_made(now)
         self._drain(ws, now)
@@ -267,6 +280,13 @@ class Driver:
         self.changes += 1
         self.now = now
         ws.close(code, reason, now)
+        self._drain(ws, now)
+
+    def abort(self, ws: Wire, code: int, reason: str, now: float) -> None:
+        """End ``ws`` at once, without a closing handshake (the adapter drops its socket)."""
+        self.changes += 1
+        self.now = now
+        ws.abort(code, reason)
         self._drain(ws, now)
 
     def _drain(self, ws: Wire, now: float) -> None:
@@ -325,6 +345,9 @@ class Driver:
         once): what every entry point of an adapter acts on."""
         self.changes += 1
         self._sort_core_events()
+        if self._refused:  # the CALLERRORs go out with this entry point's frames
+            self._refused = False
+            self.flush()
         requests, events = self._requests, self._events
         if requests:
             self._requests = []
@@ -370,7 +393,11 @@ class Driver:
 
     def _sort(self, event: Event) -> None:
         if type(event) is RequestReceived:
-            self._requests.append((self.generation, event))
+            if self._in_progress < self.max_calls_in_progress:
+                self._in_progress += 1
+                self._requests.append((self.generation, event))
+            else:
+                self._refuse_excess(event)
             return
         if isinstance(event, _OUTCOMES):
             message_id = event.message_id
@@ -389,9 +416,38 @@ class Driver:
                     return
         self._events.append(event)
 
+    def _refuse_excess(self, event: RequestReceived) -> None:
+        """A request beyond ``max_calls_in_progress``: the peer did not wait for our
+        answers (OCPP-J section 4.1.1 "Synchronicity"; 2.x FR.01 with FR.03: a CALL that
+        breaks the RPC framework is answered with a CALLERROR). 1.6 has no RPC framework
+        error code: GenericError, as for a message id already in progress."""
+        if self._warned != self.generation:  # once per connection
+            self._warned = self.generation
+            log.warning(
+                "%s sends requests without waiting for our answers: more than %d in "
+                "progress are answered with a CALLERROR",
+                self.identity,
+                self.max_calls_in_progress,
+            )
+        self._refused = True
+        code = "GenericError" if self.core.version == "1.6" else "RpcFrameworkError"
+        limit = self.max_calls_in_progress
+        self._send_error(
+            event.message_id,
+            code,
+            f"{limit} of your requests are already in progress: send a request once the "
+            "previous one is answered (OCPP-J 4.1.1)",
+        )
+
+    def _handled(self, generation: int) -> None:
+        """A handler of connection ``generation`` is done."""
+        if generation == self.generation:
+            self._in_progress -= 1
+
     def answer(self, generation: int, message_id: str, response: Any, now: float) -> None:
         """The handler's answer to the peer's request ``message_id``."""
         self.changes += 1
+        self._handled(generation)
         if generation != self.generation or self.ws is None:
             return  # its connection is gone; the peer will ask again if it still cares
         self.now = now
@@ -404,6 +460,7 @@ class Driver:
     def answer_exception(self, generation: int, message_id: str, error: BaseException) -> None:
         """The handler raised ``error`` instead of answering."""
         self.changes += 1
+        self._handled(generation)
         if generation != self.generation or self.ws is None:
             return
         if isinstance(error, OcppCallError):
@@ -543,6 +600,7 @@ class CsmsCores:
             identity=identity,
             observer=options.observer,
             wall_clock=self.wall_clock,
+            max_calls_in_progress=options.max_calls_in_progress,
         )
 
     def place(
@@ -616,6 +674,7 @@ class StationDriver(Driver):
             identity=endpoint.identity,
             observer=options.observer,
             wall_clock=options.wall_clock or wall_clock,
+            max_calls_in_progress=options.max_calls_in_progress,
         )
         self.endpoint = endpoint
         self.password = options.auth

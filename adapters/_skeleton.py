@@ -254,6 +254,18 @@ class Link:
             self.ws.close(code, reason, now)
         self.transmit()
 
+    def abort(self, code: int, reason: str, now: float) -> None:
+        """End the connection at once, without a closing handshake: what waits to be sent
+        is dropped (a peer that stopped reading, past ``max_write_buffer``). The
+        transport's ``finish()`` follows; it drops its unsent bytes too."""
+        session = self.session
+        if session is not None:
+            session.driver.abort(self.ws, code, reason, now)
+            session.process()
+        else:
+            self.ws.abort(code, reason)
+        self.transmit()
+
     def transmit(self) -> None:
         """Write what the WebSocket produced; finish the socket once it is done; re-arm
         the timer for the earliest deadline of the WebSocket, the core and the flows."""

@@ -52,6 +52,7 @@ GOING_AWAY = 1001
 PROTOCOL_ERROR = 1002
 UNSUPPORTED_DATA = 1003
 ABNORMAL_CLOSURE = 1006
+POLICY_VIOLATION = 1008
 MESSAGE_TOO_BIG = 1009
 INTERNAL_ERROR = 1011
 
@@ -114,6 +115,23 @@ class WsOptions:
     idle_timeout: float = attrs.field(default=0.0, validator=_not_negative)
     #: How long to wait for the peer's answer to our close frame.
     close_timeout: float = attrs.field(default=5.0, validator=_positive)
+    #: Back-pressure: while more than this many bytes wait to be sent to the peer (it
+    #: reads slower than we write, or not at all), nothing more is read from it; reading
+    #: resumes once a quarter of it is left. What the peer sends meanwhile stays in the
+    #: kernel's buffers, so a peer that does not read cannot make us buffer its answers.
+    write_high_water: int = attrs.field(default=64 * 1024, validator=_positive_int)
+    #: Past this many bytes waiting to be sent the connection ends at once, with close
+    #: code 1008 and without a closing handshake (what is unsent is dropped). With
+    #: reading stopped at ``write_high_water`` only our own sends can get here.
+    max_write_buffer: int = attrs.field(default=4 * 1024 * 1024, validator=_positive_int)
+
+    @max_write_buffer.validator
+    def _above_high_water(self, attribute: attrs.Attribute[int], value: int) -> None:
+        if value < self.write_high_water:
+            raise ValueError(
+                f"max_write_buffer ({value}) must be at least write_high_water "
+                f"({self.write_high_water})"
+            )
 
 
 def plain_text_frame(text: str) -> bytes:
@@ -509,8 +527,10 @@ class _WebSocket:
             self._finish(code, reason, by_peer=False)
 
     def abort(self, code: int = ABNORMAL_CLOSURE, reason: str = "") -> None:
-        """The transport is gone or must go now: no more frames either way."""
+        """The transport is gone or must go now: no more frames either way (what was
+        still to be sent is dropped)."""
         if self.phase is not Phase.DONE:
+            self._out.clear()
             self._finish(code, reason, by_peer=False)
 
     def receive_data(self, data: bytes | None, now: float) -> None:

@@ -147,6 +147,11 @@ class _Messages:
             self._out.append({"type": "websocket.close", "code": code, "reason": reason})
             self._finish(code, reason, by_peer=False)
 
+    def abort(self, code: int = ABNORMAL_CLOSURE, reason: str = "") -> None:
+        if not self.done:
+            self._out.clear()
+            self._finish(code, reason, by_peer=False)
+
     def _finish(self, code: int, reason: str, *, by_peer: bool) -> None:
         self.phase = Phase.DONE
         self._events.append(Closed(code=code, reason=reason, by_peer=by_peer))

@@ -228,7 +228,7 @@ class CsmsServer(Server):
                 log.info("TLS handshake failed: %s", error)
                 sock.close()
                 return
-        transport = OwnedSocket(sock, self.lock, options.ws_options.close_timeout)
+        transport = OwnedSocket(sock, self.lock, options.ws_options)
         with self.lock:
             transport.link = link = self.new_link(transport)
         try:
@@ -340,7 +340,7 @@ class Station(StationMixin, _Threads):
                 sock = context.wrap_socket(sock, server_hostname=endpoint.host)
         except OSError as error:
             raise ConnectionError(error) from error
-        transport = OwnedSocket(sock, self.lock, options.close_timeout)
+        transport = OwnedSocket(sock, self.lock, options)
         with self.lock:
             ws = self.driver.new_websocket(time.monotonic())
             transport.link = self.link = Link(ws, self, transport)

@@ -1,0 +1,146 @@
+"""Attacks on what a connection may cost a CSMS (issue 16, findings 2 and 8), from outside:
+the server runs in a process of its own (tests/_attackkit.py) so its memory, tasks and
+threads can be read, and a healthy station checks its Heartbeats stay under 100 ms.
+
+- A peer that does not read what we send (its answers, pongs): the server stops reading it
+  once ``write_high_water`` bytes wait (back-pressure), so what it sends stays in the
+  kernel's buffers, not in ours. Before: 40 MB of pings grew the server by 35 MB, 400k
+  pipelined Heartbeats by 18-22 MB.
+- A peer that pipelines requests to a slow handler: at most ``max_calls_in_progress`` (4)
+  are with handlers, the rest answered at once with a CALLERROR. Before: 10k pipelined
+  requests made 10k tasks (threads: one OS thread each).
+
+The short forms run in CI; ``-m slow`` runs the full sizes of the issue.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import pytest
+
+from tests._attackkit import HealthyStation, Peer, call, frame, in_thread, target
+
+IO_ADAPTERS = ("asyncio", "threads")
+MIB = 1 << 20
+
+
+def attacker(port: int) -> Peer:
+    """A booted peer whose socket buffers little of what we send it (so our answers back
+    up at once, as behind a slow or hostile reader)."""
+    peer = Peer(port, "ATTACKER")
+    peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    peer.boot()
+    return peer
+
+
+def send_until_stalled(peer: Peer, data: bytes, stall: float = 1.0) -> int:
+    """Send ``data`` without reading anything; stop once the server stops taking it for
+    ``stall`` seconds. The bytes sent."""
+    peer.sock.settimeout(stall)
+    view, sent = memoryview(data), 0
+    try:
+        while sent < len(data):
+            sent += peer.sock.send(view[sent : sent + MIB])
+    except TimeoutError:
+        pass
+    return sent
+
+
+def unread_flood(adapter: str, data: bytes) -> dict[str, Any]:
+    with target(adapter) as server:
+        healthy = HealthyStation(server.port)
+        peer = attacker(server.port)
+        before = server.stats()
+        sent = send_until_stalled(peer, data)
+        time.sleep(0.3)
+        worst = healthy.stop()
+        after = server.stats()
+        peer.close()
+    growth = (after["VmRSS"] - before["VmRSS"]) * 1024
+    return {"sent": sent, "growth": growth, "worst": worst}
+
+
+def pings(megabytes: int) -> bytes:
+    ping = frame(b"p" * 125, 0x9)
+    return ping * (megabytes * MIB // len(ping))
+
+
+def heartbeats(count: int) -> bytes:
+    return b"".join(call(f"hb{number}", "Heartbeat", {}) for number in range(count))
+
+
+@pytest.mark.parametrize("adapter", IO_ADAPTERS)
+def test_pings_left_unread_stop_the_reading_and_cost_no_memory(adapter: str) -> None:
+    """16 MB of pings whose pongs are never read: the server grows by less than 4 MiB
+    (before: by about what was sent)."""
+    result = unread_flood(adapter, pings(16))
+    assert result["sent"] < 16 * MIB, "the server should stop reading"
+    assert result["growth"] < 4 * MIB, result
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("adapter", IO_ADAPTERS)
+def test_40_mb_of_pings_left_unread_cost_no_memory(adapter: str) -> None:
+    """The issue's size: 40 MB of pings; the server grows by less than 4 MiB (before: 35 MB)."""
+    result = unread_flood(adapter, pings(40))
+    assert result["growth"] < 4 * MIB, result
+
+
+@pytest.mark.parametrize("adapter", IO_ADAPTERS)
+def test_400k_pipelined_heartbeats_left_unread_cost_no_memory(adapter: str) -> None:
+    """400,000 Heartbeats (14 MB) sent without reading an answer: the server grows by less
+    than 4 MiB (before: 18-22 MB)."""
+    result = unread_flood(adapter, heartbeats(400_000))
+    assert result["sent"] < 14 * MIB, "the server should stop reading"
+    assert result["growth"] < 4 * MIB, result
+
+
+def slow_pipeline(adapter: str, count: int) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """``count`` Authorize requests to a handler that takes 5 s, sent at once; the server's
+    stats before and after, and how many were answered with a CALLERROR within 10 s."""
+    with target(adapter, slow={"Authorize": 5.0}) as server:
+        healthy = HealthyStation(server.port)
+        peer = Peer(server.port, "ATTACKER")
+        peer.boot()
+        before = server.stats()
+        requests = b"".join(
+            call(f"a{number}", "Authorize", {"idTag": "T"}) for number in range(count)
+        )
+        sending = in_thread(peer.sock.sendall, requests)  # (reading the answers here)
+        refused, deadline = 0, time.monotonic() + 10
+        while refused < count - 4 and time.monotonic() < deadline:
+            answer = peer.next_message()
+            assert answer is not None
+            if answer[0] == 4:
+                assert answer[2] == "GenericError", answer  # (1.6)
+                refused += 1
+        sending.join(10)
+        time.sleep(0.3)  # the slow handler still runs: the healthy station goes on
+        during = server.stats()
+        healthy.stop()
+        peer.close()
+    return before, during, refused
+
+
+@pytest.mark.parametrize("adapter", (*IO_ADAPTERS, "trio"))
+def test_pipelined_slow_requests_make_no_task_or_thread_each(adapter: str) -> None:
+    """2,000 pipelined requests to a 5 s handler: at most 4 more tasks and threads than
+    before, RSS under 4 MiB more, and all but ``max_calls_in_progress`` (4) answered
+    GenericError at once (before: 2,000 tasks, or 2,000 OS threads and +62 MB)."""
+    before, during, refused = slow_pipeline(adapter, 2_000)
+    assert during["tasks"] <= before["tasks"] + 4, (before, during)
+    assert during["threads"] <= before["threads"] + 4, (before, during)
+    assert (during["VmRSS"] - before["VmRSS"]) * 1024 < 4 * MIB, (before, during)
+    assert refused == 2_000 - 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("adapter", (*IO_ADAPTERS, "trio"))
+def test_10k_pipelined_slow_requests_make_no_task_or_thread_each(adapter: str) -> None:
+    before, during, refused = slow_pipeline(adapter, 10_000)
+    assert during["tasks"] <= before["tasks"] + 4, (before, during)
+    assert during["threads"] <= before["threads"] + 4, (before, during)
+    assert refused == 10_000 - 4
