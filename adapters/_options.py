@@ -164,6 +164,9 @@ class ServerOptions:
     - ``backlog``: the listen backlog.
     - ``observer``: sees every frame of every station (``FrameObserver``).
     - ``wall_clock``: dates for the flows; default: the adapter's clock read as UTC.
+    - ``max_connections``: connections open at once, in their handshake or not; past it
+      a new one is answered HTTP 503 once its request head is read, and closed. Keep
+      the process's descriptor limit (``ulimit -n``) above it.
     - ``max_calls_in_progress``: a station's requests with a handler at once (each a
       task or thread), per connection. OCPP-J lets a peer send a CALL only once its
       previous one was answered or timed out (section 4.1.1; 2.x FR.01), so one is the
@@ -198,3 +201,4 @@ class ServerOptions:
     max_calls_in_progress: int = attrs.field(
         default=DEFAULT_MAX_CALLS_IN_PROGRESS, validator=_at_least_one
     )
+    max_connections: int = attrs.field(default=10_000, validator=_at_least_one)

@@ -45,6 +45,7 @@ from ._driver import (
     server_policy,
 )
 from ._options import ServerOptions, StationOptions, WallClock
+from ._upgrade import HandshakeRefused
 from ._ws import (
     DEFAULT_VERSIONS,
     GOING_AWAY,
@@ -481,10 +482,23 @@ class Server:
         cluster node puts a station's state into them)."""
         self.cores.observer_flows.append(observe)
 
-    def new_link(self, transport: Transport) -> Link:
-        """A connection was accepted: its link, judged by the handshake policy."""
+    def at_capacity(self) -> HandshakeRefused | None:
+        """The refusal for a new connection while ``max_connections`` are open (HTTP
+        503, before any session is touched), or None."""
+        limit = self.options.max_connections
+        if len(self.links) < limit:
+            return None
+        return HandshakeRefused(503, f"the CSMS holds its limit of {limit} connections")
+
+    def new_link(self, transport: Transport, accepted: float | None = None) -> Link:
+        """A connection was accepted (at ``accepted``, by the adapter's clock: the
+        handshake deadline runs from then; default now): its link, judged by the
+        handshake policy, or refused with 503 past ``max_connections``."""
         ws = ServerWebSocket(
-            self.policy, self._clock(), peer_certificate=transport.peer_certificate
+            self.policy,
+            self._clock() if accepted is None else accepted,
+            peer_certificate=transport.peer_certificate,
+            refusal=self.at_capacity(),
         )
         link = Link(ws, self, transport)
         self.links.add(link)

@@ -686,13 +686,17 @@ class ServerWebSocket(_WebSocket):
         now: float,
         *,
         peer_certificate: Callable[[], Certificate | None] | None = None,
+        refusal: HandshakeRefused | None = None,
     ) -> None:
         """``now``: when the connection was accepted (the handshake deadline runs from
         it). ``peer_certificate()``: the TLS client certificate, asked for once the request
-        head is complete (over TLS the TLS handshake is over by then)."""
+        head is complete (over TLS the TLS handshake is over by then). ``refusal``: the
+        answer to whatever the request is (a server at its connection limit: 503), given
+        once the head is read, so the peer reads it rather than a reset."""
         super().__init__(policy.options)
         self.policy = policy
         self._peer_certificate = peer_certificate
+        self._refusal = refusal
         self._head = bytearray()
         self._handshake_due = now + policy.options.handshake_timeout
         #: Without extensions, complete masked text frames are read here (``_read_plain``)
@@ -719,6 +723,8 @@ class ServerWebSocket(_WebSocket):
             length = head_length(self._head, searched)
             if length is None:
                 return
+            if self._refusal is not None:
+                raise self._refusal
             request = parse_upgrade_request(bytes(self._head[:length]))
         except HandshakeRefused as refused:
             self._reject(refused)

@@ -318,7 +318,12 @@ class OcppAsgi(Server):
         if (await receive())["type"] != "websocket.connect":
             return
         certificate = scope_certificate(scope)
-        verdict = self._verdict(scope, certificate)
+        full = self.at_capacity()
+        verdict = (
+            self._verdict(scope, certificate)
+            if full is None
+            else Closed(code=1013, reason=full.reason, by_peer=False, status=full.status)
+        )
         if isinstance(verdict, Closed):
             await self._refuse(scope, send, verdict)
             return

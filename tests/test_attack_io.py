@@ -144,3 +144,28 @@ def test_10k_pipelined_slow_requests_make_no_task_or_thread_each(adapter: str) -
     assert during["tasks"] <= before["tasks"] + 4, (before, during)
     assert during["threads"] <= before["threads"] + 4, (before, during)
     assert refused == 10_000 - 4
+
+
+# --- connections per server ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("adapter", (*IO_ADAPTERS, "trio"))
+def test_past_max_connections_a_new_connection_gets_503_before_the_upgrade(adapter: str) -> None:
+    """``max_connections`` 3: the fourth connection is answered HTTP 503 and closed; once
+    one is gone a new one opens again (before: every connection was taken)."""
+    with target(adapter, server={"max_connections": 3}) as server:
+        healthy = HealthyStation(server.port)
+        silent = Peer(server.port, "SILENT")  # in its handshake: it counts too
+        second = Peer(server.port, "SECOND")
+        second.boot()
+        refused = Peer(server.port, "FOURTH")
+        assert refused.open().startswith("HTTP/1.1 503 "), "past the limit"
+        assert refused.closed_within(2.0)
+        assert server.stats()["links"] <= 4
+        second.close()
+        time.sleep(0.2)
+        again = Peer(server.port, "AGAIN")
+        again.boot()
+        healthy.stop()
+        for peer in (silent, refused, again):
+            peer.close()
