@@ -63,6 +63,7 @@ from ._options import (
 from ._ws import (
     INTERNAL_ERROR,
     NORMAL_CLOSURE,
+    POLICY_VIOLATION,
     ClientWebSocket,
     Closed,
     Endpoint,
@@ -165,6 +166,7 @@ class Driver:
         observer: FrameObserver | None = None,
         wall_clock: WallClock | None = None,
         max_calls_in_progress: int = DEFAULT_MAX_CALLS_IN_PROGRESS,
+        boot_timeout: float = 0.0,
     ) -> None:
         self.core = core
         self.identity = identity or getattr(core, "identity", "")
@@ -196,6 +198,10 @@ class Driver:
         self._refused = False
         #: The connection (generation) whose excess requests were logged.
         self._warned = 0
+        #: (A CSMS's) how long a connection may go without a boot answered, when the
+        #: station's registration is unknown (0: no limit); when that runs out.
+        self.boot_timeout = boot_timeout
+        self._boot_due: float | None = None
         #: Bumped by every method that may change a deadline: ``next_deadline`` is
         #: computed again only after a change (one entry point may transmit twice when
         #: a handler answers inline).
@@ -227,6 +233,8 @@ class Driver:
         self._tapping = self.observer is not None or frame_log.isEnabledFor(logging.DEBUG)
         self.generation += 1
         self._in_progress = 0
+        if self.boot_timeout and self.core.registration is None:
+            self._boot_due = now + self.boot_timeout
         self._events.append(Connected(version=ws.version))
         self.core.connection_made(now)
         self._drain(ws, now)
@@ -257,6 +265,9 @@ class Driver:
             self.core.handle_timer(now)
             if self.host is not None:
                 self.host.handle_timer(now)
+            due = self._boot_due
+            if due is not None and now >= due:
+                self._boot_expired(ws, now)
 
     def next_deadline(self, ws: Wire) -> float | None:
         """The earliest of the WebSocket's, the core's and the flows' deadlines (the core's
@@ -268,6 +279,8 @@ class Driver:
         if ws is not self.ws:
             return own
         core = self.core.next_deadline()
+        if self._boot_due is not None and (core is None or self._boot_due < core):
+            core = self._boot_due
         if self.host is not None:
             flows = self.host.next_deadline()
             if flows is not None and (core is None or flows < core):
@@ -275,6 +288,15 @@ class Driver:
         deadline = core if own is None else own if core is None else min(own, core)
         self._deadline = (self.changes, ws, deadline)
         return deadline
+
+    def _boot_expired(self, ws: Wire, now: float) -> None:
+        """``boot_timeout`` ran out: a station that has had no BootNotification answered
+        (any status: Pending and Rejected stations stay, B02.FR.06) is closed with 1008."""
+        self._boot_due = None
+        if self.core.registration is None:
+            reason = f"no BootNotification within {self.boot_timeout:g} s of connecting"
+            log.warning("%s: %s: closing", self.identity, reason)
+            self.close(ws, POLICY_VIOLATION, reason, now)
 
     def close(self, ws: Wire, code: int, reason: str, now: float) -> None:
         self.changes += 1
@@ -601,6 +623,7 @@ class CsmsCores:
             observer=options.observer,
             wall_clock=self.wall_clock,
             max_calls_in_progress=options.max_calls_in_progress,
+            boot_timeout=options.boot_timeout,
         )
 
     def place(

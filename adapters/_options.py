@@ -164,6 +164,12 @@ class ServerOptions:
     - ``backlog``: the listen backlog.
     - ``observer``: sees every frame of every station (``FrameObserver``).
     - ``wall_clock``: dates for the flows; default: the adapter's clock read as UTC.
+    - ``boot_timeout``: a station whose registration the CSMS does not know (no
+      BootNotification answered in its session, none restored from a store) and that
+      has had none answered this many seconds after its handshake is closed with 1008.
+      Any answer counts: Pending and Rejected stations stay connected (B02.FR.06). A
+      station back on a session the CSMS knows (a reconnect, a store) has no deadline.
+      0 turns it off.
     - ``max_connections``: connections open at once, in their handshake or not; past it
       a new one is answered HTTP 503 once its request head is read, and closed. Keep
       the process's descriptor limit (``ulimit -n``) above it.
@@ -202,3 +208,4 @@ class ServerOptions:
         default=DEFAULT_MAX_CALLS_IN_PROGRESS, validator=_at_least_one
     )
     max_connections: int = attrs.field(default=10_000, validator=_at_least_one)
+    boot_timeout: float = attrs.field(default=60.0, validator=_not_negative)

@@ -7,6 +7,7 @@ with a CALLERROR (FR.03), starting no task or thread for it. In memory, no socke
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -34,12 +35,12 @@ def pipelined(driver: Driver, ws: FakeWs, version: str, count: int, first: int =
 def boot_answer(version: str) -> Any:
     if version == "1.6":
         return v16.BootNotificationResponse(
-            current_time="2025-01-01T00:00:00Z",  # type: ignore[arg-type]
+            current_time=datetime(2025, 1, 1, tzinfo=UTC),
             interval=300,
             status=v16.RegistrationStatus.PENDING,
         )
     return v201.BootNotificationResponse(
-        current_time="2025-01-01T00:00:00Z",  # type: ignore[arg-type]
+        current_time=datetime(2025, 1, 1, tzinfo=UTC),
         interval=300,
         status=v201.RegistrationStatusEnum.PENDING,
     )

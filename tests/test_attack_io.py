@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests._attackkit import HealthyStation, Peer, call, frame, in_thread, target
+from tests._attackkit import ADAPTERS, HealthyStation, Peer, call, frame, in_thread, target
+from tests.test_cli import start_csms
 
 IO_ADAPTERS = ("asyncio", "threads")
 MIB = 1 << 20
@@ -169,3 +170,33 @@ def test_past_max_connections_a_new_connection_gets_503_before_the_upgrade(adapt
         healthy.stop()
         for peer in (silent, refused, again):
             peer.close()
+
+
+# --- silent connections on the demo CSMS (finding 10) ---------------------------------------------
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_the_demo_csms_closes_a_silent_websocket_and_pings_a_booted_one(adapter: str) -> None:
+    """``ocpp-sansio csms``: a WebSocket that never boots is closed with 1008 by the boot
+    deadline (1 s here, 60 s by default), and a booted station is pinged (every 0.5 s
+    here, 60 s by default; a pong 30 s late closes it). Before: open at 100 s, no pings."""
+    process, port = start_csms(
+        "--adapter", adapter, "--boot-timeout", "1", "--ping-interval", "0.5"
+    )
+    try:
+        silent = Peer(port, "SILENT")
+        assert silent.open().startswith("HTTP/1.1 101 ")
+        started = time.monotonic()
+        assert silent.next_message() is None  # (pings answered) until the close
+        assert silent.close_code == 1008
+        assert time.monotonic() - started < 3.0
+        booted = Peer(port, "BOOTED")
+        booted.boot()
+        booted.sock.settimeout(3.0)
+        opcode, _ = booted.next_frame() or (None, b"")
+        assert opcode == 0x9, "a ping"
+        for peer in (silent, booted):
+            peer.close()
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)
