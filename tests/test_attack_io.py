@@ -15,13 +15,24 @@ The short forms run in CI; ``-m slow`` runs the full sizes of the issue.
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import ssl
 import time
 from typing import Any
 
 import pytest
 
-from tests._attackkit import ADAPTERS, HealthyStation, Peer, call, frame, in_thread, target
+from tests._attackkit import (
+    ADAPTERS,
+    HealthyStation,
+    Peer,
+    call,
+    frame,
+    in_thread,
+    target,
+    upgrade,
+)
 from tests.test_cli import start_csms
 
 IO_ADAPTERS = ("asyncio", "threads")
@@ -200,3 +211,104 @@ def test_the_demo_csms_closes_a_silent_websocket_and_pings_a_booted_one(adapter:
     finally:
         process.terminate()
         process.communicate(timeout=20)
+
+
+# --- the handshake deadline from accept, TCP and TLS -------------------------------------------
+
+HANDSHAKE_TIMEOUT = 1.0
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    import trustme
+
+    folder = tmp_path_factory.mktemp("tls")
+    certificate = trustme.CA().issue_cert("127.0.0.1")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    certificate.cert_chain_pems[0].write_to_path(str(cert))
+    certificate.private_key_pem.write_to_path(str(key))
+    return {"cert": str(cert), "key": str(key)}
+
+
+def client_hello() -> bytes:
+    """The first flight of a TLS client, to trickle byte by byte."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing)
+    with contextlib.suppress(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+def trickle(sock: socket.socket, data: bytes, period: float, until: float) -> bool:
+    """Send ``data`` a byte every ``period`` seconds; True once the server closed (before
+    ``until``), False if it was still open then."""
+    sock.settimeout(period)
+    for byte in data:
+        if time.monotonic() >= until:
+            return False
+        try:
+            sock.send(bytes((byte,)))
+            if sock.recv(4096) == b"":
+                return True
+        except TimeoutError:
+            continue
+        except OSError:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+@pytest.mark.parametrize("adapter", IO_ADAPTERS)
+def test_a_silent_or_trickling_connection_is_closed_at_the_handshake_deadline(
+    adapter: str, tls: bool, tls_files: dict[str, str]
+) -> None:
+    """``handshake_timeout`` 1 s, counted from accept: a socket that sends nothing, and one
+    that sends its first bytes (a ClientHello over TLS, the request head over TCP) one
+    every 0.25 s, are both closed within 2 s (before, threads over TLS: the trickle kept the
+    connection open, each byte restarting the socket timeout)."""
+    ws = {"ping_interval": 0, "close_timeout": 1, "handshake_timeout": HANDSHAKE_TIMEOUT}
+    with target(adapter, ws=ws, **({"tls": tls_files} if tls else {})) as server:
+        silent = socket.create_connection(("127.0.0.1", server.port))
+        slow = socket.create_connection(("127.0.0.1", server.port))
+        started = time.monotonic()
+        until = started + HANDSHAKE_TIMEOUT + 1.0
+        first = client_hello() if tls else upgrade("TRICKLE")
+        assert trickle(slow, first, 0.25, until), "the trickle outlived the deadline"
+        silent.settimeout(max(0.1, until - time.monotonic()))
+        with contextlib.suppress(ConnectionResetError):
+            assert silent.recv(4096) == b""
+        assert time.monotonic() - started < HANDSHAKE_TIMEOUT + 1.0
+        silent.close()
+        slow.close()
+
+
+# --- accept loops that never die -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("adapter", IO_ADAPTERS)
+def test_out_of_descriptors_the_server_pauses_accepting_and_recovers(adapter: str) -> None:
+    """The server may open 16 more descriptors: 40 silent sockets exhaust them (accept
+    fails with EMFILE); once they are gone, new stations connect and boot again within
+    5 s (before, threads: the accept loop died at the first EMFILE)."""
+    ws = {"ping_interval": 0, "close_timeout": 1, "handshake_timeout": 30}
+    with target(adapter, ws=ws, nofile=16) as server:
+        hogs = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(40)]
+        time.sleep(1.0)  # the server accepts what it can, then fails with EMFILE
+        for hog in hogs:
+            hog.close()
+        deadline = time.monotonic() + 5.0
+        booted = 0
+        while booted < 3 and time.monotonic() < deadline:
+            peer = Peer(server.port, f"NEW{booted}", timeout=deadline - time.monotonic())
+            try:
+                peer.boot()
+                booted += 1
+            except (AssertionError, OSError):
+                time.sleep(0.2)
+            finally:
+                peer.close()
+        logged = server.close()
+        assert booted == 3, logged[-2000:]
+        assert "Too many open files" in logged, "the attack should exhaust the descriptors"
