@@ -66,7 +66,7 @@ def unread_flood(adapter: str, data: bytes) -> dict[str, Any]:
         healthy = HealthyStation(server.port)
         peer = attacker(server.port)
         before = server.stats()
-        sent = send_until_stalled(peer, data)
+        sent = send_until_stalled(peer, data, stall=0.5)
         time.sleep(0.3)
         worst = healthy.stop()
         after = server.stats()
@@ -161,7 +161,7 @@ def test_10k_pipelined_slow_requests_make_no_task_or_thread_each(adapter: str) -
 # --- connections per server ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("adapter", (*IO_ADAPTERS, "trio"))
+@pytest.mark.parametrize("adapter", [*IO_ADAPTERS, pytest.param("trio", marks=pytest.mark.slow)])
 def test_past_max_connections_a_new_connection_gets_503_before_the_upgrade(adapter: str) -> None:
     """``max_connections`` 3: the fourth connection is answered HTTP 503 and closed; once
     one is gone a new one opens again (before: every connection was taken)."""
@@ -186,7 +186,9 @@ def test_past_max_connections_a_new_connection_gets_503_before_the_upgrade(adapt
 # --- silent connections on the demo CSMS (finding 10) ---------------------------------------------
 
 
-@pytest.mark.parametrize("adapter", ADAPTERS)
+@pytest.mark.parametrize(
+    "adapter", [pytest.param(a, marks=pytest.mark.slow) if a != "trio" else a for a in ADAPTERS]
+)
 def test_the_demo_csms_closes_a_silent_websocket_and_pings_a_booted_one(adapter: str) -> None:
     """``ocpp-sansio csms``: a WebSocket that never boots is closed with 1008 by the boot
     deadline (1 s here, 60 s by default), and a booted station is pinged (every 0.5 s
@@ -259,7 +261,9 @@ def trickle(sock: socket.socket, data: bytes, period: float, until: float) -> bo
     return False
 
 
-@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+@pytest.mark.parametrize(
+    "tls", [pytest.param(False, marks=pytest.mark.slow), True], ids=["tcp", "tls"]
+)
 @pytest.mark.parametrize("adapter", IO_ADAPTERS)
 def test_a_silent_or_trickling_connection_is_closed_at_the_handshake_deadline(
     adapter: str, tls: bool, tls_files: dict[str, str]
