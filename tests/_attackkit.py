@@ -222,6 +222,10 @@ class Target:
         result: dict[str, Any] = json.loads(line)
         return result
 
+    def logged(self) -> str:
+        """What the server logged so far (its last 200 lines)."""
+        return "".join(self._logged)
+
     def stats(self) -> dict[str, Any]:
         """VmRSS, VmHWM (KiB), tasks, threads, sessions, links, fds, cpu (s)."""
         return self._command("stats")
