@@ -457,8 +457,8 @@ class Driver:
         self._send_error(
             event.message_id,
             code,
-            f"{limit} of your requests are already in progress: send a request once the "
-            "previous one is answered (OCPP-J 4.1.1)",
+            f"the limit of {limit} requests in progress is reached: send a request once "
+            "the previous one is answered (OCPP-J 4.1.1)",
         )
 
     def _handled(self, generation: int) -> None:

@@ -62,7 +62,7 @@ def test_FR_01_FR_03_requests_past_the_limit_get_a_callerror_at_once(
     assert [request.message_id for _, request in requests] == ["m0", "m1", "m2"]
     errors = [json.loads(text) for text in ws.sent]
     assert [(e[0], e[1], e[2]) for e in errors] == [(4, "m3", code), (4, "m4", code)]
-    assert errors[0][3].startswith("3 of your requests are already in progress")
+    assert errors[0][3].startswith("the limit of 3 requests in progress is reached")
     # An answer makes room for one more.
     generation, first = requests[0]
     driver.answer(generation, first.message_id, boot_answer(version), 2.0)
@@ -103,8 +103,8 @@ def test_a_new_connection_starts_with_none_in_progress() -> None:
         4,
         "m1",
         "RpcFrameworkError",
-        "1 of your requests are already in progress: send a request once the previous "
-        "one is answered (OCPP-J 4.1.1)",
+        "the limit of 1 requests in progress is reached: send a request once the "
+        "previous one is answered (OCPP-J 4.1.1)",
     ]
 
 
