@@ -54,6 +54,7 @@ from ocpp_sansio.rules import is_transaction_message
 from ocpp_sansio.station import StationCore
 
 from ._options import (
+    DEFAULT_MAX_CALLS_IN_PROGRESS,
     Direction,
     FrameObserver,
     ServerOptions,
@@ -63,6 +64,7 @@ from ._options import (
 from ._ws import (
     INTERNAL_ERROR,
     NORMAL_CLOSURE,
+    POLICY_VIOLATION,
     ClientWebSocket,
     Closed,
     Endpoint,
@@ -111,6 +113,8 @@ class Wire(Protocol):
     def send_text(self, text: str) -> None: ...
 
     def close(self, code: int = ..., reason: str = ..., now: float = ...) -> None: ...
+
+    def abort(self, code: int = ..., reason: str = ...) -> None: ...
 
     def next_deadline(self) -> float | None: ...
 
@@ -168,6 +172,8 @@ class Driver:
         identity: str = "",
         observer: FrameObserver | None = None,
         wall_clock: WallClock | None = None,
+        max_calls_in_progress: int = DEFAULT_MAX_CALLS_IN_PROGRESS,
+        boot_timeout: float = 0.0,
     ) -> None:
         self.core = core
         self.identity = identity or getattr(core, "identity", "")
@@ -192,6 +198,18 @@ class Driver:
         self._durable: dict[str, None] = {}
         self._requests: list[tuple[int, RequestReceived]] = []
         self._events: list[Event] = []
+        #: The peer's requests on this connection with a handler now; past
+        #: ``max_calls_in_progress`` more are answered with a CALLERROR.
+        self.max_calls_in_progress = max_calls_in_progress
+        self._in_progress = 0
+        #: CALLERRORs for excess requests were queued in the core since the last flush.
+        self._refused = False
+        #: The connection (generation) whose excess requests were logged.
+        self._warned = 0
+        #: (A CSMS's) how long a connection may go without a boot answered, when the
+        #: station's registration is unknown (0: no limit); when that runs out.
+        self.boot_timeout = boot_timeout
+        self._boot_due: float | None = None
         #: Bumped by every method that may change a deadline: ``next_deadline`` is
         #: computed again only after a change (one entry point may transmit twice when
         #: a handler answers inline).
@@ -230,6 +248,9 @@ class Driver:
             ws.on_text = self._text
         self._tapping = self.observer is not None or frame_log.isEnabledFor(logging.DEBUG)
         self.generation += 1
+        self._in_progress = 0
+        if self.boot_timeout and self.core.registration is None:
+            self._boot_due = now + self.boot_timeout
         self._events.append(Connected(version=ws.version))
         self.core.connection_made(now)
         self._drain(ws, now)
@@ -262,6 +283,9 @@ class Driver:
             self.core.handle_timer(now)
             if self.host is not None:
                 self.host.handle_timer(now)
+            due = self._boot_due
+            if due is not None and now >= due:
+                self._boot_expired(ws, now)
 
     def next_deadline(self, ws: Wire) -> float | None:
         """The earliest of the WebSocket's, the core's and the flows' deadlines (the core's
@@ -272,6 +296,8 @@ class Driver:
         if ws is not self.ws:
             return own
         core = self.core.next_deadline()
+        if self._boot_due is not None and (core is None or self._boot_due < core):
+            core = self._boot_due
         if self.host is not None:
             flows = self.host.next_deadline()
             if flows is not None and (core is None or flows < core):
@@ -279,6 +305,15 @@ class Driver:
         deadline = core if own is None else own if core is None else min(own, core)
         self._deadline_at, self._deadline_ws, self._deadline = self.changes, ws, deadline
         return deadline
+
+    def _boot_expired(self, ws: Wire, now: float) -> None:
+        """``boot_timeout`` ran out: a station that has had no BootNotification answered
+        (any status: Pending and Rejected stations stay, B02.FR.06) is closed with 1008."""
+        self._boot_due = None
+        if self.core.registration is None:
+            reason = f"no BootNotification within {self.boot_timeout:g} s of connecting"
+            log.warning("%s: %s: closing", self.identity, reason)
+            self.close(ws, POLICY_VIOLATION, reason, now)
 
     def close(self, ws: Wire, code: int, reason: str, now: float) -> None:
         self.changes += 1
@@ -292,6 +327,13 @@ class Driver:
         if self._tapping:
             self._tap("received", text, self.now)
         self.core.receive_text(text, self.now)
+
+    def abort(self, ws: Wire, code: int, reason: str, now: float) -> None:
+        """End ``ws`` at once, without a closing handshake (the adapter drops its socket)."""
+        self.changes += 1
+        self.now = now
+        ws.abort(code, reason)
+        self._drain(ws, now)
 
     def _drain(self, ws: Wire, now: float) -> None:
         for event in ws.events():
@@ -355,6 +397,9 @@ class Driver:
         collected = self._flows_collected == self.changes  # nothing since flush()
         self.changes += 1
         self._sort_core_events(collected)
+        if self._refused:  # the CALLERRORs go out with this entry point's frames
+            self._refused = False
+            self.flush()
         requests, events = self._requests, self._events
         if requests:
             self._requests = []
@@ -405,7 +450,11 @@ class Driver:
 
     def _sort(self, event: Event) -> None:
         if type(event) is RequestReceived:
-            self._requests.append((self.generation, event))
+            if self._in_progress < self.max_calls_in_progress:
+                self._in_progress += 1
+                self._requests.append((self.generation, event))
+            else:
+                self._refuse_excess(event)
             return
         if isinstance(event, _OUTCOMES):
             message_id = event.message_id
@@ -424,9 +473,38 @@ class Driver:
                     return
         self._events.append(event)
 
+    def _refuse_excess(self, event: RequestReceived) -> None:
+        """A request beyond ``max_calls_in_progress``: the peer did not wait for our
+        answers (OCPP-J section 4.1.1 "Synchronicity"; 2.x FR.01 with FR.03: a CALL that
+        breaks the RPC framework is answered with a CALLERROR). 1.6 has no RPC framework
+        error code: GenericError, as for a message id already in progress."""
+        if self._warned != self.generation:  # once per connection
+            self._warned = self.generation
+            log.warning(
+                "%s sends requests without waiting for our answers: more than %d in "
+                "progress are answered with a CALLERROR",
+                self.identity,
+                self.max_calls_in_progress,
+            )
+        self._refused = True
+        code = "GenericError" if self.core.version == "1.6" else "RpcFrameworkError"
+        limit = self.max_calls_in_progress
+        self._send_error(
+            event.message_id,
+            code,
+            f"the limit of {limit} requests in progress is reached: send a request once "
+            "the previous one is answered (OCPP-J 4.1.1)",
+        )
+
+    def _handled(self, generation: int) -> None:
+        """A handler of connection ``generation`` is done."""
+        if generation == self.generation:
+            self._in_progress -= 1
+
     def answer(self, generation: int, message_id: str, response: Any, now: float) -> None:
         """The handler's answer to the peer's request ``message_id``."""
         self.changes += 1
+        self._handled(generation)
         if generation != self.generation or self.ws is None:
             return  # its connection is gone; the peer will ask again if it still cares
         self.now = now
@@ -439,6 +517,7 @@ class Driver:
     def answer_exception(self, generation: int, message_id: str, error: BaseException) -> None:
         """The handler raised ``error`` instead of answering."""
         self.changes += 1
+        self._handled(generation)
         if generation != self.generation or self.ws is None:
             return
         if isinstance(error, OcppCallError):
@@ -578,6 +657,8 @@ class CsmsCores:
             identity=identity,
             observer=options.observer,
             wall_clock=self.wall_clock,
+            max_calls_in_progress=options.max_calls_in_progress,
+            boot_timeout=options.boot_timeout,
         )
 
     def place(
@@ -664,6 +745,7 @@ class StationDriver(Driver):
             identity=endpoint.identity,
             observer=options.observer,
             wall_clock=options.wall_clock or wall_clock,
+            max_calls_in_progress=options.max_calls_in_progress,
         )
         self.endpoint = endpoint
         self.password = options.auth

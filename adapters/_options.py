@@ -24,6 +24,10 @@ from ._ws import (
     certificate_names_identity,
 )
 
+#: The peer's requests one connection may have with handlers at once by default; more
+#: are answered with a CALLERROR.
+DEFAULT_MAX_CALLS_IN_PROGRESS = 4
+
 #: ``"received"`` or ``"sent"``, seen from our side of the connection.
 Direction = Literal["received", "sent"]
 #: ``observer(direction, identity, version, text, time)``: every OCPP frame that crosses a
@@ -92,6 +96,7 @@ class StationOptions:
       failures in a row end the attempts (None: never).
     - ``observer``: sees every frame (``FrameObserver``).
     - ``wall_clock``: dates for the flows; default: the adapter's clock read as UTC.
+    - ``max_calls_in_progress``: as ``ServerOptions``'s, for the CSMS's requests.
     """
 
     flows: FlowFactory | None = attrs.field(default=None, validator=_callable)
@@ -118,6 +123,9 @@ class StationOptions:
     id_generator: Callable[[], str] | None = attrs.field(default=None, validator=_callable)
     observer: FrameObserver | None = attrs.field(default=None, validator=_callable)
     wall_clock: WallClock | None = attrs.field(default=None, validator=_callable)
+    max_calls_in_progress: int = attrs.field(
+        default=DEFAULT_MAX_CALLS_IN_PROGRESS, validator=_at_least_one
+    )
 
 
 def _password_lookup(
@@ -164,6 +172,21 @@ class ServerOptions:
       connections the server accepts).
     - ``observer``: sees every frame of every station (``FrameObserver``).
     - ``wall_clock``: dates for the flows; default: the adapter's clock read as UTC.
+    - ``boot_timeout``: a station whose registration the CSMS does not know (no
+      BootNotification answered in its session, none restored from a store) and that
+      has had none answered this many seconds after its handshake is closed with 1008.
+      Any answer counts: Pending and Rejected stations stay connected (B02.FR.06). A
+      station back on a session the CSMS knows (a reconnect, a store) has no deadline.
+      0 turns it off.
+    - ``max_connections``: connections open at once, in their handshake or not; past it
+      a new one is answered HTTP 503 once its request head is read, and closed. Keep
+      the process's descriptor limit (``ulimit -n``) above it.
+    - ``max_calls_in_progress``: a station's requests with a handler at once (each a
+      task or thread), per connection. OCPP-J lets a peer send a CALL only once its
+      previous one was answered or timed out (section 4.1.1; 2.x FR.01), so one is the
+      rule and a few cover requests sent again after a timeout while a slow handler
+      still runs; past this many a request is answered at once with a CALLERROR (2.x
+      RpcFrameworkError, 1.6 GenericError) and costs no task or thread.
     """
 
     csms_config: CsmsConfig | None = attrs.field(
@@ -191,3 +214,8 @@ class ServerOptions:
     max_kept_sessions: int = attrs.field(default=10_000, validator=_not_negative)
     observer: FrameObserver | None = attrs.field(default=None, validator=_callable)
     wall_clock: WallClock | None = attrs.field(default=None, validator=_callable)
+    max_calls_in_progress: int = attrs.field(
+        default=DEFAULT_MAX_CALLS_IN_PROGRESS, validator=_at_least_one
+    )
+    max_connections: int = attrs.field(default=10_000, validator=_at_least_one)
+    boot_timeout: float = attrs.field(default=60.0, validator=_not_negative)

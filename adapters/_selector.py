@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from ._skeleton import Link
+from ._ws import POLICY_VIOLATION, WsOptions
 
 _READ_SIZE = 65536
 #: What a non-blocking socket raises when it must wait (TLS may need to read to write).
@@ -80,11 +81,17 @@ class OwnedSocket:
 
     link: Link
 
-    def __init__(self, sock: socket.socket, lock: threading.RLock, close_timeout: float) -> None:
+    def __init__(self, sock: socket.socket, lock: threading.RLock, options: WsOptions) -> None:
         self.sock = sock
         self.lock = lock
         self.finished = threading.Event()
-        self._close_timeout = close_timeout
+        self._close_timeout = options.close_timeout
+        self._high_water = options.write_high_water
+        self._max_buffer = options.max_write_buffer
+        #: Reading stopped: more than ``write_high_water`` bytes wait for the peer.
+        self._holding = False
+        #: The connection ends without flushing (it overflowed ``max_write_buffer``).
+        self._dropping = False
         self._out = bytearray()
         self._sending = memoryview(b"")
         self._deadline: float | None = None
@@ -148,18 +155,21 @@ class OwnedSocket:
                 with self.lock:
                     self.link.received(None, time.monotonic())
                 return
+            if not self._done and self._back_pressure():
+                continue
             if self._done:
                 give_up = give_up or time.monotonic() + self._close_timeout
-                if not self._sending or time.monotonic() >= give_up:
+                if self._dropping or not self._sending or time.monotonic() >= give_up:
                     return
-            wanted = selectors.EVENT_READ | (selectors.EVENT_WRITE if self._sending else 0)
+            reading = 0 if self._holding else selectors.EVENT_READ
+            wanted = reading | (selectors.EVENT_WRITE if self._sending else 0)
             if wanted != watching:
                 selector.modify(sock, wanted)
                 watching = wanted
             due = give_up if self._done else self._deadline
             timeout = None if due is None else max(0.0, due - time.monotonic())
             # Decrypted bytes an SSL socket holds do not make it readable to select().
-            buffered = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+            buffered = not self._holding and isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
             ready = selector.select(0 if buffered else timeout)
             readable = buffered
             for key, mask in ready:
@@ -167,7 +177,7 @@ class OwnedSocket:
                     self._wakeup.clear()
                 elif mask & selectors.EVENT_READ:
                     readable = True
-            if readable and not self._done:
+            if readable and not self._done and not self._holding:
                 data = self._receive()
                 if data is not False:
                     with self.lock:
@@ -176,6 +186,23 @@ class OwnedSocket:
             if deadline is not None and not self._done and time.monotonic() >= deadline:
                 with self.lock:
                     self.link.timer_fired(time.monotonic())
+
+    def _back_pressure(self) -> bool:
+        """Stop reading while more than ``write_high_water`` bytes wait for the peer,
+        resume once a quarter is left; past ``max_write_buffer`` end the connection at
+        once (True: it was ended)."""
+        waiting = len(self._sending) + len(self._out)
+        if waiting > self._max_buffer:
+            self._dropping = True
+            reason = f"the peer does not read what we send (over {self._max_buffer} bytes wait)"
+            with self.lock:
+                self.link.abort(POLICY_VIOLATION, reason, time.monotonic())
+            return True
+        if waiting > self._high_water:
+            self._holding = True
+        elif waiting <= self._high_water // 4:
+            self._holding = False
+        return False
 
     def _receive(self) -> bytes | bool | None:
         """What the socket has (None: end of file; False: nothing after all)."""

@@ -260,6 +260,18 @@ class Link:
             self.ws.close(code, reason, now)
         self.transmit()
 
+    def abort(self, code: int, reason: str, now: float) -> None:
+        """End the connection at once, without a closing handshake: what waits to be sent
+        is dropped (a peer that stopped reading, past ``max_write_buffer``). The
+        transport's ``finish()`` follows; it drops its unsent bytes too."""
+        session = self.session
+        if session is not None:
+            session.driver.abort(self.ws, code, reason, now)
+            session.process()
+        else:
+            self.ws.abort(code, reason)
+        self.transmit()
+
     def transmit(self) -> None:
         """Write what the WebSocket produced; finish the socket once it is done; re-arm
         the timer for the earliest deadline of the WebSocket, the core and the flows."""
@@ -486,10 +498,23 @@ class Server:
         cluster node puts a station's state into them)."""
         self.cores.observer_flows.append(observe)
 
-    def new_link(self, transport: Transport) -> Link:
-        """A connection was accepted: its link, judged by the handshake policy."""
+    def at_capacity(self) -> HandshakeRefused | None:
+        """The refusal for a new connection while ``max_connections`` are open (HTTP
+        503, before any session is touched), or None."""
+        limit = self.options.max_connections
+        if len(self.links) < limit:
+            return None
+        return HandshakeRefused(503, f"the CSMS holds its limit of {limit} connections")
+
+    def new_link(self, transport: Transport, accepted: float | None = None) -> Link:
+        """A connection was accepted (at ``accepted``, by the adapter's clock: the
+        handshake deadline runs from then; default now): its link, judged by the
+        handshake policy, or refused with 503 past ``max_connections``."""
         ws = ServerWebSocket(
-            self.policy, self._clock(), peer_certificate=transport.peer_certificate
+            self.policy,
+            self._clock() if accepted is None else accepted,
+            peer_certificate=transport.peer_certificate,
+            refusal=self.at_capacity(),
         )
         link = Link(ws, self, transport)
         self.links.add(link)

@@ -50,9 +50,9 @@ DEFAULT_VERSIONS = ("2.1", "2.0.1", "1.6")
 NORMAL_CLOSURE = 1000
 GOING_AWAY = 1001
 PROTOCOL_ERROR = 1002
-POLICY_VIOLATION = 1008
 UNSUPPORTED_DATA = 1003
 ABNORMAL_CLOSURE = 1006
+POLICY_VIOLATION = 1008
 MESSAGE_TOO_BIG = 1009
 INTERNAL_ERROR = 1011
 
@@ -115,11 +115,23 @@ class WsOptions:
     idle_timeout: float = attrs.field(default=0.0, validator=_not_negative)
     #: How long to wait for the peer's answer to our close frame.
     close_timeout: float = attrs.field(default=5.0, validator=_positive)
-    #: Bytes written to a connection and not yet taken by the peer past which we stop
-    #: reading from it (back-pressure: a peer that does not read our answers cannot make
-    #: us buffer more); reading resumes once half of it is out. Past four times this
-    #: (what the application itself kept sending) the connection is closed with 1008.
-    max_outbound_buffer: int = attrs.field(default=1 << 20, validator=_positive_int)
+    #: Back-pressure: while more than this many bytes wait to be sent to the peer (it
+    #: reads slower than we write, or not at all), nothing more is read from it; reading
+    #: resumes once a quarter of it is left. What the peer sends meanwhile stays in the
+    #: kernel's buffers, so a peer that does not read cannot make us buffer its answers.
+    write_high_water: int = attrs.field(default=64 * 1024, validator=_positive_int)
+    #: Past this many bytes waiting to be sent the connection ends at once, with close
+    #: code 1008 and without a closing handshake (what is unsent is dropped). With
+    #: reading stopped at ``write_high_water`` only our own sends can get here.
+    max_write_buffer: int = attrs.field(default=4 * 1024 * 1024, validator=_positive_int)
+
+    @max_write_buffer.validator
+    def _above_high_water(self, attribute: attrs.Attribute[int], value: int) -> None:
+        if value < self.write_high_water:
+            raise ValueError(
+                f"max_write_buffer ({value}) must be at least write_high_water "
+                f"({self.write_high_water})"
+            )
 
 
 def plain_text_frame(text: str) -> bytes:
@@ -556,8 +568,10 @@ class _WebSocket:
             self._finish(code, reason, by_peer=False)
 
     def abort(self, code: int = ABNORMAL_CLOSURE, reason: str = "") -> None:
-        """The transport is gone or must go now: no more frames either way."""
+        """The transport is gone or must go now: no more frames either way (what was
+        still to be sent is dropped)."""
         if self.phase is not Phase.DONE:
+            self._out.clear()
             self._finish(code, reason, by_peer=False)
 
     def receive_data(self, data: bytes | None, now: float) -> None:
@@ -720,13 +734,17 @@ class ServerWebSocket(_WebSocket):
         now: float,
         *,
         peer_certificate: Callable[[], Certificate | None] | None = None,
+        refusal: HandshakeRefused | None = None,
     ) -> None:
         """``now``: when the connection was accepted (the handshake deadline runs from
         it). ``peer_certificate()``: the TLS client certificate, asked for once the request
-        head is complete (over TLS the TLS handshake is over by then)."""
+        head is complete (over TLS the TLS handshake is over by then). ``refusal``: the
+        answer to whatever the request is (a server at its connection limit: 503), given
+        once the head is read, so the peer reads it rather than a reset."""
         super().__init__(policy.options)
         self.policy = policy
         self._peer_certificate = peer_certificate
+        self._refusal = refusal
         self._head = bytearray()
         self._handshake_due = now + policy.options.handshake_timeout
         #: Without extensions, complete masked text frames are read here (``_read_plain``)
@@ -753,6 +771,8 @@ class ServerWebSocket(_WebSocket):
             length = head_length(self._head, searched)
             if length is None:
                 return
+            if self._refusal is not None:
+                raise self._refusal
             request = parse_upgrade_request(bytes(self._head[:length]))
         except HandshakeRefused as refused:
             self._reject(refused)

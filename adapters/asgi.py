@@ -38,6 +38,7 @@ from ._ws import (
     DEFAULT_VERSIONS,
     MESSAGE_TOO_BIG,
     NORMAL_CLOSURE,
+    POLICY_VIOLATION,
     SUBPROTOCOLS,
     UNSUPPORTED_DATA,
     Closed,
@@ -152,6 +153,11 @@ class _Messages:
             self._out.append({"type": "websocket.close", "code": code, "reason": reason})
             self._finish(code, reason, by_peer=False)
 
+    def abort(self, code: int = ABNORMAL_CLOSURE, reason: str = "") -> None:
+        if not self.done:
+            self._out.clear()
+            self._finish(code, reason, by_peer=False)
+
     def _finish(self, code: int, reason: str, *, by_peer: bool) -> None:
         self.phase = Phase.DONE
         self._events.append(Closed(code=code, reason=reason, by_peer=by_peer))
@@ -175,10 +181,22 @@ class _Sender:
     """A link's transport: a task sends the queued ASGI messages and fires the timer."""
 
     def __init__(
-        self, send: Send, tasks: anyio.abc.TaskGroup, certificate: dict[str, Any] | None
+        self,
+        send: Send,
+        tasks: anyio.abc.TaskGroup,
+        certificate: dict[str, Any] | None,
+        options: WsOptions,
     ) -> None:
         self._send = send
         self._certificate = certificate
+        #: Characters of text queued for a web server that takes them slower than we
+        #: make them: above ``write_high_water`` the link stops receiving (``room``);
+        #: past ``max_write_buffer`` it ends with 1008.
+        self._queued = 0
+        self._high_water = options.write_high_water
+        self._max_queued = options.max_write_buffer
+        self._room = anyio.Event()
+        self._room.set()
         #: The connection's task group: its session's handlers run there.
         self.tasks = tasks
         self._out: list[dict[str, Any]] = []
@@ -189,7 +207,15 @@ class _Sender:
 
     def write(self, messages: list[dict[str, Any]]) -> None:
         self._out += messages
+        self._queued += sum(len(message.get("text") or "") for message in messages)
+        if self._queued > self._high_water and self._room.is_set():
+            self._room = anyio.Event()
         self._wakeup.set()
+
+    async def room(self) -> None:
+        """Return once at most ``write_high_water`` characters wait to be sent
+        (back-pressure: the link receives nothing meanwhile)."""
+        await self._room.wait()
 
     def finish(self) -> None:
         self._done = True
@@ -209,13 +235,23 @@ class _Sender:
             self._wakeup = anyio.Event()
             if anyio.current_time() >= self._deadline:
                 link.timer_fired(anyio.current_time())
+            if self._queued > self._max_queued and not self._done:
+                reason = f"the peer does not read what we send (over {self._max_queued} wait)"
+                link.abort(POLICY_VIOLATION, reason, anyio.current_time())
+                self._room.set()
+                return
             while self._out:
+                message = self._out.pop(0)
                 try:
-                    await self._send(self._out.pop(0))
+                    await self._send(message)
                 except OSError:
                     link.received(None, anyio.current_time())
                     return
+                self._queued -= len(message.get("text") or "")
+                if self._queued <= self._high_water // 4:
+                    self._room.set()
             if self._done:
+                self._room.set()
                 return
 
 
@@ -318,14 +354,19 @@ class OcppAsgi(Server):
         if (await receive())["type"] != "websocket.connect":
             return
         certificate = scope_certificate(scope)
-        verdict, speaks_for = self._verdict(scope, certificate)
+        full = self.at_capacity()
+        if full is None:
+            verdict, speaks_for = self._verdict(scope, certificate)
+        else:
+            verdict = Closed(code=1013, reason=full.reason, by_peer=False, status=full.status)
+            speaks_for = None
         if isinstance(verdict, Closed):
             await self._refuse(scope, send, verdict)
             return
         await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOLS[verdict.version]})
         ws = _Messages(verdict.identity, verdict.version, self.policy.options, speaks_for)
         async with anyio.create_task_group() as tasks:
-            sender = _Sender(send, tasks, certificate)
+            sender = _Sender(send, tasks, certificate, self.policy.options)
             link = Link(ws, self, sender)
             self.links.add(link)
             try:
@@ -338,7 +379,12 @@ class OcppAsgi(Server):
                 tasks.cancel_scope.cancel()
 
     async def _read(self, link: Link, receive: Receive) -> None:
+        sender = link.transport
+        assert isinstance(sender, _Sender)
         while not link.ws.done:
+            await sender.room()
+            if link.ws.done:
+                return
             link.received(await receive(), anyio.current_time())
 
     async def _refuse(self, scope: Scope, send: Send, refused: Closed) -> None:

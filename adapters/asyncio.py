@@ -33,6 +33,7 @@ from ._skeleton import (
     serve_function,
     wall_clock_for,
 )
+from ._ws import POLICY_VIOLATION, WsOptions
 
 __all__ = ["CsmsServer", "CsmsSession", "Station", "connect", "serve", "wall_clock"]
 
@@ -49,7 +50,19 @@ class _Protocol(asyncio.Protocol):
     """One socket: hands what arrives to its link, writes what the link produces, runs
     the link's timer."""
 
-    __slots__ = ("_timer", "_timer_at", "finished", "link", "loop", "transport")
+    __slots__ = (
+        "_close_timeout",
+        "_dropping",
+        "_high_water",
+        "_holds",
+        "_max_buffer",
+        "_timer",
+        "_timer_at",
+        "finished",
+        "link",
+        "loop",
+        "transport",
+    )
 
     def __init__(self, make_link: Callable[[Transport], Link]) -> None:
         self.loop = asyncio.get_running_loop()
@@ -58,10 +71,44 @@ class _Protocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.link = make_link(self)
+        options = getattr(self.link.ws, "options", None) or WsOptions()
+        self._high_water = options.write_high_water
+        self._max_buffer = options.max_write_buffer
+        self._close_timeout = options.close_timeout
+        #: Why reading is stopped now: "writing" (back-pressure), "admission".
+        self._holds: set[str] = set()
+        #: The connection ends without flushing (it overflowed ``max_write_buffer``).
+        self._dropping = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # (uvloop's is not a subclass)
+        self.transport.set_write_buffer_limits(self._high_water, self._high_water // 4)
         self.link.begin()
+
+    # --- back-pressure ----------------------------------------------------------------------------
+
+    def hold_reading(self, reason: str, held: bool) -> None:
+        """Stop reading for ``reason`` (or no longer for it): reading goes on once no
+        reason holds it."""
+        transport = self.transport
+        was_held = bool(self._holds)
+        (self._holds.add if held else self._holds.discard)(reason)
+        if transport is None or transport.is_closing() or was_held == bool(self._holds):
+            return
+        (transport.pause_reading if self._holds else transport.resume_reading)()
+
+    def pause_writing(self) -> None:
+        """More than ``write_high_water`` bytes wait for the peer: stop reading from it."""
+        self.hold_reading("writing", True)
+
+    def resume_writing(self) -> None:
+        self.hold_reading("writing", False)
+
+    def _overflow(self) -> None:
+        if not self.link.ws.done:
+            limit = self._max_buffer
+            reason = f"the peer does not read what we send (over {limit} bytes wait)"
+            self.link.abort(POLICY_VIOLATION, reason, self.loop.time())
 
     def data_received(self, data: bytes) -> None:
         self.link.received(data, self.loop.time())
@@ -82,11 +129,26 @@ class _Protocol(asyncio.Protocol):
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.write(data)
+            if (
+                "writing" in self._holds
+                and not self._dropping
+                and transport.get_write_buffer_size() > self._max_buffer
+            ):
+                self._dropping = True
+                self.loop.call_soon(self._overflow)
 
     def finish(self) -> None:
         self._cancel_timer()
-        if self.transport is not None:
-            self.transport.close()  # after what was written
+        transport = self.transport
+        if transport is None:
+            return
+        if self._dropping:
+            transport.abort()
+            return
+        unsent = transport.get_write_buffer_size()
+        transport.close()  # after what was written, if it goes out within close_timeout
+        if unsent:
+            self.loop.call_later(self._close_timeout, transport.abort)
 
     def arm(self, deadline: float | None) -> None:
         # Re-armed only when the deadline moves earlier: most messages push the core's
@@ -270,9 +332,7 @@ class CsmsServer(LoopServer):
         task.add_done_callback(self._tasks.discard)
 
     def _reading(self, link: Link, on: bool) -> None:
-        transport = cast(_Protocol, link.transport).transport
-        if transport is not None and not transport.is_closing():
-            (transport.resume_reading if on else transport.pause_reading)()
+        protocol_of(link).hold_reading("admission", not on)
 
     async def _start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()

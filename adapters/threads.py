@@ -236,23 +236,27 @@ class CsmsServer(Server):
                     self._stopped.wait(pause)
                     continue
                 pause = 0.0
-                _start_thread(self._handle, sock, name="ocpp-connection")
+                _start_thread(self._handle, sock, time.monotonic(), name="ocpp-connection")
 
-    def _handle(self, sock: socket.socket) -> None:
+    def _handle(self, sock: socket.socket, accepted: float) -> None:
+        """Serve one accepted connection; its handshake deadline (TLS, then the upgrade)
+        runs from ``accepted``."""
         sock.setblocking(True)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         options = self.options
         if options.ssl_context is not None:
             try:
-                sock.settimeout(options.ws_options.handshake_timeout)
+                # (ssl's handshake takes the socket timeout as one deadline for it all)
+                due = accepted + options.ws_options.handshake_timeout
+                sock.settimeout(max(0.001, due - time.monotonic()))
                 sock = options.ssl_context.wrap_socket(sock, server_side=True)
             except (OSError, ssl.SSLError) as error:
                 log.info("TLS handshake failed: %s", error)
                 sock.close()
                 return
-        transport = OwnedSocket(sock, self.lock, options.ws_options.close_timeout)
+        transport = OwnedSocket(sock, self.lock, options.ws_options)
         with self.lock:
-            transport.link = link = self.new_link(transport)
+            transport.link = link = self.new_link(transport, accepted)
         try:
             transport.run()
         except Exception:
@@ -362,7 +366,7 @@ class Station(StationMixin, _Threads):
                 sock = context.wrap_socket(sock, server_hostname=endpoint.host)
         except OSError as error:
             raise ConnectionError(error) from error
-        transport = OwnedSocket(sock, self.lock, options.close_timeout)
+        transport = OwnedSocket(sock, self.lock, options)
         with self.lock:
             ws = self.driver.new_websocket(time.monotonic())
             transport.link = self.link = Link(ws, self, transport)

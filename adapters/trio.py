@@ -6,10 +6,11 @@ the ``_Reactor``: it sleeps on one epoll set, reads and writes the sockets direc
 fires the links' timers from one heap, so a message costs no task switch and no trio wait.
 Any other stream (TLS, a station's connection) has a reader task and a task that writes
 and runs the timer. Both stop reading a peer that leaves too much of what we sent unread
-(``WsOptions.max_outbound_buffer``). Handlers and ``on_event`` run as tasks in a nursery
-that the caller's cancellation does not reach, so that leaving a block by any route (exit,
-cancellation, a timeout, Ctrl-C) first closes in order: a station with 1000, a CSMS every
-connection with 1001, each waiting up to ``close_timeout`` for the answer."""
+(``WsOptions.write_high_water``; past ``max_write_buffer`` they end it with 1008).
+Handlers and ``on_event`` run as tasks in a nursery that the caller's cancellation does not
+reach, so that leaving a block by any route (exit, cancellation, a timeout, Ctrl-C) first
+closes in order: a station with 1000, a CSMS every connection with 1001, each waiting up
+to ``close_timeout`` for the answer."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ from ._skeleton import (
     serve_function,
     wall_clock_for,
 )
-from ._ws import ClientWebSocket, ServerWebSocket
+from ._ws import POLICY_VIOLATION, ClientWebSocket, ServerWebSocket, WsOptions
 
 __all__ = [
     "CsmsServer",
@@ -67,7 +68,6 @@ _ACCEPT_BATCH = 64
 MAX_ACCEPT_PAUSE = 1.0
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 #: The close code of a connection whose peer does not read (RFC 6455 §7.4.1).
-_POLICY_VIOLATION = 1008
 _HUNG_UP = select.EPOLLHUP | select.EPOLLERR
 
 
@@ -79,16 +79,17 @@ def wall_clock() -> Callable[[float], Any]:
 class _Stream:
     """A link over a trio stream (TLS, a station's connection): a reader task feeds it; a
     service task writes what the link produced and fires its timer (its cancel scope's
-    deadline). The reader waits while more than ``high_water`` bytes are unsent (the peer
-    does not read: back-pressure) until half of it is out; past four times that the
-    connection is closed with 1008."""
+    deadline). The reader waits while more than ``write_high_water`` bytes are unsent (the
+    peer does not read: back-pressure) until a quarter of it is left; past
+    ``max_write_buffer`` the connection is closed with 1008."""
 
     link: Link
 
-    def __init__(self, stream: trio.abc.Stream, high_water: int) -> None:
+    def __init__(self, stream: trio.abc.Stream, options: WsOptions) -> None:
         self.stream = stream
         self.finished = trio.Event()
-        self._high_water = high_water
+        self._high_water = options.write_high_water
+        self._max_buffer = options.max_write_buffer
         self._out = bytearray()
         #: Bytes handed to ``send_all`` and not yet sent.
         self._sending = 0
@@ -104,7 +105,7 @@ class _Stream:
     def write(self, data: bytes) -> None:
         self._out += data
         self._wakeup.set()
-        if len(self._out) + self._sending > 4 * self._high_water and not self._overflowed:
+        if len(self._out) + self._sending > self._max_buffer and not self._overflowed:
             self._overflowed = True
             if self._send_scope is not None:
                 self._send_scope.cancel()
@@ -178,13 +179,13 @@ class _Stream:
                     self._send_scope = None
                     self._sending = 0
                 room = self._room
-                if room is not None and len(self._out) <= self._high_water // 2:
+                if room is not None and len(self._out) <= self._high_water // 4:
                     self._room = None
                     room.set()
             if self._overflowed:
                 ws = self.link.ws
                 if isinstance(ws, ServerWebSocket | ClientWebSocket) and not ws.done:
-                    ws.abort(_POLICY_VIOLATION, "the peer does not read what it is sent")
+                    ws.abort(POLICY_VIOLATION, "the peer does not read what it is sent")
                 self.link.received(None, trio.current_time())
                 return
             if self._done:
@@ -196,9 +197,9 @@ class _Connection:
     no task of its own, the socket read and written directly when epoll says so.
 
     Writes go straight to the socket; what it does not take waits in ``_out`` until it is
-    writable. Past ``max_outbound_buffer`` unsent bytes the connection is not read any
-    more (back-pressure) until half of it is out; past four times that it is closed with
-    1008. The timer is a heap entry, only ever moved earlier: waking early is harmless
+    writable. Past ``write_high_water`` unsent bytes the connection is not read any more
+    (back-pressure) until a quarter of it is left; past ``max_write_buffer`` it is closed
+    with 1008. The timer is a heap entry, only ever moved earlier: waking early is harmless
     (the core re-checks) and much cheaper than moving it on every message.
     """
 
@@ -257,11 +258,10 @@ class _Connection:
             out += memoryview(data)[sent:]
         else:
             out += data
-        limit = self._reactor.high_water
-        if len(out) > 4 * limit:
+        if len(out) > self._reactor.max_buffer:
             self._overflowed = True
             self._reactor.soon(self)
-        elif len(out) > limit:
+        elif len(out) > self._reactor.high_water:
             self._paused = True
         self._watch()
 
@@ -334,7 +334,7 @@ class _Connection:
         try:
             ws = self.link.ws
             if self._overflowed and isinstance(ws, ServerWebSocket) and not ws.done:
-                ws.abort(_POLICY_VIOLATION, "the peer does not read what it is sent")
+                ws.abort(POLICY_VIOLATION, "the peer does not read what it is sent")
                 self.link.received(None, now)  # (tells the session why)
             elif not ws.done:
                 self.link.received(None, now)
@@ -352,7 +352,7 @@ class _Connection:
             out.clear()
             self.end(self._reactor.now())
             return
-        if self._paused and len(out) <= self._reactor.high_water // 2:
+        if self._paused and len(out) <= self._reactor.high_water // 4:
             self._paused = False
         if not out and self._done:
             self.end(self._reactor.now())
@@ -380,7 +380,8 @@ class _Reactor:
     def __init__(self, server: CsmsServer, listeners: list[socket.socket]) -> None:
         self.server = server
         options = server.policy.options
-        self.high_water = options.max_outbound_buffer
+        self.high_water = options.write_high_water
+        self.max_buffer = options.max_write_buffer
         self.close_timeout = options.close_timeout
         self.epoll = select.epoll()
         self.now = trio.current_time
@@ -655,7 +656,7 @@ class CsmsServer(LoopServer):
             await trio.serve_listeners(self._handle, listeners)
 
     async def _handle(self, stream: trio.abc.Stream) -> None:
-        transport = _Stream(stream, self.policy.options.max_outbound_buffer)
+        transport = _Stream(stream, self.policy.options)
         transport.link = link = self.new_link(transport)
         try:
             await transport.run()
@@ -732,7 +733,7 @@ class Station(_Trio, LoopStation):
                     await stream.do_handshake()
         except (*_BROKEN, trio.TooSlowError) as error:
             raise self.driver.unreachable(error) from error
-        transport = _Stream(stream, self.driver.options.max_outbound_buffer)
+        transport = _Stream(stream, self.driver.options)
         ws = self.driver.new_websocket(trio.current_time())
         transport.link = self.link = Link(ws, self, transport)
         await transport.run()

@@ -25,6 +25,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TextIO
 
+import attrs
+
 from ocpp_sansio.errors import MissingExtraError, needs_extra
 
 with needs_extra("cli", needed_by="the ocpp-sansio command"):
@@ -289,17 +291,35 @@ class _ThreadCsmsHandler(_CsmsApp):
                     self.failed(session, request, error)
 
 
-def _serve(adapter: str, handler: _CsmsApp, demo: DemoCsms, host: str, port: int) -> Any:
+@attrs.frozen
+class Deadlines:
+    """When the demo CSMS closes a silent station: a ping every ``ping_interval`` seconds
+    left unanswered for 30 s (0: no pings), or no BootNotification within
+    ``boot_timeout`` seconds of connecting (0: no limit)."""
+
+    ping_interval: float = 60.0
+    boot_timeout: float = 60.0
+
+
+def _serve(
+    adapter: str,
+    handler: _CsmsApp,
+    demo: DemoCsms,
+    host: str,
+    port: int,
+    deadlines: Deadlines = Deadlines(),
+) -> Any:
     """The adapter's server hosting the demo's cores (with their store) and flows, its
-    frames on the demo's console. A handler no event matters to (``--quiet`` without
-    ``--exercise``) is not given to the server: no session then keeps a task and a queue
-    to pass events on (~5 KiB per station)."""
+    frames on the demo's console; a silent station is closed (``deadlines``). A handler no
+    event matters to (``--quiet`` without ``--exercise``) is not given to the server: no
+    session then keeps a task and a queue to pass events on (~5 KiB per station)."""
     options = ServerOptions(
         core_factory=demo.core,
         flows=demo.flows,
         observer=demo.observe if demo.log is not None else None,
-        ws_options=WsOptions(ping_interval=0),
+        ws_options=WsOptions(ping_interval=deadlines.ping_interval),
         backlog=4096,
+        boot_timeout=deadlines.boot_timeout,
     )
     return _adapter(adapter).serve(
         handler if handler.listens else _Quiet(), host, port, options=options
@@ -308,6 +328,10 @@ def _serve(adapter: str, handler: _CsmsApp, demo: DemoCsms, host: str, port: int
 
 class _Quiet:
     """A handler with nothing to hear: the flows answer every request."""
+
+
+def _deadlines(args: argparse.Namespace) -> Deadlines:
+    return Deadlines(ping_interval=args.ping_interval, boot_timeout=args.boot_timeout)
 
 
 @contextlib.asynccontextmanager
@@ -319,10 +343,11 @@ async def _async_csms(
     port: int,
     *,
     exercise: bool,
+    deadlines: Deadlines = Deadlines(),
 ) -> AsyncIterator[Any]:
     async with anyio.create_task_group() as tasks:
         handler = _AsyncCsmsHandler(demo, log, exercise, tasks)
-        async with _serve(adapter, handler, demo, host, port) as server:
+        async with _serve(adapter, handler, demo, host, port, deadlines) as server:
             yield server
         tasks.cancel_scope.cancel()
 
@@ -380,13 +405,14 @@ def run_csms(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int
     if args.cluster is not None:
         return _run_cluster_csms(args, out, log)
     demo = _demo_csms(args, log)
+    deadlines = _deadlines(args)
     started = time.monotonic()
     seen: list[Any] = []
     if args.adapter == "threads":
         handler = _ThreadCsmsHandler(demo, log, exercise=args.exercise)
 
         def serve_blocking() -> None:
-            with _serve("threads", handler, demo, args.host, args.port) as server:
+            with _serve("threads", handler, demo, args.host, args.port, deadlines) as server:
                 seen.append(server)
                 _listening(args, out, server.port)
                 _tune_collector()
@@ -400,7 +426,13 @@ def run_csms(args: argparse.Namespace, out: TextIO, log: FrameLog | None) -> int
 
         async def main() -> None:
             async with _async_csms(
-                args.adapter, demo, log, args.host, args.port, exercise=args.exercise
+                args.adapter,
+                demo,
+                log,
+                args.host,
+                args.port,
+                exercise=args.exercise,
+                deadlines=deadlines,
             ) as server:
                 seen.append(server)
                 _listening(args, out, server.port)
@@ -448,7 +480,13 @@ def _run_cluster_csms(args: argparse.Namespace, out: TextIO, log: FrameLog | Non
                 demo = _demo_csms(args, log, transaction_ids=cluster.ids.next_id)
                 async with (
                     _async_csms(
-                        args.adapter, demo, log, args.host, args.port, exercise=args.exercise
+                        args.adapter,
+                        demo,
+                        log,
+                        args.host,
+                        args.port,
+                        exercise=args.exercise,
+                        deadlines=_deadlines(args),
                     ) as server,
                     node_of(cluster, server),
                 ):
@@ -811,6 +849,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _not_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -960,6 +1005,23 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_float,
         metavar="SECONDS",
         help="stop after this many seconds (default: run until interrupted)",
+    )
+    csms.add_argument(
+        "--ping-interval",
+        type=_not_negative_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="ping each station this often and close it when a pong is 30 s late; 0 turns "
+        "pings off (default: %(default)s)",
+    )
+    csms.add_argument(
+        "--boot-timeout",
+        type=_not_negative_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="close a station that sent no BootNotification within this many seconds of "
+        "connecting (one back on a session the CSMS knows has none); 0: no limit "
+        "(default: %(default)s)",
     )
     csms.add_argument(
         "--store",

@@ -6,6 +6,7 @@ throughout (OCPP 1.6 over a blocking socket, independent of the adapters under t
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -203,6 +204,14 @@ class Target:
         assert line.startswith("port "), line + self._stderr()
         self.port = int(line.split()[1])
         self.stderr = ""
+        #: The last lines the server logged (read all along: a full pipe would block it).
+        self._logged: collections.deque[str] = collections.deque(maxlen=200)
+        in_thread(self._read_stderr)
+
+    def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self._logged.append(line)
 
     def _command(self, command: str) -> dict[str, Any]:
         assert self.process.stdin is not None and self.process.stdout is not None
@@ -213,6 +222,10 @@ class Target:
         result: dict[str, Any] = json.loads(line)
         return result
 
+    def logged(self) -> str:
+        """What the server logged so far (its last 200 lines)."""
+        return "".join(self._logged)
+
     def stats(self) -> dict[str, Any]:
         """VmRSS, VmHWM (KiB), tasks, threads, sessions, links, fds, cpu (s)."""
         return self._command("stats")
@@ -222,17 +235,26 @@ class Target:
 
     def _stderr(self) -> str:
         self.process.kill()
+        self.process.wait(timeout=10)
+        if hasattr(self, "_logged"):  # read by its thread
+            time.sleep(0.05)
+            return "".join(self._logged)
         return self.process.communicate(timeout=10)[1]
 
     def close(self) -> str:
         """Stop the server; what it logged."""
         if self.process.poll() is None:
+            assert self.process.stdin is not None
+            with contextlib.suppress(BrokenPipeError):
+                self.process.stdin.write("quit\n")
+                self.process.stdin.close()
             try:
-                # (communicate writes "quit" and closes stdin itself)
-                self.stderr = self.process.communicate("quit\n", timeout=20)[1]
+                self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-                self.stderr = self.process.communicate()[1]
+                self.process.wait()
+        time.sleep(0.05)  # the reader thread's last lines
+        self.stderr = "".join(self._logged)
         return self.stderr
 
 

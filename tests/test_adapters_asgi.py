@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -32,7 +33,12 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
 from ocpp_sansio import Router
-from ocpp_sansio.adapters import ServerOptions, StationOptions, certificate_common_name
+from ocpp_sansio.adapters import (
+    ServerOptions,
+    StationOptions,
+    WsOptions,
+    certificate_common_name,
+)
 from ocpp_sansio.adapters.asgi import OcppAsgi, asgi_app, scope_certificate
 from ocpp_sansio.adapters.asyncio import connect
 from ocpp_sansio.events import ProtocolViolation
@@ -325,3 +331,42 @@ def test_the_certificate_reads_as_getpeercert_gives_it() -> None:
     issuer = dict(pair for rdn in certificate["issuer"] for pair in rdn)
     assert issuer["organizationName"] == "Example CSO"
     assert scope_certificate(_websocket_scope("CS001", None)) is None
+
+
+# --- back-pressure: a web server that takes our messages slower than the station sends ---------
+
+
+def test_the_app_stops_receiving_while_the_web_server_has_not_taken_its_answers() -> None:
+    """The web server's ``send`` stops returning after the accept (a station that does not
+    read, behind a server that applies back-pressure): the app receives only until about
+    ``write_high_water`` characters of answers wait, not the 10,000 Heartbeats on offer
+    (before: all of them, their answers queued)."""
+    options = ServerOptions(ws_options=WsOptions(write_high_water=4096))
+    app = asgi_app(Router(), versions=["2.0.1"], options=options)
+    received = 0
+    boot = {"chargingStation": {"model": "M", "vendorName": "V"}, "reason": "PowerUp"}
+    frames = [[2, "boot", "BootNotification", boot]]
+    frames += [[2, f"hb{n}", "Heartbeat", {}] for n in range(10_000)]
+    stuck = anyio.Event()
+
+    async def receive() -> dict[str, Any]:
+        nonlocal received
+        if received == 0:
+            received = 1
+            return {"type": "websocket.connect"}
+        if received > len(frames):
+            await anyio.sleep_forever()
+        text = json.dumps(frames[received - 1])
+        received += 1
+        return {"type": "websocket.receive", "text": text}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] != "websocket.accept":
+            await stuck.wait()  # never set: nothing more goes out
+
+    async def main() -> None:
+        with anyio.move_on_after(1.0):
+            await app(_websocket_scope("CS001", None), receive, send)
+
+    anyio.run(main)
+    assert 10 < received < 500, received

@@ -11,7 +11,9 @@ from ocpp_sansio.adapters.asyncio import _ServerProtocol, _Sweep
 
 
 class _Link:
-    """Records when its timer fired."""
+    """Records when its timer fired (no WebSocket: the protocol takes default options)."""
+
+    ws = None
 
     def __init__(self) -> None:
         self.fired: list[float] = []

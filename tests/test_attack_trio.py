@@ -167,11 +167,8 @@ def test_accepting_resumes_after_running_out_of_descriptors() -> None:
 
 # --- finding 2: back-pressure ------------------------------------------------------------------
 
-
-# --- finding 2: back-pressure ------------------------------------------------------------------
-
 #: How much the server's resident memory may grow while one peer leaves our frames unread
-#: (WsOptions.max_outbound_buffer is 1 MiB: reading stops there).
+#: (reading stops at WsOptions.write_high_water, 64 KiB, unsent).
 RSS_GROWTH_BOUND_KIB = 4 * 1024
 
 
@@ -227,7 +224,7 @@ def _heartbeats(count: int) -> bytes:
 def test_a_peer_that_does_not_read_is_not_read_either(
     stream: Callable[[], bytes], tls: bool, tls_files: dict[str, str]
 ) -> None:
-    """Reading stops at WsOptions.max_outbound_buffer unsent (1 MiB): the server's memory
+    """Reading stops at WsOptions.write_high_water unsent (64 KiB): the server's memory
     grows by little more than that, and a healthy station is served throughout."""
     data = stream()
     config = {"tls": tls_files} if tls else {}
@@ -268,9 +265,9 @@ def test_connected_stations_cost_no_task_each() -> None:
             peer.close()
 
 
-def test_a_peer_that_leaves_four_times_the_limit_unread_is_closed_with_1008() -> None:
-    """What the application itself sends cannot be paused by not reading: past four times
-    max_outbound_buffer unsent, the connection is closed with 1008 and the call fails."""
+def test_a_peer_that_leaves_max_write_buffer_unread_is_closed_with_1008() -> None:
+    """What the application itself sends cannot be paused by not reading: past
+    max_write_buffer unsent, the connection is closed with 1008 and the call fails."""
     import trio
 
     from ocpp_sansio import CallFailedError
@@ -292,7 +289,8 @@ def test_a_peer_that_leaves_four_times_the_limit_unread_is_closed_with_1008() ->
 
     async def main() -> None:
         limit = 4096
-        options = ServerOptions(ws_options=WsOptions(ping_interval=0, max_outbound_buffer=limit))
+        ws_options = WsOptions(ping_interval=0, write_high_water=limit, max_write_buffer=4 * limit)
+        options = ServerOptions(ws_options=ws_options)
         async with serve(Csms(), versions=["1.6"], options=options) as server:
             peer = await trio.to_thread.run_sync(_booted_peer_that_stops_reading, server.port)
             try:
