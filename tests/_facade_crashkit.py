@@ -25,7 +25,7 @@ from typing import Any
 
 import attrs
 from _stationkit import Hardware
-from _storekit import ANSWER, CsmsProcess, clock
+from _storekit import ANSWER, CsmsProcess, Wire, clock
 
 from ocpp_sansio.charging_station import ChargingStation, StationInfo
 from ocpp_sansio.flows._base import build
@@ -79,7 +79,9 @@ class RecordingStore(SqliteStationStore):
 
 
 @attrs.define
-class FacadeCrashRig:
+class FacadeCrashRig(Wire):
+    SETTLE_STEP = 0.1
+
     version: str
     folder: Path
     now: float = 0.0
@@ -153,47 +155,11 @@ class FacadeCrashRig:
                 return
         raise RuntimeError("the rig kept talking")
 
-    def connect(self) -> None:
-        if self.connected:
-            return
-        self.connected = True
-        self.csms.core.connection_made(self.now)
-        self.station.core.connection_made(self.now)
-        self.pump()
-
     def disconnect(self) -> None:
         if not self.connected:
             return
         self._cut()
         self.station.core.connection_lost(self.now)
-        self.pump()
-
-    def deliver_to_csms(self) -> None:
-        if self.connected and self.to_csms:
-            self.csms.core.receive_text(self.to_csms.pop(0), self.now)
-            self.pump()
-
-    def deliver_to_station(self) -> None:
-        if self.connected and self.to_station:
-            self.station.core.receive_text(self.to_station.pop(0), self.now)
-            self.pump()
-
-    def flush(self) -> None:
-        """Connect if the link is down, and deliver both ways until the wire is empty."""
-        self.connect()
-        for _ in range(1000):
-            if self.to_csms:
-                self.deliver_to_csms()
-            elif self.to_station:
-                self.deliver_to_station()
-            else:
-                return
-
-    def tick(self, seconds: float) -> None:
-        """Time passes: the facade's timers (meter samples, retries) run, connected or not."""
-        self.now += seconds
-        self.station.core.handle_timer(self.now)
-        self.csms.core.handle_timer(self.now)
         self.pump()
 
     # --- what the hardware reports
@@ -251,21 +217,6 @@ class FacadeCrashRig:
             self.csms.core.connection_lost(self.now)
 
     # --- the end
-
-    def settle(self) -> None:
-        """The CSMS answers again and the link stays up until every held message is
-        through (1.6: and no message waits inside the flow for its transactionId)."""
-        self.mode = ANSWER
-        self.connect()
-        for _ in range(2_000):
-            if self.to_csms or self.to_station:
-                self.flush()
-            elif self.station.core.held_requests or self._waiting():
-                deadline = self.station.core.next_deadline()
-                self.tick(max(0.1, (deadline or self.now + 1.0) - self.now))
-            else:
-                return
-        raise RuntimeError("the held messages never got through")
 
     def _waiting(self) -> bool:
         if self.version != "1.6":

@@ -204,8 +204,83 @@ class CsmsProcess:
             rig.withheld.add(event.message_id)
 
 
+class Wire:
+    """The link between a rig's station and CSMS, frame by frame: what both crash rigs
+    share. A rig gives ``pump()`` (both sides handle their events and put their frames on
+    the wire), ``_waiting()`` (messages still held inside a flow) and ``SETTLE_STEP``."""
+
+    #: The shortest tick ``settle`` waits for the station's next deadline.
+    SETTLE_STEP = 0.0
+    version: str
+    now: float
+    mode: str
+    connected: bool
+    to_csms: list[str]
+    to_station: list[str]
+    station: Any
+    csms: Any
+
+    def pump(self) -> None:
+        raise NotImplementedError
+
+    def _waiting(self) -> bool:
+        raise NotImplementedError
+
+    def connect(self) -> None:
+        if self.connected:
+            return
+        self.connected = True
+        self.csms.core.connection_made(self.now)
+        self.station.core.connection_made(self.now)
+        self.pump()
+
+    def deliver_to_csms(self) -> None:
+        if self.connected and self.to_csms:
+            self.csms.core.receive_text(self.to_csms.pop(0), self.now)
+            self.pump()
+
+    def deliver_to_station(self) -> None:
+        if self.connected and self.to_station:
+            self.station.core.receive_text(self.to_station.pop(0), self.now)
+            self.pump()
+
+    def flush(self) -> None:
+        """Connect if the link is down, and deliver both ways until the wire is empty (the
+        usual case between two kills)."""
+        self.connect()
+        for _ in range(1000):
+            if self.to_csms:
+                self.deliver_to_csms()
+            elif self.to_station:
+                self.deliver_to_station()
+            else:
+                return
+
+    def tick(self, seconds: float) -> None:
+        """Time passes: both sides' timers run, connected or not."""
+        self.now += seconds
+        self.station.core.handle_timer(self.now)
+        self.csms.core.handle_timer(self.now)
+        self.pump()
+
+    def settle(self) -> None:
+        """The CSMS answers again and the link stays up until every held message is
+        through (1.6: and no message waits inside the flow for its transactionId)."""
+        self.mode = ANSWER
+        self.connect()
+        for _ in range(2_000):
+            if self.to_csms or self.to_station:
+                self.flush()
+            elif self.station.core.held_requests or self._waiting():
+                deadline = self.station.core.next_deadline()
+                self.tick(max(self.SETTLE_STEP, (deadline or self.now + 1.0) - self.now))
+            else:
+                return
+        raise RuntimeError("the held messages never got through")
+
+
 @attrs.define
-class CrashRig:
+class CrashRig(Wire):
     version: str
     now: float = 0.0
     mode: str = ANSWER
@@ -271,14 +346,6 @@ class CrashRig:
                 return
         raise RuntimeError("the rig kept talking")
 
-    def connect(self) -> None:
-        if self.connected:
-            return
-        self.connected = True
-        self.csms.core.connection_made(self.now)
-        self.station.core.connection_made(self.now)
-        self.pump()
-
     def disconnect(self) -> None:
         if not self.connected:
             return
@@ -287,34 +354,6 @@ class CrashRig:
         self.to_station.clear()
         self.station.core.connection_lost(self.now)
         self.csms.core.connection_lost(self.now)
-        self.pump()
-
-    def deliver_to_csms(self) -> None:
-        if self.connected and self.to_csms:
-            self.csms.core.receive_text(self.to_csms.pop(0), self.now)
-            self.pump()
-
-    def deliver_to_station(self) -> None:
-        if self.connected and self.to_station:
-            self.station.core.receive_text(self.to_station.pop(0), self.now)
-            self.pump()
-
-    def flush(self) -> None:
-        """Connect if the link is down, and deliver both ways until the wire is empty (the
-        usual case between two kills)."""
-        self.connect()
-        for _ in range(1000):
-            if self.to_csms:
-                self.deliver_to_csms()
-            elif self.to_station:
-                self.deliver_to_station()
-            else:
-                return
-
-    def tick(self, seconds: float) -> None:
-        self.now += seconds
-        self.station.core.handle_timer(self.now)
-        self.csms.core.handle_timer(self.now)
         self.pump()
 
     # --- what the station's driver does
@@ -364,21 +403,6 @@ class CrashRig:
             self.csms.core.connection_lost(self.now)
 
     # --- the end
-
-    def settle(self) -> None:
-        """The CSMS answers again and the link stays up until every held message is
-        through."""
-        self.mode = ANSWER
-        self.connect()
-        for _ in range(2_000):
-            if self.to_csms or self.to_station:
-                self.flush()
-            elif self.station.core.held_requests or self._waiting():
-                deadline = self.station.core.next_deadline()
-                self.tick(max(0.0, (deadline or self.now + 1.0) - self.now))
-            else:
-                return
-        raise RuntimeError("the held messages never got through")
 
     def readings(self) -> list[tuple[int, str, int]]:
         """(connector, start | update | end, meter) of every transaction message the CSMS
