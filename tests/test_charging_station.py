@@ -961,3 +961,18 @@ def test_E04_FR_04_a_transaction_cut_short_by_a_power_loss_ends_after_the_boot(
     assert ended["transactionInfo"]["stoppedReason"] == "PowerLoss"
     assert ended["seqNo"] == 1
     assert rig.last_status(1) == "Occupied"  # the cable is still in
+
+
+def test_a_connector_type_mapping_must_name_every_evse() -> None:
+    with pytest.raises(ValueError, match="no type for EVSE 2"):
+        Rig("2.0.1", evses=2, connector_type={1: "cType2"})
+
+
+def test_connector_types_per_evse_reach_the_device_model() -> None:
+    rig = Rig("2.0.1", evses=2, connector_type={1: "cType2", 2: "cCCS2"})
+    types = {
+        item.component.evse_id: item.attributes["Actual"].value
+        for item in rig.station.model.variables()
+        if item.variable.name == "ConnectorType"
+    }
+    assert types == {1: "cType2", 2: "cCCS2"}
