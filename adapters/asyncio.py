@@ -51,11 +51,9 @@ class _Protocol(asyncio.Protocol):
     the link's timer."""
 
     __slots__ = (
-        "_close_timeout",
         "_dropping",
-        "_high_water",
         "_holds",
-        "_max_buffer",
+        "_options",
         "_timer",
         "_timer_at",
         "finished",
@@ -71,10 +69,7 @@ class _Protocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.link = make_link(self)
-        options = getattr(self.link.ws, "options", None) or WsOptions()
-        self._high_water = options.write_high_water
-        self._max_buffer = options.max_write_buffer
-        self._close_timeout = options.close_timeout
+        self._options: WsOptions = getattr(self.link.ws, "options", None) or WsOptions()
         #: Why reading is stopped now: "writing" (back-pressure), "admission".
         self._holds: set[str] = set()
         #: The connection ends without flushing (it overflowed ``max_write_buffer``).
@@ -82,7 +77,8 @@ class _Protocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # (uvloop's is not a subclass)
-        self.transport.set_write_buffer_limits(self._high_water, self._high_water // 4)
+        high_water = self._options.write_high_water
+        self.transport.set_write_buffer_limits(high_water, high_water // 4)
         self.link.begin()
 
     # --- back-pressure ----------------------------------------------------------------------------
@@ -106,7 +102,7 @@ class _Protocol(asyncio.Protocol):
 
     def _overflow(self) -> None:
         if not self.link.ws.done:
-            limit = self._max_buffer
+            limit = self._options.max_write_buffer
             reason = f"the peer does not read what we send (over {limit} bytes wait)"
             self.link.abort(POLICY_VIOLATION, reason, self.loop.time())
 
@@ -132,7 +128,7 @@ class _Protocol(asyncio.Protocol):
             if (
                 "writing" in self._holds
                 and not self._dropping
-                and transport.get_write_buffer_size() > self._max_buffer
+                and transport.get_write_buffer_size() > self._options.max_write_buffer
             ):
                 self._dropping = True
                 self.loop.call_soon(self._overflow)
@@ -148,7 +144,7 @@ class _Protocol(asyncio.Protocol):
         unsent = transport.get_write_buffer_size()
         transport.close()  # after what was written, if it goes out within close_timeout
         if unsent:
-            self.loop.call_later(self._close_timeout, transport.abort)
+            self.loop.call_later(self._options.close_timeout, transport.abort)
 
     def arm(self, deadline: float | None) -> None:
         # Re-armed only when the deadline moves earlier: most messages push the core's
