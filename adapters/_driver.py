@@ -49,7 +49,7 @@ from ocpp_sansio.events import (
     VersionChanged,
 )
 from ocpp_sansio.flows.host import FlowFactory, FlowHost
-from ocpp_sansio.frames import ERROR_CODES
+from ocpp_sansio.frames import ERROR_CODES, error_codes
 from ocpp_sansio.rules import is_transaction_message
 from ocpp_sansio.station import StationCore
 
@@ -476,8 +476,8 @@ class Driver:
     def _refuse_excess(self, event: RequestReceived) -> None:
         """A request beyond ``max_calls_in_progress``: the peer did not wait for our
         answers (OCPP-J section 4.1.1 "Synchronicity"; 2.x FR.01 with FR.03: a CALL that
-        breaks the RPC framework is answered with a CALLERROR). 1.6 has no RPC framework
-        error code: GenericError, as for a message id already in progress."""
+        breaks the RPC framework is answered with a CALLERROR), with the version's code
+        for it (``ErrorCodes.out_of_turn``), as for a message id already in progress."""
         if self._warned != self.generation:  # once per connection
             self._warned = self.generation
             log.warning(
@@ -487,7 +487,7 @@ class Driver:
                 self.max_calls_in_progress,
             )
         self._refused = True
-        code = "GenericError" if self.core.version == "1.6" else "RpcFrameworkError"
+        code = error_codes(self.core.version).out_of_turn
         limit = self.max_calls_in_progress
         self._send_error(
             event.message_id,

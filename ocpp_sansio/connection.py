@@ -233,7 +233,7 @@ class RpcChannel:
             message_id=call.message_id, action=call.action, request=call.payload
         )
         if call.message_id in self.unanswered:
-            code = "GenericError" if self.version == "1.6" else self.codes.rpc
+            code = self.codes.out_of_turn
             self._error(
                 call.message_id, code, "a request with this message id is still being handled"
             )

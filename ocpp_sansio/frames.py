@@ -142,6 +142,9 @@ class ErrorCodes:
     security: str = "SecurityError"
     internal: str = "InternalError"
     generic: str = "GenericError"
+    #: A CALL while the peer's previous ones are still being handled (OCPP-J 4.1.1
+    #: "Synchronicity"): 2.x breaks the RPC framework; 1.6 has no code for it.
+    out_of_turn: str = "GenericError"
 
     def for_violation(self, violation: SchemaViolation) -> str:
         return {
@@ -162,6 +165,7 @@ _CODES_16 = ErrorCodes(
 )
 _CODES_2X = ErrorCodes(
     rpc="RpcFrameworkError",
+    out_of_turn="RpcFrameworkError",
     format="FormatViolation",
     occurrence="OccurrenceConstraintViolation",
     type="TypeConstraintViolation",
