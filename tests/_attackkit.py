@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,15 @@ def frame(payload: bytes, opcode: int = 0x1) -> bytes:
 
 def call(message_id: str, action: str, payload: dict[str, Any]) -> bytes:
     return frame(json.dumps([2, message_id, action, payload]).encode())
+
+
+def deflate_bomb(inflated_mib: int) -> bytes:
+    """A permessage-deflate payload (RFC 7692 §7.2.1) inflating to ``inflated_mib`` MiB of
+    'a': one MiB compressed once and repeated (each piece ends byte-aligned, with the empty
+    block of a sync flush, so the pieces chain), the last 0x00 0x00 0xff 0xff dropped."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    piece = compressor.compress(b"a" * (1 << 20)) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    return (piece * inflated_mib)[:-4]
 
 
 BOOT_16 = {"chargePointVendor": "V", "chargePointModel": "M"}

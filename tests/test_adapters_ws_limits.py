@@ -17,6 +17,7 @@ import pytest
 import wsproto
 import wsproto.events as wse
 import wsproto.extensions
+from _attackkit import deflate_bomb
 
 from ocpp_sansio.adapters import _ws as glue
 from ocpp_sansio.adapters._ws import (
@@ -72,15 +73,6 @@ def frame(payload: bytes, *, first: int, masked: bool) -> bytes:
     else:
         header = bytes((first, mask | 127)) + size.to_bytes(8, "big")
     return header + (b"\0\0\0\0" if masked else b"") + payload
-
-
-def deflate_bomb(inflated_mib: int) -> bytes:
-    """A permessage-deflate payload (RFC 7692 §7.2.1) inflating to ``inflated_mib`` MiB of
-    'a': one MiB compressed once and repeated (each piece ends byte-aligned, with the empty
-    block of a sync flush, so the pieces chain), the last 0x00 0x00 0xff 0xff dropped."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
-    piece = compressor.compress(b"a" * (1 << 20)) + compressor.flush(zlib.Z_SYNC_FLUSH)
-    return (piece * inflated_mib)[:-4]
 
 
 def feed(ws: Any, data: bytes) -> float:

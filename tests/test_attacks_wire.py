@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-import zlib
 
 import pytest
-from _attackkit import ADAPTERS, HealthyStation, Peer, frame, target
+from _attackkit import ADAPTERS, HealthyStation, Peer, deflate_bomb, frame, target
 
 #: The server's CPU for the whole attack, the healthy station's boot and Heartbeats
 #: included. Before the fixes: 0.87 s per whitespace head (5+ s for six), 3.1-3.4 s for one
@@ -46,15 +45,6 @@ def send_all(peer: Peer, data: bytes) -> None:
     """Send what the server may stop reading part-way through (it closes on a limit)."""
     with contextlib.suppress(OSError):
         peer.sock.sendall(data)
-
-
-def deflate_bomb(inflated_mib: int) -> bytes:
-    """A permessage-deflate payload inflating to ``inflated_mib`` MiB: one compressed MiB
-    repeated (each piece ends byte-aligned after a sync flush), the final 00 00 ff ff
-    dropped as RFC 7692 §7.2.1 says."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
-    piece = compressor.compress(b"a" * (1 << 20)) + compressor.flush(zlib.Z_SYNC_FLUSH)
-    return (piece * inflated_mib)[:-4]
 
 
 @pytest.mark.parametrize("adapter", ADAPTERS)
@@ -114,8 +104,3 @@ def test_finding_9_400k_empty_continuation_frames(adapter: str) -> None:
     cpu, closed = bombed(adapter, first + empty_continuation * 400_000)
     assert closed
     assert cpu < CPU_BOUND, f"{cpu:.2f} s of CPU"
-
-
-def test_the_bomb_is_what_it_says() -> None:
-    bomb = deflate_bomb(4)
-    assert len(zlib.decompressobj(-15).decompress(bomb + b"\0\0\xff\xff")) == 4 << 20
