@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from ocpp_sansio.adapters.asyncio import _ServerProtocol, _Sweep
+from ocpp_sansio.adapters.asyncio import _ServerProtocol, _Sweep, _Writes
 
 
 class _Link:
@@ -24,7 +24,8 @@ class _Link:
 
 async def _protocol(sweep: _Sweep) -> tuple[_ServerProtocol, _Link]:
     link = _Link()
-    protocol = _ServerProtocol(lambda _: link, memoryview(bytearray(1)), set(), sweep)  # type: ignore[arg-type,return-value]
+    writes = _Writes(asyncio.get_running_loop())
+    protocol = _ServerProtocol(lambda _: link, memoryview(bytearray(1)), set(), sweep, writes)  # type: ignore[arg-type,return-value]
     return protocol, link
 
 
