@@ -195,6 +195,7 @@ class Connection:
         if self.closed:
             return
         self.closed = True
+        self.due = math.inf  # (its heap entry is stale now)
         self._reactor.forget(self)
         self.sock.close()
         try:
@@ -274,6 +275,7 @@ class Reactor:
 
     def add_timer(self, deadline: float, connection: Connection) -> None:
         heapq.heappush(self._timers, (deadline, next(self._order), connection))
+        self._compact_timers()
         sleep = self._sleep
         if sleep is not None and deadline < sleep.deadline:
             sleep.deadline = deadline
@@ -285,9 +287,21 @@ class Reactor:
 
     def forget(self, connection: Connection) -> None:
         del self._connections[connection.fd]
+        self._compact_timers()
         with contextlib.suppress(OSError, ValueError):
             self.epoll.unregister(connection.fd)
         self.server.links.discard(connection.link)
+
+    def _compact_timers(self) -> None:
+        """Drop the heap's entries no connection waits for any more (it closed, or its
+        timer moved earlier since) once they could outnumber the live ones: an entry keeps
+        its connection, and with it the link and the core, alive until its deadline, so a
+        peer opening and closing connections fast would make us hold them all (asyncio
+        does the same for its cancelled timers)."""
+        timers = self._timers
+        if len(timers) > 2 * len(self._connections) + 64:
+            timers[:] = [entry for entry in timers if entry[2].due == entry[0]]
+            heapq.heapify(timers)
 
     # --- the task ---------------------------------------------------------------------------------
 

@@ -315,3 +315,40 @@ def _booted_peer_that_stops_reading(port: int) -> socket.socket:
     peer.sock, peer.buffer, peer.identity = sock, b"", "GREEDY"
     peer.boot()
     return sock
+
+
+def _come_and_go(port: int, count: int) -> None:
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(b"GET /ocpp/CS HTTP/1.1\r\n")  # a handshake begun: its deadline armed
+        sock.close()
+
+
+def test_connections_that_came_and_went_are_not_kept_by_their_timers() -> None:
+    """A connection's timer waits in the reactor's heap until its deadline, even once the
+    connection is gone; the heap drops such entries before they outnumber the live ones,
+    so connections opened and closed fast are not all held (with their links and cores)
+    until their handshake deadline."""
+    import gc
+
+    import trio
+
+    from ocpp_sansio.adapters import ServerOptions, WsOptions
+    from ocpp_sansio.adapters._trio_reactor import Connection
+    from ocpp_sansio.adapters.trio import serve
+
+    def held() -> int:
+        gc.collect()
+        return sum(isinstance(thing, Connection) for thing in gc.get_objects())
+
+    async def main() -> None:
+        ws_options = WsOptions(handshake_timeout=600, ping_interval=0)
+        options = ServerOptions(ws_options=ws_options)
+        async with serve(object(), versions=["1.6"], options=options) as server:
+            await trio.to_thread.run_sync(_come_and_go, server.port, 500)
+            with trio.fail_after(10):
+                while server.links:
+                    await trio.sleep(0.01)
+            assert held() <= 100
+
+    trio.run(main)
