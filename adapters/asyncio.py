@@ -122,9 +122,6 @@ class _Protocol(asyncio.Protocol):
     # --- the link's transport ---------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        self._send(data)
-
-    def _send(self, data: bytes) -> None:
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.write(data)
@@ -261,7 +258,7 @@ class _ServerProtocol(_Protocol, asyncio.BufferedProtocol):
     def send_unsent(self) -> None:
         data, self._unsent = self._unsent, b""
         if data:
-            self._send(data)
+            super().write(data)
 
     def drop(self) -> None:
         """End the connection at once (writing to it failed)."""
