@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -24,6 +25,7 @@ TARGET = Path(__file__).with_name("_attack_target.py")
 ADAPTERS = ("trio", "asyncio", "threads")
 #: The healthy station's bound on every Heartbeat's round trip during an attack.
 LATENCY_BOUND = 0.100
+MIB = 1 << 20
 
 
 def upgrade(identity: str, subprotocol: str = "ocpp1.6", extra: bytes = b"") -> bytes:
@@ -66,12 +68,84 @@ def deflate_bomb(inflated_mib: int) -> bytes:
 BOOT_16 = {"chargePointVendor": "V", "chargePointModel": "M"}
 
 
-class Peer:
-    """A raw WebSocket station on a blocking socket: it reads only when asked to."""
+def pings(megabytes: int) -> bytes:
+    """Ping frames (125-byte payloads, each answered with a pong) making ``megabytes`` MiB."""
+    ping = frame(b"p" * 125, 0x9)
+    return ping * (megabytes * MIB // len(ping))
 
-    def __init__(self, port: int, identity: str, *, timeout: float = 10.0) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+def heartbeats(count: int) -> bytes:
+    """``count`` pipelined 1.6 Heartbeat calls, ids ``hb0`` …"""
+    return b"".join(call(f"hb{number}", "Heartbeat", {}) for number in range(count))
+
+
+def client_hello() -> bytes:
+    """The first flight of a TLS client (its ClientHello), to send byte by byte."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing)
+    with contextlib.suppress(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+def trickle(sock: socket.socket, data: bytes, period: float, until: float) -> bool:
+    """Send ``data`` a byte every ``period`` seconds; True once the server closed (before
+    ``until``, a ``time.monotonic()``), False if it was still open then."""
+    sock.settimeout(period)
+    for byte in data:
+        if time.monotonic() >= until:
+            return False
+        try:
+            sock.send(bytes((byte,)))
+            if sock.recv(4096) == b"":
+                return True
+        except TimeoutError:
+            continue
+        except OSError:
+            return True
+    return False
+
+
+def closed_within(sock: socket.socket, seconds: float) -> bool:
+    """True when the server ends the connection within ``seconds`` (reading all)."""
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+class Peer:
+    """A raw WebSocket station on a blocking socket: it reads only when asked to.
+    ``receive_buffer``: its socket's receive buffer, set before connecting (a small one
+    makes what the server sends back up at once); ``tls``: over TLS, unverified."""
+
+    def __init__(
+        self,
+        port: int,
+        identity: str,
+        *,
+        timeout: float = 10.0,
+        receive_buffer: int | None = None,
+        tls: bool = False,
+    ) -> None:
+        sock = socket.socket()
+        if receive_buffer is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.settimeout(timeout)
+        sock.connect(("127.0.0.1", port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls:
+            context = ssl.create_default_context()
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+            sock = context.wrap_socket(sock)
+        self.sock = sock
         self.buffer = b""
         self.identity = identity
 
@@ -142,18 +216,30 @@ class Peer:
 
     def closed_within(self, seconds: float) -> bool:
         """True when the server ends the connection within ``seconds`` (reading all)."""
-        self.sock.settimeout(seconds)
+        return closed_within(self.sock, seconds)
+
+    def send_until_stalled(self, data: bytes, stall: float = 1.0) -> int:
+        """Send ``data`` without reading anything; stop once the server stops taking it
+        for ``stall`` seconds, or ends the connection. The bytes sent."""
+        self.sock.settimeout(stall)
+        view, sent = memoryview(data), 0
         try:
-            while self.sock.recv(65536):
-                pass
-        except TimeoutError:
-            return False
-        except OSError:
-            return True
-        return True
+            while sent < len(data):
+                sent += self.sock.send(view[sent : sent + MIB])
+        except OSError:  # (TimeoutError: stalled; a reset: ended)
+            pass
+        return sent
 
     def close(self) -> None:
         self.sock.close()
+
+
+def slow_reader(port: int, identity: str, *, tls: bool = False) -> Peer:
+    """A booted station whose socket buffers as little as the kernel allows of what the
+    server sends it (a slow or hostile reader: the server's answers back up at once)."""
+    peer = Peer(port, identity, receive_buffer=4096, tls=tls)
+    peer.boot()
+    return peer
 
 
 class HealthyStation:

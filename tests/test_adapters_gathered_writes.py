@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import socket
 import struct
 from typing import Any
 
@@ -16,22 +15,9 @@ import pytest
 
 from ocpp_sansio.adapters import ServerOptions, WsOptions
 from ocpp_sansio.apps.demo_csms import DemoCsms
-from tests._attackkit import Peer, call, frame, in_thread, target
+from tests._attackkit import Peer, call, frame, in_thread, slow_reader, target
 
 ADAPTERS = ["asyncio", "trio"]
-
-
-def _late_reader(port: int) -> Peer:
-    """A booted station whose receive buffer is as small as the kernel allows, so the
-    server's socket fills as soon as it stops reading."""
-    peer = Peer.__new__(Peer)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(10.0)
-    sock.connect(("127.0.0.1", port))
-    peer.sock, peer.buffer, peer.identity = sock, b"", "LATE"
-    peer.boot()
-    return peer
 
 
 @pytest.mark.parametrize("adapter", ADAPTERS)
@@ -40,7 +26,7 @@ def test_answers_that_meet_a_full_socket_arrive_once_the_peer_reads(adapter: str
     ``max_calls_in_progress``) a CALLERROR."""
     count = 30_000  # about 1.5 MB of answers: far more than the sockets hold
     with target(adapter, ws={"ping_interval": 0}) as csms:
-        peer = _late_reader(csms.port)
+        peer = slow_reader(csms.port, "LATE")
         requests = b"".join(call(f"h{number}", "Heartbeat", {}) for number in range(count))
         sender = in_thread(peer.sock.sendall, requests)  # blocks while the server waits
         received = []
@@ -104,7 +90,7 @@ def test_an_answer_written_to_a_socket_already_full_goes_out_once_the_peer_reads
 
     async def main() -> None:
         async with module.serve(object(), versions=["1.6"], options=options) as server:
-            peer = await anyio.to_thread.run_sync(_late_reader, server.port)
+            peer = await anyio.to_thread.run_sync(slow_reader, server.port, "LATE")
             (link,) = server.links
             # No checkpoint from here until the answer is written: the Heartbeat waits
             # to be read, and the socket the answer goes to is full.

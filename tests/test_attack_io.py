@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import ssl
 import time
 from typing import Any
 
@@ -25,63 +24,36 @@ import pytest
 
 from tests._attackkit import (
     ADAPTERS,
+    MIB,
     HealthyStation,
     Peer,
     call,
-    frame,
+    client_hello,
+    heartbeats,
     in_thread,
+    pings,
+    slow_reader,
     target,
+    trickle,
     upgrade,
 )
 from tests.test_cli import start_csms
 
 IO_ADAPTERS = ("asyncio", "threads")
-MIB = 1 << 20
-
-
-def attacker(port: int) -> Peer:
-    """A booted peer whose socket buffers little of what we send it (so our answers back
-    up at once, as behind a slow or hostile reader)."""
-    peer = Peer(port, "ATTACKER")
-    peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    peer.boot()
-    return peer
-
-
-def send_until_stalled(peer: Peer, data: bytes, stall: float = 1.0) -> int:
-    """Send ``data`` without reading anything; stop once the server stops taking it for
-    ``stall`` seconds, or ends the connection. The bytes sent."""
-    peer.sock.settimeout(stall)
-    view, sent = memoryview(data), 0
-    try:
-        while sent < len(data):
-            sent += peer.sock.send(view[sent : sent + MIB])
-    except OSError:  # (TimeoutError: stalled; a reset: ended)
-        pass
-    return sent
 
 
 def unread_flood(adapter: str, data: bytes) -> dict[str, Any]:
     with target(adapter) as server:
         healthy = HealthyStation(server.port)
-        peer = attacker(server.port)
+        peer = slow_reader(server.port, "ATTACKER")
         before = server.stats()
-        sent = send_until_stalled(peer, data, stall=0.5)
+        sent = peer.send_until_stalled(data, stall=0.5)
         time.sleep(0.3)
         worst = healthy.stop()
         after = server.stats()
         peer.close()
     growth = (after["VmRSS"] - before["VmRSS"]) * 1024
     return {"sent": sent, "growth": growth, "worst": worst}
-
-
-def pings(megabytes: int) -> bytes:
-    ping = frame(b"p" * 125, 0x9)
-    return ping * (megabytes * MIB // len(ping))
-
-
-def heartbeats(count: int) -> bytes:
-    return b"".join(call(f"hb{number}", "Heartbeat", {}) for number in range(count))
 
 
 @pytest.mark.parametrize("adapter", IO_ADAPTERS)
@@ -220,47 +192,6 @@ def test_the_demo_csms_closes_a_silent_websocket_and_pings_a_booted_one(adapter:
 HANDSHAKE_TIMEOUT = 1.0
 
 
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    import trustme
-
-    folder = tmp_path_factory.mktemp("tls")
-    certificate = trustme.CA().issue_cert("127.0.0.1")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    certificate.cert_chain_pems[0].write_to_path(str(cert))
-    certificate.private_key_pem.write_to_path(str(key))
-    return {"cert": str(cert), "key": str(key)}
-
-
-def client_hello() -> bytes:
-    """The first flight of a TLS client, to trickle byte by byte."""
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = context.wrap_bio(incoming, outgoing)
-    with contextlib.suppress(ssl.SSLWantReadError):
-        tls.do_handshake()
-    return outgoing.read()
-
-
-def trickle(sock: socket.socket, data: bytes, period: float, until: float) -> bool:
-    """Send ``data`` a byte every ``period`` seconds; True once the server closed (before
-    ``until``), False if it was still open then."""
-    sock.settimeout(period)
-    for byte in data:
-        if time.monotonic() >= until:
-            return False
-        try:
-            sock.send(bytes((byte,)))
-            if sock.recv(4096) == b"":
-                return True
-        except TimeoutError:
-            continue
-        except OSError:
-            return True
-    return False
-
-
 @pytest.mark.parametrize(
     "tls", [pytest.param(False, marks=pytest.mark.slow), True], ids=["tcp", "tls"]
 )
@@ -327,8 +258,8 @@ def test_past_max_write_buffer_the_connection_ends_at_once(adapter: str) -> None
     ws = {"ping_interval": 0, "write_high_water": 4096, "max_write_buffer": 4096}
     with target(adapter, ws=ws) as server:
         healthy = HealthyStation(server.port)
-        peer = attacker(server.port)
-        assert send_until_stalled(peer, pings(16), stall=0.5) < 16 * MIB
+        peer = slow_reader(server.port, "ATTACKER")
+        assert peer.send_until_stalled(pings(16), stall=0.5) < 16 * MIB
         deadline = time.monotonic() + 3.0
         while server.stats()["links"] > 1 and time.monotonic() < deadline:
             time.sleep(0.1)

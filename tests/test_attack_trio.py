@@ -4,47 +4,32 @@ for a while. The short forms run always; ``-m slow`` runs the long ones."""
 
 from __future__ import annotations
 
-import contextlib
 import socket
-import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-import trustme
 
-from tests._attackkit import HealthyStation, Peer, call, frame, in_thread, target
+from tests._attackkit import (
+    HealthyStation,
+    Peer,
+    client_hello,
+    closed_within,
+    heartbeats,
+    in_thread,
+    pings,
+    slow_reader,
+    target,
+    trickle,
+)
 
 #: The handshake deadline the targets run with (WsOptions.handshake_timeout).
 HANDSHAKE = 1.0
 
 
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    folder = tmp_path_factory.mktemp("tls")
-    chain, key = folder / "chain.pem", folder / "key.pem"
-    cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
-    cert.private_key_pem.write_to_path(str(key))
-    yield {"cert": str(chain), "key": str(key)}
-
-
 def _silent(port: int, count: int) -> list[socket.socket]:
     return [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(count)]
-
-
-def _closed_within(sock: socket.socket, seconds: float) -> bool:
-    sock.settimeout(seconds)
-    try:
-        while sock.recv(65536):
-            pass
-    except TimeoutError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 # --- finding 3: a handshake deadline from accept ------------------------------------------------
@@ -55,7 +40,7 @@ def test_silent_sockets_are_closed_within_the_handshake_deadline() -> None:
         socks = _silent(csms.port, 20)
         started = time.monotonic()
         try:
-            assert all(_closed_within(sock, HANDSHAKE + 2) for sock in socks)
+            assert all(closed_within(sock, HANDSHAKE + 2) for sock in socks)
             assert time.monotonic() - started < HANDSHAKE + 2
             assert csms.stats()["links"] == 0
         finally:
@@ -63,50 +48,19 @@ def test_silent_sockets_are_closed_within_the_handshake_deadline() -> None:
                 sock.close()
 
 
-def _dribble(sock: socket.socket, data: bytes, period: float, stop_after: float) -> bool:
-    """Send ``data`` a byte every ``period`` s; True once the server ended the connection."""
-    started = time.monotonic()
-    for byte in data:
-        try:
-            sock.sendall(bytes((byte,)))
-        except OSError:
-            return True
-        sock.settimeout(period)
-        try:
-            if sock.recv(65536) == b"":
-                return True
-        except TimeoutError:
-            pass
-        except OSError:
-            return True
-        if time.monotonic() - started > stop_after:
-            return False
-    return False
-
-
-def _client_hello() -> bytes:
-    """The first bytes a TLS client sends (its ClientHello record)."""
-    context = ssl.create_default_context()
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
-    with contextlib.suppress(ssl.SSLWantReadError):
-        tls.do_handshake()
-    return outgoing.read()
-
-
 @pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
 def test_a_byte_every_few_seconds_is_closed_within_the_handshake_deadline(
     tls: bool, tls_files: dict[str, str]
 ) -> None:
-    head = _client_hello() if tls else b"GET /ocpp/CS1 HTTP/1.1\r\nHost: x\r\n"
+    head = client_hello() if tls else b"GET /ocpp/CS1 HTTP/1.1\r\nHost: x\r\n"
     config = {"tls": tls_files} if tls else {}
     with target("trio", ws={"handshake_timeout": HANDSHAKE, "ping_interval": 0}, **config) as csms:
         socks = _silent(csms.port, 5)
         started = time.monotonic()
+        until = started + HANDSHAKE + 4
         results: list[bool] = []
         threads = [
-            in_thread(lambda s=sock: results.append(_dribble(s, head, 1.5, HANDSHAKE + 4)))
-            for sock in socks
+            in_thread(lambda s=sock: results.append(trickle(s, head, 1.5, until))) for sock in socks
         ]
         for thread in threads:
             thread.join(HANDSHAKE + 8)
@@ -172,53 +126,17 @@ def test_accepting_resumes_after_running_out_of_descriptors() -> None:
 RSS_GROWTH_BOUND_KIB = 4 * 1024
 
 
-def _unread_attack(
-    port: int, stream: bytes, blocked_for: float, *, tls: bool = False
-) -> tuple[socket.socket, int]:
-    """A booted station that sends ``stream`` and never reads what comes back (its receive
-    buffer kept small); it gives up once a send was blocked for ``blocked_for`` seconds.
-    Its socket (still open) and the bytes it got to send."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", port))
-    if tls:
-        context = ssl.create_default_context()
-        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-        sock = context.wrap_socket(sock)
-    peer = Peer.__new__(Peer)
-    peer.sock, peer.buffer, peer.identity = sock, b"", "GREEDY"
-    peer.boot()
-    sock.settimeout(blocked_for)
-    sent = 0
-    view = memoryview(stream)
-    try:
-        while sent < len(stream):
-            sent += sock.send(view[sent : sent + 65536])
-    except (TimeoutError, OSError):
-        pass
-    return sock, sent
-
-
-def _pings(total: int) -> bytes:
-    one = frame(b"p" * 125, 0x9)
-    return one * (total // len(one))
-
-
-def _heartbeats(count: int) -> bytes:
-    return b"".join(call(f"h{number}", "Heartbeat", {}) for number in range(count))
-
-
 @pytest.mark.parametrize(
     ("stream", "tls"),
     [
-        pytest.param(lambda: _pings(24 << 20), False, id="pings-24MB"),
-        pytest.param(lambda: _heartbeats(100_000), False, id="heartbeats-100k"),
-        pytest.param(lambda: _pings(24 << 20), True, id="tls-pings-24MB"),
-        pytest.param(lambda: _pings(40 << 20), False, id="pings-40MB", marks=pytest.mark.slow),
+        pytest.param(lambda: pings(24), False, id="pings-24MB"),
+        pytest.param(lambda: heartbeats(100_000), False, id="heartbeats-100k"),
+        pytest.param(lambda: pings(24), True, id="tls-pings-24MB"),
+        pytest.param(lambda: pings(40), False, id="pings-40MB", marks=pytest.mark.slow),
         pytest.param(
-            lambda: _heartbeats(400_000), False, id="heartbeats-400k", marks=pytest.mark.slow
+            lambda: heartbeats(400_000), False, id="heartbeats-400k", marks=pytest.mark.slow
         ),
-        pytest.param(lambda: _pings(40 << 20), True, id="tls-pings-40MB", marks=pytest.mark.slow),
+        pytest.param(lambda: pings(40), True, id="tls-pings-40MB", marks=pytest.mark.slow),
     ],
 )
 def test_a_peer_that_does_not_read_is_not_read_either(
@@ -232,7 +150,8 @@ def test_a_peer_that_does_not_read_is_not_read_either(
         # (stats() collects garbage, a pause of its own: read before and after the timing)
         before = csms.stats()["VmRSS"]
         healthy = HealthyStation(csms.port) if not tls else None
-        attacker, sent = _unread_attack(csms.port, data, blocked_for=3.0, tls=tls)
+        attacker = slow_reader(csms.port, "GREEDY", tls=tls)
+        sent = attacker.send_until_stalled(data, stall=3.0)
         try:
             time.sleep(1.0)  # (what the server still had to read)
             if healthy is not None:
@@ -292,7 +211,7 @@ def test_a_peer_that_leaves_max_write_buffer_unread_is_closed_with_1008() -> Non
         ws_options = WsOptions(ping_interval=0, write_high_water=limit, max_write_buffer=4 * limit)
         options = ServerOptions(ws_options=ws_options)
         async with serve(Csms(), versions=["1.6"], options=options) as server:
-            peer = await trio.to_thread.run_sync(_booted_peer_that_stops_reading, server.port)
+            peer = await trio.to_thread.run_sync(slow_reader, server.port, "GREEDY")
             try:
                 session = server.sessions["greedy"]
                 with trio.fail_after(10), pytest.raises(CallFailedError):
@@ -305,16 +224,6 @@ def test_a_peer_that_leaves_max_write_buffer_unread_is_closed_with_1008() -> Non
         assert gone[0].code == 1008
 
     trio.run(main)
-
-
-def _booted_peer_that_stops_reading(port: int) -> socket.socket:
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", port))
-    peer = Peer.__new__(Peer)
-    peer.sock, peer.buffer, peer.identity = sock, b"", "GREEDY"
-    peer.boot()
-    return sock
 
 
 def _come_and_go(port: int, count: int) -> None:

@@ -17,7 +17,7 @@ import signal
 import sys
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +29,7 @@ from ocpp_sansio.adapters import Backoff, OcppCallError, StationOptions
 from ocpp_sansio.adapters.asyncio import connect
 from ocpp_sansio.adapters.cluster import CONNECTED, ClusterEngine
 from ocpp_sansio.adapters.cluster.nats_engine import NatsEngine
-from ocpp_sansio.adapters.cluster.nats_server import NatsServer, free_port
+from ocpp_sansio.adapters.cluster.nats_server import free_port
 from ocpp_sansio.cli import main
 from ocpp_sansio.cli.cluster import (
     EXIT_ANSWERED,
@@ -49,12 +49,6 @@ LISTENING = re.compile(r"listening on ws://127\.0\.0\.1:(\d+)/")
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def nats_url() -> Iterator[str]:
-    with NatsServer() as server:
-        yield server.url
 
 
 def command(*args: str) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -43,7 +43,6 @@ from ocpp_sansio.adapters.cluster import (
     station_key,
 )
 from ocpp_sansio.adapters.cluster.ids import ClusterSequence
-from ocpp_sansio.adapters.cluster.nats_server import NatsServer
 from ocpp_sansio.events import RegistrationStatus
 
 pytestmark = pytest.mark.anyio
@@ -53,12 +52,6 @@ TIMEOUT = 15
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def nats_url() -> Iterator[str]:
-    with NatsServer() as server:
-        yield server.url
 
 
 @pytest.fixture(params=["memory", "nats"])
