@@ -22,11 +22,12 @@ from ocpp_sansio.errors import CallLostError
 from .._skeleton import Link
 from .._ws import identity_key
 from ..asyncio import CsmsServer, CsmsSession, protocol_of
+from ._seam import LinkSeam
 from .client import connect_engine
 from .node import ClusterNode
 
 
-class AsyncioSeam:
+class AsyncioSeam(LinkSeam):
     """``ServerSeam`` for ``ocpp_sansio.adapters.asyncio.serve()``'s server."""
 
     def __init__(self, server: CsmsServer) -> None:
@@ -49,21 +50,11 @@ class AsyncioSeam:
     def forget_session(self, identity: str) -> None:
         self.server.sessions.pop(identity_key(identity), None)
 
-    def session_of(self, link: Link) -> tuple[CsmsCore, Sequence[Any]] | None:
-        session = link.session
-        if session is None:
-            return None
-        return session.core, session.flows
-
     async def call(self, link: Link, request: Any) -> Any:
         session = link.session
         if session is None or session.link is not link or not isinstance(session, CsmsSession):
             raise CallLostError("the station's connection on this node has ended")
         return await session.call(request)
-
-    def version(self, link: Link) -> str | None:
-        session = link.session
-        return session.version if session is not None else None
 
     def close(self, link: Link, code: int, reason: str) -> None:
         if not link.ws.done:

@@ -32,6 +32,7 @@ with needs_extra("trio", needed_by="ocpp_sansio.adapters.cluster.trio_seam"):
 from .._skeleton import Link
 from .._ws import identity_key
 from ..trio import CsmsServer, CsmsSession, link_finished
+from ._seam import LinkSeam
 from .base import ClusterEngine
 from .node import ClusterNode, log
 
@@ -107,7 +108,7 @@ class _Tap:
         return False
 
 
-class TrioSeam:
+class TrioSeam(LinkSeam):
     """``ServerSeam`` for ``ocpp_sansio.adapters.trio.serve()``'s server, with the node on
     ``thread``'s loop. Make it inside the trio run; ``nursery`` runs its tasks (watching
     connections, routed calls)."""
@@ -161,12 +162,6 @@ class TrioSeam:
     def forget_session(self, identity: str) -> None:
         self._in_trio(self.server.sessions.pop, identity_key(identity), None)
 
-    def session_of(self, link: Link) -> tuple[CsmsCore, Sequence[Any]] | None:
-        session = link.session
-        if session is None:
-            return None
-        return session.core, session.flows
-
     async def call(self, link: Link, request: Any) -> Any:
         answer: asyncio.Future[Any] = self.loop.create_future()
 
@@ -209,10 +204,6 @@ class TrioSeam:
         except trio.RunFinishedError:
             raise CallLostError("the CSMS has stopped") from None
         return await answer
-
-    def version(self, link: Link) -> str | None:
-        session = link.session
-        return session.version if session is not None else None
 
     def close(self, link: Link, code: int, reason: str) -> None:
         self._in_trio(self._close, link, code, reason)
