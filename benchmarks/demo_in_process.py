@@ -77,6 +77,17 @@ class _Transport:
         return None
 
 
+def _boot(server: CsmsServer, handshake: bytes, now: float) -> tuple[Any, _Transport]:
+    """A new connection on ``server``: its handshake, then an accepted BootNotification."""
+    transport = _Transport()
+    link = server.new_link(transport)
+    link.begin()
+    link.received(handshake, now)
+    link.received(BOOT, now)
+    assert b"Accepted" in transport.last, transport.last
+    return link, transport
+
+
 async def _measure(stations: int, rounds: int) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     demo = DemoCsms()
@@ -97,28 +108,14 @@ async def _measure(stations: int, rounds: int) -> dict[str, Any]:
     allocated_before = tracemalloc.get_traced_memory()[0]
     links = []
     for handshake in handshakes[: stations // 2]:
-        transport = _Transport()
-        link = server.new_link(transport)
-        link.begin()
-        now = loop.time()
-        link.received(handshake, now)
-        link.received(BOOT, now)
-        assert b"Accepted" in transport.last, transport.last
-        links.append((link, transport))
+        links.append(_boot(server, handshake, loop.time()))
     gc.collect()
     allocated = tracemalloc.get_traced_memory()[0] - allocated_before
     tracemalloc.stop()
     tracked = len(gc.get_objects()) - tracked_before
     started = time.process_time()  # (the second half: without tracemalloc's cost)
     for handshake in handshakes[stations // 2 :]:
-        transport = _Transport()
-        link = server.new_link(transport)
-        link.begin()
-        now = loop.time()
-        link.received(handshake, now)
-        link.received(BOOT, now)
-        assert b"Accepted" in transport.last, transport.last
-        links.append((link, transport))
+        links.append(_boot(server, handshake, loop.time()))
     boot_cpu = time.process_time() - started
     # One heartbeat each, then the survivors of a second round.
     for (link, _), frame in zip(links, heartbeats[0], strict=True):
