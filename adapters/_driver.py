@@ -817,6 +817,8 @@ class StationDriver(Driver):
         says why no WebSocket started. Returns the wait before the next attempt, or None
         for no further attempt; a failure is reported as ``ConnectFailed``."""
         if error is None and (ws is None or ws.version is None):
+            if self.closing:
+                return None  # the application closed the station during the handshake
             refusal = self._refusal or Closed(code=1006, reason="connection lost", by_peer=True)
             error = ConnectFailedError(refusal.reason, refusal.status)
         if error is None:

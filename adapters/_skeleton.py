@@ -429,6 +429,18 @@ class Session:
             self.driver.answer_exception(generation, message_id, error)
         self.transmit()
 
+    def start_closing(self, code: int, reason: str, now: float) -> Link | None:
+        """Start closing the current connection in order, or a station's connection still
+        in its handshake (it closes as soon as the CSMS accepts); the link to wait for,
+        None when there is none."""
+        link = self.link
+        if link is None or link.ws.done:
+            return None
+        if link.session is not None and link.ws is not self.driver.ws:
+            return None  # (a CSMS's: an older connection, already replaced and closing)
+        link.close(code, reason, now)
+        return link
+
     def opened(self, link: Link, now: float) -> None:
         """(Station) ``link`` finished its handshake: the core talks over it."""
         link.session = self
@@ -728,9 +740,8 @@ class LoopSession(Session):
         raise NotImplementedError
 
     async def _close_link(self, code: int, reason: str) -> None:
-        link = self.link
-        if link is not None and link.ws is self.driver.ws:
-            link.close(code, reason, self._clock())
+        link = self.start_closing(code, reason, self._clock())
+        if link is not None:
             await self._link_finished(link)
 
 

@@ -557,15 +557,19 @@ class _WebSocket:
         """Start an orderly close; ``done`` turns True when the peer answered or after
         ``close_timeout``."""
         if self.phase is Phase.OPEN:
-            self._out += self._conn.send(ws.CloseConnection(code=code, reason=reason))
-            self.phase = Phase.CLOSING
-            if self._inflater is not None:
-                self._inflater.stop()
-            self._close_due = now + self.options.close_timeout
-            self._next_ping = self._pong_due = None
-            self._closing = (code, reason)
+            self._send_close(code, reason, now + self.options.close_timeout)
         elif self.phase is Phase.HANDSHAKE:
             self._finish(code, reason, by_peer=False)
+
+    def _send_close(self, code: int, reason: str, due: float) -> None:
+        """Send our Close frame and wait for the peer's, until ``due``."""
+        self._out += self._conn.send(ws.CloseConnection(code=code, reason=reason))
+        self.phase = Phase.CLOSING
+        if self._inflater is not None:
+            self._inflater.stop()
+        self._close_due = due
+        self._next_ping = self._pong_due = None
+        self._closing = (code, reason)
 
     def abort(self, code: int = ABNORMAL_CLOSURE, reason: str = "") -> None:
         """The transport is gone or must go now: no more frames either way (what was
@@ -968,6 +972,11 @@ class Endpoint:
 class ClientWebSocket(_WebSocket):
     """The station side of one connection. ``start()`` gives the upgrade request."""
 
+    #: The upgrade request is queued.
+    _started = False
+    #: A close asked for while the upgrade request was unanswered: sent once accepted.
+    _close_when_open: tuple[int, str] | None = None
+
     def __init__(
         self,
         endpoint: Endpoint,
@@ -986,7 +995,11 @@ class ClientWebSocket(_WebSocket):
         self._handshake_due = now + options.handshake_timeout
 
     def start(self) -> None:
-        """Queue the upgrade request, offering our versions in order of preference."""
+        """Queue the upgrade request, offering our versions in order of preference (none
+        once closed)."""
+        if self.phase is not Phase.HANDSHAKE:
+            return
+        self._started = True
         headers = []
         if self._password is not None:
             headers.append((b"Authorization", basic_authorization(self.identity, self._password)))
@@ -1001,6 +1014,17 @@ class ClientWebSocket(_WebSocket):
             )
         )
 
+    def close(self, code: int = NORMAL_CLOSURE, reason: str = "", now: float = 0.0) -> None:
+        """Start an orderly close. While the upgrade request is unanswered, the close waits
+        for the answer (within close_timeout) and follows it at once, so that the CSMS sees
+        an orderly close, not a dropped socket (1006)."""
+        if self.phase is not Phase.HANDSHAKE or not self._started:
+            super().close(code, reason, now)
+        elif self._close_when_open is None:
+            self._close_when_open = (code, reason)
+            self._closing = (code, reason)
+            self._close_due = now + self.options.close_timeout
+
     def _on_handshake_event(self, event: ws.Event, now: float) -> None:
         if isinstance(event, ws.AcceptConnection):
             self._opened(now)
@@ -1008,6 +1032,10 @@ class ClientWebSocket(_WebSocket):
                 reason = "the CSMS accepted none of our OCPP subprotocols"
                 self._out += self._conn.send(ws.CloseConnection(code=PROTOCOL_ERROR, reason=reason))
                 self._finish(PROTOCOL_ERROR, reason, by_peer=True)
+                return
+            if self._close_when_open is not None:
+                assert self._close_due is not None
+                self._send_close(*self._close_when_open, self._close_due)
                 return
             self.version = VERSION_OF[event.subprotocol]
             self._events.append(Opened(version=self.version, identity=self.identity))

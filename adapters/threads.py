@@ -183,11 +183,9 @@ class CsmsSession(_Threads):
     def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the current connection in order and wait until it is gone."""
         with self.lock:
-            link = self.link
-            if link is None or link.ws is not self.driver.ws:
-                return
-            link.close(code, reason, time.monotonic())
-        transport_of(link).finished.wait()
+            link = self.start_closing(code, reason, time.monotonic())
+        if link is not None:
+            transport_of(link).finished.wait()
 
 
 class CsmsServer(Server):
@@ -382,14 +380,12 @@ class Station(StationMixin, _Threads):
         with self.lock:
             self.driver.stop()
             link = self.link
-            current = link is not None and link.ws is self.driver.ws
-            if link is not None and current:
-                link.close(code, reason, time.monotonic())
+            closing = self.start_closing(code, reason, time.monotonic())
         if link is not None:
             transport = transport_of(link)
-            if current:
+            if closing is not None:
                 transport.finished.wait(self.driver.options.close_timeout)
-            transport.abort()  # no answer in time, or still in its handshake
+            transport.abort()  # no answer in time
         if self._runner is not None:
             self._runner.join(self.driver.options.handshake_timeout)
         self._stop_events()

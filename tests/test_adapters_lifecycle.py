@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -48,17 +49,38 @@ class Peer:
         self.connected = threading.Event()
         self.codes: concurrent.futures.Future[int | None] = concurrent.futures.Future()
         self.port = 0
+        #: (``serve(held=True)``) An upgrade request arrived; its answer waits for
+        #: ``release()``.
+        self.requested = threading.Event()
+        self._held: asyncio.Event | None = None
 
     def run(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(TIMEOUT)
 
     def close(self) -> None:
+        if self._held is not None:
+            self.run(self._release_and_close())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(TIMEOUT)
 
     # --- a CSMS ------------------------------------------------------------------------------
 
-    async def _serve(self) -> int:
+    async def _release_and_close(self) -> None:
+        """(Held) let waiting handshakes go on, so that none is left behind."""
+        assert self._held is not None
+        self._held.set()
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _serve(self, held: bool) -> int:
+        if held:
+            self._held = asyncio.Event()
+
+        async def hold(_connection: ServerConnection, _request: Any) -> None:
+            if self._held is not None:
+                self.requested.set()
+                await self._held.wait()
+
         async def handler(ws: ServerConnection) -> None:
             self.connected.set()
             try:
@@ -69,14 +91,23 @@ class Peer:
             if not self.codes.done():
                 self.codes.set_result(ws.close_code)
 
-        self._server = await ws_serve(handler, "127.0.0.1", 0, subprotocols=[SUBPROTOCOL])
+        self._server = await ws_serve(
+            handler, "127.0.0.1", 0, subprotocols=[SUBPROTOCOL], process_request=hold
+        )
         port: int = self._server.sockets[0].getsockname()[1]
         return port
 
-    def serve(self) -> str:
-        """Listen; the URL a station of ours connects to."""
-        self.port = self.run(self._serve())
+    def serve(self, *, held: bool = False) -> str:
+        """Listen; the URL a station of ours connects to. ``held``: answer upgrade
+        requests only after ``release()``."""
+        self.port = self.run(self._serve(held))
         return f"ws://127.0.0.1:{self.port}/ocpp/LIFE1"
+
+    def release(self) -> None:
+        """Answer the held upgrade requests."""
+        held = self._held
+        assert held is not None
+        self.loop.call_soon_threadsafe(held.set)
 
     # --- a station ---------------------------------------------------------------------------
 
@@ -218,6 +249,88 @@ def test_a_threads_station_leaving_connect_by_any_route_sends_1000(route: str, p
         if route == "ctrl-c":
             raise KeyboardInterrupt
     assert peer.code() == 1000
+
+
+def _release_once_closing(station: Any, peer: Peer) -> threading.Thread:
+    """Answer the station's upgrade request once its close has begun."""
+
+    def release() -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while not station.driver.closing and time.monotonic() < deadline:
+            time.sleep(0.005)
+        peer.release()
+
+    thread = threading.Thread(target=release, daemon=True)
+    thread.start()
+    return thread
+
+
+async def _leave_in_handshake(module: Any, url: str, peer: Peer, events: list[Any]) -> None:
+    to_thread = trio.to_thread.run_sync if module is trio_adapter else asyncio.to_thread
+    async with module.connect(
+        url, version="1.6", boot=BOOT, options=STATION, on_event=_record(events)
+    ) as station:
+        assert await to_thread(peer.requested.wait, TIMEOUT), "no upgrade request"
+        _release_once_closing(station, peer)
+
+
+def _record(events: list[Any]) -> Callable[[Any, Any], Any]:
+    def on_event(_station: Any, event: Any) -> None:
+        events.append(event)
+
+    return on_event
+
+
+@pytest.mark.parametrize("adapter", ["trio", "asyncio", "threads"])
+def test_a_station_leaving_connect_during_its_handshake_closes_with_1000_once_accepted(
+    adapter: str, peer: Peer
+) -> None:
+    # Stopped while the CSMS has not answered its upgrade request yet, a station waits for
+    # the answer (within close_timeout) and closes in order: the CSMS sees 1000, not a
+    # dropped socket, and the application no failed attempt.
+    url = peer.serve(held=True)
+    events: list[Any] = []
+    if adapter == "threads":
+        with threads_adapter.connect(
+            url, version="1.6", boot=BOOT, options=STATION, on_event=_record(events)
+        ) as station:
+            assert peer.requested.wait(TIMEOUT), "no upgrade request"
+            _release_once_closing(station, peer)
+    elif adapter == "trio":
+        trio.run(_leave_in_handshake, trio_adapter, url, peer, events)
+    else:
+        asyncio.run(_leave_in_handshake(asyncio_adapter, url, peer, events))
+    assert peer.code() == 1000
+    assert events == []
+
+
+@pytest.mark.parametrize("adapter", ["trio", "asyncio", "threads"])
+def test_a_station_leaving_connect_during_a_handshake_never_answered_is_done_within_close_timeout(
+    adapter: str, peer: Peer
+) -> None:
+    url = peer.serve(held=True)
+    options = StationOptions(
+        ws_options=WsOptions(ping_interval=0, close_timeout=0.5, handshake_timeout=60)
+    )
+    started = time.monotonic()
+    if adapter == "threads":
+        with threads_adapter.connect(url, version="1.6", boot=BOOT, options=options):
+            assert peer.requested.wait(TIMEOUT), "no upgrade request"
+            started = time.monotonic()
+    else:
+
+        async def leave(module: Any) -> None:
+            nonlocal started
+            to_thread = trio.to_thread.run_sync if module is trio_adapter else asyncio.to_thread
+            async with module.connect(url, version="1.6", boot=BOOT, options=options):
+                assert await to_thread(peer.requested.wait, TIMEOUT), "no upgrade request"
+                started = time.monotonic()
+
+        if adapter == "trio":
+            trio.run(leave, trio_adapter)
+        else:
+            asyncio.run(leave(asyncio_adapter))
+    assert time.monotonic() - started < 5  # close_timeout, not the 60 s handshake_timeout
 
 
 # --- a server leaving serve() --------------------------------------------------------------------

@@ -448,6 +448,43 @@ def test_close_without_answer_ends_after_the_close_timeout() -> None:
     assert client.done
 
 
+def test_a_client_closed_during_its_handshake_closes_in_order_once_accepted() -> None:
+    # A station told to stop while its upgrade request is unanswered does not drop the
+    # socket (the CSMS would see 1006): once accepted, it sends its Close at once, with
+    # the code it was given, and never reports the connection opened.
+    client, server = pair()
+    response = handshake_response(client, server)
+    client.close(1000, "stopping", now=0.5)
+    assert not client.done and client.data_to_send() == b""
+    client.receive_data(response, 0.6)
+    client_events, server_events = exchange(client, server, now=0.6)
+    assert server_events == [
+        Opened(version="2.0.1", identity="CS001"),
+        Closed(code=1000, reason="stopping", by_peer=True),
+    ]
+    assert client_events == [Closed(code=1000, reason="stopping", by_peer=False)]
+    assert client.version is None and client.done
+
+
+def test_a_client_closed_during_its_handshake_gives_up_after_the_close_timeout() -> None:
+    options = WsOptions(ping_interval=0, close_timeout=2, handshake_timeout=30)
+    client, server = pair(client_options=options)
+    server.receive_data(client.data_to_send(), 0.0)
+    client.close(1000, "", now=1.0)
+    assert client.next_deadline() == 3.0
+    client.handle_timer(3.0)
+    assert client.done and client.version is None
+
+
+def test_a_client_closed_before_its_request_went_out_ends_at_once() -> None:
+    client = ClientWebSocket(
+        Endpoint.from_url("ws://csms.example/ocpp/CS001"), versions=("2.0.1",), options=QUIET, now=0
+    )
+    client.close(1000, "", now=0.0)
+    client.start()
+    assert client.done and client.data_to_send() == b""
+
+
 def test_end_of_file_is_an_abnormal_closure() -> None:
     _, server = opened_pair()
     server.receive_data(None, 0.0)
