@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import selectors
+import signal
 import socket
 import ssl
 import threading
@@ -57,9 +58,29 @@ def wall_clock() -> Callable[[float], Any]:
     return wall_clock_for(time.monotonic)
 
 
+#: Python runs signal handlers in the main thread only, but the kernel hands a signal sent
+#: to the process to any thread that does not block it, and a main thread asleep in a
+#: blocking wait (``serve_forever()``, ``call()``) would sleep on. The adapter's threads
+#: block these, so they reach the main thread and end its wait at once.
+_MAIN_THREAD_SIGNALS = frozenset(
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM")
+    if hasattr(signal, name)
+)
+
+
 def _start_thread(target: Callable[..., Any], *args: Any, name: str) -> threading.Thread:
+    """Start a daemon thread that blocks ``_MAIN_THREAD_SIGNALS`` from its first instant
+    (it inherits the mask it was started with)."""
     thread = threading.Thread(target=target, args=args, name=name, daemon=True)
-    thread.start()
+    if not hasattr(signal, "pthread_sigmask"):  # (Windows: no thread signal masks)
+        thread.start()
+        return thread
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _MAIN_THREAD_SIGNALS)
+    try:
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     return thread
 
 

@@ -5,6 +5,7 @@ connections cost no CPU (no polling), and a failing accept() pauses and resumes.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -15,6 +16,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import trustme
 
 from ocpp_sansio.adapters import ServerOptions, StationOptions, WsOptions
@@ -186,3 +188,58 @@ def test_the_accept_loop_pauses_when_out_of_descriptors_and_resumes() -> None:
         errors = child.stderr.read() if child.stderr else ""
     assert "accept failed" in errors and "Too many open files" in errors, errors
     assert os.name == "posix"
+
+
+def _blocked_signals(thread: threading.Thread) -> set[signal.Signals]:
+    """The signals ``thread`` blocks, read from Linux's /proc."""
+    with open(f"/proc/self/task/{thread.native_id}/status") as status:
+        mask = next(int(line.split()[1], 16) for line in status if line.startswith("SigBlk:"))
+    return {number for number in signal.Signals if mask & (1 << (number - 1))}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/task")
+def test_the_adapter_threads_leave_stop_signals_to_the_main_thread() -> None:
+    """SIGINT and SIGTERM reach the main thread, where Python runs their handlers: every
+    thread the adapter starts (accept, connection, request, event, station) blocks them.
+    Before, a busy adapter thread could take a SIGTERM meant for a main thread blocked in
+    ``serve_forever()``, which then slept on (the demo CSMS ignored one SIGTERM in five
+    under load)."""
+    held = threading.Event()
+    seen: dict[str, threading.Thread] = {}
+
+    class Holding(Csms):
+        def on_request(self, session: Any, request: Any) -> Any:
+            if isinstance(request, v201.HeartbeatRequest):
+                held.wait(10)
+            return super().on_request(session, request)
+
+        def on_event(self, session: Any, event: Any) -> None:
+            seen.setdefault("event", threading.current_thread())
+
+    main_mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    options = StationOptions(ws_options=QUIET)
+    with threads_adapter.serve(Holding(), options=ServerOptions(ws_options=QUIET)) as server:
+        url = f"ws://127.0.0.1:{server.port}/ocpp/SIGNALS"
+        with threads_adapter.connect(url, version="2.0.1", boot=BOOT, options=options) as st:
+            assert st.wait_registered(10)
+            caller = threading.Thread(target=st.call, args=(v201.HeartbeatRequest(), 10))
+            caller.start()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not any(
+                t.name == "ocpp-request" for t in threading.enumerate()
+            ):
+                time.sleep(0.01)
+            for thread in threading.enumerate():
+                if thread.name.startswith("ocpp-"):
+                    seen.setdefault(thread.name, thread)
+            try:
+                assert {"ocpp-accept", "ocpp-connection", "ocpp-request", "ocpp-station"} <= set(
+                    seen
+                ), sorted(seen)
+                for name, thread in seen.items():
+                    if thread.is_alive():
+                        assert {signal.SIGINT, signal.SIGTERM} <= _blocked_signals(thread), name
+            finally:
+                held.set()
+                caller.join(10)
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == main_mask
