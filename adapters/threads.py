@@ -69,18 +69,25 @@ _MAIN_THREAD_SIGNALS = frozenset(
 )
 
 
+class _AdapterThread(threading.Thread):
+    """A daemon thread that blocks ``_MAIN_THREAD_SIGNALS`` from its first instant: it
+    inherits the signal mask of the thread that starts it."""
+
+    def start(self) -> None:
+        parent = threading.current_thread()
+        if isinstance(parent, _AdapterThread) or not hasattr(signal, "pthread_sigmask"):
+            super().start()  # (already blocked; or Windows, with no thread signal masks)
+            return
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _MAIN_THREAD_SIGNALS)
+        try:
+            super().start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _start_thread(target: Callable[..., Any], *args: Any, name: str) -> threading.Thread:
-    """Start a daemon thread that blocks ``_MAIN_THREAD_SIGNALS`` from its first instant
-    (it inherits the mask it was started with)."""
-    thread = threading.Thread(target=target, args=args, name=name, daemon=True)
-    if not hasattr(signal, "pthread_sigmask"):  # (Windows: no thread signal masks)
-        thread.start()
-        return thread
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _MAIN_THREAD_SIGNALS)
-    try:
-        thread.start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    thread = _AdapterThread(target=target, args=args, name=name, daemon=True)
+    thread.start()
     return thread
 
 
