@@ -974,8 +974,9 @@ class ClientWebSocket(_WebSocket):
 
     #: The upgrade request is queued.
     _started = False
-    #: A close asked for while the upgrade request was unanswered: sent once accepted.
-    _close_when_open: tuple[int, str] | None = None
+    #: A close (``_closing``) was asked for while the upgrade request was unanswered: it
+    #: is sent once accepted.
+    _close_on_accept = False
 
     def __init__(
         self,
@@ -1020,8 +1021,8 @@ class ClientWebSocket(_WebSocket):
         an orderly close, not a dropped socket (1006)."""
         if self.phase is not Phase.HANDSHAKE or not self._started:
             super().close(code, reason, now)
-        elif self._close_when_open is None:
-            self._close_when_open = (code, reason)
+        elif not self._close_on_accept:
+            self._close_on_accept = True
             self._closing = (code, reason)
             self._close_due = now + self.options.close_timeout
 
@@ -1033,9 +1034,9 @@ class ClientWebSocket(_WebSocket):
                 self._out += self._conn.send(ws.CloseConnection(code=PROTOCOL_ERROR, reason=reason))
                 self._finish(PROTOCOL_ERROR, reason, by_peer=True)
                 return
-            if self._close_when_open is not None:
+            if self._close_on_accept:
                 assert self._close_due is not None
-                self._send_close(*self._close_when_open, self._close_due)
+                self._send_close(*self._closing, self._close_due)
                 return
             self.version = VERSION_OF[event.subprotocol]
             self._events.append(Opened(version=self.version, identity=self.identity))
