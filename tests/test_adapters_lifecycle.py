@@ -265,20 +265,40 @@ def _release_once_closing(station: Any, peer: Peer) -> threading.Thread:
     return thread
 
 
-async def _leave_in_handshake(module: Any, url: str, peer: Peer, events: list[Any]) -> None:
-    to_thread = trio.to_thread.run_sync if module is trio_adapter else asyncio.to_thread
-    async with module.connect(
-        url, version="1.6", boot=BOOT, options=STATION, on_event=_record(events)
-    ) as station:
-        assert await to_thread(peer.requested.wait, TIMEOUT), "no upgrade request"
-        _release_once_closing(station, peer)
+def _leave_during_handshake(
+    adapter: str,
+    url: str,
+    peer: Peer,
+    *,
+    options: StationOptions = STATION,
+    on_event: Callable[[Any, Any], Any] | None = None,
+    inside: Callable[[Any], Any] = lambda _station: None,
+) -> float:
+    """Connect a station on ``adapter``, and once its upgrade request reached ``peer`` run
+    ``inside(station)`` and leave the block; when it was left (monotonic)."""
 
+    def connect() -> Any:
+        module = ASYNC.get(adapter, threads_adapter)
+        return module.connect(url, version="1.6", boot=BOOT, options=options, on_event=on_event)
 
-def _record(events: list[Any]) -> Callable[[Any, Any], Any]:
-    def on_event(_station: Any, event: Any) -> None:
-        events.append(event)
+    left = 0.0
+    if adapter == "threads":
+        with connect() as station:
+            assert peer.requested.wait(TIMEOUT), "no upgrade request"
+            inside(station)
+            left = time.monotonic()
+        return left
 
-    return on_event
+    async def leave() -> None:
+        nonlocal left
+        to_thread = trio.to_thread.run_sync if adapter == "trio" else asyncio.to_thread
+        async with connect() as station:
+            assert await to_thread(peer.requested.wait, TIMEOUT), "no upgrade request"
+            inside(station)
+            left = time.monotonic()
+
+    trio.run(leave) if adapter == "trio" else asyncio.run(leave())
+    return left
 
 
 @pytest.mark.parametrize("adapter", ["trio", "asyncio", "threads"])
@@ -290,16 +310,13 @@ def test_a_station_leaving_connect_during_its_handshake_closes_with_1000_once_ac
     # dropped socket, and the application no failed attempt.
     url = peer.serve(held=True)
     events: list[Any] = []
-    if adapter == "threads":
-        with threads_adapter.connect(
-            url, version="1.6", boot=BOOT, options=STATION, on_event=_record(events)
-        ) as station:
-            assert peer.requested.wait(TIMEOUT), "no upgrade request"
-            _release_once_closing(station, peer)
-    elif adapter == "trio":
-        trio.run(_leave_in_handshake, trio_adapter, url, peer, events)
-    else:
-        asyncio.run(_leave_in_handshake(asyncio_adapter, url, peer, events))
+    _leave_during_handshake(
+        adapter,
+        url,
+        peer,
+        on_event=lambda _station, event: events.append(event),
+        inside=lambda station: _release_once_closing(station, peer),
+    )
     assert peer.code() == 1000
     assert events == []
 
@@ -309,28 +326,11 @@ def test_a_station_leaving_connect_during_a_handshake_never_answered_is_done_wit
     adapter: str, peer: Peer
 ) -> None:
     url = peer.serve(held=True)
-    options = StationOptions(
-        ws_options=WsOptions(ping_interval=0, close_timeout=0.5, handshake_timeout=60)
+    ws_options = WsOptions(ping_interval=0, close_timeout=0.5, handshake_timeout=60)
+    left = _leave_during_handshake(
+        adapter, url, peer, options=StationOptions(ws_options=ws_options)
     )
-    started = time.monotonic()
-    if adapter == "threads":
-        with threads_adapter.connect(url, version="1.6", boot=BOOT, options=options):
-            assert peer.requested.wait(TIMEOUT), "no upgrade request"
-            started = time.monotonic()
-    else:
-
-        async def leave(module: Any) -> None:
-            nonlocal started
-            to_thread = trio.to_thread.run_sync if module is trio_adapter else asyncio.to_thread
-            async with module.connect(url, version="1.6", boot=BOOT, options=options):
-                assert await to_thread(peer.requested.wait, TIMEOUT), "no upgrade request"
-                started = time.monotonic()
-
-        if adapter == "trio":
-            trio.run(leave, trio_adapter)
-        else:
-            asyncio.run(leave(asyncio_adapter))
-    assert time.monotonic() - started < 5  # close_timeout, not the 60 s handshake_timeout
+    assert time.monotonic() - left < 5  # close_timeout, not the 60 s handshake_timeout
 
 
 # --- a server leaving serve() --------------------------------------------------------------------
