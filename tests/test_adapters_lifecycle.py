@@ -251,7 +251,7 @@ def test_a_threads_station_leaving_connect_by_any_route_sends_1000(route: str, p
     assert peer.code() == 1000
 
 
-def _release_once_closing(station: Any, peer: Peer) -> threading.Thread:
+def _release_once_closing(station: Any, peer: Peer) -> None:
     """Answer the station's upgrade request once its close has begun."""
 
     def release() -> None:
@@ -260,9 +260,7 @@ def _release_once_closing(station: Any, peer: Peer) -> threading.Thread:
             time.sleep(0.005)
         peer.release()
 
-    thread = threading.Thread(target=release, daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=release, daemon=True).start()
 
 
 def _leave_during_handshake(
