@@ -61,11 +61,12 @@ def wall_clock() -> Callable[[float], Any]:
 #: Python runs signal handlers in the main thread only, but the kernel hands a signal sent
 #: to the process to any thread that does not block it, and a main thread asleep in a
 #: blocking wait (``serve_forever()``, ``call()``) would sleep on. The adapter's threads
-#: block these, so they reach the main thread and end its wait at once.
+#: block these, so they reach the main thread and end its wait at once. (None on Windows,
+#: which has no thread signal masks.)
 _MAIN_THREAD_SIGNALS = frozenset(
     getattr(signal, name)
     for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM")
-    if hasattr(signal, name)
+    if hasattr(signal, name) and hasattr(signal, "pthread_sigmask")
 )
 
 
@@ -74,9 +75,8 @@ class _AdapterThread(threading.Thread):
     inherits the signal mask of the thread that starts it."""
 
     def start(self) -> None:
-        parent = threading.current_thread()
-        if isinstance(parent, _AdapterThread) or not hasattr(signal, "pthread_sigmask"):
-            super().start()  # (already blocked; or Windows, with no thread signal masks)
+        if not _MAIN_THREAD_SIGNALS or isinstance(threading.current_thread(), _AdapterThread):
+            super().start()  # (nothing to block, or already blocked)
             return
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, _MAIN_THREAD_SIGNALS)
         try:
